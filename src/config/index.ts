@@ -1,0 +1,249 @@
+/**
+ * The whole configuration of Freight, read from environment variables only and validated once at start-up.
+ * A bad value throws a ConfigError naming the variable; server.ts prints it as one line and exits 1.
+ */
+import path from 'node:path';
+import { GiB, MiB, TiB, parseDuration, parseSize } from './units.js';
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+export interface S3Config {
+  bucket: string;
+  /** Custom endpoint (RGW, MinIO, R2 …); undefined means AWS. */
+  endpoint: string | undefined;
+  region: string;
+  /** Static credentials; undefined means the AWS SDK's default provider chain. */
+  credentials: { accessKeyId: string; secretAccessKey: string } | undefined;
+  forcePathStyle: boolean;
+  /** Sign direct-upload part URLs for S3 Transfer Acceleration. */
+  accelerate: boolean;
+}
+
+export type AuthConfig =
+  | { mode: 'jwt'; secret: string }
+  /** Embedded defaults on loopback with no secret given: a random secret kept in DATA_DIR. */
+  | { mode: 'dev-secret'; secretFile: string }
+  | { mode: 'disabled' };
+
+export interface Config {
+  host: string;
+  port: number;
+  /** Base URL clients reach this server at (behind a proxy); undefined: taken from the Host header. */
+  publicUrl: string | undefined;
+  dataDir: string;
+  /** Where part buffers are written (TMPDIR, else DATA_DIR/tmp). */
+  tempDir: string;
+  /** undefined: embedded PGlite under DATA_DIR/db. */
+  databaseUrl: string | undefined;
+  /** undefined: local file store under DATA_DIR/files. */
+  s3: S3Config | undefined;
+  /** Preferred S3 part size; the planner raises it for uploads that would need more than 10,000 parts. */
+  partSize: number;
+  /** S3 parts buffered or in flight at once in this process (each is one temp file of up to a part size). */
+  partConcurrency: number;
+  maxUploadSize: number;
+  uploadExpiryMs: number;
+  presignExpiresMs: number;
+  auth: AuthConfig;
+  corsOrigins: '*' | string[];
+  logLevel: LogLevel;
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    problem: string,
+  ) {
+    super(`${variable} ${problem}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+/** S3's own limits (https://docs.aws.amazon.com/AmazonS3/latest/userguide/qfacts.html). */
+export const S3_LIMITS = {
+  minPartSize: 5 * MiB,
+  maxPartSize: 5 * GiB,
+  maxParts: 10_000,
+  maxObjectSize: 5 * TiB,
+} as const;
+
+const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+export function loadConfig(env: Env = process.env): Config {
+  const read = (name: string): string | undefined => {
+    const value = env[name]?.trim();
+    return value === '' ? undefined : value;
+  };
+
+  const int = (name: string, fallback: number, min: number, max: number): number => {
+    const text = read(name);
+    if (text === undefined) return fallback;
+    const value = Number(text);
+    if (!Number.isInteger(value) || value < min || value > max) {
+      throw new ConfigError(name, `must be an integer from ${min} to ${max}, got "${text}"`);
+    }
+    return value;
+  };
+
+  const bool = (name: string): boolean => {
+    const text = read(name)?.toLowerCase();
+    if (text === undefined || ['false', '0', 'no', 'off'].includes(text)) return false;
+    if (['true', '1', 'yes', 'on'].includes(text)) return true;
+    throw new ConfigError(name, `must be true or false, got "${read(name)}"`);
+  };
+
+  const size = (name: string, fallback: number, min: number, max: number): number => {
+    const text = read(name);
+    if (text === undefined) return fallback;
+    const value = parseSize(text);
+    if (value === undefined) {
+      throw new ConfigError(name, `must be a size such as 8MiB, 5TiB or a number of bytes, got "${text}"`);
+    }
+    if (value < min || value > max) {
+      throw new ConfigError(name, `must be from ${min} to ${max} bytes, got "${text}" (${value} bytes)`);
+    }
+    return value;
+  };
+
+  const duration = (name: string, fallback: number, min: number, max: number): number => {
+    const text = read(name);
+    if (text === undefined) return fallback;
+    const value = parseDuration(text);
+    if (value === undefined) {
+      throw new ConfigError(name, `must be a duration such as 15m, 24h or 7d (plain numbers are seconds), got "${text}"`);
+    }
+    if (value < min || value > max) {
+      throw new ConfigError(name, `must be from ${min / 1000} s to ${max / 1000} s, got "${text}"`);
+    }
+    return value;
+  };
+
+  const url = (name: string): string | undefined => {
+    const text = read(name);
+    if (text === undefined) return undefined;
+    let parsed: URL;
+    try {
+      parsed = new URL(text);
+    } catch {
+      throw new ConfigError(name, `must be an http(s) URL, got "${text}"`);
+    }
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+      throw new ConfigError(name, `must be an http(s) URL, got "${text}"`);
+    }
+    return text.replace(/\/+$/, '');
+  };
+
+  const host = read('HOST') ?? '127.0.0.1';
+  const port = int('PORT', 1080, 0, 65535);
+  const publicUrl = url('PUBLIC_URL');
+  const dataDir = path.resolve(read('DATA_DIR') ?? './data');
+  const tempDir = read('TMPDIR') ?? path.join(dataDir, 'tmp');
+
+  const databaseUrl = read('DATABASE_URL');
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    throw new ConfigError('DATABASE_URL', 'must be a postgres:// or postgresql:// URL');
+  }
+
+  const s3 = readS3(read, url, bool);
+  const maxUploadSize = size('MAX_UPLOAD_SIZE', S3_LIMITS.maxObjectSize, 1, S3_LIMITS.maxObjectSize);
+  const partSize = size('S3_PART_SIZE', 8 * MiB, S3_LIMITS.minPartSize, S3_LIMITS.maxPartSize);
+  const partConcurrency = int('S3_PART_CONCURRENCY', 8, 1, 256);
+  const uploadExpiryMs = duration('UPLOAD_EXPIRY', 24 * 3_600_000, 60_000, 365 * 86_400_000);
+  const presignExpiresMs = duration('PRESIGN_EXPIRES', 15 * 60_000, 60_000, 60 * 60_000);
+
+  const corsText = read('CORS_ORIGINS') ?? '*';
+  let corsOrigins: Config['corsOrigins'] = '*';
+  if (corsText !== '*') {
+    corsOrigins = corsText.split(',').map((origin) => origin.trim()).filter(Boolean);
+    for (const origin of corsOrigins) {
+      if (!/^https?:\/\/[^/\s]+$/.test(origin)) {
+        throw new ConfigError('CORS_ORIGINS', `must be * or a comma-separated list of origins like https://app.example.com, got "${origin}"`);
+      }
+    }
+  }
+
+  const logLevel = (read('LOG_LEVEL') ?? 'info') as LogLevel;
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw new ConfigError('LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
+  }
+
+  const auth = readAuth(read, bool, { host, dataDir, embedded: databaseUrl === undefined && s3 === undefined });
+
+  return {
+    host,
+    port,
+    publicUrl,
+    dataDir,
+    tempDir,
+    databaseUrl,
+    s3,
+    partSize,
+    partConcurrency,
+    maxUploadSize,
+    uploadExpiryMs,
+    presignExpiresMs,
+    auth,
+    corsOrigins,
+    logLevel,
+  };
+}
+
+function readS3(
+  read: (name: string) => string | undefined,
+  url: (name: string) => string | undefined,
+  bool: (name: string) => boolean,
+): S3Config | undefined {
+  const bucket = read('S3_BUCKET');
+  const endpoint = url('S3_ENDPOINT');
+  const accessKeyId = read('S3_ACCESS_KEY_ID');
+  const secretAccessKey = read('S3_SECRET_ACCESS_KEY');
+  const forcePathStyle = bool('S3_FORCE_PATH_STYLE');
+  const accelerate = bool('S3_ACCELERATE');
+  if (bucket === undefined) return undefined;
+  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) {
+    throw new ConfigError('S3_BUCKET', `is not a valid bucket name: "${bucket}"`);
+  }
+  if ((accessKeyId === undefined) !== (secretAccessKey === undefined)) {
+    throw new ConfigError(
+      accessKeyId === undefined ? 'S3_ACCESS_KEY_ID' : 'S3_SECRET_ACCESS_KEY',
+      'must be set together with ' + (accessKeyId === undefined ? 'S3_SECRET_ACCESS_KEY' : 'S3_ACCESS_KEY_ID'),
+    );
+  }
+  if (accelerate && bucket.includes('.')) {
+    throw new ConfigError('S3_ACCELERATE', 'needs a bucket name without dots (Transfer Acceleration uses virtual-hosted URLs)');
+  }
+  return {
+    bucket,
+    endpoint,
+    region: read('S3_REGION') ?? 'us-east-1',
+    credentials: accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey } : undefined,
+    forcePathStyle,
+    accelerate,
+  };
+}
+
+function readAuth(
+  read: (name: string) => string | undefined,
+  bool: (name: string) => boolean,
+  where: { host: string; dataDir: string; embedded: boolean },
+): AuthConfig {
+  const disabled = bool('AUTH_DISABLED');
+  const secret = read('AUTH_JWT_SECRET');
+  if (disabled) return { mode: 'disabled' };
+  if (secret !== undefined) {
+    if (secret.length < 32) {
+      throw new ConfigError('AUTH_JWT_SECRET', 'must be at least 32 characters (HS256 needs a 256-bit secret)');
+    }
+    return { mode: 'jwt', secret };
+  }
+  const loopback = ['127.0.0.1', 'localhost', '::1'].includes(where.host);
+  if (where.embedded && loopback) {
+    return { mode: 'dev-secret', secretFile: path.join(where.dataDir, 'dev-jwt-secret') };
+  }
+  throw new ConfigError(
+    'AUTH_JWT_SECRET',
+    'is required when the server uses Postgres, S3 or a non-loopback HOST (set it, or AUTH_DISABLED=true for development only)',
+  );
+}

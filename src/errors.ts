@@ -1,0 +1,118 @@
+/**
+ * Every error Freight answers with, declared in one place (as tusd does), and the one function that turns any
+ * thrown value into an HTTP answer. Services throw these; only the error handlers write them.
+ */
+import { ERRORS as TUS_ERRORS } from '@tus/utils';
+
+const STATUS = {
+  bad_request: 400,
+  unauthorized: 401,
+  not_found: 404,
+  conflict: 409,
+  gone: 410,
+  precondition_failed: 412,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  locked: 423,
+  internal: 500,
+  not_implemented: 501,
+  storage_unavailable: 503,
+} as const;
+
+export type ErrorCode = keyof typeof STATUS;
+
+export class FreightError extends Error {
+  readonly status: number;
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly headers: Record<string, string> = {},
+    readonly details?: unknown,
+  ) {
+    super(message);
+    this.name = 'FreightError';
+    this.status = STATUS[code];
+  }
+}
+
+export const badRequest = (message: string, details?: unknown) =>
+  new FreightError('bad_request', message, {}, details);
+export const unauthorized = (message: string) =>
+  new FreightError('unauthorized', message, { 'WWW-Authenticate': 'Bearer realm="freight"' });
+export const notFound = (message = 'upload not found') => new FreightError('not_found', message);
+export const conflict = (message: string, details?: unknown) => new FreightError('conflict', message, {}, details);
+export const gone = (message: string) => new FreightError('gone', message);
+export const payloadTooLarge = (message: string) => new FreightError('payload_too_large', message);
+export const locked = (message: string) => new FreightError('locked', message);
+export const notImplemented = (message: string) => new FreightError('not_implemented', message);
+/** The S3 server (or the disk) failed; the upload stays resumable. */
+export const storageUnavailable = (message: string) => new FreightError('storage_unavailable', message);
+
+export interface HttpAnswer {
+  status: number;
+  code: string;
+  message: string;
+  headers: Record<string, string>;
+  details?: unknown;
+}
+
+/** The tus library's own errors, re-mapped where its defaults differ from the tus 1.0 spec. */
+const TUS_REMAP = new Map<unknown, { code: ErrorCode; message: string }>([
+  // "The request MUST include a Upload-Offset header" – a malformed request is a 400, not 403.
+  [TUS_ERRORS.MISSING_OFFSET, { code: 'bad_request', message: 'Upload-Offset header required' }],
+  // A PATCH without the tus media type cannot be processed: 415 Unsupported Media Type.
+  [
+    TUS_ERRORS.INVALID_CONTENT_TYPE,
+    { code: 'unsupported_media_type', message: 'Content-Type must be application/offset+octet-stream' },
+  ],
+  // The upload is busy with another request that did not give its lock back in time: 423 Locked.
+  [
+    TUS_ERRORS.ERR_LOCK_TIMEOUT,
+    { code: 'locked', message: 'the upload is locked by another request; retry shortly' },
+  ],
+]);
+
+interface TusStyleError {
+  status_code: number;
+  body: string;
+}
+
+function isTusStyle(error: unknown): error is TusStyleError {
+  return (
+    typeof error === 'object' &&
+    error !== null &&
+    typeof (error as TusStyleError).status_code === 'number' &&
+    typeof (error as TusStyleError).body === 'string'
+  );
+}
+
+interface FastifyStyleError {
+  statusCode?: number;
+  code?: string;
+  message: string;
+  validation?: unknown;
+}
+
+/** Maps anything thrown to the answer the client gets. Unknown errors are 500s (and get logged by the caller). */
+export function toHttpAnswer(error: unknown): HttpAnswer {
+  if (error instanceof FreightError) {
+    return { status: error.status, code: error.code, message: error.message, headers: error.headers, details: error.details };
+  }
+  const remapped = TUS_REMAP.get(error);
+  if (remapped) {
+    return { status: STATUS[remapped.code], code: remapped.code, message: remapped.message, headers: {} };
+  }
+  if (isTusStyle(error)) {
+    const code = (Object.keys(STATUS) as ErrorCode[]).find((key) => STATUS[key] === error.status_code) ?? 'internal';
+    return { status: error.status_code, code, message: error.body.trim(), headers: {} };
+  }
+  if (error instanceof Error) {
+    const fastify = error as FastifyStyleError;
+    // Route-schema validation, malformed JSON, unsupported body types, oversize bodies: client errors.
+    if (typeof fastify.statusCode === 'number' && fastify.statusCode >= 400 && fastify.statusCode < 500) {
+      const code = (Object.keys(STATUS) as ErrorCode[]).find((key) => STATUS[key] === fastify.statusCode) ?? 'bad_request';
+      return { status: fastify.statusCode, code, message: fastify.message, headers: {} };
+    }
+  }
+  return { status: 500, code: 'internal', message: 'internal server error', headers: {} };
+}

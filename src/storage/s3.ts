@@ -1,0 +1,29 @@
+/**
+ * The S3 client settings every S3 caller in Freight uses (the tus store, the direct path, health checks).
+ */
+import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
+import type { S3Config } from '../config/index.js';
+
+export function s3ClientConfig(s3: S3Config): S3ClientConfig {
+  return {
+    region: s3.region,
+    ...(s3.endpoint ? { endpoint: s3.endpoint } : {}),
+    ...(s3.credentials ? { credentials: s3.credentials } : {}),
+    forcePathStyle: s3.forcePathStyle,
+    // The SDK's default adds CRC32 checksum trailers to streamed bodies and to presigned URLs; S3-compatible
+    // servers (Ceph RGW among them) refuse the trailers, and a presigned URL would carry the CRC of an empty
+    // body. Checksums only where an operation requires them.
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  };
+}
+
+export function createS3Client(s3: S3Config): S3Client {
+  return new S3Client(s3ClientConfig(s3));
+}
+
+/** S3 error names that mean "no such upload" (AWS says NoSuchUpload; Ceph RGW says NoSuchKey). */
+export function isNoSuchUpload(error: unknown): boolean {
+  const name = (error as { name?: string } | null)?.name;
+  return name === 'NoSuchUpload' || name === 'NoSuchKey';
+}

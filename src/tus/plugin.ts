@@ -1,0 +1,64 @@
+/**
+ * Mounts @tus/server under /files. Fastify authenticates and applies the spec checks of protocol.ts, then the
+ * raw request and response are handed to tus, which streams the body straight into the data store.
+ */
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { DataStore, Locker } from '@tus/server';
+import { TUS_RESUMABLE } from '@tus/utils';
+import type { Authenticator } from '../auth/authenticator.js';
+import { authHook } from '../auth/hook.js';
+import type { Config } from '../config/index.js';
+import { toHttpAnswer } from '../errors.js';
+import type { UploadService } from '../uploads/service.js';
+import { checkTusRequest } from './protocol.js';
+import { runWithContext } from './request-context.js';
+import { TUS_PATH, createTusServer } from './server.js';
+
+export interface TusPluginOptions {
+  config: Config;
+  authenticator: Authenticator;
+  uploads: UploadService;
+  store: DataStore;
+  locker: Locker;
+}
+
+/** tus headers a browser must be allowed to read on error answers too (tus adds them on its own answers). */
+const EXPOSE =
+  'Location, Tus-Resumable, Tus-Version, Tus-Extension, Tus-Max-Size, Upload-Offset, Upload-Length, ' +
+  'Upload-Metadata, Upload-Defer-Length, Upload-Expires, WWW-Authenticate';
+
+export async function tusPlugin(app: FastifyInstance, options: TusPluginOptions): Promise<void> {
+  const { config, uploads, store, locker } = options;
+  const tus = createTusServer({ config, store, uploads, locker, log: app.log });
+
+  // Leave every request body unread: tus streams it from the raw request.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (_request, _payload, done) => done(null));
+
+  app.addHook('onRequest', authHook(options.authenticator));
+  app.addHook('preHandler', async (request) => {
+    checkTusRequest(request.method, request.headers, config.maxUploadSize);
+  });
+
+  // Errors raised before tus takes over (401, 412, 415, 400 …) get the headers tus would have sent.
+  app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
+    const answer = toHttpAnswer(error);
+    if (answer.status >= 500) request.log.error({ err: error }, 'tus request failed before reaching tus');
+    const origin = request.headers.origin;
+    const allowed = config.corsOrigins === '*' ? '*' : origin && config.corsOrigins.includes(origin) ? origin : undefined;
+    if (allowed) reply.header('Access-Control-Allow-Origin', allowed).header('Access-Control-Expose-Headers', EXPOSE);
+    return reply
+      .code(answer.status)
+      .headers({ 'Tus-Resumable': TUS_RESUMABLE, ...answer.headers })
+      .type('text/plain; charset=utf-8')
+      .send(`${answer.message}\n`);
+  });
+
+  const handler = async (request: FastifyRequest, reply: FastifyReply) => {
+    reply.hijack();
+    await runWithContext({ user: request.user }, () => tus.handle(request.raw, reply.raw));
+  };
+  const methods = ['GET', 'HEAD', 'POST', 'PATCH', 'DELETE', 'OPTIONS'];
+  app.route({ method: methods, url: TUS_PATH, exposeHeadRoute: false, handler });
+  app.route({ method: methods, url: `${TUS_PATH}/*`, exposeHeadRoute: false, handler });
+}

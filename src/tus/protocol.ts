@@ -1,0 +1,117 @@
+/**
+ * tus 1.0 request checks that @tus/server answers with the wrong status (or not at all). Each check carries the
+ * sentence of https://tus.io/protocols/resumable-upload it enforces. They run before the request reaches tus.
+ */
+import { TUS_RESUMABLE } from '@tus/utils';
+import { FreightError, badRequest, payloadTooLarge } from '../errors.js';
+
+type Headers = Record<string, string | string[] | undefined>;
+
+const header = (headers: Headers, name: string): string | undefined => {
+  const value = headers[name];
+  return Array.isArray(value) ? value.join(',') : value;
+};
+
+/** "The value MUST be a non-negative integer." (Upload-Offset, Upload-Length) */
+function nonNegativeInteger(name: string, value: string): number {
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(Number(value))) {
+    throw badRequest(`${name} must be a non-negative integer, got "${value}"`);
+  }
+  return Number(value);
+}
+
+export function checkTusRequest(method: string, headers: Headers, maxSize: number): void {
+  // OPTIONS is exempt from Tus-Resumable; GET is a download, outside the protocol.
+  if (method === 'OPTIONS' || method === 'GET') return;
+
+  // "The Tus-Resumable header MUST be included in every request and response except for OPTIONS requests.
+  // If the version specified by the Client is not supported by the Server, it MUST respond with the
+  // 412 Precondition Failed status and MUST include the Tus-Version header into the response."
+  const version = header(headers, 'tus-resumable');
+  if (version !== TUS_RESUMABLE) {
+    throw new FreightError(
+      'precondition_failed',
+      version === undefined
+        ? 'Tus-Resumable header required'
+        : `unsupported Tus-Resumable "${version}"; this server speaks ${TUS_RESUMABLE}`,
+      { 'Tus-Version': TUS_RESUMABLE },
+    );
+  }
+
+  if (method === 'PATCH') checkPatch(headers, maxSize);
+  if (method === 'POST') checkPost(headers, maxSize);
+}
+
+function checkPatch(headers: Headers, maxSize: number): void {
+  // "All PATCH requests MUST use Content-Type: application/offset+octet-stream, otherwise the server SHOULD
+  // return a 415 Unsupported Media Type status."
+  const contentType = header(headers, 'content-type');
+  if (contentType?.split(';')[0]?.trim().toLowerCase() !== 'application/offset+octet-stream') {
+    throw new FreightError(
+      'unsupported_media_type',
+      `PATCH requests must use Content-Type: application/offset+octet-stream, got ${contentType ? `"${contentType}"` : 'none'}`,
+    );
+  }
+  // "The Upload-Offset header's value MUST be equal to the current offset of the resource."
+  // (A missing or malformed header is a bad request; a wrong number is the 409 tus answers itself.)
+  const offset = header(headers, 'upload-offset');
+  if (offset === undefined) throw badRequest('Upload-Offset header required');
+  nonNegativeInteger('Upload-Offset', offset);
+  // creation-defer-length: "the Client MUST set the Upload-Length header in the next PATCH request".
+  const length = header(headers, 'upload-length');
+  if (length !== undefined) checkLength(length, maxSize);
+}
+
+function checkPost(headers: Headers, maxSize: number): void {
+  if (header(headers, 'upload-concat') !== undefined) return; // not offered: tus answers that itself
+
+  const length = header(headers, 'upload-length');
+  const defer = header(headers, 'upload-defer-length');
+  // "The Client MUST send either Upload-Length or Upload-Defer-Length: 1"; not both.
+  if (length === undefined && defer === undefined) {
+    throw badRequest('Upload-Length or Upload-Defer-Length: 1 header required');
+  }
+  if (length !== undefined && defer !== undefined) {
+    throw badRequest('send either Upload-Length or Upload-Defer-Length, not both');
+  }
+  // "Its value MUST be 1. If the length of an upload is not deferred, this header MUST be omitted."
+  if (defer !== undefined && defer !== '1') throw badRequest(`Upload-Defer-Length must be 1, got "${defer}"`);
+  if (length !== undefined) checkLength(length, maxSize);
+
+  const metadata = header(headers, 'upload-metadata');
+  if (metadata !== undefined) parseUploadMetadata(metadata);
+}
+
+function checkLength(value: string, maxSize: number): void {
+  const length = nonNegativeInteger('Upload-Length', value);
+  // "If the length of the upload exceeds the maximum, which MAY be specified using the Tus-Max-Size header,
+  // the Server MUST respond with the 413 Request Entity Too Large status."
+  if (length > maxSize) {
+    throw payloadTooLarge(`Upload-Length ${length} exceeds this server's maximum of ${maxSize} bytes (Tus-Max-Size)`);
+  }
+}
+
+/**
+ * "The Upload-Metadata request and response header MUST consist of one or more comma-separated key-value
+ * pairs. The key and value MUST be separated by a space. The key MUST NOT contain spaces and commas and MUST NOT
+ * be empty. The key SHOULD be ASCII encoded and the value MUST be Base64 encoded. All keys MUST be unique.
+ * The value MAY be empty. In these cases, the space, which would normally separate the key and the value,
+ * MAY be left out."
+ */
+export function parseUploadMetadata(value: string): Record<string, string> {
+  const result: Record<string, string> = {};
+  for (const pair of value.split(',')) {
+    const [key, encoded, ...extra] = pair.split(' ');
+    if (!key) throw badRequest('Upload-Metadata has an empty key');
+    if (extra.length > 0) throw badRequest(`Upload-Metadata pair "${pair}" has more than a key and a value`);
+    if (Object.hasOwn(result, key)) throw badRequest(`Upload-Metadata key "${key}" appears twice`);
+    if (encoded !== undefined && encoded !== '' && !/^[A-Za-z0-9+/]*={0,2}$/.test(encoded)) {
+      throw badRequest(`Upload-Metadata value of "${key}" is not Base64`);
+    }
+    if (encoded !== undefined && encoded.length % 4 !== 0) {
+      throw badRequest(`Upload-Metadata value of "${key}" is not Base64 (its length is not a multiple of 4)`);
+    }
+    result[key] = encoded ? Buffer.from(encoded, 'base64').toString('utf8') : '';
+  }
+  return result;
+}

@@ -1,0 +1,93 @@
+/**
+ * @tus/s3-store with the three things Freight adds: the part planner, a part row (number, size, ETag) for each
+ * part stored, and the parts check before S3 assembles the object. S3Store keeps none of this itself.
+ */
+import type { ReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import type { Part } from '@aws-sdk/client-s3';
+import { S3Store, type MetadataValue, type Options } from '@tus/s3-store';
+import type { Upload } from '@tus/utils';
+import { planPartSize } from '../uploads/planner.js';
+import type { StoredPart } from '../uploads/parts.js';
+import type { UploadService } from '../uploads/service.js';
+
+export interface FreightS3StoreOptions extends Options {
+  uploads: UploadService;
+  /** Deferred-length uploads are planned as if they were this long. */
+  maxUploadSize: number;
+}
+
+async function bodySize(body: ReadStream | Readable | Buffer): Promise<number> {
+  if (Buffer.isBuffer(body)) return body.length;
+  // S3Store hands each part over as a read stream of its temp file.
+  const { path } = body as Partial<ReadStream>;
+  if (path === undefined) throw new Error('part body is neither a Buffer nor a file stream; its size is unknown');
+  return (await stat(path)).size;
+}
+
+function toStoredPart(part: Part): StoredPart {
+  return { partNumber: part.PartNumber ?? 0, size: part.Size ?? 0, etag: part.ETag ?? '' };
+}
+
+export class FreightS3Store extends S3Store {
+  private readonly uploads: UploadService;
+  private readonly deferredPlanLength: number;
+
+  constructor({ uploads, maxUploadSize, ...options }: FreightS3StoreOptions) {
+    super(options);
+    this.uploads = uploads;
+    this.deferredPlanLength = maxUploadSize;
+  }
+
+  /** max(S3_PART_SIZE, ceil(length / 10,000)); see uploads/planner.ts. */
+  protected override calcOptimalPartSize(size?: number): number {
+    return planPartSize(size ?? this.deferredPlanLength, this.preferredPartSize);
+  }
+
+  /**
+   * A zero-byte upload is complete once created, but S3Store only assembles objects in write(), which an empty
+   * upload never gets: assemble it here (S3Store stores one empty part for it).
+   */
+  override async create(upload: Upload): Promise<Upload> {
+    const created = await super.create(upload);
+    if (created.size === 0) {
+      const metadata = await this.getMetadata(created.id);
+      await this.finishMultipartUpload(metadata, []);
+      await this.completeMetadata(metadata.file);
+      await this.clearCache(created.id);
+    }
+    return created;
+  }
+
+  protected override async saveMetadata(upload: Upload, uploadId: string): Promise<void> {
+    await super.saveMetadata(upload, uploadId);
+    await this.uploads.attachS3Upload(upload.id, uploadId);
+  }
+
+  protected override async uploadPart(
+    metadata: MetadataValue,
+    body: ReadStream | Readable | Buffer,
+    partNumber: number,
+  ): Promise<string> {
+    const size = await bodySize(body);
+    const etag = await super.uploadPart(metadata, body, partNumber);
+    await this.uploads.recordStoredPart(metadata.file.id, { partNumber, size, etag });
+    return etag;
+  }
+
+  protected override async finishMultipartUpload(metadata: MetadataValue, parts: Part[]): Promise<string | undefined> {
+    // A zero-byte upload has no parts yet; S3Store stores one empty part itself (recorded by uploadPart above).
+    if (parts.length > 0) {
+      const upload = await this.uploads.getUploadForStorage(metadata.file.id);
+      await this.uploads.verifyParts(upload, parts.map(toStoredPart));
+    }
+    return super.finishMultipartUpload(metadata, parts);
+  }
+
+  /** S3Store leaves the incomplete-part object behind on termination; remove it too. */
+  override async remove(id: string): Promise<void> {
+    await super.remove(id);
+    await this.client.deleteObject({ Bucket: this.bucket, Key: this.partKey(id, true) });
+  }
+}

@@ -1,0 +1,105 @@
+/**
+ * The @tus/server instance and its hooks: where each tus request meets authentication, ownership and the
+ * upload-state service.
+ */
+import { randomUUID } from 'node:crypto';
+import { EVENTS, Server, type DataStore, type Locker, type Upload } from '@tus/server';
+import type { FastifyBaseLogger } from 'fastify';
+import type { Config } from '../config/index.js';
+import { toHttpAnswer } from '../errors.js';
+import type { UploadService } from '../uploads/service.js';
+import { requestContext } from './request-context.js';
+
+export const TUS_PATH = '/files';
+
+/** Headers a browser must be able to read beyond @tus/server's list (which lacks Upload-Expires). */
+const EXTRA_EXPOSED_HEADERS = ['Upload-Expires'];
+
+/** "filename"/"filetype" (tus-js-client's convention) or "name"/"type" (Uppy's). */
+function fileFacts(metadata: Upload['metadata']) {
+  const pick = (...keys: string[]) => keys.map((key) => metadata?.[key]).find((value) => value) ?? null;
+  return { filename: pick('filename', 'name'), mimeType: pick('filetype', 'type', 'contentType') };
+}
+
+const uploadIdFromUrl = (url: string): string | undefined =>
+  new URL(url, 'http://x').pathname.slice(TUS_PATH.length + 1).split('/')[0] || undefined;
+
+export function createTusServer(deps: {
+  config: Config;
+  store: DataStore;
+  uploads: UploadService;
+  locker: Locker;
+  log: FastifyBaseLogger;
+}): Server {
+  const { config, store, uploads, locker, log } = deps;
+
+  const server = new Server({
+    path: TUS_PATH,
+    datastore: store,
+    maxSize: config.maxUploadSize,
+    locker,
+    allowedOrigins: config.corsOrigins === '*' ? undefined : config.corsOrigins,
+    exposedHeaders: EXTRA_EXPOSED_HEADERS,
+    // Finished uploads are files now, not uploads: DELETE answers 400 instead of removing them.
+    disableTerminationForFinishedUploads: true,
+    generateUrl: config.publicUrl ? (_req, { path, id }) => `${config.publicUrl}${path}/${id}` : undefined,
+    // Upload ids are UUIDs: they are the primary key of file_uploads.
+    namingFunction: () => randomUUID(),
+
+    // Every request naming an upload: the caller must own it (else 404) and it must not be gone (else 410);
+    // a download (GET) only needs ownership.
+    async onIncomingRequest(req, id) {
+      if (req.method === 'POST') return;
+      const { user } = requestContext();
+      if (req.method === 'GET') await uploads.getOwned(user.id, id);
+      else await uploads.getOwnedLive(user.id, id);
+    },
+
+    async onUploadCreate(_req, upload) {
+      const context = requestContext();
+      const metadata = Object.fromEntries(
+        Object.entries(upload.metadata ?? {}).map(([key, value]) => [key, value ?? '']),
+      );
+      await uploads.create({
+        id: upload.id,
+        userId: context.user.id,
+        protocol: 'tus',
+        ...fileFacts(upload.metadata),
+        totalSize: upload.size ?? null,
+        storageKey: upload.id,
+        metadata,
+      });
+      context.createdId = upload.id;
+      return {};
+    },
+
+    async onUploadFinish(_req, upload) {
+      await uploads.markCompleted(upload.id, upload.offset);
+      return {};
+    },
+
+    // Every error answer passes here: spec-exact statuses, and storage failures recorded on the upload.
+    async onResponseError(req, error) {
+      const answer = toHttpAnswer(error);
+      if (answer.status >= 500) {
+        const id = req.method === 'POST' ? requestContext().createdId : uploadIdFromUrl(req.url);
+        log.error({ err: error, uploadId: id, method: req.method }, 'tus request failed');
+        if (id && (req.method === 'POST' || req.method === 'PATCH')) {
+          await uploads.markFailed(id, error instanceof Error ? error.message : answer.message).catch((err: unknown) => {
+            log.error({ err, uploadId: id }, 'could not mark the upload failed');
+          });
+        }
+      }
+      return { status_code: answer.status, body: `${answer.message}\n` };
+    },
+  });
+
+  // Progress while a PATCH streams (tus throttles this to once per postReceiveInterval, 1 s).
+  server.on(EVENTS.POST_RECEIVE, (_req, upload) => {
+    uploads.recordProgress(upload.id, upload.offset).catch((err: unknown) => {
+      log.warn({ err, uploadId: upload.id }, 'could not record upload progress');
+    });
+  });
+
+  return server;
+}

@@ -1,0 +1,48 @@
+/**
+ * The part planner: how an upload of a given length is cut into S3 multipart parts.
+ *
+ * S3 rules (https://docs.aws.amazon.com/AmazonS3/latest/userguide/qfacts.html):
+ * "Part size: 5 MiB to 5 GiB. There is no minimum size limit on the last part of your multipart upload."
+ * "Maximum number of parts per upload: 10,000". "Maximum object size: 5 TiB".
+ */
+import { S3_LIMITS } from '../config/index.js';
+
+/**
+ * max(preferred, ceil(length / 10,000)): the preferred size while it keeps the upload within 10,000 parts,
+ * otherwise the smallest size that does. Never below 5 MiB; never above 5 GiB for any length up to 5 TiB.
+ */
+export function planPartSize(length: number, preferred: number): number {
+  if (!Number.isSafeInteger(length) || length < 0) throw new RangeError(`invalid upload length ${length}`);
+  if (length > S3_LIMITS.maxObjectSize) {
+    throw new RangeError(`an upload of ${length} bytes exceeds S3's maximum object size of ${S3_LIMITS.maxObjectSize}`);
+  }
+  const size = Math.max(preferred, Math.ceil(length / S3_LIMITS.maxParts), S3_LIMITS.minPartSize);
+  return Math.min(size, S3_LIMITS.maxPartSize);
+}
+
+export interface PlannedPart {
+  partNumber: number;
+  size: number;
+}
+
+/** How many parts an upload of `length` bytes takes at `partSize` (a zero-byte upload is one empty part). */
+export function partCount(length: number, partSize: number): number {
+  return Math.max(1, Math.ceil(length / partSize));
+}
+
+/** The size of part `partNumber` (1-based): every part is `partSize` except the last, which takes the rest. */
+export function plannedPartSize(length: number, partSize: number, partNumber: number): number {
+  const count = partCount(length, partSize);
+  if (partNumber < 1 || partNumber > count) throw new RangeError(`part ${partNumber} is outside 1..${count}`);
+  return partNumber < count ? partSize : length - partSize * (count - 1);
+}
+
+/** Checks a part size a client asked for: within S3's limits and at most 10,000 parts for this length. */
+export function partSizeProblem(length: number, partSize: number): string | undefined {
+  if (partSize < S3_LIMITS.minPartSize) return `partSize must be at least ${S3_LIMITS.minPartSize} bytes (5 MiB)`;
+  if (partSize > S3_LIMITS.maxPartSize) return `partSize must be at most ${S3_LIMITS.maxPartSize} bytes (5 GiB)`;
+  if (partCount(length, partSize) > S3_LIMITS.maxParts) {
+    return `partSize ${partSize} would need ${partCount(length, partSize)} parts; S3 allows at most ${S3_LIMITS.maxParts}`;
+  }
+  return undefined;
+}

@@ -1,0 +1,228 @@
+/**
+ * The upload-state service: the one place that decides what an upload's state is and may become.
+ * The tus path (through its hooks and stores) and the direct path (through its routes) both call it;
+ * neither writes upload state any other way.
+ *
+ *   pending ──first bytes──▶ uploading ──all parts verified──▶ completed
+ *      │                      │   ▲
+ *      │                      ▼   │ progress again
+ *      │                     failed
+ *      └──────────┬───────────┘
+ *                 ▼
+ *        aborted (DELETE) / expired (past expires_at)
+ */
+import { conflict, gone, notFound } from '../errors.js';
+import type { UploadRepository } from '../db/repository.js';
+import type { FileUpload, UploadProtocol, UploadStatus } from '../db/schema.js';
+import { partCount } from './planner.js';
+import { checkParts, describePartProblems, type ExpectedPart, type StoredPart } from './parts.js';
+
+export interface NewUpload {
+  id: string;
+  userId: string;
+  protocol: UploadProtocol;
+  filename: string | null;
+  mimeType: string | null;
+  /** null while the length is deferred. */
+  totalSize: number | null;
+  storageKey: string;
+  partSize?: number | null;
+  s3UploadId?: string | null;
+  metadata?: Record<string, string> | null;
+}
+
+/** States from which an upload can still receive bytes, complete, fail or be aborted. */
+export const OPEN_STATUSES: readonly UploadStatus[] = ['pending', 'uploading', 'failed'];
+
+export class UploadService {
+  constructor(
+    private readonly repo: UploadRepository,
+    private readonly options: { expiryMs: number; now?: () => Date },
+  ) {}
+
+  private now(): Date {
+    return this.options.now?.() ?? new Date();
+  }
+
+  async create(input: NewUpload): Promise<FileUpload> {
+    const now = this.now();
+    return this.repo.insertUpload({
+      ...input,
+      status: 'pending',
+      createdAt: now,
+      updatedAt: now,
+      expiresAt: new Date(now.getTime() + this.options.expiryMs),
+    });
+  }
+
+  /** The caller's upload. Another user's upload is answered exactly like a missing one: 404. */
+  async getOwned(userId: string, id: string): Promise<FileUpload> {
+    const upload = await this.repo.findOwnedUpload(userId, id);
+    if (!upload) throw notFound();
+    return upload;
+  }
+
+  /**
+   * The caller's upload, for a request that continues it. An aborted upload is gone; an open upload past its
+   * expiry is marked `expired` here and is gone too (tus: "The Server SHOULD respond with the 410 Gone status
+   * if the Server is keeping track of expired uploads").
+   */
+  async getOwnedLive(userId: string, id: string): Promise<FileUpload> {
+    const upload = await this.getOwned(userId, id);
+    if (upload.status === 'aborted') throw gone('the upload was terminated');
+    if (upload.status === 'expired') throw gone('the upload expired');
+    if (OPEN_STATUSES.includes(upload.status) && upload.expiresAt && upload.expiresAt <= this.now()) {
+      await this.repo.transition(id, OPEN_STATUSES, { status: 'expired' });
+      throw gone(`the upload expired at ${upload.expiresAt.toISOString()}`);
+    }
+    return upload;
+  }
+
+  /** Any upload by id, for storage code acting on an upload whose owner was already checked. */
+  async getUploadForStorage(id: string): Promise<FileUpload> {
+    const upload = await this.repo.findUpload(id);
+    if (!upload) throw notFound();
+    return upload;
+  }
+
+  async findByS3UploadId(userId: string, s3UploadId: string): Promise<FileUpload> {
+    const upload = await this.repo.findOwnedUploadByS3UploadId(userId, s3UploadId);
+    if (!upload) throw notFound();
+    return upload;
+  }
+
+  async attachS3Upload(id: string, s3UploadId: string): Promise<void> {
+    await this.repo.updateUpload(id, { s3UploadId });
+  }
+
+  /** tus creation-defer-length: the length arrives with a later PATCH. */
+  async declareLength(id: string, totalSize: number): Promise<void> {
+    await this.repo.updateUpload(id, { totalSize });
+  }
+
+  /** The server now holds `bytes` bytes of the upload (called once per request and at most once a second). */
+  async recordProgress(id: string, bytes: number): Promise<void> {
+    if (bytes > 0) await this.repo.recordProgress(id, bytes);
+  }
+
+  /** One part is stored in S3 with this ETag. */
+  async recordStoredPart(id: string, part: StoredPart): Promise<void> {
+    await this.repo.upsertParts(id, [{ ...part, status: 'stored' }]);
+  }
+
+  /** Parts planned for a direct upload, before any bytes arrive. */
+  async recordPlannedParts(id: string, parts: ReadonlyArray<{ partNumber: number; size: number }>): Promise<void> {
+    await this.repo.upsertParts(
+      id,
+      parts.map((part) => ({ ...part, etag: null, status: 'pending' as const })),
+    );
+  }
+
+  /**
+   * What S3 lists for the upload, merged into the part rows (a resuming client asks this).
+   * Returns the rows as they now stand.
+   */
+  async mergeStoredParts(id: string, stored: readonly StoredPart[]): Promise<void> {
+    if (stored.length === 0) return;
+    await this.repo.upsertParts(id, stored.map((part) => ({ ...part, status: 'stored' as const })));
+    await this.recordProgress(id, stored.reduce((sum, part) => sum + part.size, 0));
+  }
+
+  /**
+   * Decides whether the parts S3 holds make up the whole upload, before anything is assembled.
+   * `expected` are the parts the uploader reported (direct: the client's ETags) merged with what we recorded
+   * (tus: the part rows written as each part was stored; direct: the planned sizes).
+   * Throws 409 naming every missing or wrong part; otherwise records the parts and returns them in order.
+   */
+  async verifyParts(
+    upload: FileUpload,
+    stored: readonly StoredPart[],
+    reported: readonly ExpectedPart[] = [],
+  ): Promise<StoredPart[]> {
+    const rows = await this.repo.listParts(upload.id);
+    const planned = upload.protocol === 'direct' && upload.totalSize !== null && upload.partSize !== null;
+    const expected = new Map<number, ExpectedPart>();
+    for (const row of rows) {
+      if (planned || row.status === 'stored') {
+        expected.set(row.partNumber, { partNumber: row.partNumber, size: row.size, etag: row.etag });
+      }
+    }
+    for (const part of reported) {
+      const known = expected.get(part.partNumber);
+      if (known === undefined && planned) {
+        // Reported but never planned: flagged as unexpected by the check below.
+        expected.set(part.partNumber, { partNumber: part.partNumber, etag: part.etag });
+      } else {
+        expected.set(part.partNumber, { ...known, partNumber: part.partNumber, etag: part.etag ?? known?.etag });
+      }
+    }
+    const report = checkParts({
+      totalSize: upload.totalSize,
+      stored,
+      expected: [...expected.values()],
+      partCount: planned ? partCount(upload.totalSize ?? 0, upload.partSize ?? 1) : undefined,
+    });
+    if (report.problems.length > 0) {
+      throw conflict(`cannot complete the upload: ${describePartProblems(report.problems)}`, {
+        problems: report.problems,
+      });
+    }
+    await this.mergeStoredParts(upload.id, report.parts);
+    return report.parts;
+  }
+
+  /** Idempotent: completing a completed upload returns it unchanged. */
+  async markCompleted(id: string, size: number): Promise<FileUpload> {
+    const now = this.now();
+    const completed = await this.repo.transition(id, OPEN_STATUSES, {
+      status: 'completed',
+      totalSize: size,
+      bytesReceived: size,
+      completedAt: now,
+      lockedUntil: null,
+      error: null,
+    });
+    if (completed) return completed;
+    const current = await this.repo.findUpload(id);
+    if (current?.status === 'completed') return current;
+    throw conflict(`the upload is ${current?.status ?? 'missing'} and cannot be completed`);
+  }
+
+  /** A completed upload cannot be aborted; aborting an aborted one is a no-op. */
+  async markAborted(id: string): Promise<void> {
+    const aborted = await this.repo.transition(id, OPEN_STATUSES, { status: 'aborted', lockedUntil: null });
+    if (aborted) return;
+    const current = await this.repo.findUpload(id);
+    if (current?.status === 'aborted') return;
+    throw conflict(`the upload is ${current?.status ?? 'missing'} and cannot be aborted`);
+  }
+
+  /** The last attempt failed in storage; the upload stays resumable and goes back to `uploading` on progress. */
+  async markFailed(id: string, error: string): Promise<void> {
+    await this.repo.transition(id, ['pending', 'uploading'], { status: 'failed', error, lockedUntil: null });
+  }
+
+  /**
+   * Claims the upload for a completion or an abort that calls S3: only one claim holds at a time, so two
+   * concurrent completes cannot both call CompleteMultipartUpload. Returns undefined if someone else holds it.
+   */
+  async claim(id: string, forMs: number): Promise<FileUpload | undefined> {
+    return this.repo.lockForCompletion(id, OPEN_STATUSES, new Date(this.now().getTime() + forMs));
+  }
+
+  async release(id: string): Promise<void> {
+    await this.repo.unlockCompletion(id);
+  }
+
+  async countStoredParts(id: string): Promise<number> {
+    return this.repo.countStoredParts(id);
+  }
+
+  async listParts(id: string) {
+    return this.repo.listParts(id);
+  }
+
+  async list(userId: string, options: Parameters<UploadRepository['listOwnedUploads']>[1]) {
+    return this.repo.listOwnedUploads(userId, options);
+  }
+}

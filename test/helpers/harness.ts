@@ -1,0 +1,163 @@
+/**
+ * Starting Freight against the real services of global-setup.ts, and looking at what it left in S3 and Postgres.
+ */
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  AbortMultipartUploadCommand,
+  CreateBucketCommand,
+  DeleteBucketCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  ListPartsCommand,
+  S3Client,
+  type Part,
+} from '@aws-sdk/client-s3';
+import type { FastifyInstance } from 'fastify';
+import { SignJWT } from 'jose';
+import postgres from 'postgres';
+import { inject } from 'vitest';
+import { buildApp, type AppDeps } from '../../src/app.js';
+import { loadConfig, type Config } from '../../src/config/index.js';
+
+export const JWT_SECRET = 'freight-test-secret-0123456789abcdef';
+
+type Env = Record<string, string | undefined>;
+
+/** The environment of a Freight on real Postgres and real S3 (a fresh bucket), plus `overrides`. */
+export function serviceEnv(bucket: string, overrides: Env = {}): Env {
+  const s3 = inject('s3');
+  return {
+    DATABASE_URL: inject('databaseUrl'),
+    S3_BUCKET: bucket,
+    S3_ENDPOINT: s3.endpoint,
+    S3_REGION: s3.region,
+    S3_ACCESS_KEY_ID: s3.accessKeyId,
+    S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
+    S3_FORCE_PATH_STYLE: String(s3.forcePathStyle),
+    AUTH_JWT_SECRET: JWT_SECRET,
+    LOG_LEVEL: 'silent',
+    ...overrides,
+  };
+}
+
+export interface RunningFreight {
+  app: FastifyInstance;
+  config: Config;
+  url: string;
+  dataDir: string;
+  close(): Promise<void>;
+}
+
+/** Builds the app from an environment (as server.ts would) and listens on a free port. */
+export async function startFreight(env: Env, deps: AppDeps = {}): Promise<RunningFreight> {
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'freight-test-data-'));
+  const config = loadConfig({ DATA_DIR: dataDir, ...env });
+  const app = await buildApp(config, deps);
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  return {
+    app,
+    config,
+    url: `http://127.0.0.1:${port}`,
+    dataDir,
+    close: async () => {
+      await app.close();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export function tokenFor(user: string, options: { expiresIn?: string; secret?: string } = {}): Promise<string> {
+  return new SignJWT({})
+    .setProtectedHeader({ alg: 'HS256' })
+    .setSubject(user)
+    .setIssuedAt()
+    .setExpirationTime(options.expiresIn ?? '1h')
+    .sign(new TextEncoder().encode(options.secret ?? JWT_SECRET));
+}
+
+export const uniqueUser = (name: string) => `${name}-${randomUUID().slice(0, 8)}`;
+
+export function testS3Client(): S3Client {
+  const s3 = inject('s3');
+  return new S3Client({
+    endpoint: s3.endpoint,
+    region: s3.region,
+    credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+    forcePathStyle: s3.forcePathStyle,
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
+}
+
+/** A new bucket for one test file; the returned function empties and deletes it. */
+export async function createTestBucket(client: S3Client, prefix: string): Promise<{ bucket: string; drop(): Promise<void> }> {
+  const bucket = `${prefix}-${randomUUID().slice(0, 8)}`;
+  await client.send(new CreateBucketCommand({ Bucket: bucket }));
+  return {
+    bucket,
+    drop: async () => {
+      for (const upload of await listMultipartUploads(client, bucket)) {
+        await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: upload.key, UploadId: upload.uploadId }));
+      }
+      const listed = await client.send(new ListObjectsV2Command({ Bucket: bucket }));
+      const keys = (listed.Contents ?? []).map((object) => ({ Key: object.Key! }));
+      if (keys.length > 0) await client.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys } }));
+      await client.send(new DeleteBucketCommand({ Bucket: bucket }));
+    },
+  };
+}
+
+export async function listMultipartUploads(client: S3Client, bucket: string) {
+  const listed = await client.send(new ListMultipartUploadsCommand({ Bucket: bucket }));
+  return (listed.Uploads ?? []).map((upload) => ({ key: upload.Key!, uploadId: upload.UploadId! }));
+}
+
+/** Every part S3 holds for a multipart upload (all pages). */
+export async function listAllParts(client: S3Client, bucket: string, key: string, uploadId: string): Promise<Part[]> {
+  const parts: Part[] = [];
+  let marker: string | undefined;
+  do {
+    const page = await client.send(
+      new ListPartsCommand({ Bucket: bucket, Key: key, UploadId: uploadId, PartNumberMarker: marker }),
+    );
+    parts.push(...(page.Parts ?? []));
+    marker = page.IsTruncated ? page.NextPartNumberMarker : undefined;
+  } while (marker);
+  return parts;
+}
+
+export async function sha256OfObject(client: S3Client, bucket: string, key: string): Promise<string> {
+  const object = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+  const hash = createHash('sha256');
+  for await (const chunk of object.Body as AsyncIterable<Uint8Array>) hash.update(chunk);
+  return hash.digest('hex');
+}
+
+export const sha256 = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
+
+export const randomData = (size: number): Buffer => randomBytes(size);
+
+/** Direct access to the test database, to look at the rows Freight wrote. */
+export function testSql() {
+  return postgres(inject('databaseUrl'), { max: 2, onnotice: () => {} });
+}
+
+export const MiB = 1024 * 1024;
+
+/** Polls until `probe` returns a value that is not undefined (or throws after `timeoutMs`). */
+export async function eventually<T>(probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}

@@ -1,0 +1,270 @@
+/**
+ * tus uploads end to end: tus-js-client → Freight → real S3 (Ceph RGW) multipart, state in real PostgreSQL.
+ */
+import { Readable } from 'node:stream';
+import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { Upload } from 'tus-js-client';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import {
+  MiB,
+  createTestBucket,
+  eventually,
+  listAllParts,
+  listMultipartUploads,
+  randomData,
+  serviceEnv,
+  sha256,
+  sha256OfObject,
+  startFreight,
+  testS3Client,
+  testSql,
+  tokenFor,
+  uniqueUser,
+  type RunningFreight,
+} from '../helpers/harness.js';
+import { startTusUpload, uploadIdOf } from '../helpers/tus-client.js';
+
+let s3: S3Client;
+let bucket: { bucket: string; drop(): Promise<void> };
+let freight: RunningFreight;
+let sql: ReturnType<typeof testSql>;
+
+beforeAll(async () => {
+  s3 = testS3Client();
+  bucket = await createTestBucket(s3, 'freight-tus');
+  // 5 MiB parts (S3's minimum) so that tens of MiB make many parts.
+  freight = await startFreight(serviceEnv(bucket.bucket, { S3_PART_SIZE: '5MiB' }));
+  sql = testSql();
+});
+
+afterAll(async () => {
+  await freight?.close();
+  await sql?.end();
+  await bucket?.drop();
+  s3?.destroy();
+});
+
+const uploadRow = async (id: string) => {
+  const [row] = await sql`select * from file_uploads where id = ${id}`;
+  return row;
+};
+const partRows = (id: string) =>
+  sql`select part_number, size, etag, status from upload_parts where upload_id = ${id} order by part_number`;
+
+async function s3UploadIdOf(id: string): Promise<string> {
+  const row = await uploadRow(id);
+  return row?.s3_upload_id as string;
+}
+
+/** What S3 lists for the upload and what Postgres recorded, side by side. */
+async function partsInS3AndDb(id: string) {
+  const parts = await listAllParts(s3, bucket.bucket, id, await s3UploadIdOf(id));
+  const s3Parts = parts.map((p) => ({ partNumber: p.PartNumber, size: p.Size, etag: p.ETag }));
+  const dbParts = (await partRows(id)).map((r) => ({ partNumber: r.part_number, size: Number(r.size), etag: r.etag }));
+  return { s3Parts, dbParts };
+}
+
+async function headOffset(url: string, token: string): Promise<number> {
+  const res = await fetch(url, { method: 'HEAD', headers: { 'Tus-Resumable': '1.0.0', Authorization: `Bearer ${token}` } });
+  expect(res.status).toBe(200);
+  return Number(res.headers.get('upload-offset'));
+}
+
+describe('tus uploads onto S3 multipart', () => {
+  test('a 64 MiB file sent with tus-js-client arrives byte-identical, one part row per S3 part', async () => {
+    const user = uniqueUser('alice');
+    const data = randomData(64 * MiB + 12_345);
+    const run = startTusUpload(data, {
+      endpoint: `${freight.url}/files/`,
+      headers: { Authorization: `Bearer ${await tokenFor(user)}` },
+      metadata: { filename: 'big.bin', filetype: 'application/octet-stream' },
+    });
+    const id = uploadIdOf(await run.done);
+
+    expect(await sha256OfObject(s3, bucket.bucket, id)).toBe(sha256(data));
+    const row = await uploadRow(id);
+    expect(row).toMatchObject({
+      user_id: user,
+      protocol: 'tus',
+      status: 'completed',
+      filename: 'big.bin',
+      mime_type: 'application/octet-stream',
+      storage_key: id,
+    });
+    expect(Number(row!.total_size)).toBe(data.length);
+    expect(Number(row!.bytes_received)).toBe(data.length);
+    expect(row!.completed_at).toBeInstanceOf(Date);
+    expect(row!.s3_upload_id).toBeTruthy();
+
+    // 64 MiB + 12,345 B in 5 MiB parts: 12 full parts and a 13th of 4 MiB + 12,345 B.
+    const parts = await partRows(id);
+    expect(parts.map((p) => p.part_number)).toEqual(Array.from({ length: 13 }, (_, i) => i + 1));
+    expect(parts.slice(0, 12).every((p) => Number(p.size) === 5 * MiB)).toBe(true);
+    expect(Number(parts[12]!.size)).toBe(4 * MiB + 12_345);
+    expect(parts.every((p) => p.status === 'stored' && /^"?[0-9a-f]{32}"?$/.test(p.etag))).toBe(true);
+
+    // The multipart upload is assembled: no longer listed as in progress.
+    expect((await listMultipartUploads(s3, bucket.bucket)).map((u) => u.key)).not.toContain(id);
+    const head = await s3.send(new HeadObjectCommand({ Bucket: bucket.bucket, Key: id }));
+    expect(head.ContentLength).toBe(data.length);
+  });
+
+  test('an upload cut part-way is resumed by a new client from the server offset, sending only the rest', async () => {
+    const user = uniqueUser('bob');
+    const token = await tokenFor(user);
+    const data = randomData(32 * MiB);
+    const cutAt = 13 * MiB;
+
+    // Client A streams the whole file in one PATCH and is cut off after 13 MiB.
+    let cut!: () => void;
+    const wasCut = new Promise<void>((resolve) => (cut = resolve));
+    const first = startTusUpload(data, {
+      endpoint: `${freight.url}/files/`,
+      headers: { Authorization: `Bearer ${token}` },
+      metadata: { filename: 'resume.bin' },
+      onProgress: (sent) => {
+        if (sent >= cutAt) cut();
+      },
+    });
+    first.done.catch(() => {});
+    await wasCut;
+    await first.upload.abort();
+    const url = first.upload.url!;
+    const id = uploadIdOf(url);
+
+    // The server keeps what arrived: the offset it reports, the row and the part rows agree with S3.
+    const offset = await eventually(async () => {
+      const head = await headOffset(url, token);
+      const row = await uploadRow(id);
+      return head > 0 && Number(row?.bytes_received) === head ? head : undefined;
+    });
+    expect(offset).toBeGreaterThanOrEqual(5 * MiB);
+    expect(offset).toBeLessThan(data.length);
+    expect((await uploadRow(id))?.status).toBe('uploading');
+    const { s3Parts, dbParts } = await partsInS3AndDb(id);
+    expect(dbParts).toEqual(s3Parts);
+    const inParts = s3Parts.reduce((sum, p) => sum + (p.size ?? 0), 0);
+    expect(inParts).toBeGreaterThan(0);
+    // What is not in a part yet (less than the 5 MiB minimum) waits in the incomplete-part object.
+    expect(offset - inParts).toBeLessThan(5 * MiB);
+
+    // Client B knows only the upload URL: it asks for the offset and sends the rest.
+    const second = startTusUpload(data, {
+      uploadUrl: url,
+      headers: { Authorization: `Bearer ${token}` },
+    });
+    await second.done;
+    const patches = second.requests.filter((r) => r.method === 'PATCH');
+    expect(second.requests[0]?.method).toBe('HEAD');
+    expect(patches).toHaveLength(1);
+    expect(patches[0]?.uploadOffset).toBe(String(offset));
+    expect(Math.min(...second.progress)).toBeGreaterThanOrEqual(offset);
+
+    expect(await sha256OfObject(s3, bucket.bucket, id)).toBe(sha256(data));
+    const row = await uploadRow(id);
+    expect(row?.status).toBe('completed');
+    expect(Number(row?.bytes_received)).toBe(data.length);
+    const parts = await partRows(id);
+    expect(parts.map((p) => p.part_number)).toEqual(parts.map((_, i) => i + 1));
+    expect(parts.reduce((sum, p) => sum + Number(p.size), 0)).toBe(data.length);
+  });
+
+  test('an upload of deferred length gets its length from the last PATCH', async () => {
+    const user = uniqueUser('carol');
+    const data = randomData(12 * MiB + 7);
+    const stream = Readable.from([data.subarray(0, 4 * MiB), data.subarray(4 * MiB)]);
+    const run = startTusUpload(stream as unknown as Buffer, {
+      endpoint: `${freight.url}/files/`,
+      headers: { Authorization: `Bearer ${await tokenFor(user)}` },
+      uploadLengthDeferred: true,
+      chunkSize: 5 * MiB,
+      metadata: { filename: 'stream.bin' },
+    });
+    const id = uploadIdOf(await run.done);
+    expect(run.requests[0]?.method).toBe('POST');
+    expect(await sha256OfObject(s3, bucket.bucket, id)).toBe(sha256(data));
+    const row = await uploadRow(id);
+    expect(row?.status).toBe('completed');
+    expect(Number(row?.total_size)).toBe(data.length);
+  });
+
+  test('a deferred-length upload has no length in the database until it is declared', async () => {
+    const token = await tokenFor(uniqueUser('dave'));
+    const headers = { 'Tus-Resumable': '1.0.0', Authorization: `Bearer ${token}` };
+    const created = await fetch(`${freight.url}/files/`, {
+      method: 'POST',
+      headers: { ...headers, 'Upload-Defer-Length': '1' },
+    });
+    expect(created.status).toBe(201);
+    const url = created.headers.get('location')!;
+    const id = uploadIdOf(url);
+    expect((await uploadRow(id))?.total_size).toBeNull();
+    const head = await fetch(url, { method: 'HEAD', headers });
+    expect(head.headers.get('upload-defer-length')).toBe('1');
+
+    const body = randomData(1000);
+    const patched = await fetch(url, {
+      method: 'PATCH',
+      headers: { ...headers, 'Upload-Offset': '0', 'Upload-Length': '1000', 'Content-Type': 'application/offset+octet-stream' },
+      body,
+    });
+    expect(patched.status).toBe(204);
+    expect(patched.headers.get('upload-offset')).toBe('1000');
+    const row = await uploadRow(id);
+    expect(row).toMatchObject({ status: 'completed' });
+    expect(Number(row?.total_size)).toBe(1000);
+    expect(await sha256OfObject(s3, bucket.bucket, id)).toBe(sha256(body));
+  });
+
+  test('termination aborts the S3 multipart upload, marks the row aborted, and the upload is gone', async () => {
+    const token = await tokenFor(uniqueUser('erin'));
+    const headers = { 'Tus-Resumable': '1.0.0', Authorization: `Bearer ${token}` };
+    const created = await fetch(`${freight.url}/files/`, {
+      method: 'POST',
+      headers: { ...headers, 'Upload-Length': String(20 * MiB) },
+    });
+    const url = created.headers.get('location')!;
+    const id = uploadIdOf(url);
+    const patched = await fetch(url, {
+      method: 'PATCH',
+      headers: { ...headers, 'Upload-Offset': '0', 'Content-Type': 'application/offset+octet-stream' },
+      body: randomData(7 * MiB),
+    });
+    expect(patched.status).toBe(204);
+    expect((await listMultipartUploads(s3, bucket.bucket)).map((u) => u.key)).toContain(id);
+
+    await Upload.terminate(url, { headers: { Authorization: `Bearer ${token}` }, retryDelays: [] });
+
+    expect((await uploadRow(id))?.status).toBe('aborted');
+    expect((await listMultipartUploads(s3, bucket.bucket)).map((u) => u.key)).not.toContain(id);
+    for (const key of [`${id}.info`, `${id}.part`]) {
+      await expect(s3.send(new HeadObjectCommand({ Bucket: bucket.bucket, Key: key }))).rejects.toMatchObject({
+        $metadata: { httpStatusCode: 404 },
+      });
+    }
+    const head = await fetch(url, { method: 'HEAD', headers });
+    expect(head.status).toBe(410);
+    const resumed = await fetch(url, {
+      method: 'PATCH',
+      headers: { ...headers, 'Upload-Offset': String(7 * MiB), 'Content-Type': 'application/offset+octet-stream' },
+      body: randomData(10),
+    });
+    expect(resumed.status).toBe(410);
+  });
+
+  test('a zero-byte upload completes as an empty object', async () => {
+    const token = await tokenFor(uniqueUser('fay'));
+    const created = await fetch(`${freight.url}/files/`, {
+      method: 'POST',
+      headers: { 'Tus-Resumable': '1.0.0', Authorization: `Bearer ${token}`, 'Upload-Length': '0' },
+    });
+    expect(created.status).toBe(201);
+    const id = uploadIdOf(created.headers.get('location')!);
+    const row = await eventually(async () => {
+      const found = await uploadRow(id);
+      return found?.status === 'completed' ? found : undefined;
+    });
+    expect(Number(row.total_size)).toBe(0);
+    expect(await sha256OfObject(s3, bucket.bucket, id)).toBe(sha256(new Uint8Array()));
+  });
+});
