@@ -1,0 +1,152 @@
+import path from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config/index.js';
+import { MiB, TiB, formatBytes, parseDuration, parseSize } from '../../src/config/units.js';
+
+const SECRET = 'x'.repeat(32);
+
+describe('configuration from the environment', () => {
+  test('defaults: 127.0.0.1:1080, embedded database and files under ./data, 5 TiB, 24 h expiry', () => {
+    const config = loadConfig({ AUTH_JWT_SECRET: SECRET });
+    expect(config).toMatchObject({
+      host: '127.0.0.1',
+      port: 1080,
+      dataDir: path.resolve('data'),
+      tempDir: path.resolve('data', 'tmp'),
+      databaseUrl: undefined,
+      s3: undefined,
+      partSize: 8 * MiB,
+      maxUploadSize: 5 * TiB,
+      uploadExpiryMs: 24 * 3600 * 1000,
+      presignExpiresMs: 15 * 60 * 1000,
+      corsOrigins: '*',
+      auth: { mode: 'jwt', secret: SECRET },
+    });
+  });
+
+  test('every variable is read', () => {
+    const config = loadConfig({
+      PORT: '8080',
+      HOST: '0.0.0.0',
+      PUBLIC_URL: 'https://uploads.example.com/',
+      DATA_DIR: '/srv/freight',
+      TMPDIR: '/scratch',
+      DATABASE_URL: 'postgres://u@db/freight',
+      S3_BUCKET: 'my-bucket',
+      S3_ENDPOINT: 'http://127.0.0.1:7480',
+      S3_REGION: 'eu-west-1',
+      S3_ACCESS_KEY_ID: 'key',
+      S3_SECRET_ACCESS_KEY: 'secret',
+      S3_FORCE_PATH_STYLE: 'true',
+      S3_PART_SIZE: '16MiB',
+      S3_PART_CONCURRENCY: '4',
+      MAX_UPLOAD_SIZE: '1TiB',
+      AUTH_JWT_SECRET: SECRET,
+      CORS_ORIGINS: 'https://a.example.com, https://b.example.com',
+      UPLOAD_EXPIRY: '7d',
+      PRESIGN_EXPIRES: '5m',
+      LOG_LEVEL: 'warn',
+    });
+    expect(config).toMatchObject({
+      port: 8080,
+      host: '0.0.0.0',
+      publicUrl: 'https://uploads.example.com',
+      dataDir: '/srv/freight',
+      tempDir: '/scratch',
+      databaseUrl: 'postgres://u@db/freight',
+      s3: {
+        bucket: 'my-bucket',
+        endpoint: 'http://127.0.0.1:7480',
+        region: 'eu-west-1',
+        credentials: { accessKeyId: 'key', secretAccessKey: 'secret' },
+        forcePathStyle: true,
+        accelerate: false,
+      },
+      partSize: 16 * MiB,
+      partConcurrency: 4,
+      maxUploadSize: TiB,
+      corsOrigins: ['https://a.example.com', 'https://b.example.com'],
+      uploadExpiryMs: 7 * 86_400_000,
+      presignExpiresMs: 5 * 60_000,
+      logLevel: 'warn',
+    });
+  });
+
+  test.each([
+    [{ PORT: 'eighty' }, 'PORT'],
+    [{ PORT: '70000' }, 'PORT'],
+    [{ PUBLIC_URL: 'ftp://x' }, 'PUBLIC_URL'],
+    [{ DATABASE_URL: 'mysql://x' }, 'DATABASE_URL'],
+    [{ S3_BUCKET: 'Bad_Bucket' }, 'S3_BUCKET'],
+    [{ S3_BUCKET: 'b-1', S3_ACCESS_KEY_ID: 'k' }, 'S3_SECRET_ACCESS_KEY'],
+    [{ S3_PART_SIZE: '1MiB' }, 'S3_PART_SIZE'],
+    [{ S3_PART_SIZE: 'big' }, 'S3_PART_SIZE'],
+    [{ S3_PART_CONCURRENCY: '0' }, 'S3_PART_CONCURRENCY'],
+    [{ MAX_UPLOAD_SIZE: '6TiB' }, 'MAX_UPLOAD_SIZE'],
+    [{ UPLOAD_EXPIRY: 'forever' }, 'UPLOAD_EXPIRY'],
+    [{ PRESIGN_EXPIRES: '2h' }, 'PRESIGN_EXPIRES'],
+    [{ PRESIGN_EXPIRES: '30s' }, 'PRESIGN_EXPIRES'],
+    [{ CORS_ORIGINS: 'example.com' }, 'CORS_ORIGINS'],
+    [{ AUTH_DISABLED: 'maybe' }, 'AUTH_DISABLED'],
+    [{ S3_FORCE_PATH_STYLE: 'yes please' }, 'S3_FORCE_PATH_STYLE'],
+    [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
+  ])('%o is refused, naming %s', (env, variable) => {
+    let error: unknown;
+    try {
+      loadConfig({ AUTH_JWT_SECRET: SECRET, ...env });
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).variable).toBe(variable);
+    expect((error as ConfigError).message.startsWith(variable)).toBe(true);
+    expect((error as ConfigError).message).not.toContain('\n');
+  });
+
+  describe('authentication settings', () => {
+    test('a short secret is refused', () => {
+      expect(() => loadConfig({ AUTH_JWT_SECRET: 'short' })).toThrow(/AUTH_JWT_SECRET must be at least 32/);
+    });
+
+    test('AUTH_DISABLED=true needs no secret', () => {
+      expect(loadConfig({ AUTH_DISABLED: 'true', DATABASE_URL: 'postgres://x/y' }).auth).toEqual({ mode: 'disabled' });
+    });
+
+    test('neither set with Postgres, S3 or a public HOST: the server refuses to start', () => {
+      for (const env of [{ DATABASE_URL: 'postgres://x/y' }, { S3_BUCKET: 'bucket' }, { HOST: '0.0.0.0' }]) {
+        expect(() => loadConfig(env)).toThrow(/^AUTH_JWT_SECRET is required/);
+      }
+    });
+
+    test('neither set on the embedded defaults on loopback: a development secret under DATA_DIR', () => {
+      expect(loadConfig({ DATA_DIR: '/tmp/f' }).auth).toEqual({ mode: 'dev-secret', secretFile: '/tmp/f/dev-jwt-secret' });
+    });
+  });
+});
+
+describe('sizes and durations', () => {
+  test.each([
+    ['8MiB', 8 * MiB],
+    ['5 TiB', 5 * TiB],
+    ['10MB', 10_000_000],
+    ['123', 123],
+    ['1.5KiB', 1536],
+  ])('size %s', (text, bytes) => expect(parseSize(text)).toBe(bytes));
+
+  test.each(['', 'MiB', '5 parsecs', '-1'])('not a size: %j', (text) => expect(parseSize(text)).toBeUndefined());
+
+  test.each([
+    ['15m', 900_000],
+    ['24h', 86_400_000],
+    ['7d', 604_800_000],
+    ['90', 90_000],
+    ['250ms', 250],
+  ])('duration %s', (text, ms) => expect(parseDuration(text)).toBe(ms));
+
+  test('bytes print in binary units', () => {
+    expect(formatBytes(8 * MiB)).toBe('8 MiB');
+    expect(formatBytes(5 * TiB)).toBe('5 TiB');
+    expect(formatBytes(1536)).toBe('1.5 KiB');
+    expect(formatBytes(12)).toBe('12 B');
+  });
+});

@@ -1,0 +1,113 @@
+/**
+ * The repository against both databases Freight runs on: PostgreSQL (postgres.js) and embedded PGlite.
+ * Same migrations, same queries, same answers.
+ */
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { inject } from 'vitest';
+import { openPglite, openPostgres, type Database } from '../../src/db/client.js';
+import { UploadRepository } from '../../src/db/repository.js';
+import type { NewFileUpload } from '../../src/db/schema.js';
+
+describe.each([
+  ['PostgreSQL', () => openPostgres(inject('databaseUrl'))],
+  ['PGlite', () => openPglite('memory://')],
+])('upload repository on %s', (_name, open) => {
+  let database: Database;
+  let repo: UploadRepository;
+
+  beforeAll(async () => {
+    database = await open();
+    repo = new UploadRepository(database.db);
+  });
+  afterAll(async () => {
+    await database?.close();
+  });
+
+  const newUpload = (userId: string, overrides: Partial<NewFileUpload> = {}): NewFileUpload => {
+    const id = randomUUID();
+    return { id, userId, protocol: 'tus', storageKey: id, totalSize: 100, filename: 'f.bin', ...overrides };
+  };
+
+  test('an upload is found by its owner only', async () => {
+    const row = await repo.insertUpload(newUpload('owner-1'));
+    expect(row).toMatchObject({ status: 'pending', bytesReceived: 0, userId: 'owner-1' });
+    expect((await repo.findOwnedUpload('owner-1', row.id))?.id).toBe(row.id);
+    expect(await repo.findOwnedUpload('someone-else', row.id)).toBeUndefined();
+    expect(await repo.findUpload('not-a-uuid')).toBeUndefined();
+  });
+
+  test('status changes only from the states they name; concurrent ones cannot both win', async () => {
+    const row = await repo.insertUpload(newUpload('owner-2'));
+    const attempts = await Promise.all(
+      Array.from({ length: 8 }, () => repo.transition(row.id, ['pending', 'uploading'], { status: 'completed' })),
+    );
+    expect(attempts.filter(Boolean)).toHaveLength(1);
+    expect(await repo.transition(row.id, ['pending', 'uploading', 'failed'], { status: 'aborted' })).toBeUndefined();
+    expect((await repo.findUpload(row.id))?.status).toBe('completed');
+  });
+
+  test('progress only grows, moves pending to uploading, and leaves finished uploads alone', async () => {
+    const row = await repo.insertUpload(newUpload('owner-3'));
+    await repo.recordProgress(row.id, 50);
+    await repo.recordProgress(row.id, 30);
+    expect(await repo.findUpload(row.id)).toMatchObject({ status: 'uploading', bytesReceived: 50 });
+    await repo.transition(row.id, ['uploading'], { status: 'failed', error: 'S3 said no' });
+    await repo.recordProgress(row.id, 60);
+    expect(await repo.findUpload(row.id)).toMatchObject({ status: 'uploading', bytesReceived: 60, error: null });
+    await repo.transition(row.id, ['uploading'], { status: 'aborted' });
+    await repo.recordProgress(row.id, 90);
+    expect(await repo.findUpload(row.id)).toMatchObject({ status: 'aborted', bytesReceived: 60 });
+  });
+
+  test('only one concurrent claim on an upload holds until it is released or runs out', async () => {
+    const row = await repo.insertUpload(newUpload('owner-4'));
+    const until = new Date(Date.now() + 60_000);
+    const claims = await Promise.all(Array.from({ length: 5 }, () => repo.lockForCompletion(row.id, ['pending'], until)));
+    expect(claims.filter(Boolean)).toHaveLength(1);
+    await repo.unlockCompletion(row.id);
+    expect(await repo.lockForCompletion(row.id, ['pending'], new Date(Date.now() - 1))).toBeDefined();
+    // that claim already ran out: the next one takes over
+    expect(await repo.lockForCompletion(row.id, ['pending'], until)).toBeDefined();
+    expect(await repo.lockForCompletion(row.id, ['completed'], until)).toBeUndefined();
+  });
+
+  test('part rows are upserted (in batches) and listed in order', async () => {
+    const row = await repo.insertUpload(newUpload('owner-5', { protocol: 'direct' }));
+    const planned = Array.from({ length: 2500 }, (_, i) => ({ partNumber: 2500 - i, size: 5, etag: null, status: 'pending' as const }));
+    await repo.upsertParts(row.id, planned);
+    await repo.upsertParts(row.id, [{ partNumber: 7, size: 5, etag: '"abc"', status: 'stored' }]);
+    const parts = await repo.listParts(row.id);
+    expect(parts).toHaveLength(2500);
+    expect(parts[0]?.partNumber).toBe(1);
+    expect(parts[6]).toMatchObject({ partNumber: 7, etag: '"abc"', status: 'stored' });
+    expect(await repo.countStoredParts(row.id)).toBe(1);
+  });
+
+  test('a user lists their uploads newest first, page by page, optionally by status', async () => {
+    const user = `lister-${randomUUID()}`;
+    const base = Date.now();
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      // two uploads share each timestamp: the id breaks the tie
+      const createdAt = new Date(base + Math.floor(i / 2) * 1000);
+      ids.push((await repo.insertUpload(newUpload(user, { createdAt, status: i === 4 ? 'completed' : 'pending' }))).id);
+    }
+    await repo.insertUpload(newUpload('someone-else'));
+    const seen: string[] = [];
+    let after: { createdAt: Date; id: string } | undefined;
+    for (;;) {
+      const page = await repo.listOwnedUploads(user, { limit: 2, after });
+      seen.push(...page.map((row) => row.id));
+      const last = page.at(-1);
+      if (page.length < 2 || !last) break;
+      after = { createdAt: last.createdAt, id: last.id };
+    }
+    expect(seen).toHaveLength(5);
+    expect(new Set(seen)).toEqual(new Set(ids));
+    const all = await repo.listOwnedUploads(user, { limit: 10 });
+    expect(all.map((row) => row.id)).toEqual(seen);
+    expect(all.map((row) => row.createdAt.getTime())).toEqual([...all.map((row) => row.createdAt.getTime())].sort((a, b) => b - a));
+    expect((await repo.listOwnedUploads(user, { limit: 10, status: 'completed' })).map((row) => row.id)).toEqual([ids[4]]);
+  });
+});

@@ -1,0 +1,92 @@
+import { ERRORS } from '@tus/utils';
+import { describe, expect, test } from 'vitest';
+import { FreightError, toHttpAnswer } from '../../src/errors.js';
+import { checkTusRequest, parseUploadMetadata } from '../../src/tus/protocol.js';
+
+const status = (fn: () => void): number | undefined => {
+  try {
+    fn();
+    return undefined;
+  } catch (error) {
+    return (error as FreightError).status;
+  }
+};
+
+describe('tus request checks', () => {
+  const TUS = { 'tus-resumable': '1.0.0' };
+
+  test('OPTIONS and GET need no Tus-Resumable', () => {
+    expect(status(() => checkTusRequest('OPTIONS', {}, 100))).toBeUndefined();
+    expect(status(() => checkTusRequest('GET', {}, 100))).toBeUndefined();
+  });
+
+  test('HEAD, POST, PATCH and DELETE need Tus-Resumable: 1.0.0 (412 with Tus-Version otherwise)', () => {
+    for (const method of ['HEAD', 'POST', 'PATCH', 'DELETE']) {
+      let error: unknown;
+      try {
+        checkTusRequest(method, { 'tus-resumable': '2.0.0' }, 100);
+      } catch (caught) {
+        error = caught;
+      }
+      expect((error as FreightError).status).toBe(412);
+      expect((error as FreightError).headers['Tus-Version']).toBe('1.0.0');
+    }
+  });
+
+  test('PATCH: media type 415, Upload-Offset 400', () => {
+    const ok = { ...TUS, 'content-type': 'application/offset+octet-stream', 'upload-offset': '0' };
+    expect(status(() => checkTusRequest('PATCH', ok, 100))).toBeUndefined();
+    expect(status(() => checkTusRequest('PATCH', { ...ok, 'content-type': 'text/plain' }, 100))).toBe(415);
+    expect(status(() => checkTusRequest('PATCH', { ...ok, 'content-type': undefined }, 100))).toBe(415);
+    expect(status(() => checkTusRequest('PATCH', { ...ok, 'upload-offset': undefined }, 100))).toBe(400);
+    expect(status(() => checkTusRequest('PATCH', { ...ok, 'upload-offset': '1e3' }, 100))).toBe(400);
+    expect(status(() => checkTusRequest('PATCH', { ...ok, 'upload-length': '101' }, 100))).toBe(413);
+  });
+
+  test('POST: exactly one of Upload-Length and Upload-Defer-Length: 1, within the maximum', () => {
+    expect(status(() => checkTusRequest('POST', { ...TUS, 'upload-length': '100' }, 100))).toBeUndefined();
+    expect(status(() => checkTusRequest('POST', { ...TUS, 'upload-defer-length': '1' }, 100))).toBeUndefined();
+    expect(status(() => checkTusRequest('POST', { ...TUS, 'upload-length': '101' }, 100))).toBe(413);
+    expect(status(() => checkTusRequest('POST', { ...TUS, 'upload-length': '0x10' }, 100))).toBe(400);
+    expect(status(() => checkTusRequest('POST', { ...TUS }, 100))).toBe(400);
+  });
+});
+
+describe('Upload-Metadata', () => {
+  test('keys with Base64 values, or none', () => {
+    expect(parseUploadMetadata('filename d29ybGRfZG9taW5hdGlvbl9wbGFuLnBkZg==,is_confidential')).toEqual({
+      filename: 'world_domination_plan.pdf',
+      is_confidential: '',
+    });
+  });
+
+  test.each([
+    ['', /empty key/],
+    ['a YQ==,', /empty key/],
+    ['a Y Q', /more than a key and a value/],
+    ['a YQ', /not a multiple of 4/],
+    ['a Y*==', /not Base64/],
+    ['a YQ==,a Yg==', /appears twice/],
+  ])('%j is refused', (value, message) => {
+    expect(() => parseUploadMetadata(value)).toThrow(message);
+  });
+});
+
+describe('errors to HTTP', () => {
+  test("@tus/server's own errors are re-mapped where its status differs from the spec", () => {
+    expect(toHttpAnswer(ERRORS.MISSING_OFFSET).status).toBe(400);
+    expect(toHttpAnswer(ERRORS.INVALID_CONTENT_TYPE).status).toBe(415);
+    expect(toHttpAnswer(ERRORS.ERR_LOCK_TIMEOUT).status).toBe(423);
+    expect(toHttpAnswer(ERRORS.INVALID_OFFSET)).toMatchObject({ status: 409, code: 'conflict' });
+    expect(toHttpAnswer(ERRORS.FILE_NOT_FOUND)).toMatchObject({ status: 404, code: 'not_found' });
+  });
+
+  test('unknown errors are a 500 that reveals nothing', () => {
+    expect(toHttpAnswer(new Error('password=hunter2'))).toEqual({
+      status: 500,
+      code: 'internal',
+      message: 'internal server error',
+      headers: {},
+    });
+  });
+});
