@@ -17,6 +17,7 @@ const STATUS = {
   internal: 500,
   not_implemented: 501,
   storage_unavailable: 503,
+  insufficient_storage: 507,
 } as const;
 
 export type ErrorCode = keyof typeof STATUS;
@@ -86,6 +87,13 @@ function isTusStyle(error: unknown): error is TusStyleError {
   );
 }
 
+/** An error answered by S3 (or an S3-compatible server), or the failure to reach it: the AWS SDK's shape. */
+function isS3Error(error: unknown): error is Error & { $metadata: { httpStatusCode?: number } } {
+  return error instanceof Error && typeof (error as { $metadata?: unknown }).$metadata === 'object';
+}
+
+const NETWORK_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN']);
+
 interface FastifyStyleError {
   statusCode?: number;
   code?: string;
@@ -105,6 +113,20 @@ export function toHttpAnswer(error: unknown): HttpAnswer {
   if (isTusStyle(error)) {
     const code = (Object.keys(STATUS) as ErrorCode[]).find((key) => STATUS[key] === error.status_code) ?? 'internal';
     return { status: error.status_code, code, message: error.body.trim(), headers: {} };
+  }
+  // Storage failures are the server's, and temporary as far as the client can tell: 503, the upload stays
+  // resumable from what was stored. The message names the failure, never S3's internals.
+  const errno = (error as NodeJS.ErrnoException | null)?.code;
+  if (errno === 'ENOSPC') {
+    return { status: 507, code: 'insufficient_storage', message: 'the server is out of disk space; retry later', headers: {} };
+  }
+  const unreachable = errno !== undefined && NETWORK_ERRORS.has(errno);
+  if (isS3Error(error) || (unreachable && (error as { syscall?: string }).syscall)) {
+    const status = isS3Error(error) ? error.$metadata.httpStatusCode : undefined;
+    const message = unreachable
+      ? `storage unreachable (${errno}); retry later`
+      : `storage error: ${(error as Error).name}${status ? ` (S3 answered ${status})` : ''}; retry later`;
+    return { status: 503, code: 'storage_unavailable', message, headers: { 'Retry-After': '5' } };
   }
   if (error instanceof Error) {
     const fastify = error as FastifyStyleError;

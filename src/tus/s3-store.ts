@@ -8,6 +8,8 @@ import type { Readable } from 'node:stream';
 import type { Part } from '@aws-sdk/client-s3';
 import { S3Store, type MetadataValue, type Options } from '@tus/s3-store';
 import type { Upload } from '@tus/utils';
+import { FreightError, gone } from '../errors.js';
+import { isNoSuchUpload } from '../storage/s3.js';
 import { planPartSize } from '../uploads/planner.js';
 import type { StoredPart } from '../uploads/parts.js';
 import type { UploadService } from '../uploads/service.js';
@@ -80,9 +82,56 @@ export class FreightS3Store extends S3Store {
     // A zero-byte upload has no parts yet; S3Store stores one empty part itself (recorded by uploadPart above).
     if (parts.length > 0) {
       const upload = await this.uploads.getUploadForStorage(metadata.file.id);
-      await this.uploads.verifyParts(upload, parts.map(toStoredPart));
+      try {
+        await this.uploads.verifyParts(upload, parts.map(toStoredPart));
+      } catch (error) {
+        if (error instanceof FreightError) await this.uploads.markFailed(upload.id, error.message);
+        throw error;
+      }
     }
     return super.finishMultipartUpload(metadata, parts);
+  }
+
+  /**
+   * S3Store derives the offset from the parts, so once every byte is stored the offset equals the length even if
+   * the object was never assembled (CompleteMultipartUpload failed, or the process died just before it). A client
+   * then sees a finished upload that does not exist. Whenever an upload shows all its bytes but is not recorded
+   * as completed, assemble it now (callers hold the upload's lock) and record it.
+   */
+  override async getUpload(id: string): Promise<Upload> {
+    const upload = await super.getUpload(id);
+    if (upload.size === undefined || upload.offset !== upload.size) return upload;
+    const record = await this.uploads.getUploadForStorage(id);
+    if (record.status === 'completed') return upload;
+    const metadata = await this.getMetadata(id);
+    let parts: Part[] | undefined;
+    try {
+      parts = await this.retrieveParts(id);
+    } catch (error) {
+      if (!isNoSuchUpload(error)) throw error;
+    }
+    if (parts) {
+      await this.finishMultipartUpload(metadata, parts);
+      await this.completeMetadata(metadata.file);
+      await this.clearCache(id);
+    } else if (!(await this.objectHasLength(id, upload.size))) {
+      // S3Store takes a missing multipart upload for a finished one; without the object, it was lost.
+      const reason = 'the multipart upload no longer exists in storage';
+      await this.uploads.markFailed(id, reason);
+      throw gone(reason);
+    }
+    await this.uploads.markCompleted(id, upload.size);
+    return upload;
+  }
+
+  private async objectHasLength(key: string, length: number): Promise<boolean> {
+    try {
+      const head = await this.client.headObject({ Bucket: this.bucket, Key: key });
+      return head.ContentLength === length;
+    } catch (error) {
+      if ((error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return false;
+      throw error;
+    }
   }
 
   /** S3Store leaves the incomplete-part object behind on termination; remove it too. */

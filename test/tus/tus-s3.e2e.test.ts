@@ -2,9 +2,9 @@
  * tus uploads end to end: tus-js-client → Freight → real S3 (Ceph RGW) multipart, state in real PostgreSQL.
  */
 import { Readable } from 'node:stream';
-import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { AbortMultipartUploadCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Upload } from 'tus-js-client';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
 import {
   MiB,
   createTestBucket,
@@ -20,6 +20,7 @@ import {
   testSql,
   tokenFor,
   uniqueUser,
+  outageProxy,
   type RunningFreight,
 } from '../helpers/harness.js';
 import { stalledPatch, startTusUpload, uploadIdOf } from '../helpers/tus-client.js';
@@ -257,5 +258,82 @@ describe('tus uploads onto S3 multipart', () => {
     });
     expect(Number(row.total_size)).toBe(0);
     expect(await sha256OfObject(s3, bucket.bucket, id)).toBe(sha256(new Uint8Array()));
+  });
+
+  test('a storage outage marks the upload failed with the error and answers 503; it resumes once storage is back', async () => {
+    const proxy = await outageProxy(inject('s3').endpoint);
+    const flaky = await startFreight(serviceEnv(bucket.bucket, { S3_ENDPOINT: proxy.url }));
+    try {
+      const token = await tokenFor(uniqueUser('gus'));
+      const headers = { 'Tus-Resumable': '1.0.0', Authorization: `Bearer ${token}` };
+      const data = randomData(6 * MiB);
+      const created = await fetch(`${flaky.url}/files/`, { method: 'POST', headers: { ...headers, 'Upload-Length': String(data.length) } });
+      const url = created.headers.get('location')!;
+      const id = uploadIdOf(url);
+
+      await proxy.down();
+      const res = await fetch(url, {
+        method: 'PATCH',
+        headers: { ...headers, 'Upload-Offset': '0', 'Content-Type': 'application/offset+octet-stream' },
+        body: data,
+      });
+      expect(res.status).toBe(503);
+      expect(await res.text()).toMatch(/^storage unreachable \(ECONNREFUSED\)/);
+      expect(await uploadRow(id)).toMatchObject({ status: 'failed', error: expect.stringMatching(/ECONNREFUSED/) });
+
+      await proxy.up();
+      const resumed = startTusUpload(data, { uploadUrl: url, headers: { Authorization: `Bearer ${token}` } });
+      await resumed.done;
+      expect(await uploadRow(id)).toMatchObject({ status: 'completed', error: null });
+      expect(await sha256OfObject(s3, bucket.bucket, id)).toBe(sha256(data));
+    } finally {
+      await flaky.close();
+      await proxy.down();
+    }
+  });
+
+  test('an upload whose multipart upload vanished from storage is gone (410), not reported complete', async () => {
+    const token = await tokenFor(uniqueUser('ida'));
+    const headers = { 'Tus-Resumable': '1.0.0', Authorization: `Bearer ${token}` };
+    const created = await fetch(`${freight.url}/files/`, { method: 'POST', headers: { ...headers, 'Upload-Length': String(6 * MiB) } });
+    const url = created.headers.get('location')!;
+    const id = uploadIdOf(url);
+    // A bucket lifecycle rule or an operator aborts it behind Freight's back.
+    await s3.send(new AbortMultipartUploadCommand({ Bucket: bucket.bucket, Key: id, UploadId: await s3UploadIdOf(id) }));
+
+    const head = await fetch(url, { method: 'HEAD', headers });
+    expect(head.status).toBe(410);
+    expect(await uploadRow(id)).toMatchObject({ status: 'failed', error: 'the multipart upload no longer exists in storage' });
+  });
+
+  test('parts that do not match what was recorded are never assembled; once they do, the next HEAD finishes the upload', async () => {
+    const token = await tokenFor(uniqueUser('hal'));
+    const headers = { 'Tus-Resumable': '1.0.0', Authorization: `Bearer ${token}` };
+    const data = randomData(11 * MiB);
+    const created = await fetch(`${freight.url}/files/`, { method: 'POST', headers: { ...headers, 'Upload-Length': String(data.length) } });
+    const url = created.headers.get('location')!;
+    const id = uploadIdOf(url);
+    const patch = (from: number, to: number) =>
+      fetch(url, {
+        method: 'PATCH',
+        headers: { ...headers, 'Upload-Offset': String(from), 'Content-Type': 'application/offset+octet-stream' },
+        body: data.subarray(from, to),
+      });
+    expect((await patch(0, 10 * MiB)).status).toBe(204);
+
+    // Part 1 as recorded no longer matches the part S3 holds.
+    const [recorded] = await sql`select etag from upload_parts where upload_id = ${id} and part_number = 1`;
+    await sql`update upload_parts set etag = '"00000000000000000000000000000000"' where upload_id = ${id} and part_number = 1`;
+    const last = await patch(10 * MiB, data.length);
+    expect(last.status).toBe(409);
+    expect(await last.text()).toMatch(/cannot complete the upload: part 1: ETag/);
+    expect(await uploadRow(id)).toMatchObject({ status: 'failed', error: expect.stringMatching(/part 1: ETag/) });
+    expect((await listMultipartUploads(s3, bucket.bucket)).map((u) => u.key)).toContain(id);
+
+    // Every byte is stored; with the record repaired, the resume check (HEAD) assembles the object.
+    await sql`update upload_parts set etag = ${recorded!.etag} where upload_id = ${id} and part_number = 1`;
+    expect(await headOffset(url, token)).toBe(data.length);
+    expect((await uploadRow(id))?.status).toBe('completed');
+    expect(await sha256OfObject(s3, bucket.bucket, id)).toBe(sha256(data));
   });
 });
