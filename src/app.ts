@@ -10,17 +10,21 @@
 import { access, constants } from 'node:fs/promises';
 import path from 'node:path';
 import cors from '@fastify/cors';
-import { HeadBucketCommand } from '@aws-sdk/client-s3';
+import { HeadBucketCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { Locker } from '@tus/utils';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { jsonErrorHandler, notFoundHandler } from './api/error-handler.js';
 import { uploadsApi } from './api/uploads.js';
 import { Authenticator, type User } from './auth/authenticator.js';
 import { authHook } from './auth/hook.js';
-import type { Config } from './config/index.js';
+import type { Config, S3Config } from './config/index.js';
 import { openDatabase } from './db/client.js';
+import { directPlugin } from './direct/plugin.js';
+import { PartPresigner } from './direct/presigner.js';
+import { DirectUploads } from './direct/service.js';
 import { UploadRepository } from './db/repository.js';
 import { healthRoutes, type ReadinessCheck } from './ops/health.js';
+import { S3MultipartStorage } from './storage/multipart.js';
 import { createS3Client } from './storage/s3.js';
 import { MemoryLocker } from '@tus/server';
 import { tusPlugin } from './tus/plugin.js';
@@ -33,11 +37,24 @@ export interface AppDeps {
   locker?: Locker;
 }
 
+function createDirectUploads(config: Config, s3Config: S3Config, s3: S3Client, uploads: UploadService): DirectUploads {
+  // Transfer Acceleration only changes where clients send parts: the URLs are signed by a client of its own.
+  const presignClient = s3Config.accelerate ? createS3Client({ ...s3Config, endpoint: undefined, forcePathStyle: false }, { useAccelerateEndpoint: true }) : s3;
+  return new DirectUploads(
+    uploads,
+    new S3MultipartStorage(s3, s3Config.bucket, s3Config.endpoint),
+    new PartPresigner(presignClient, s3Config.bucket, config.presignExpiresMs / 1000),
+    { preferredPartSize: config.partSize, maxUploadSize: config.maxUploadSize },
+  );
+}
+
 export async function buildApp(config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
   const app = Fastify({
     logger: { level: config.logLevel },
     // A client that stops sending for this long is cut off; its upload stays resumable from what arrived.
     connectionTimeout: 120_000,
+    // A body field the schema does not know is a client mistake to report (400), not to drop silently.
+    ajv: { customOptions: { removeAdditional: false } },
   });
 
   const database = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
@@ -53,6 +70,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const uploads = new UploadService(new UploadRepository(database.db), { expiryMs: config.uploadExpiryMs });
   const s3 = config.s3 ? createS3Client(config.s3) : undefined;
   app.addHook('onClose', async () => s3?.destroy());
+  const direct = config.s3 && s3 ? createDirectUploads(config, config.s3, s3, uploads) : undefined;
 
   app.decorateRequest('user', null as unknown as User);
   app.setErrorHandler(jsonErrorHandler);
@@ -75,6 +93,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     });
     api.addHook('onRequest', authHook(authenticator));
     await api.register(uploadsApi, { uploads });
+    await api.register(directPlugin, { direct });
   });
 
   const checks: Record<string, ReadinessCheck> = {

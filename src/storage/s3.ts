@@ -1,11 +1,12 @@
 /**
  * The S3 client settings every S3 caller in Freight uses (the tus store, the direct path, health checks).
  */
-import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import type { S3Config } from '../config/index.js';
 
-export function s3ClientConfig(s3: S3Config): S3ClientConfig {
+export function s3ClientConfig(s3: S3Config, extra: S3ClientConfig = {}): S3ClientConfig {
   return {
+    ...extra,
     region: s3.region,
     ...(s3.endpoint ? { endpoint: s3.endpoint } : {}),
     ...(s3.credentials ? { credentials: s3.credentials } : {}),
@@ -18,12 +19,23 @@ export function s3ClientConfig(s3: S3Config): S3ClientConfig {
   };
 }
 
-export function createS3Client(s3: S3Config): S3Client {
-  return new S3Client(s3ClientConfig(s3));
+export function createS3Client(s3: S3Config, extra: S3ClientConfig = {}): S3Client {
+  return new S3Client(s3ClientConfig(s3, extra));
 }
 
 /** S3 error names that mean "no such upload" (AWS says NoSuchUpload; Ceph RGW says NoSuchKey). */
 export function isNoSuchUpload(error: unknown): boolean {
   const name = (error as { name?: string } | null)?.name;
   return name === 'NoSuchUpload' || name === 'NoSuchKey';
+}
+
+/** An object's length, or undefined when there is no such object. */
+export async function objectSize(client: S3Client, bucket: string, key: string): Promise<number | undefined> {
+  try {
+    const head = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+    return head.ContentLength;
+  } catch (error) {
+    if ((error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return undefined;
+    throw error;
+  }
 }

@@ -9,7 +9,7 @@ import type { Part } from '@aws-sdk/client-s3';
 import { S3Store, type MetadataValue, type Options } from '@tus/s3-store';
 import type { Upload } from '@tus/utils';
 import { FreightError, gone } from '../errors.js';
-import { isNoSuchUpload } from '../storage/s3.js';
+import { isNoSuchUpload, objectSize } from '../storage/s3.js';
 import { planPartSize } from '../uploads/planner.js';
 import type { StoredPart } from '../uploads/parts.js';
 import type { UploadService } from '../uploads/service.js';
@@ -114,7 +114,7 @@ export class FreightS3Store extends S3Store {
       await this.finishMultipartUpload(metadata, parts);
       await this.completeMetadata(metadata.file);
       await this.clearCache(id);
-    } else if (!(await this.objectHasLength(id, upload.size))) {
+    } else if ((await objectSize(this.client, this.bucket, id)) !== upload.size) {
       // S3Store takes a missing multipart upload for a finished one; without the object, it was lost.
       const reason = 'the multipart upload no longer exists in storage';
       await this.uploads.markFailed(id, reason);
@@ -122,16 +122,6 @@ export class FreightS3Store extends S3Store {
     }
     await this.uploads.markCompleted(id, upload.size);
     return upload;
-  }
-
-  private async objectHasLength(key: string, length: number): Promise<boolean> {
-    try {
-      const head = await this.client.headObject({ Bucket: this.bucket, Key: key });
-      return head.ContentLength === length;
-    } catch (error) {
-      if ((error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return false;
-      throw error;
-    }
   }
 
   /** S3Store leaves the incomplete-part object behind on termination; remove it too. */

@@ -162,4 +162,19 @@ describe.each([
     expect((await api(user, uploadIdOf(url))).status).toBe('completed');
     expect((await download(user, url)).toString()).toBe('hello');
   });
+
+  test('direct-to-S3 uploads are there exactly when S3 is', async () => {
+    const res = await fetch(`${freight.url}/api/multipart`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${await tokenFor(uniqueUser('eli'))}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ filename: 'a.bin', size: 10 }),
+    });
+    const body = (await res.json()) as { message?: string };
+    if (freight.config.s3) {
+      expect(res.status).toBe(201);
+    } else {
+      expect(res.status).toBe(501);
+      expect(body.message).toMatch(/need S3 storage: set S3_BUCKET/);
+    }
+  });
 });

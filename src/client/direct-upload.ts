@@ -1,0 +1,290 @@
+/**
+ * A client for Freight's direct-to-S3 uploads (used by the tests, the benchmarks, and later the CLI and the
+ * browser page): plans with the server, hashes each part (MD5, so S3 refuses corrupted bytes), gets part URLs
+ * signed in batches, PUTs parts concurrently straight to S3, retries only the parts that fail (exponential
+ * backoff, full jitter), resumes from what S3 already holds, and completes.
+ *
+ * Memory: `concurrency` parts at a time (4 × the part size with the defaults).
+ */
+import { createHash } from 'node:crypto';
+import { open } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import { DEFAULT_BACKOFF, retrying, type BackoffOptions } from './backoff.js';
+
+/** Where the bytes come from: any range of the file, read when its part is uploaded. */
+export interface PartSource {
+  size: number;
+  read(start: number, end: number): Promise<Uint8Array<ArrayBuffer>>;
+  close?(): Promise<void>;
+}
+
+export async function fileSource(path: string): Promise<PartSource> {
+  const handle = await open(path, 'r');
+  const { size } = await handle.stat();
+  return {
+    size,
+    async read(start, end) {
+      const buffer = Buffer.allocUnsafe(end - start);
+      let filled = 0;
+      while (filled < buffer.length) {
+        const { bytesRead } = await handle.read(buffer, filled, buffer.length - filled, start + filled);
+        if (bytesRead === 0) throw new Error(`${path} ended at ${start + filled}, expected ${end} bytes`);
+        filled += bytesRead;
+      }
+      return buffer;
+    },
+    close: () => handle.close(),
+  };
+}
+
+export function bufferSource(data: Uint8Array<ArrayBuffer>): PartSource {
+  return { size: data.length, read: async (start, end) => data.subarray(start, end) };
+}
+
+/**
+ * A stream that can only be read once, front to back (stdin, a pipe): parts are taken in order as they are
+ * asked for; a part before the current position cannot be read again (so a failed part can be retried only
+ * while its bytes are still held by the uploader, which it does).
+ */
+export function streamSource(stream: Readable, size: number): PartSource {
+  const iterator = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  let position = 0;
+  let pending: Buffer = Buffer.alloc(0);
+  let queue = Promise.resolve();
+  const take = async (start: number, end: number): Promise<Uint8Array<ArrayBuffer>> => {
+    if (start < position) throw new Error(`stream source: bytes from ${start} were already consumed`);
+    const out = Buffer.allocUnsafe(end - start);
+    let filled = 0;
+    while (position < end) {
+      if (pending.length === 0) {
+        const next = await iterator.next();
+        if (next.done) throw new Error(`stream ended at byte ${position}, expected ${size}`);
+        pending = next.value;
+      }
+      const skip = Math.max(0, start - position);
+      if (skip >= pending.length) {
+        position += pending.length;
+        pending = Buffer.alloc(0);
+        continue;
+      }
+      const chunk = pending.subarray(skip, Math.min(pending.length, skip + (end - position - skip)));
+      chunk.copy(out, filled);
+      filled += chunk.length;
+      position += skip + chunk.length;
+      pending = pending.subarray(skip + chunk.length);
+    }
+    return out;
+  };
+  return {
+    size,
+    read(start, end) {
+      const result = queue.then(() => take(start, end));
+      queue = result.then(
+        () => undefined,
+        () => undefined,
+      );
+      return result;
+    },
+  };
+}
+
+export class DirectUploadError extends Error {
+  constructor(
+    message: string,
+    /** Who answered: Freight's API or S3 (a part PUT). */
+    readonly origin: 'freight' | 's3',
+    readonly status: number | undefined,
+    readonly body?: unknown,
+  ) {
+    super(message);
+    this.name = 'DirectUploadError';
+  }
+}
+
+export interface DirectUploadOptions {
+  /** Freight's base URL, e.g. http://127.0.0.1:1080 */
+  endpoint: string;
+  token: string | (() => string | Promise<string>);
+  source: PartSource;
+  filename: string;
+  mimeType?: string;
+  metadata?: Record<string, string>;
+  /** Bytes per part; default: the server's plan. */
+  partSize?: number;
+  /** Parts in flight at once (default 4). */
+  concurrency?: number;
+  /** Continue an upload created earlier (its id, from onCreated). */
+  resume?: { id: string };
+  /** MD5 per part, bound into its URL (default true). */
+  checksums?: boolean;
+  retry?: Partial<BackoffOptions>;
+  fetch?: typeof fetch;
+  signal?: AbortSignal;
+  onCreated?(id: string): void;
+  onProgress?(bytesUploaded: number, bytesTotal: number): void;
+}
+
+export interface DirectUploadResult {
+  id: string;
+  key: string;
+  location: string;
+  size: number;
+  /** Parts this run uploaded (not those found already stored when resuming). */
+  uploadedParts: number;
+}
+
+interface SignedUrl {
+  partNumber: number;
+  url: string;
+  headers: Record<string, string>;
+}
+
+const md5Base64 = (data: Uint8Array) => createHash('md5').update(data).digest('base64');
+const md5Hex = (data: Uint8Array) => createHash('md5').update(data).digest('hex');
+const bareEtag = (etag: string) => etag.replace(/"/g, '');
+
+export async function uploadDirect(options: DirectUploadOptions): Promise<DirectUploadResult> {
+  const http = options.fetch ?? fetch;
+  const { source, signal } = options;
+  const checksums = options.checksums ?? true;
+  const backoff = { ...DEFAULT_BACKOFF, ...options.retry };
+
+  async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const token = typeof options.token === 'function' ? await options.token() : options.token;
+    const res = await http(`${options.endpoint}${path}`, {
+      method,
+      headers: { Authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'Content-Type': 'application/json' }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal,
+    });
+    const text = await res.text();
+    const parsed: unknown = text ? JSON.parse(text) : undefined;
+    if (!res.ok) {
+      const message = (parsed as { message?: string } | undefined)?.message ?? text;
+      throw new DirectUploadError(`${method} ${path}: ${res.status} ${message}`, 'freight', res.status, parsed);
+    }
+    return parsed as T;
+  }
+
+  // Plan (or find the plan of the upload being resumed) and what is already stored.
+  let id: string;
+  let partSize: number;
+  const stored = new Map<number, { size: number; etag: string }>();
+  if (options.resume) {
+    id = options.resume.id;
+    const state = await api<{ size: number | null; partSize: number | null; parts: Array<{ partNumber: number; size: number; etag: string }> }>(
+      'GET',
+      `/api/multipart/${id}/parts`,
+    );
+    if (state.size !== source.size || !state.partSize) {
+      throw new DirectUploadError(`upload ${id} is ${state.size} bytes; the source has ${source.size}`, 'freight', undefined);
+    }
+    partSize = state.partSize;
+    for (const part of state.parts) stored.set(part.partNumber, part);
+  } else {
+    const created = await api<{ id: string; partSize: number }>('POST', '/api/multipart', {
+      filename: options.filename,
+      size: source.size,
+      mimeType: options.mimeType,
+      partSize: options.partSize,
+      metadata: options.metadata,
+      parts: [],
+    });
+    id = created.id;
+    partSize = created.partSize;
+    options.onCreated?.(id);
+  }
+
+  const count = Math.max(1, Math.ceil(source.size / partSize));
+  const bounds = (partNumber: number) => [(partNumber - 1) * partSize, Math.min(partNumber * partSize, source.size)] as const;
+  const etags = new Map<number, string>();
+  let uploadedBytes = 0;
+  const progress = (bytes: number) => {
+    uploadedBytes += bytes;
+    options.onProgress?.(uploadedBytes, source.size);
+  };
+
+  // Sign requests made in the same turn of the event loop go to the server as one batch.
+  let batch: Array<{ partNumber: number; md5: string | undefined; resolve(url: SignedUrl): void; reject(error: unknown): void }> = [];
+  const sign = (partNumber: number, md5: string | undefined) =>
+    new Promise<SignedUrl>((resolve, reject) => {
+      if (batch.length === 0) {
+        setImmediate(() => {
+          const requests = batch;
+          batch = [];
+          api<{ parts: SignedUrl[] }>('POST', `/api/multipart/${id}/sign`, {
+            parts: requests.map((request) => ({ partNumber: request.partNumber, md5: request.md5 })),
+          }).then(
+            ({ parts }) => requests.forEach((request, i) => request.resolve(parts[i]!)),
+            (error: unknown) => requests.forEach((request) => request.reject(error)),
+          );
+        });
+      }
+      batch.push({ partNumber, md5, resolve, reject });
+    });
+
+  async function putPart(partNumber: number, data: Uint8Array<ArrayBuffer>, md5: string | undefined): Promise<string> {
+    return retrying(
+      async () => {
+        const signed = await sign(partNumber, md5);
+        const res = await http(signed.url, { method: 'PUT', body: data, headers: signed.headers, signal });
+        const detail = await res.text();
+        if (!res.ok) throw new DirectUploadError(`part ${partNumber}: S3 answered ${res.status} ${detail.slice(0, 200)}`, 's3', res.status);
+        const etag = res.headers.get('etag');
+        if (!etag) throw new DirectUploadError(`part ${partNumber}: S3 sent no ETag (is it exposed by the bucket's CORS rules?)`, 's3', res.status);
+        return etag;
+      },
+      {
+        ...backoff,
+        signal,
+        // A sign request Freight refuses (4xx) will not get better; anything from S3 or the network may.
+        retryable: (error) =>
+          !(error instanceof DirectUploadError && error.origin === 'freight' && error.status !== undefined && error.status < 500),
+      },
+    );
+  }
+
+  // Parts still to send; stored parts count only if they are the same bytes (same MD5) or at least the same size.
+  const todo: number[] = [];
+  for (let partNumber = 1; partNumber <= count; partNumber++) {
+    const [start, end] = bounds(partNumber);
+    const have = stored.get(partNumber);
+    if (have && have.size === end - start) {
+      const etag = bareEtag(have.etag);
+      const same = !checksums || !/^[0-9a-f]{32}$/.test(etag) || md5Hex(await source.read(start, end)) === etag;
+      if (same) {
+        etags.set(partNumber, have.etag);
+        progress(end - start);
+        continue;
+      }
+    }
+    todo.push(partNumber);
+  }
+
+  let next = 0;
+  let uploadedParts = 0;
+  const worker = async () => {
+    while (next < todo.length) {
+      signal?.throwIfAborted();
+      const partNumber = todo[next++]!;
+      const [start, end] = bounds(partNumber);
+      const data = await source.read(start, end);
+      etags.set(partNumber, await putPart(partNumber, data, checksums ? md5Base64(data) : undefined));
+      uploadedParts++;
+      progress(end - start);
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.min(options.concurrency ?? 4, Math.max(1, todo.length)) }, worker));
+  } finally {
+    await source.close?.();
+  }
+
+  const parts = [...etags.entries()].sort(([a], [b]) => a - b).map(([partNumber, etag]) => ({ partNumber, etag }));
+  const completed = await api<{ id: string; key: string; location: string; size: number }>(
+    'POST',
+    `/api/multipart/${id}/complete`,
+    { parts },
+  );
+  return { ...completed, uploadedParts };
+}

@@ -1,0 +1,251 @@
+/**
+ * Direct-to-S3 multipart uploads: the server plans, signs, records and verifies; the bytes go from the client
+ * to S3. Upload state goes through the same upload-state service as tus, so "completed" means the same thing.
+ */
+import { randomUUID } from 'node:crypto';
+import { S3_LIMITS } from '../config/index.js';
+import type { FileUpload } from '../db/schema.js';
+import { badRequest, conflict, gone, payloadTooLarge } from '../errors.js';
+import type { MultipartStorage } from '../storage/multipart.js';
+import type { StoredPart } from '../uploads/parts.js';
+import { partCount, partSizeProblem, planPartSize, plannedPartSize } from '../uploads/planner.js';
+import { OPEN_STATUSES, type UploadService } from '../uploads/service.js';
+import type { PartPresigner, SignedPart } from './presigner.js';
+
+/** Parts signed with the creation answer; the client asks for the rest as it goes. */
+export const FIRST_BATCH = 20;
+/** How long a complete or abort may hold the upload before another request may take over. */
+const CLAIM_MS = 5 * 60_000;
+
+export interface CreateInput {
+  filename: string;
+  /** undefined: unknown until completion (Uppy/Companion-style uploads). */
+  size: number | undefined;
+  mimeType: string;
+  partSize?: number | undefined;
+  metadata?: Record<string, string> | undefined;
+  /** Parts to sign right away, with their MD5s; default: the first FIRST_BATCH parts without MD5. */
+  parts?: ReadonlyArray<{ partNumber: number; md5?: string | undefined }> | undefined;
+}
+
+export interface CreatedUpload {
+  upload: FileUpload;
+  partCount: number | null;
+  parts: SignedPart[];
+}
+
+export interface CompletedUpload {
+  id: string;
+  key: string;
+  location: string;
+  size: number;
+}
+
+export class DirectUploads {
+  constructor(
+    private readonly uploads: UploadService,
+    private readonly storage: MultipartStorage,
+    private readonly presigner: PartPresigner,
+    private readonly options: { preferredPartSize: number; maxUploadSize: number },
+  ) {}
+
+  get bucket(): string {
+    return this.storage.bucket;
+  }
+
+  async create(userId: string, input: CreateInput): Promise<CreatedUpload> {
+    const { size } = input;
+    if (size !== undefined && size > this.options.maxUploadSize) {
+      throw payloadTooLarge(`size ${size} exceeds this server's maximum of ${this.options.maxUploadSize} bytes`);
+    }
+    let partSize: number | null = null;
+    if (size !== undefined) {
+      partSize = input.partSize ?? planPartSize(size, this.options.preferredPartSize);
+      const problem = partSizeProblem(size, partSize);
+      if (problem) throw badRequest(problem);
+    }
+
+    const id = randomUUID();
+    const upload = await this.uploads.create({
+      id,
+      userId,
+      protocol: 'direct',
+      filename: input.filename,
+      mimeType: input.mimeType,
+      totalSize: size ?? null,
+      storageKey: id,
+      partSize,
+      metadata: input.metadata ?? null,
+    });
+    const count = size !== undefined && partSize !== null ? partCount(size, partSize) : null;
+    if (count !== null && partSize !== null && size !== undefined) {
+      await this.uploads.recordPlannedParts(
+        id,
+        Array.from({ length: count }, (_, i) => ({ partNumber: i + 1, size: plannedPartSize(size, partSize, i + 1) })),
+      );
+    }
+
+    let s3UploadId: string;
+    try {
+      s3UploadId = await this.storage.create(id, { contentType: input.mimeType, filename: input.filename });
+    } catch (error) {
+      await this.uploads.markFailed(id, error instanceof Error ? error.message : String(error));
+      throw error;
+    }
+    await this.uploads.attachS3Upload(id, s3UploadId);
+    const created = { ...upload, s3UploadId };
+
+    const first =
+      input.parts ??
+      Array.from({ length: Math.min(count ?? FIRST_BATCH, FIRST_BATCH) }, (_, i) => ({ partNumber: i + 1 }));
+    return { upload: created, partCount: count, parts: await this.signFor(created, first) };
+  }
+
+  /** Presigned URLs for the caller's open upload. */
+  async sign(
+    userId: string,
+    id: string,
+    parts: ReadonlyArray<{ partNumber: number; md5?: string | undefined }>,
+  ): Promise<SignedPart[]> {
+    const upload = await this.open(userId, id);
+    return this.signFor(upload, parts);
+  }
+
+  private async signFor(
+    upload: FileUpload,
+    parts: ReadonlyArray<{ partNumber: number; md5?: string | undefined }>,
+  ): Promise<SignedPart[]> {
+    const seen = new Set<number>();
+    const count = this.partCountOf(upload);
+    for (const { partNumber } of parts) {
+      if (seen.has(partNumber)) throw badRequest(`part ${partNumber} is listed twice`);
+      seen.add(partNumber);
+      if (partNumber < 1 || partNumber > (count ?? S3_LIMITS.maxParts)) {
+        throw badRequest(`part ${partNumber} is outside this upload's parts 1..${count ?? S3_LIMITS.maxParts}`);
+      }
+    }
+    return this.presigner.sign(
+      upload.storageKey,
+      this.s3UploadIdOf(upload),
+      parts.map((part) => ({
+        partNumber: part.partNumber,
+        // Bind the exact length when the plan knows it (not for uploads of unknown size).
+        size:
+          count !== null && upload.totalSize !== null && upload.partSize !== null
+            ? plannedPartSize(upload.totalSize, upload.partSize, part.partNumber)
+            : undefined,
+        md5: part.md5,
+      })),
+    );
+  }
+
+  /** What S3 holds (a resuming client asks this), merged into the part rows. */
+  async listParts(userId: string, id: string): Promise<{ upload: FileUpload; parts: StoredPart[] }> {
+    const upload = await this.uploads.getOwnedLive(userId, id);
+    if (upload.status === 'completed') {
+      const rows = await this.uploads.listParts(id);
+      return { upload, parts: rows.map((row) => ({ partNumber: row.partNumber, size: row.size, etag: row.etag ?? '' })) };
+    }
+    const stored = await this.syncParts(upload);
+    if (!stored) throw await this.lost(upload);
+    return { upload, parts: stored };
+  }
+
+  /** Lists what S3 holds and records it (the planned parts among it); undefined when the upload is gone from S3. */
+  private async syncParts(upload: FileUpload): Promise<StoredPart[] | undefined> {
+    const stored = await this.storage.listParts(upload.storageKey, this.s3UploadIdOf(upload));
+    if (!stored) return undefined;
+    const count = this.partCountOf(upload);
+    await this.uploads.mergeStoredParts(upload.id, count === null ? stored : stored.filter((part) => part.partNumber <= count));
+    return stored;
+  }
+
+  /**
+   * Completes the upload once S3's parts are exactly the planned ones with the ETags the client saw.
+   * Idempotent; of concurrent completes only one calls S3, the others answer 409 until it is done.
+   */
+  async complete(
+    userId: string,
+    id: string,
+    reported: ReadonlyArray<{ partNumber: number; etag: string }>,
+  ): Promise<CompletedUpload> {
+    const upload = await this.uploads.getOwnedLive(userId, id);
+    if (upload.status === 'completed') return this.completedAnswer(upload);
+    const claimed = await this.uploads.claim(id, CLAIM_MS);
+    if (!claimed) {
+      const current = await this.uploads.getOwned(userId, id);
+      if (current.status === 'completed') return this.completedAnswer(current);
+      throw conflict('another request is completing or aborting this upload; retry shortly');
+    }
+    try {
+      const key = claimed.storageKey;
+      const stored = await this.syncParts(claimed);
+      if (!stored) {
+        // Completed by an earlier attempt whose answer was lost, or gone.
+        const size = await this.storage.objectSize(key);
+        if (size === undefined || (claimed.totalSize !== null && size !== claimed.totalSize)) throw await this.lost(claimed);
+        return this.completedAnswer(await this.uploads.markCompleted(id, size));
+      }
+      const parts = await this.uploads.verifyParts(claimed, stored, reported);
+      await this.storage.complete(key, this.s3UploadIdOf(claimed), parts);
+      const size = parts.reduce((sum, part) => sum + part.size, 0);
+      return this.completedAnswer(await this.uploads.markCompleted(id, size));
+    } catch (error) {
+      await this.uploads.release(id);
+      throw error;
+    }
+  }
+
+  /** Aborts the multipart upload in S3. A completed upload cannot be aborted; aborting twice is fine. */
+  async abort(userId: string, id: string): Promise<void> {
+    const upload = await this.uploads.getOwned(userId, id);
+    if (upload.status === 'aborted') return;
+    if (upload.status === 'completed') throw conflict('the upload is completed and cannot be aborted');
+    const claimed = await this.uploads.claim(id, CLAIM_MS);
+    if (!claimed) throw conflict('another request is completing or aborting this upload; retry shortly');
+    try {
+      if (claimed.s3UploadId) await this.storage.abort(claimed.storageKey, claimed.s3UploadId);
+      await this.uploads.markAborted(id);
+    } catch (error) {
+      await this.uploads.release(id);
+      throw error;
+    }
+  }
+
+  /** Companion's routes name uploads by S3 UploadId and key. */
+  async findByS3UploadId(userId: string, s3UploadId: string, key: string): Promise<FileUpload> {
+    const upload = await this.uploads.findByS3UploadId(userId, s3UploadId);
+    if (upload.storageKey !== key || upload.protocol !== 'direct') throw badRequest('key does not match the upload');
+    return upload;
+  }
+
+  private async open(userId: string, id: string): Promise<FileUpload> {
+    const upload = await this.uploads.getOwnedLive(userId, id);
+    if (!OPEN_STATUSES.includes(upload.status)) throw conflict(`the upload is ${upload.status}`);
+    return upload;
+  }
+
+  private partCountOf(upload: FileUpload): number | null {
+    return upload.totalSize !== null && upload.partSize !== null ? partCount(upload.totalSize, upload.partSize) : null;
+  }
+
+  private s3UploadIdOf(upload: FileUpload): string {
+    if (!upload.s3UploadId) throw conflict('the upload has no S3 multipart upload (its creation failed)');
+    return upload.s3UploadId;
+  }
+
+  private async lost(upload: FileUpload) {
+    const reason = 'the multipart upload no longer exists in storage';
+    await this.uploads.markFailed(upload.id, reason);
+    return gone(reason);
+  }
+
+  private completedAnswer(upload: FileUpload): CompletedUpload {
+    return {
+      id: upload.id,
+      key: upload.storageKey,
+      location: this.storage.objectUrl(upload.storageKey),
+      size: upload.totalSize ?? upload.bytesReceived,
+    };
+  }
+}

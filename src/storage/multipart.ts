@@ -1,0 +1,96 @@
+/**
+ * The S3 multipart operations the direct path needs, behind one small interface. Everything S3-specific about
+ * them (paging, error names of different servers) stays here.
+ */
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  ListPartsCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import type { StoredPart } from '../uploads/parts.js';
+import { isNoSuchUpload, objectSize } from './s3.js';
+
+export interface MultipartStorage {
+  readonly bucket: string;
+  create(key: string, options: { contentType: string; filename: string }): Promise<string>;
+  /** Every part S3 holds (all pages); undefined when the multipart upload no longer exists. */
+  listParts(key: string, uploadId: string): Promise<StoredPart[] | undefined>;
+  complete(key: string, uploadId: string, parts: readonly StoredPart[]): Promise<{ location: string }>;
+  /** Idempotent: aborting an upload that is already gone succeeds. */
+  abort(key: string, uploadId: string): Promise<void>;
+  /** The object's length, or undefined when there is no such object. */
+  objectSize(key: string): Promise<number | undefined>;
+  objectUrl(key: string): string;
+}
+
+export class S3MultipartStorage implements MultipartStorage {
+  constructor(
+    private readonly client: S3Client,
+    readonly bucket: string,
+    private readonly endpoint: string | undefined,
+  ) {}
+
+  async create(key: string, options: { contentType: string; filename: string }): Promise<string> {
+    const created = await this.client.send(
+      new CreateMultipartUploadCommand({
+        Bucket: this.bucket,
+        Key: key,
+        ContentType: options.contentType,
+        ContentDisposition: `attachment; filename*=UTF-8''${encodeURIComponent(options.filename)}`,
+      }),
+    );
+    if (!created.UploadId) throw new Error('CreateMultipartUpload answered without an UploadId');
+    return created.UploadId;
+  }
+
+  async listParts(key: string, uploadId: string): Promise<StoredPart[] | undefined> {
+    const parts: StoredPart[] = [];
+    let marker: string | undefined;
+    try {
+      do {
+        const page = await this.client.send(
+          new ListPartsCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, PartNumberMarker: marker, MaxParts: 1000 }),
+        );
+        for (const part of page.Parts ?? []) {
+          parts.push({ partNumber: part.PartNumber ?? 0, size: part.Size ?? 0, etag: part.ETag ?? '' });
+        }
+        marker = page.IsTruncated ? page.NextPartNumberMarker : undefined;
+      } while (marker);
+    } catch (error) {
+      if (isNoSuchUpload(error)) return undefined;
+      throw error;
+    }
+    return parts.sort((a, b) => a.partNumber - b.partNumber);
+  }
+
+  async complete(key: string, uploadId: string, parts: readonly StoredPart[]): Promise<{ location: string }> {
+    const completed = await this.client.send(
+      new CompleteMultipartUploadCommand({
+        Bucket: this.bucket,
+        Key: key,
+        UploadId: uploadId,
+        MultipartUpload: { Parts: parts.map((part) => ({ PartNumber: part.partNumber, ETag: part.etag })) },
+      }),
+    );
+    return { location: completed.Location || this.objectUrl(key) };
+  }
+
+  async abort(key: string, uploadId: string): Promise<void> {
+    try {
+      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId }));
+    } catch (error) {
+      if (!isNoSuchUpload(error)) throw error;
+    }
+  }
+
+  objectSize(key: string): Promise<number | undefined> {
+    return objectSize(this.client, this.bucket, key);
+  }
+
+  objectUrl(key: string): string {
+    const base = this.endpoint ?? `https://${this.bucket}.s3.amazonaws.com`;
+    return this.endpoint ? `${base}/${this.bucket}/${encodeURIComponent(key)}` : `${base}/${encodeURIComponent(key)}`;
+  }
+}

@@ -1,0 +1,116 @@
+/**
+ * The Uppy Companion routes (/s3/multipart), as @uppy/aws-s3 calls them, answering in Companion's JSON shapes.
+ */
+import type { S3Client } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import {
+  MiB,
+  createTestBucket,
+  listMultipartUploads,
+  randomData,
+  serviceEnv,
+  sha256,
+  sha256OfObject,
+  startFreight,
+  testS3Client,
+  testSql,
+  tokenFor,
+  uniqueUser,
+  type RunningFreight,
+} from '../helpers/harness.js';
+
+let s3: S3Client;
+let bucket: { bucket: string; drop(): Promise<void> };
+let freight: RunningFreight;
+let sql: ReturnType<typeof testSql>;
+
+beforeAll(async () => {
+  s3 = testS3Client();
+  bucket = await createTestBucket(s3, 'freight-companion');
+  freight = await startFreight(serviceEnv(bucket.bucket));
+  sql = testSql();
+});
+afterAll(async () => {
+  await freight?.close();
+  await sql?.end();
+  await bucket?.drop();
+  s3?.destroy();
+});
+
+async function companion(user: string, method: string, path: string, body?: unknown) {
+  const res = await fetch(`${freight.url}/s3${path}`, {
+    method,
+    headers: { Authorization: `Bearer ${await tokenFor(user)}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: res.status, body: (await res.json()) as any };
+}
+
+describe('Uppy Companion S3 multipart routes', () => {
+  test('create, sign, upload, list, complete: the calls @uppy/aws-s3 makes, in order', async () => {
+    const user = uniqueUser('uppy');
+    // Uppy picks its own part size (5 MiB by default) and never tells the server the file size.
+    const data = randomData(12 * MiB + 5);
+    const chunks = [data.subarray(0, 5 * MiB), data.subarray(5 * MiB, 10 * MiB), data.subarray(10 * MiB)];
+
+    const created = await companion(user, 'POST', '/multipart', {
+      filename: 'holiday.mov',
+      type: 'video/quicktime',
+      metadata: { name: 'holiday.mov', type: 'video/quicktime', relativePath: null },
+    });
+    expect(created.status).toBe(200);
+    expect(created.body).toEqual({ key: expect.any(String), uploadId: expect.any(String) });
+    const { key, uploadId } = created.body;
+    const query = `?key=${encodeURIComponent(key)}`;
+
+    const etags: string[] = [];
+    for (const [i, chunk] of chunks.entries()) {
+      const signed = await companion(user, 'GET', `/multipart/${encodeURIComponent(uploadId)}/${i + 1}${query}`);
+      expect(signed.status).toBe(200);
+      expect(signed.body).toEqual({ url: expect.stringMatching(/^http/), expires: expect.any(Number) });
+      expect(signed.body.expires).toBeGreaterThan(800);
+      const put = await fetch(signed.body.url, { method: 'PUT', body: chunk });
+      expect(put.status).toBe(200);
+      etags.push(put.headers.get('etag')!);
+    }
+
+    const batch = await companion(user, 'GET', `/multipart/${encodeURIComponent(uploadId)}/batch${query}&partNumbers=1,2`);
+    expect(batch.status).toBe(200);
+    expect(Object.keys(batch.body.presignedUrls)).toEqual(['1', '2']);
+
+    const listed = await companion(user, 'GET', `/multipart/${encodeURIComponent(uploadId)}${query}`);
+    expect(listed.status).toBe(200);
+    expect(listed.body).toEqual(
+      chunks.map((chunk, i) => ({ PartNumber: i + 1, Size: chunk.length, ETag: etags[i] })),
+    );
+
+    const completed = await companion(user, 'POST', `/multipart/${encodeURIComponent(uploadId)}/complete${query}`, {
+      parts: etags.map((ETag, i) => ({ PartNumber: i + 1, ETag })),
+    });
+    expect(completed.status).toBe(200);
+    expect(completed.body).toEqual({ location: expect.stringContaining(key), key, bucket: bucket.bucket });
+    expect(await sha256OfObject(s3, bucket.bucket, key)).toBe(sha256(data));
+    const [row] = await sql`select * from file_uploads where s3_upload_id = ${uploadId}`;
+    expect(row).toMatchObject({ protocol: 'direct', status: 'completed', user_id: user, filename: 'holiday.mov', mime_type: 'video/quicktime' });
+    expect(Number(row!.total_size)).toBe(data.length);
+  });
+
+  test('abort answers {} and leaves nothing in S3; others cannot see the upload', async () => {
+    const user = uniqueUser('uppy');
+    const { body } = await companion(user, 'POST', '/multipart', { filename: 'x.bin', type: '' });
+    const path = `/multipart/${encodeURIComponent(body.uploadId)}?key=${encodeURIComponent(body.key)}`;
+    expect((await companion(uniqueUser('other'), 'GET', path)).status).toBe(404);
+    expect((await companion(uniqueUser('other'), 'DELETE', path)).status).toBe(404);
+    const aborted = await companion(user, 'DELETE', path);
+    expect(aborted).toEqual({ status: 200, body: {} });
+    expect((await listMultipartUploads(s3, bucket.bucket)).map((u) => u.key)).not.toContain(body.key);
+  });
+
+  test('a key that does not belong to the upload is refused', async () => {
+    const user = uniqueUser('uppy');
+    const { body } = await companion(user, 'POST', '/multipart', { filename: 'x.bin' });
+    const res = await companion(user, 'GET', `/multipart/${encodeURIComponent(body.uploadId)}/1?key=someone-elses-key`);
+    expect(res.status).toBe(400);
+    expect(res.body.message).toMatch(/key does not match/);
+  });
+});

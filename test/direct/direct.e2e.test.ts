@@ -1,0 +1,348 @@
+/**
+ * Direct-to-S3 uploads end to end: the project's client (and plain fetch) → presigned URLs → real S3 (Ceph RGW),
+ * with Freight only planning, signing, recording (real PostgreSQL) and verifying.
+ */
+import { createHash } from 'node:crypto';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { bufferSource, uploadDirect } from '../../src/client/direct-upload.js';
+import { PartPresigner } from '../../src/direct/presigner.js';
+import {
+  MiB,
+  createTestBucket,
+  listMultipartUploads,
+  randomData,
+  serviceEnv,
+  sha256,
+  sha256OfObject,
+  startFreight,
+  testS3Client,
+  testSql,
+  tokenFor,
+  uniqueUser,
+  type RunningFreight,
+} from '../helpers/harness.js';
+
+let s3: S3Client;
+let bucket: { bucket: string; drop(): Promise<void> };
+let freight: RunningFreight;
+let sql: ReturnType<typeof testSql>;
+
+beforeAll(async () => {
+  s3 = testS3Client();
+  bucket = await createTestBucket(s3, 'freight-direct');
+  freight = await startFreight(serviceEnv(bucket.bucket, { MAX_UPLOAD_SIZE: '1GiB' }));
+  sql = testSql();
+});
+afterAll(async () => {
+  await freight?.close();
+  await sql?.end();
+  await bucket?.drop();
+  s3?.destroy();
+});
+
+const md5 = (data: Uint8Array) => createHash('md5').update(data).digest('base64');
+
+async function api(user: string, method: string, path: string, body?: unknown) {
+  const res = await fetch(`${freight.url}${path}`, {
+    method,
+    headers: { Authorization: `Bearer ${await tokenFor(user)}`, ...(body === undefined ? {} : { 'Content-Type': 'application/json' }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : undefined };
+}
+
+/** An upload created through the API, with nothing uploaded yet. */
+async function createUpload(user: string, size: number, extra: Record<string, unknown> = {}) {
+  const created = await api(user, 'POST', '/api/multipart', { filename: 'data.bin', size, partSize: 5 * MiB, ...extra });
+  expect(created.status).toBe(201);
+  return created.body as { id: string; key: string; uploadId: string; partCount: number; parts: Array<{ partNumber: number; url: string; size: number; headers: Record<string, string> }> };
+}
+
+async function putPart(user: string, id: string, partNumber: number, data: Uint8Array<ArrayBuffer>): Promise<string> {
+  const signed = await api(user, 'POST', `/api/multipart/${id}/sign`, { parts: [{ partNumber, md5: md5(data) }] });
+  expect(signed.status).toBe(200);
+  const [part] = signed.body.parts;
+  const res = await fetch(part.url, { method: 'PUT', body: data, headers: part.headers });
+  expect(res.status).toBe(200);
+  return res.headers.get('etag')!;
+}
+
+const uploadRow = async (id: string) => (await sql`select * from file_uploads where id = ${id}`)[0];
+
+describe('direct uploads with the project client', () => {
+  test('a 64 MiB file in parallel parts arrives byte-identical, every part recorded', async () => {
+    const user = uniqueUser('dana');
+    const data = randomData(64 * MiB + 999);
+    let progress = 0;
+    const result = await uploadDirect({
+      endpoint: freight.url,
+      token: await tokenFor(user),
+      source: bufferSource(data),
+      filename: 'film.mkv',
+      mimeType: 'video/x-matroska',
+      partSize: 5 * MiB,
+      concurrency: 4,
+      onProgress: (uploaded) => (progress = uploaded),
+    });
+    expect(result).toMatchObject({ size: data.length, uploadedParts: 13 });
+    expect(progress).toBe(data.length);
+    expect(await sha256OfObject(s3, bucket.bucket, result.key)).toBe(sha256(data));
+    expect(await uploadRow(result.id)).toMatchObject({
+      protocol: 'direct',
+      status: 'completed',
+      user_id: user,
+      filename: 'film.mkv',
+      mime_type: 'video/x-matroska',
+    });
+    const parts = await sql`select part_number, size, etag, status from upload_parts where upload_id = ${result.id} order by part_number`;
+    expect(parts).toHaveLength(13);
+    expect(parts.every((p) => p.status === 'stored' && p.etag)).toBe(true);
+    expect(Number(parts[12]!.size)).toBe(4 * MiB + 999);
+    expect((await listMultipartUploads(s3, bucket.bucket)).map((u) => u.key)).not.toContain(result.key);
+  });
+
+  test('one part that fails is retried alone, after a backoff', async () => {
+    const data = randomData(16 * MiB);
+    const puts = new Map<number, number>();
+    let failed = false;
+    const flakyFetch: typeof fetch = async (input, init) => {
+      const url = new URL(String(input));
+      if (init?.method === 'PUT') {
+        const partNumber = Number(url.searchParams.get('partNumber'));
+        puts.set(partNumber, (puts.get(partNumber) ?? 0) + 1);
+        if (partNumber === 3 && !failed) {
+          failed = true;
+          throw new TypeError('fetch failed (connection reset)');
+        }
+      }
+      return fetch(input, init);
+    };
+    const result = await uploadDirect({
+      endpoint: freight.url,
+      token: await tokenFor(uniqueUser('eve')),
+      source: bufferSource(data),
+      filename: 'flaky.bin',
+      partSize: 5 * MiB,
+      fetch: flakyFetch,
+      retry: { baseMs: 10, capMs: 50 },
+    });
+    expect(Object.fromEntries(puts)).toEqual({ 1: 1, 2: 1, 3: 2, 4: 1 });
+    expect(await sha256OfObject(s3, bucket.bucket, result.key)).toBe(sha256(data));
+  });
+
+  test('an interrupted upload resumes from the parts S3 holds, sending only the rest', async () => {
+    const user = uniqueUser('fred');
+    const data = randomData(21 * MiB);
+    const controller = new AbortController();
+    let id = '';
+    let done = 0;
+    await expect(
+      uploadDirect({
+        endpoint: freight.url,
+        token: await tokenFor(user),
+        source: bufferSource(data),
+        filename: 'resume.bin',
+        partSize: 5 * MiB,
+        concurrency: 1,
+        signal: controller.signal,
+        onCreated: (created) => (id = created),
+        onProgress: () => ++done === 2 && controller.abort(),
+      }),
+    ).rejects.toThrow();
+
+    const state = await api(user, 'GET', `/api/multipart/${id}/parts`);
+    expect(state.status).toBe(200);
+    expect(state.body.parts.map((p: { partNumber: number }) => p.partNumber)).toEqual([1, 2]);
+    expect(await uploadRow(id)).toMatchObject({ status: 'uploading' });
+    expect(Number((await uploadRow(id))?.bytes_received)).toBe(10 * MiB);
+
+    const result = await uploadDirect({
+      endpoint: freight.url,
+      token: await tokenFor(user),
+      source: bufferSource(data),
+      filename: 'resume.bin',
+      resume: { id },
+    });
+    expect(result.uploadedParts).toBe(3);
+    expect(await sha256OfObject(s3, bucket.bucket, result.key)).toBe(sha256(data));
+  });
+});
+
+describe('what S3 itself refuses, through the signed URLs', () => {
+  test('bytes that do not match the MD5 the URL was signed with are rejected (BadDigest)', async () => {
+    const user = uniqueUser('gil');
+    const { id } = await createUpload(user, 6 * MiB);
+    const good = randomData(5 * MiB);
+    const signed = await api(user, 'POST', `/api/multipart/${id}/sign`, { parts: [{ partNumber: 1, md5: md5(good) }] });
+    const [part] = signed.body.parts;
+    expect(part.headers).toEqual({ 'Content-MD5': md5(good) });
+    const corrupted = Buffer.from(good);
+    corrupted[1000] = corrupted[1000]! ^ 0xff;
+    const res = await fetch(part.url, { method: 'PUT', body: corrupted, headers: part.headers });
+    expect(res.status).toBe(400);
+    expect(await res.text()).toMatch(/BadDigest/);
+  });
+
+  test('a body longer than the signed Content-Length is rejected', async () => {
+    const user = uniqueUser('hank');
+    const { parts } = await createUpload(user, 6 * MiB);
+    expect(parts.map((p) => p.size)).toEqual([5 * MiB, 1 * MiB]);
+    const res = await fetch(parts[1]!.url, { method: 'PUT', body: randomData(1 * MiB + 1) });
+    expect(res.status).toBe(403);
+    const ok = await fetch(parts[1]!.url, { method: 'PUT', body: randomData(1 * MiB) });
+    expect(ok.status).toBe(200);
+  });
+
+  test('an expired URL is rejected', async () => {
+    const user = uniqueUser('ivy');
+    const { key, uploadId } = await createUpload(user, 6 * MiB);
+    // Freight's presigner, signing as of 20 s ago with a 1 s lifetime.
+    const presigner = new PartPresigner(s3, bucket.bucket, 1);
+    const [part] = await presigner.sign(key, uploadId, [{ partNumber: 2, size: MiB }], new Date(Date.now() - 20_000));
+    const res = await fetch(part!.url, { method: 'PUT', body: randomData(MiB) });
+    expect(res.status).toBe(403);
+    expect(await res.text()).toMatch(/AccessDenied|expired/i);
+  });
+});
+
+describe('completion', () => {
+  test('a missing part is a 409 naming it, and the upload stays resumable', async () => {
+    const user = uniqueUser('jo');
+    const data = randomData(12 * MiB);
+    const { id } = await createUpload(user, data.length);
+    const etag1 = await putPart(user, id, 1, data.subarray(0, 5 * MiB));
+    const etag3 = await putPart(user, id, 3, data.subarray(10 * MiB));
+
+    const early = await api(user, 'POST', `/api/multipart/${id}/complete`, {
+      parts: [{ partNumber: 1, etag: etag1 }, { partNumber: 3, etag: etag3 }],
+    });
+    expect(early.status).toBe(409);
+    expect(early.body.message).toMatch(/missing parts 2/);
+    expect(early.body.details.problems).toEqual([{ partNumber: 2, problem: 'missing' }]);
+    expect(await uploadRow(id)).toMatchObject({ status: 'uploading', locked_until: null });
+
+    const etag2 = await putPart(user, id, 2, data.subarray(5 * MiB, 10 * MiB));
+    const done = await api(user, 'POST', `/api/multipart/${id}/complete`, {
+      parts: [{ partNumber: 1, etag: etag1 }, { partNumber: 2, etag: etag2 }, { partNumber: 3, etag: etag3 }],
+    });
+    expect(done.status).toBe(200);
+    expect(done.body).toMatchObject({ id, size: data.length, key: id, location: expect.stringContaining(id) });
+    expect(await sha256OfObject(s3, bucket.bucket, id)).toBe(sha256(data));
+
+    // a second complete is idempotent: same answer, S3 not called again
+    const again = await api(user, 'POST', `/api/multipart/${id}/complete`, { parts: [{ partNumber: 1, etag: etag1 }] });
+    expect(again).toEqual(done);
+  });
+
+  test('a wrong ETag is a 409 naming the part', async () => {
+    const user = uniqueUser('kim');
+    const data = randomData(6 * MiB);
+    const { id } = await createUpload(user, data.length);
+    const etag1 = await putPart(user, id, 1, data.subarray(0, 5 * MiB));
+    await putPart(user, id, 2, data.subarray(5 * MiB));
+    const res = await api(user, 'POST', `/api/multipart/${id}/complete`, {
+      parts: [{ partNumber: 1, etag: etag1 }, { partNumber: 2, etag: '"0123456789abcdef0123456789abcdef"' }],
+    });
+    expect(res.status).toBe(409);
+    expect(res.body.message).toMatch(/part 2: ETag/);
+    expect((await listMultipartUploads(s3, bucket.bucket)).map((u) => u.key)).toContain(id);
+  });
+
+  test('concurrent completes of one upload: one assembles it, none fails it', async () => {
+    const user = uniqueUser('lou');
+    const data = randomData(6 * MiB);
+    const { id } = await createUpload(user, data.length);
+    const parts = [
+      { partNumber: 1, etag: await putPart(user, id, 1, data.subarray(0, 5 * MiB)) },
+      { partNumber: 2, etag: await putPart(user, id, 2, data.subarray(5 * MiB)) },
+    ];
+    const answers = await Promise.all(Array.from({ length: 6 }, () => api(user, 'POST', `/api/multipart/${id}/complete`, { parts })));
+    const statuses = answers.map((a) => a.status);
+    expect(statuses.filter((s) => s === 200).length).toBeGreaterThanOrEqual(1);
+    expect(statuses.every((s) => s === 200 || s === 409)).toBe(true);
+    for (const answer of answers.filter((a) => a.status === 409)) expect(answer.body.message).toMatch(/another request is completing/);
+    expect(await uploadRow(id)).toMatchObject({ status: 'completed' });
+    expect(await sha256OfObject(s3, bucket.bucket, id)).toBe(sha256(data));
+  });
+});
+
+describe('abort, ownership and validation', () => {
+  test('abort leaves no multipart upload behind; a completed upload cannot be aborted', async () => {
+    const user = uniqueUser('max');
+    const { id } = await createUpload(user, 6 * MiB);
+    await putPart(user, id, 1, randomData(5 * MiB));
+    expect((await listMultipartUploads(s3, bucket.bucket)).map((u) => u.key)).toContain(id);
+    expect((await api(user, 'DELETE', `/api/multipart/${id}`)).status).toBe(204);
+    expect((await listMultipartUploads(s3, bucket.bucket)).map((u) => u.key)).not.toContain(id);
+    expect(await uploadRow(id)).toMatchObject({ status: 'aborted' });
+    expect((await api(user, 'DELETE', `/api/multipart/${id}`)).status).toBe(204);
+    expect((await api(user, 'POST', `/api/multipart/${id}/sign`, { parts: [{ partNumber: 1 }] })).status).toBe(410);
+
+    const done = await uploadDirect({
+      endpoint: freight.url,
+      token: await tokenFor(user),
+      source: bufferSource(randomData(100)),
+      filename: 'small.txt',
+    });
+    const refused = await api(user, 'DELETE', `/api/multipart/${done.id}`);
+    expect(refused.status).toBe(409);
+    expect(refused.body.message).toMatch(/completed and cannot be aborted/);
+  });
+
+  test("another user's upload is a 404 everywhere", async () => {
+    const { id } = await createUpload(uniqueUser('owner'), 6 * MiB);
+    const stranger = uniqueUser('stranger');
+    for (const [method, path, body] of [
+      ['POST', `/api/multipart/${id}/sign`, { parts: [{ partNumber: 1 }] }],
+      ['GET', `/api/multipart/${id}/parts`, undefined],
+      ['POST', `/api/multipart/${id}/complete`, { parts: [{ partNumber: 1, etag: 'x' }] }],
+      ['DELETE', `/api/multipart/${id}`, undefined],
+      ['GET', `/api/uploads/${id}`, undefined],
+    ] as const) {
+      const res = await api(stranger, method, path, body);
+      expect(res.status, `${method} ${path}`).toBe(404);
+    }
+  });
+
+  test.each([
+    [{ filename: 'a.bin', size: 0 }, 400, /size/],
+    [{ filename: 'a.bin', size: 2 * 1024 * MiB }, 413, /exceeds this server's maximum/],
+    [{ filename: 'a.bin', size: 100, partSize: MiB }, 400, /partSize/],
+    [{ filename: "a.bin", size: 1024 * MiB, partSize: 5 * MiB, parts: [{ partNumber: 206 }] }, 400, /outside this upload.s parts 1..205/],
+    [{ filename: '../etc/passwd', size: 10 }, 400, /filename/],
+    [{ filename: 'a\u0000b', size: 10 }, 400, /filename/],
+    [{ filename: 'a.bin', size: 10, mimeType: 'not a type' }, 400, /mimeType/],
+    [{ filename: 'a.bin', size: 10, surprise: true }, 400, /additional/],
+    [{ size: 10 }, 400, /filename/],
+  ])('create with %o is %i', async (body, status, message) => {
+    const res = await api(uniqueUser('v'), 'POST', '/api/multipart', body);
+    expect(res.status).toBe(status);
+    expect(res.body.message).toMatch(message);
+  });
+
+  test('a part size that would need more than 10,000 parts is refused', async () => {
+    const res = await api(uniqueUser('v'), 'POST', '/api/multipart', { filename: 'a', size: 1024 * MiB - 1, partSize: 5 * MiB });
+    expect(res.status).toBe(201);
+    const planned = await api(uniqueUser('v'), 'POST', '/api/multipart', { filename: 'a', size: 1024 * MiB });
+    expect(planned.body).toMatchObject({ partSize: 8 * MiB, partCount: 128 });
+    expect(planned.body.parts).toHaveLength(20);
+  });
+
+  test('sign requests are checked: at most 1000 parts, known part numbers, real MD5s', async () => {
+    const user = uniqueUser('w');
+    const { id } = await createUpload(user, 6 * MiB);
+    const tooMany = await api(user, 'POST', `/api/multipart/${id}/sign`, { parts: Array.from({ length: 1001 }, (_, i) => ({ partNumber: i + 1 })) });
+    expect(tooMany.status).toBe(400);
+    expect(tooMany.body.message).toMatch(/1000/);
+    const beyond = await api(user, 'POST', `/api/multipart/${id}/sign`, { parts: [{ partNumber: 3 }] });
+    expect(beyond.status).toBe(400);
+    expect(beyond.body.message).toMatch(/outside this upload's parts 1..2/);
+    const twice = await api(user, 'POST', `/api/multipart/${id}/sign`, { parts: [{ partNumber: 1 }, { partNumber: 1 }] });
+    expect(twice.body.message).toMatch(/listed twice/);
+    const badMd5 = await api(user, 'POST', `/api/multipart/${id}/sign`, { parts: [{ partNumber: 1, md5: 'abc' }] });
+    expect(badMd5.status).toBe(400);
+    expect(badMd5.body.message).toMatch(/md5/);
+  });
+});

@@ -1,0 +1,37 @@
+/** The bucket set-up (npm run s3:bucket) lets a browser PUT parts and read their ETag. */
+import { DeleteBucketCommand, DeleteBucketCorsCommand, type S3Client } from '@aws-sdk/client-s3';
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
+import { ensureBucket } from '../../src/storage/bucket.js';
+import { testS3Client } from '../helpers/harness.js';
+
+let s3: S3Client;
+const bucket = `freight-cors-${randomUUID().slice(0, 8)}`;
+
+beforeAll(() => {
+  s3 = testS3Client();
+});
+afterAll(async () => {
+  await s3.send(new DeleteBucketCorsCommand({ Bucket: bucket })).catch(() => {});
+  await s3.send(new DeleteBucketCommand({ Bucket: bucket })).catch(() => {});
+  s3.destroy();
+});
+
+describe('bucket set-up', () => {
+  test('creates the bucket once and answers a browser preflight for a part PUT, exposing ETag', async () => {
+    expect(await ensureBucket(s3, bucket, { corsOrigins: ['https://app.example.com'] })).toEqual({ created: true });
+    expect(await ensureBucket(s3, bucket, { corsOrigins: ['https://app.example.com'] })).toEqual({ created: false });
+    const preflight = await fetch(`${inject('s3').endpoint}/${bucket}/some-key?partNumber=1&uploadId=x`, {
+      method: 'OPTIONS',
+      headers: {
+        Origin: 'https://app.example.com',
+        'Access-Control-Request-Method': 'PUT',
+        'Access-Control-Request-Headers': 'content-md5,content-type',
+      },
+    });
+    expect(preflight.status).toBe(200);
+    expect(preflight.headers.get('access-control-allow-origin')).toBe('https://app.example.com');
+    expect(preflight.headers.get('access-control-allow-methods')).toMatch(/PUT/);
+    expect(preflight.headers.get('access-control-expose-headers')).toMatch(/ETag/i);
+  });
+});
