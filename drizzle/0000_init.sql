@@ -12,6 +12,7 @@ CREATE TABLE "file_uploads" (
 	"s3_upload_id" text,
 	"status" "upload_status" DEFAULT 'pending' NOT NULL,
 	"bytes_received" bigint DEFAULT 0 NOT NULL,
+	"stored_offset" bigint,
 	"part_size" bigint,
 	"metadata" jsonb,
 	"error" text,

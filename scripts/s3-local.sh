@@ -136,6 +136,9 @@ rgw_data = $DIR/rgw
 # without tcp_nodelay every small answer waits ~40 ms for delayed ACKs
 rgw_frontends = beast endpoint=127.0.0.1:$PORT tcp_nodelay=1
 rgw_thread_pool_size = 64
+# a development gateway: the space of deleted objects comes back within minutes, not hours
+rgw_gc_obj_min_wait = 60
+rgw_gc_processor_period = 60
 EOF
 }
 

@@ -94,6 +94,19 @@ function isS3Error(error: unknown): error is Error & { $metadata: { httpStatusCo
 
 const NETWORK_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN']);
 
+/** "storage error: NoSuchKey (S3 answered 404)" / "storage unreachable (ECONNREFUSED)", or undefined if not storage's. */
+export function storageProblem(error: unknown): string | undefined {
+  const errno = (error as NodeJS.ErrnoException | null)?.code;
+  if (errno !== undefined && NETWORK_ERRORS.has(errno) && (isS3Error(error) || (error as { syscall?: string }).syscall)) {
+    return `storage unreachable (${errno})`;
+  }
+  if (isS3Error(error)) {
+    const status = error.$metadata.httpStatusCode;
+    return `storage error: ${error.name}${status ? ` (S3 answered ${status})` : ''}`;
+  }
+  return undefined;
+}
+
 interface FastifyStyleError {
   statusCode?: number;
   code?: string;
@@ -120,13 +133,9 @@ export function toHttpAnswer(error: unknown): HttpAnswer {
   if (errno === 'ENOSPC') {
     return { status: 507, code: 'insufficient_storage', message: 'the server is out of disk space; retry later', headers: {} };
   }
-  const unreachable = errno !== undefined && NETWORK_ERRORS.has(errno);
-  if (isS3Error(error) || (unreachable && (error as { syscall?: string }).syscall)) {
-    const status = isS3Error(error) ? error.$metadata.httpStatusCode : undefined;
-    const message = unreachable
-      ? `storage unreachable (${errno}); retry later`
-      : `storage error: ${(error as Error).name}${status ? ` (S3 answered ${status})` : ''}; retry later`;
-    return { status: 503, code: 'storage_unavailable', message, headers: { 'Retry-After': '5' } };
+  const problem = storageProblem(error);
+  if (problem) {
+    return { status: 503, code: 'storage_unavailable', message: `${problem}; retry later`, headers: { 'Retry-After': '5' } };
   }
   if (error instanceof Error) {
     const fastify = error as FastifyStyleError;

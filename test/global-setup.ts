@@ -1,31 +1,14 @@
 /**
- * Brings up what `npm test` needs, unless the environment already names it:
- * - PostgreSQL: DATABASE_URL, else the local server on 127.0.0.1:5432 (started if it is down), in a database
- *   created for this run and dropped afterwards.
- * - S3: S3_ENDPOINT (+ S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY, S3_REGION, S3_FORCE_PATH_STYLE), else a Ceph RGW
- *   started by scripts/s3-local.sh on free ports and purged afterwards.
- * - dist/: built once, for the tests that start the server as a process.
- * Whatever this starts, it stops.
+ * Brings up what `npm test` needs unless the environment names it (see scripts/services.ts): PostgreSQL in a
+ * database of its own, and an S3 server (a Ceph RGW on free ports). Builds dist/ for the tests that start the
+ * server as a process. Whatever it starts, it stops.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
-import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import { promisify } from 'node:util';
-import postgres from 'postgres';
 import type { TestProject } from 'vitest/node';
+import { ensurePostgres, ensureS3, repoRoot, runCleanups, type Cleanup, type S3Settings } from '../scripts/services.js';
 
 const run = promisify(execFile);
-const ROOT = path.resolve(import.meta.dirname, '..');
-
-export interface S3Settings {
-  endpoint: string;
-  region: string;
-  accessKeyId: string;
-  secretAccessKey: string;
-  forcePathStyle: boolean;
-}
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -34,105 +17,19 @@ declare module 'vitest' {
   }
 }
 
-type Cleanup = () => Promise<void>;
-
-async function canConnect(url: string): Promise<boolean> {
-  const sql = postgres(url, { max: 1, connect_timeout: 3, onnotice: () => {} });
-  try {
-    await sql`select 1`;
-    return true;
-  } catch {
-    return false;
-  } finally {
-    await sql.end({ timeout: 1 });
-  }
-}
-
-async function preparePostgres(cleanups: Cleanup[]): Promise<string> {
-  if (process.env.DATABASE_URL) return process.env.DATABASE_URL;
-  const admin = 'postgres://postgres@127.0.0.1:5432/postgres';
-  if (!(await canConnect(admin))) {
-    const versions = existsSync('/etc/postgresql') ? readdirSync('/etc/postgresql') : [];
-    const version = versions.at(-1);
-    if (!version) throw new Error('PostgreSQL is not answering on 127.0.0.1:5432 and no local cluster was found; set DATABASE_URL');
-    await run('pg_ctlcluster', ['--skip-systemctl-redirect', version, 'main', 'start']);
-    cleanups.push(async () => {
-      await run('pg_ctlcluster', ['--skip-systemctl-redirect', version, 'main', 'stop']);
-    });
-    if (!(await canConnect(admin))) throw new Error('PostgreSQL started but does not accept connections on 127.0.0.1:5432');
-  }
-  const name = `freight_test_${process.pid}`;
-  const sql = postgres(admin, { max: 1, onnotice: () => {} });
-  await sql.unsafe(`drop database if exists ${name} with (force)`);
-  await sql.unsafe(`create database ${name}`);
-  await sql.end();
-  cleanups.push(async () => {
-    const drop = postgres(admin, { max: 1, onnotice: () => {} });
-    await drop.unsafe(`drop database if exists ${name} with (force)`);
-    await drop.end();
-  });
-  return `postgres://postgres@127.0.0.1:5432/${name}`;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-    server.on('error', reject);
-  });
-}
-
-async function prepareS3(cleanups: Cleanup[]): Promise<S3Settings> {
-  const env = process.env;
-  if (env.S3_ENDPOINT) {
-    return {
-      endpoint: env.S3_ENDPOINT,
-      region: env.S3_REGION ?? 'us-east-1',
-      accessKeyId: env.S3_ACCESS_KEY_ID ?? '',
-      secretAccessKey: env.S3_SECRET_ACCESS_KEY ?? '',
-      forcePathStyle: (env.S3_FORCE_PATH_STYLE ?? 'true') === 'true',
-    };
-  }
-  const dir = path.join(os.tmpdir(), `freight-test-rgw-${process.pid}`);
-  const script = path.join(ROOT, 'scripts', 's3-local.sh');
-  const scriptEnv = { ...env, RGW_PORT: String(await freePort()), RGW_MON_PORT: String(await freePort()) };
-  cleanups.push(async () => {
-    await run(script, ['stop', '--purge', dir], { env: scriptEnv });
-  });
-  const { stdout } = await run(script, ['start', dir], { env: scriptEnv, timeout: 300_000 });
-  const exported = Object.fromEntries(
-    [...stdout.matchAll(/^export (\w+)=(.*)$/gm)].map((match) => [match[1], match[2]]),
-  );
-  return {
-    endpoint: exported.S3_ENDPOINT!,
-    region: exported.S3_REGION!,
-    accessKeyId: exported.S3_ACCESS_KEY_ID!,
-    secretAccessKey: exported.S3_SECRET_ACCESS_KEY!,
-    forcePathStyle: true,
-  };
-}
-
 export default async function setup(project: TestProject) {
   const cleanups: Cleanup[] = [];
-  const teardown = async () => {
-    for (const cleanup of cleanups.reverse()) {
-      await cleanup().catch((error: unknown) => console.error('test teardown:', error));
-    }
-  };
   try {
     const [databaseUrl, s3] = await Promise.all([
-      preparePostgres(cleanups),
-      prepareS3(cleanups),
-      run('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT }),
+      ensurePostgres(cleanups, `freight_test_${process.pid}`),
+      ensureS3(cleanups, 'freight-test-rgw'),
+      run('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: repoRoot() }),
     ]);
     project.provide('databaseUrl', databaseUrl);
     project.provide('s3', s3);
   } catch (error) {
-    await teardown();
+    await runCleanups(cleanups);
     throw error;
   }
-  return teardown;
+  return () => runCleanups(cleanups);
 }

@@ -15,8 +15,13 @@ export interface User {
 
 export const ANONYMOUS: User = { id: 'anonymous' };
 
+/** The HMAC key, imported once (given raw bytes, jose would import them again for every token). */
+async function hmacKey(secret: string): Promise<CryptoKey> {
+  return crypto.subtle.importKey('raw', new TextEncoder().encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify']);
+}
+
 export class Authenticator {
-  private constructor(private readonly key: Uint8Array | undefined) {}
+  private constructor(private readonly key: CryptoKey | undefined) {}
 
   get disabled(): boolean {
     return this.key === undefined;
@@ -27,9 +32,9 @@ export class Authenticator {
       case 'disabled':
         return new Authenticator(undefined);
       case 'jwt':
-        return new Authenticator(new TextEncoder().encode(auth.secret));
+        return new Authenticator(await hmacKey(auth.secret));
       case 'dev-secret':
-        return new Authenticator(new TextEncoder().encode(await devSecret(auth.secretFile)));
+        return new Authenticator(await hmacKey(await devSecret(auth.secretFile)));
     }
   }
 

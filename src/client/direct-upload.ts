@@ -4,7 +4,8 @@
  * signed in batches, PUTs parts concurrently straight to S3, retries only the parts that fail (exponential
  * backoff, full jitter), resumes from what S3 already holds, and completes.
  *
- * Memory: `concurrency` parts at a time (4 × the part size with the defaults).
+ * Memory: the parts being uploaded (`concurrency`, 4 by default); for a stream source, which cannot be read
+ * twice, also the parts hashed ahead (up to 4 × `concurrency`).
  */
 import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
@@ -14,6 +15,8 @@ import { DEFAULT_BACKOFF, retrying, type BackoffOptions } from './backoff.js';
 /** Where the bytes come from: any range of the file, read when its part is uploaded. */
 export interface PartSource {
   size: number;
+  /** Whether a range can be read again (a file, a buffer), or only once in order (a stream). */
+  rereadable: boolean;
   read(start: number, end: number): Promise<Uint8Array<ArrayBuffer>>;
   close?(): Promise<void>;
 }
@@ -23,6 +26,7 @@ export async function fileSource(path: string): Promise<PartSource> {
   const { size } = await handle.stat();
   return {
     size,
+    rereadable: true,
     async read(start, end) {
       const buffer = Buffer.allocUnsafe(end - start);
       let filled = 0;
@@ -38,7 +42,7 @@ export async function fileSource(path: string): Promise<PartSource> {
 }
 
 export function bufferSource(data: Uint8Array<ArrayBuffer>): PartSource {
-  return { size: data.length, read: async (start, end) => data.subarray(start, end) };
+  return { size: data.length, rereadable: true, read: async (start, end) => data.subarray(start, end) };
 }
 
 /**
@@ -77,6 +81,7 @@ export function streamSource(stream: Readable, size: number): PartSource {
   };
   return {
     size,
+    rereadable: false,
     read(start, end) {
       const result = queue.then(() => take(start, end));
       queue = result.then(
@@ -204,34 +209,30 @@ export async function uploadDirect(options: DirectUploadOptions): Promise<Direct
     options.onProgress?.(uploadedBytes, source.size);
   };
 
-  // Sign requests made in the same turn of the event loop go to the server as one batch.
-  let batch: Array<{ partNumber: number; md5: string | undefined; resolve(url: SignedUrl): void; reject(error: unknown): void }> = [];
-  const sign = (partNumber: number, md5: string | undefined) =>
-    new Promise<SignedUrl>((resolve, reject) => {
-      if (batch.length === 0) {
-        setImmediate(() => {
-          const requests = batch;
-          batch = [];
-          api<{ parts: SignedUrl[] }>('POST', `/api/multipart/${id}/sign`, {
-            parts: requests.map((request) => ({ partNumber: request.partNumber, md5: request.md5 })),
-          }).then(
-            ({ parts }) => requests.forEach((request, i) => request.resolve(parts[i]!)),
-            (error: unknown) => requests.forEach((request) => request.reject(error)),
-          );
-        });
-      }
-      batch.push({ partNumber, md5, resolve, reject });
-    });
+  const signBatch = async (parts: ReadonlyArray<{ partNumber: number; md5: string | undefined }>) =>
+    (await api<{ parts: SignedUrl[] }>('POST', `/api/multipart/${id}/sign`, { parts })).parts;
 
-  async function putPart(partNumber: number, data: Uint8Array<ArrayBuffer>, md5: string | undefined): Promise<string> {
+  // A part ready to go: hashed, its URL signed (in a batch with its neighbours), its bytes kept only when the
+  // source cannot be read again.
+  interface Prepared {
+    partNumber: number;
+    md5: string | undefined;
+    signed: SignedUrl;
+    data: Uint8Array<ArrayBuffer> | undefined;
+  }
+
+  async function putPart(part: Prepared): Promise<string> {
+    const [start, end] = bounds(part.partNumber);
+    const data = part.data ?? (await source.read(start, end));
     return retrying(
-      async () => {
-        const signed = await sign(partNumber, md5);
+      async (attempt) => {
+        // A retry gets a fresh URL: the old one may have expired while the part waited or failed.
+        const signed = attempt === 0 ? part.signed : (await signBatch([{ partNumber: part.partNumber, md5: part.md5 }]))[0]!;
         const res = await http(signed.url, { method: 'PUT', body: data, headers: signed.headers, signal });
         const detail = await res.text();
-        if (!res.ok) throw new DirectUploadError(`part ${partNumber}: S3 answered ${res.status} ${detail.slice(0, 200)}`, 's3', res.status);
+        if (!res.ok) throw new DirectUploadError(`part ${part.partNumber}: S3 answered ${res.status} ${detail.slice(0, 200)}`, 's3', res.status);
         const etag = res.headers.get('etag');
-        if (!etag) throw new DirectUploadError(`part ${partNumber}: S3 sent no ETag (is it exposed by the bucket's CORS rules?)`, 's3', res.status);
+        if (!etag) throw new DirectUploadError(`part ${part.partNumber}: S3 sent no ETag (is it exposed by the bucket's CORS rules?)`, 's3', res.status);
         return etag;
       },
       {
@@ -261,21 +262,53 @@ export async function uploadDirect(options: DirectUploadOptions): Promise<Direct
     todo.push(partNumber);
   }
 
-  let next = 0;
-  let uploadedParts = 0;
-  const worker = async () => {
-    while (next < todo.length) {
-      signal?.throwIfAborted();
-      const partNumber = todo[next++]!;
+  const concurrency = Math.min(options.concurrency ?? 4, Math.max(1, todo.length));
+  // Parts are hashed and signed a batch ahead of the uploads: one sign request per batch keeps the server's
+  // share of the work to a few requests per GiB.
+  const batchSize = Math.min(1000, source.rereadable ? Math.max(32, concurrency * 8) : concurrency * 2);
+  const prepare = async (from: number): Promise<Prepared[]> => {
+    const numbers = todo.slice(from, from + batchSize);
+    const hashed = [];
+    for (const partNumber of numbers) {
       const [start, end] = bounds(partNumber);
-      const data = await source.read(start, end);
-      etags.set(partNumber, await putPart(partNumber, data, checksums ? md5Base64(data) : undefined));
-      uploadedParts++;
-      progress(end - start);
+      const data = checksums || !source.rereadable ? await source.read(start, end) : undefined;
+      hashed.push({ partNumber, md5: checksums && data ? md5Base64(data) : undefined, data: source.rereadable ? undefined : data });
+    }
+    const signed = await signBatch(hashed.map(({ partNumber, md5 }) => ({ partNumber, md5 })));
+    return hashed.map((part, i) => ({ ...part, signed: signed[i]! }));
+  };
+  async function* prepared(): AsyncGenerator<Prepared> {
+    let ahead: Promise<Prepared[]> | undefined = prepare(0);
+    for (let from = 0; ahead; from += batchSize) {
+      const batch: Prepared[] = await ahead;
+      ahead = from + batchSize < todo.length ? prepare(from + batchSize) : undefined;
+      ahead?.catch(() => {}); // awaited in its turn
+      yield* batch;
+    }
+  }
+
+  const queue = prepared();
+  let uploadedParts = 0;
+  let failed = false;
+  const worker = async () => {
+    try {
+      // Workers share one generator: each next() hands out the following part. After one part fails for good,
+      // the others finish what they are sending and take no more.
+      for (let item = await queue.next(); !item.done && !failed; item = await queue.next()) {
+        signal?.throwIfAborted();
+        const part = item.value;
+        etags.set(part.partNumber, await putPart(part));
+        uploadedParts++;
+        const [start, end] = bounds(part.partNumber);
+        progress(end - start);
+      }
+    } catch (error) {
+      failed = true;
+      throw error;
     }
   };
   try {
-    await Promise.all(Array.from({ length: Math.min(options.concurrency ?? 4, Math.max(1, todo.length)) }, worker));
+    if (todo.length > 0) await Promise.all(Array.from({ length: concurrency }, worker));
   } finally {
     await source.close?.();
   }

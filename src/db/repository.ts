@@ -30,11 +30,23 @@ export interface ListCursor {
   id: string;
 }
 
-/** Postgres allows 65,535 bind parameters per statement; parts are written in batches well below that. */
-const PART_BATCH = 1000;
-
 export class UploadRepository {
-  constructor(private readonly db: Db) {}
+  /** The queries on every request's path, built once (drizzle otherwise rebuilds the SQL each time). */
+  private readonly byId;
+  private readonly byOwnerAndId;
+
+  constructor(private readonly db: Db) {
+    this.byId = db
+      .select()
+      .from(fileUploads)
+      .where(eq(fileUploads.id, sql.placeholder('id')))
+      .prepare('freight_upload_by_id');
+    this.byOwnerAndId = db
+      .select()
+      .from(fileUploads)
+      .where(and(eq(fileUploads.id, sql.placeholder('id')), eq(fileUploads.userId, sql.placeholder('userId'))))
+      .prepare('freight_upload_by_owner_and_id');
+  }
 
   async insertUpload(row: NewFileUpload): Promise<FileUpload> {
     const [created] = await this.db.insert(fileUploads).values(row).returning();
@@ -44,16 +56,13 @@ export class UploadRepository {
 
   async findUpload(id: string): Promise<FileUpload | undefined> {
     if (!isUploadId(id)) return undefined;
-    const [row] = await this.db.select().from(fileUploads).where(eq(fileUploads.id, id));
+    const [row] = await this.byId.execute({ id });
     return row;
   }
 
   async findOwnedUpload(userId: string, id: string): Promise<FileUpload | undefined> {
     if (!isUploadId(id)) return undefined;
-    const [row] = await this.db
-      .select()
-      .from(fileUploads)
-      .where(and(eq(fileUploads.id, id), eq(fileUploads.userId, userId)));
+    const [row] = await this.byOwnerAndId.execute({ id, userId });
     return row;
   }
 
@@ -104,8 +113,8 @@ export class UploadRepository {
     return row;
   }
 
-  /** Facts learned from storage (the S3 UploadId, a length declared late); no status change. */
-  async updateUpload(id: string, set: Pick<Partial<NewFileUpload>, 's3UploadId' | 'totalSize'>): Promise<void> {
+  /** Facts learned from storage (the S3 UploadId, a length declared late, the stored offset); no status change. */
+  async updateUpload(id: string, set: Pick<Partial<NewFileUpload>, 's3UploadId' | 'totalSize' | 'storedOffset'>): Promise<void> {
     await this.db.update(fileUploads).set(set).where(eq(fileUploads.id, id));
   }
 
@@ -147,23 +156,23 @@ export class UploadRepository {
     await this.db.update(fileUploads).set({ lockedUntil: null }).where(eq(fileUploads.id, id));
   }
 
-  /** Inserts or updates part rows (planned, or stored with their ETag). */
+  /**
+   * Inserts or updates part rows (planned, or stored with their ETag): one statement with four array
+   * parameters, whatever the number of parts (10,000 rows as VALUES would be 50,000 parameters to build).
+   */
   async upsertParts(uploadId: string, parts: readonly PartRecord[]): Promise<void> {
-    for (let start = 0; start < parts.length; start += PART_BATCH) {
-      const batch = parts.slice(start, start + PART_BATCH).map((part) => ({ uploadId, ...part }));
-      await this.db
-        .insert(uploadParts)
-        .values(batch)
-        .onConflictDoUpdate({
-          target: [uploadParts.uploadId, uploadParts.partNumber],
-          set: {
-            size: sql`excluded.size`,
-            etag: sql`excluded.etag`,
-            status: sql`excluded.status`,
-            updatedAt: sql`now()`,
-          },
-        });
-    }
+    if (parts.length === 0) return;
+    await this.db.execute(sql`
+      insert into ${uploadParts} (upload_id, part_number, size, etag, status)
+      select ${uploadId}::uuid, part_number, size, etag, status::part_status
+      from unnest(
+        ${sql.param(parts.map((part) => part.partNumber))}::integer[],
+        ${sql.param(parts.map((part) => part.size))}::bigint[],
+        ${sql.param(parts.map((part) => part.etag))}::text[],
+        ${sql.param(parts.map((part) => part.status))}::text[]
+      ) as part(part_number, size, etag, status)
+      on conflict (upload_id, part_number) do update
+        set size = excluded.size, etag = excluded.etag, status = excluded.status, updated_at = now()`);
   }
 
   async listParts(uploadId: string): Promise<UploadPart[]> {

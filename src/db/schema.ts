@@ -47,10 +47,17 @@ export const fileUploads = pgTable(
     /** The S3 multipart UploadId; null for the local file store. */
     s3UploadId: text('s3_upload_id').unique(),
     status: uploadStatus('status').notNull().default('pending'),
+    /** Progress: bytes received so far, updated while bytes stream (at most once a second) and after each request. */
     bytesReceived: bigint('bytes_received', { mode: 'number' }).notNull().default(0),
+    /**
+     * tus: the offset durably stored as of the end of the last write, which answers resume checks (HEAD) without
+     * asking storage. null while a write is in flight or after one was interrupted: then storage is asked.
+     */
+    storedOffset: bigint('stored_offset', { mode: 'number' }),
     /** The planned part size (direct uploads and S3-backed tus uploads). */
     partSize: bigint('part_size', { mode: 'number' }),
-    metadata: jsonb('metadata').$type<Record<string, string>>(),
+    /** The metadata the client sent (tus Upload-Metadata: a key without a value is null). */
+    metadata: jsonb('metadata').$type<Record<string, string | null>>(),
     error: text('error'),
     /** Set while one request completes the upload, so that concurrent completes cannot both call S3. */
     lockedUntil: timestamp('locked_until', MS),

@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { S3_LIMITS } from '../config/index.js';
 import type { FileUpload } from '../db/schema.js';
-import { badRequest, conflict, gone, payloadTooLarge } from '../errors.js';
+import { badRequest, conflict, gone, payloadTooLarge, storageProblem } from '../errors.js';
 import type { MultipartStorage } from '../storage/multipart.js';
 import type { StoredPart } from '../uploads/parts.js';
 import { partCount, partSizeProblem, planPartSize, plannedPartSize } from '../uploads/planner.js';
@@ -89,7 +89,7 @@ export class DirectUploads {
     try {
       s3UploadId = await this.storage.create(id, { contentType: input.mimeType, filename: input.filename });
     } catch (error) {
-      await this.uploads.markFailed(id, error instanceof Error ? error.message : String(error));
+      await this.uploads.markFailed(id, storageProblem(error) ?? (error instanceof Error ? error.message : String(error)));
       throw error;
     }
     await this.uploads.attachS3Upload(id, s3UploadId);

@@ -16,6 +16,9 @@ export function s3ClientConfig(s3: S3Config, extra: S3ClientConfig = {}): S3Clie
     // body. Checksums only where an operation requires them.
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
+    // Without timeouts a storage server that stops answering (a full disk, a dead link) holds requests forever.
+    // requestTimeout is the longest S3 may stay silent on a connection, not a limit on the whole request.
+    requestHandler: { connectionTimeout: 10_000, requestTimeout: 120_000 },
   };
 }
 

@@ -10,8 +10,9 @@ import { authHook } from '../auth/hook.js';
 import type { Config } from '../config/index.js';
 import { toHttpAnswer } from '../errors.js';
 import type { UploadService } from '../uploads/service.js';
+import { resumeCheckHeaders } from './head.js';
 import { checkTusRequest } from './protocol.js';
-import { runWithContext } from './request-context.js';
+import { bindContext } from './request-context.js';
 import { TUS_PATH, createTusServer } from './server.js';
 
 export interface TusPluginOptions {
@@ -40,23 +41,34 @@ export async function tusPlugin(app: FastifyInstance, options: TusPluginOptions)
     checkTusRequest(request.method, request.headers, config.maxUploadSize);
   });
 
+  /** What tus sends a browser on its own answers, for the answers given here. */
+  const cors = (request: FastifyRequest): Record<string, string> => {
+    const origin = request.headers.origin;
+    const allowed = config.corsOrigins === '*' ? '*' : origin && config.corsOrigins.includes(origin) ? origin : undefined;
+    return allowed ? { 'Access-Control-Allow-Origin': allowed, 'Access-Control-Expose-Headers': EXPOSE } : {};
+  };
+
   // Errors raised before tus takes over (401, 412, 415, 400 …) get the headers tus would have sent.
   app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     const answer = toHttpAnswer(error);
     if (answer.status >= 500) request.log.error({ err: error }, 'tus request failed before reaching tus');
-    const origin = request.headers.origin;
-    const allowed = config.corsOrigins === '*' ? '*' : origin && config.corsOrigins.includes(origin) ? origin : undefined;
-    if (allowed) reply.header('Access-Control-Allow-Origin', allowed).header('Access-Control-Expose-Headers', EXPOSE);
     return reply
+      .headers(cors(request))
       .code(answer.status)
       .headers({ 'Tus-Resumable': TUS_RESUMABLE, ...answer.headers })
       .type('text/plain; charset=utf-8')
       .send(`${answer.message}\n`);
   });
 
-  const handler = async (request: FastifyRequest, reply: FastifyReply) => {
+  const handler = async (request: FastifyRequest<{ Params: { '*'?: string } }>, reply: FastifyReply) => {
+    const id = request.params['*']?.replace(/\/$/, '');
+    if (request.method === 'HEAD' && id) {
+      const headers = resumeCheckHeaders(await uploads.getOwnedLive(request.user.id, id));
+      if (headers) return reply.code(200).headers({ ...cors(request), ...headers }).send();
+    }
     reply.hijack();
-    await runWithContext({ user: request.user }, () => tus.handle(request.raw, reply.raw));
+    bindContext(request.raw, { user: request.user });
+    await tus.handle(request.raw, reply.raw);
   };
   const methods = ['GET', 'HEAD', 'POST', 'PATCH', 'DELETE', 'OPTIONS'];
   app.route({ method: methods, url: TUS_PATH, exposeHeadRoute: false, handler });

@@ -1,10 +1,14 @@
 /**
  * Wraps any tus DataStore (S3 or local files) so that what happens to an upload's bytes is written to the
- * upload-state service: progress after every write, a length declared late, termination.
+ * upload-state service: the durable offset around every write, a length declared late, termination.
+ *
+ * It also answers getUpload (every HEAD, PATCH and creation asks it) from Postgres when the database knows the
+ * durable offset, that is when no write is in flight or was interrupted; otherwise storage is asked (for S3 a
+ * ListParts and a HeadObject). A resume check then costs two database queries instead of two S3 requests.
  */
 import type { Readable } from 'node:stream';
-import { DataStore, ERRORS, type Upload } from '@tus/utils';
-import type { UploadService } from '../uploads/service.js';
+import { DataStore, ERRORS, Upload } from '@tus/utils';
+import { knownOffset, type UploadService } from '../uploads/service.js';
 
 interface ReadableStore extends DataStore {
   read(id: string): Readable | Promise<Readable>;
@@ -27,13 +31,29 @@ export class RecordingStore extends DataStore {
   }
 
   override async write(stream: Readable, id: string, offset: number): Promise<number> {
+    await this.uploads.beginWrite(id);
     const end = await this.inner.write(stream, id, offset);
-    await this.uploads.recordProgress(id, end);
+    await this.uploads.endWrite(id, end);
     return end;
   }
 
-  override getUpload(id: string): Promise<Upload> {
-    return this.inner.getUpload(id);
+  override async getUpload(id: string): Promise<Upload> {
+    const record = await this.uploads.findForStorage(id);
+    const known = record && knownOffset(record);
+    if (record && known !== undefined) {
+      return new Upload({
+        id,
+        size: record.totalSize ?? undefined,
+        offset: known,
+        metadata: record.metadata ?? undefined,
+        creation_date: record.createdAt.toISOString(),
+      });
+    }
+    const upload = await this.inner.getUpload(id);
+    if (record && upload.size !== undefined && upload.offset === upload.size && record.status !== 'completed') {
+      await this.uploads.markCompleted(id, upload.size);
+    }
+    return upload;
   }
 
   override async declareUploadLength(id: string, length: number): Promise<void> {

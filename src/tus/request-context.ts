@@ -1,8 +1,11 @@
 /**
- * The authenticated user travels from the Fastify route into @tus/server's hooks (which only see a web
- * Request) through AsyncLocalStorage, so a hook never re-reads or re-verifies the token.
+ * The authenticated user travels from the Fastify route into @tus/server's hooks, which see only a web Request
+ * wrapping the Node request. The context is kept in a WeakMap keyed by the Node request (reachable from the
+ * wrapper), not in AsyncLocalStorage: on Node 20 that turns on promise hooks for the whole process, a cost paid
+ * on every promise of every streamed chunk.
  */
-import { AsyncLocalStorage } from 'node:async_hooks';
+import type { IncomingMessage } from 'node:http';
+import type { ServerOptions } from '@tus/server';
 import type { User } from '../auth/authenticator.js';
 
 export interface TusRequestContext {
@@ -11,14 +14,18 @@ export interface TusRequestContext {
   createdId?: string;
 }
 
-const storage = new AsyncLocalStorage<TusRequestContext>();
+/** The request object @tus/server hands its hooks. */
+export type TusRequest = Parameters<NonNullable<ServerOptions['onIncomingRequest']>>[0];
 
-export function runWithContext<T>(context: TusRequestContext, fn: () => T): T {
-  return storage.run(context, fn);
+const contexts = new WeakMap<IncomingMessage, TusRequestContext>();
+
+export function bindContext(request: IncomingMessage, context: TusRequestContext): void {
+  contexts.set(request, context);
 }
 
-export function requestContext(): TusRequestContext {
-  const context = storage.getStore();
-  if (!context) throw new Error('a tus hook ran outside of a request context');
+export function contextOf(request: TusRequest): TusRequestContext {
+  const raw = request.runtime?.node?.req as IncomingMessage | undefined;
+  const context = raw && contexts.get(raw);
+  if (!context) throw new Error('a tus hook ran for a request that did not come through the Fastify route');
   return context;
 }

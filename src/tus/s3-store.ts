@@ -7,7 +7,7 @@ import { stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { Part } from '@aws-sdk/client-s3';
 import { S3Store, type MetadataValue, type Options } from '@tus/s3-store';
-import type { Upload } from '@tus/utils';
+import { TUS_RESUMABLE, Upload } from '@tus/utils';
 import { FreightError, gone } from '../errors.js';
 import { isNoSuchUpload, objectSize } from '../storage/s3.js';
 import { planPartSize } from '../uploads/planner.js';
@@ -64,6 +64,8 @@ export class FreightS3Store extends S3Store {
 
   protected override async saveMetadata(upload: Upload, uploadId: string): Promise<void> {
     await super.saveMetadata(upload, uploadId);
+    // What was just written is what the next read of the .info object would return: keep it cached.
+    await this.cache.set(upload.id, { file: new Upload({ ...upload }), 'upload-id': uploadId, 'tus-version': TUS_RESUMABLE });
     await this.uploads.attachS3Upload(upload.id, uploadId);
   }
 
@@ -83,7 +85,8 @@ export class FreightS3Store extends S3Store {
     if (parts.length > 0) {
       const upload = await this.uploads.getUploadForStorage(metadata.file.id);
       try {
-        await this.uploads.verifyParts(upload, parts.map(toStoredPart));
+        // Parts S3 holds but that were never recorded (a crash between the two) are adopted here.
+        await this.uploads.mergeStoredParts(upload.id, await this.uploads.verifyParts(upload, parts.map(toStoredPart)));
       } catch (error) {
         if (error instanceof FreightError) await this.uploads.markFailed(upload.id, error.message);
         throw error;

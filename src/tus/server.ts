@@ -6,9 +6,9 @@ import { randomUUID } from 'node:crypto';
 import { EVENTS, Server, type DataStore, type Locker, type Upload } from '@tus/server';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../config/index.js';
-import { toHttpAnswer } from '../errors.js';
+import { storageProblem, toHttpAnswer } from '../errors.js';
 import type { UploadService } from '../uploads/service.js';
-import { requestContext } from './request-context.js';
+import { contextOf } from './request-context.js';
 
 export const TUS_PATH = '/files';
 
@@ -50,16 +50,13 @@ export function createTusServer(deps: {
     // a download (GET) only needs ownership.
     async onIncomingRequest(req, id) {
       if (req.method === 'POST') return;
-      const { user } = requestContext();
+      const { user } = contextOf(req);
       if (req.method === 'GET') await uploads.getOwned(user.id, id);
       else await uploads.getOwnedLive(user.id, id);
     },
 
-    async onUploadCreate(_req, upload) {
-      const context = requestContext();
-      const metadata = Object.fromEntries(
-        Object.entries(upload.metadata ?? {}).map(([key, value]) => [key, value ?? '']),
-      );
+    async onUploadCreate(req, upload) {
+      const context = contextOf(req);
       await uploads.create({
         id: upload.id,
         userId: context.user.id,
@@ -67,7 +64,8 @@ export function createTusServer(deps: {
         ...fileFacts(upload.metadata),
         totalSize: upload.size ?? null,
         storageKey: upload.id,
-        metadata,
+        metadata: upload.metadata ?? null,
+        storedOffset: 0,
       });
       context.createdId = upload.id;
       return {};
@@ -82,10 +80,11 @@ export function createTusServer(deps: {
     async onResponseError(req, error) {
       const answer = toHttpAnswer(error);
       if (answer.status >= 500) {
-        const id = req.method === 'POST' ? requestContext().createdId : uploadIdFromUrl(req.url);
+        const id = req.method === 'POST' ? contextOf(req).createdId : uploadIdFromUrl(req.url);
         log.error({ err: error, uploadId: id, method: req.method }, 'tus request failed');
         if (id && (req.method === 'POST' || req.method === 'PATCH')) {
-          await uploads.markFailed(id, error instanceof Error ? error.message : answer.message).catch((err: unknown) => {
+          const reason = storageProblem(error) ?? (error instanceof Error ? error.message : answer.message);
+          await uploads.markFailed(id, reason).catch((err: unknown) => {
             log.error({ err, uploadId: id }, 'could not mark the upload failed');
           });
         }

@@ -28,11 +28,24 @@ export interface NewUpload {
   storageKey: string;
   partSize?: number | null;
   s3UploadId?: string | null;
-  metadata?: Record<string, string> | null;
+  metadata?: Record<string, string | null> | null;
+  /** tus: 0 at creation (nothing stored yet). */
+  storedOffset?: number | null;
 }
 
 /** States from which an upload can still receive bytes, complete, fail or be aborted. */
 export const OPEN_STATUSES: readonly UploadStatus[] = ['pending', 'uploading', 'failed'];
+
+/**
+ * The offset durably stored, when the record alone can tell it: no write in flight or interrupted, and not the
+ * case of every byte stored but the upload not recorded as completed (storage, and its recovery, decide that).
+ */
+export function knownOffset(upload: FileUpload): number | undefined {
+  const offset = upload.storedOffset;
+  if (offset === null) return undefined;
+  if (offset === upload.totalSize && upload.status !== 'completed') return undefined;
+  return offset;
+}
 
 export class UploadService {
   constructor(
@@ -78,6 +91,11 @@ export class UploadService {
     return upload;
   }
 
+  /** The upload's record, if any, for storage code acting on an upload whose owner was already checked. */
+  async findForStorage(id: string): Promise<FileUpload | undefined> {
+    return this.repo.findUpload(id);
+  }
+
   /** Any upload by id, for storage code acting on an upload whose owner was already checked. */
   async getUploadForStorage(id: string): Promise<FileUpload> {
     const upload = await this.repo.findUpload(id);
@@ -98,6 +116,17 @@ export class UploadService {
   /** tus creation-defer-length: the length arrives with a later PATCH. */
   async declareLength(id: string, totalSize: number): Promise<void> {
     await this.repo.updateUpload(id, { totalSize });
+  }
+
+  /** A write starts: until it ends, the stored offset is storage's to tell. */
+  async beginWrite(id: string): Promise<void> {
+    await this.repo.updateUpload(id, { storedOffset: null });
+  }
+
+  /** A write ended with `offset` bytes durably stored. */
+  async endWrite(id: string, offset: number): Promise<void> {
+    await this.repo.updateUpload(id, { storedOffset: offset });
+    await this.recordProgress(id, offset);
   }
 
   /** The server now holds `bytes` bytes of the upload (called once per request and at most once a second). */
@@ -132,7 +161,7 @@ export class UploadService {
    * Decides whether the parts S3 holds make up the whole upload, before anything is assembled.
    * `expected` are the parts the uploader reported (direct: the client's ETags) merged with what we recorded
    * (tus: the part rows written as each part was stored; direct: the planned sizes).
-   * Throws 409 naming every missing or wrong part; otherwise records the parts and returns them in order.
+   * Throws 409 naming every missing or wrong part; otherwise returns the parts in order (to assemble).
    */
   async verifyParts(
     upload: FileUpload,
@@ -167,7 +196,6 @@ export class UploadService {
         problems: report.problems,
       });
     }
-    await this.mergeStoredParts(upload.id, report.parts);
     return report.parts;
   }
 
@@ -197,9 +225,9 @@ export class UploadService {
     throw conflict(`the upload is ${current?.status ?? 'missing'} and cannot be aborted`);
   }
 
-  /** The last attempt failed in storage; the upload stays resumable and goes back to `uploading` on progress. */
+  /** The last attempt failed (the reason is kept); the upload stays resumable and goes back to `uploading` on progress. */
   async markFailed(id: string, error: string): Promise<void> {
-    await this.repo.transition(id, ['pending', 'uploading'], { status: 'failed', error, lockedUntil: null });
+    await this.repo.transition(id, OPEN_STATUSES, { status: 'failed', error, lockedUntil: null });
   }
 
   /**

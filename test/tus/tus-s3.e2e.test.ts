@@ -301,6 +301,14 @@ describe('tus uploads onto S3 multipart', () => {
     // A bucket lifecycle rule or an operator aborts it behind Freight's back.
     await s3.send(new AbortMultipartUploadCommand({ Bucket: bucket.bucket, Key: id, UploadId: await s3UploadIdOf(id) }));
 
+    // The next write finds out (the resume check before it is answered from Postgres) …
+    const patched = await fetch(url, {
+      method: 'PATCH',
+      headers: { ...headers, 'Upload-Offset': '0', 'Content-Type': 'application/offset+octet-stream' },
+      body: randomData(MiB),
+    });
+    expect(patched.status).toBe(503);
+    // … and from then on the upload is gone, never reported complete.
     const head = await fetch(url, { method: 'HEAD', headers });
     expect(head.status).toBe(410);
     expect(await uploadRow(id)).toMatchObject({ status: 'failed', error: 'the multipart upload no longer exists in storage' });
@@ -335,5 +343,45 @@ describe('tus uploads onto S3 multipart', () => {
     expect(await headOffset(url, token)).toBe(data.length);
     expect((await uploadRow(id))?.status).toBe('completed');
     expect(await sha256OfObject(s3, bucket.bucket, id)).toBe(sha256(data));
+  });
+
+  test('resume checks are answered from Postgres when it knows the stored offset, from S3 while it does not', async () => {
+    const proxy = await outageProxy(inject('s3').endpoint);
+    const flaky = await startFreight(serviceEnv(bucket.bucket, { S3_ENDPOINT: proxy.url, S3_PART_SIZE: '5MiB' }));
+    try {
+      const token = await tokenFor(uniqueUser('jay'));
+      const headers = { 'Tus-Resumable': '1.0.0', Authorization: `Bearer ${token}` };
+      const data = randomData(8 * MiB);
+      const created = await fetch(`${flaky.url}/files/`, { method: 'POST', headers: { ...headers, 'Upload-Length': String(data.length) } });
+      const url = created.headers.get('location')!;
+      const id = uploadIdOf(url);
+      expect(Number((await uploadRow(id))?.stored_offset)).toBe(0);
+
+      // While bytes stream, the durable offset is storage's to tell.
+      const patch = stalledPatch(url, { Authorization: `Bearer ${token}` }, data, 0, 6 * MiB);
+      await eventually(async () => (Number((await uploadRow(id))?.bytes_received) === 6 * MiB ? true : undefined));
+      expect((await uploadRow(id))?.stored_offset).toBeNull();
+      patch.cut();
+      await patch.settled;
+      await eventually(async () => (Number((await uploadRow(id))?.stored_offset) === 6 * MiB ? true : undefined));
+
+      // With S3 down, the resume check still answers: from Postgres.
+      await proxy.down();
+      const head = await fetch(url, { method: 'HEAD', headers });
+      expect(head.status).toBe(200);
+      expect(head.headers.get('upload-offset')).toBe(String(6 * MiB));
+      expect(head.headers.get('upload-length')).toBe(String(data.length));
+
+      // A write that never finished (a crash) leaves no stored offset: the check must ask S3, which is down.
+      await sql`update file_uploads set stored_offset = null where id = ${id}`;
+      expect((await fetch(url, { method: 'HEAD', headers })).status).toBe(503);
+      await proxy.up();
+      const asked = await fetch(url, { method: 'HEAD', headers });
+      expect(asked.status).toBe(200);
+      expect(asked.headers.get('upload-offset')).toBe(String(6 * MiB));
+    } finally {
+      await flaky.close();
+      await proxy.down();
+    }
   });
 });

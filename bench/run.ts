@@ -1,0 +1,233 @@
+/**
+ * npm run bench: Freight beside the alternatives, on the same machine, data, gateway and Postgres, in one run.
+ *
+ *   npm run bench                          256 MiB and 2 GiB, 3 rounds, microbenchmarks, a 4 GiB memory run
+ *   npm run bench -- --size 8GiB --rounds 5
+ *   npm run bench -- --size 64MiB --rounds 1 --memory-size 256MiB     (a quick look)
+ *
+ * Contenders run alternately (A B C D A B C D …); each figure is the median of the rounds. Results go to
+ * bench/results/<date>.json, the table and the RSS plot to BENCHMARKS.md and bench/results/<date>-rss.svg.
+ */
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, statSync } from 'node:fs';
+import { mkdir, open, readFile, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs, promisify } from 'node:util';
+import { CreateBucketCommand } from '@aws-sdk/client-s3';
+import { ensurePostgres, ensureS3, repoRoot, runCleanups, type Cleanup, type S3Settings } from '../scripts/services.js';
+import { parseSize } from '../src/config/units.js';
+import { benchToken, deleteObject, directContender, limitContender, s3Client, tusContender, type Contender } from './contenders.js';
+import { directCreateLatency, headThroughput, signTenThousand, tusCreateLatency } from './micro.js';
+import { cpuSeconds, sample } from './proc.js';
+import { GiB, MB, MiB, formatSize, rssSvg, summarize, summaryTable, type Run } from './report.js';
+import { startBareProcess, startFreightProcess, type ServerProcess } from './servers.js';
+
+const run = promisify(execFile);
+const ROOT = repoRoot();
+const WORK = path.join(ROOT, 'bench', '.work');
+
+const { values: args } = parseArgs({
+  options: {
+    size: { type: 'string', multiple: true },
+    rounds: { type: 'string', default: '3' },
+    'memory-size': { type: 'string', default: '4GiB' },
+    'no-micro': { type: 'boolean', default: false },
+    'no-memory': { type: 'boolean', default: false },
+  },
+});
+const sizes = (args.size ?? ['256MiB', '2GiB']).flatMap((text) => text.split(',')).map((text) => {
+  const size = parseSize(text);
+  if (!size) throw new Error(`--size ${text} is not a size`);
+  return size;
+});
+const rounds = Number(args.rounds);
+const memorySize = parseSize(args['memory-size']!) ?? 4 * GiB;
+const log = (message: string) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}`);
+
+/** A data file of `size` bytes: 64 MiB of random bytes repeated, each copy stamped with its index (no two parts alike). */
+async function dataFile(size: number): Promise<string> {
+  const file = path.join(WORK, `data-${size}.bin`);
+  if (existsSync(file) && statSync(file).size === size) return file;
+  await mkdir(WORK, { recursive: true });
+  const block = randomBytes(64 * MiB);
+  const handle = await open(file, 'w');
+  for (let offset = 0, index = 0; offset < size; offset += block.length, index++) {
+    block.writeBigUInt64BE(BigInt(index), 0);
+    await handle.write(block, 0, Math.min(block.length, size - offset), offset);
+  }
+  await handle.close();
+  return file;
+}
+
+/** CPU of the gateway's daemons, when this run started the gateway (so their pids are known). */
+async function gatewayCpu(s3: S3Settings): Promise<number | null> {
+  if (!s3.rgwDir) return null;
+  let total = 0;
+  for (const name of ['rgw', 'osd.0', 'mon.a']) {
+    const pid = Number(await readFile(path.join(s3.rgwDir, 'run', `${name}.pid`), 'utf8').catch(() => '0'));
+    if (pid) total += cpuSeconds(pid);
+  }
+  return total;
+}
+
+/** Deleted objects are freed by the gateway's garbage collector, normally hours later: run it now. */
+async function collectGarbage(s3: S3Settings): Promise<void> {
+  if (!s3.rgwDir) return;
+  await run('radosgw-admin', ['gc', 'process', '--include-all'], { env: { ...process.env, CEPH_CONF: path.join(s3.rgwDir, 'ceph.conf') } }).catch(
+    (error: unknown) => log(`gc: ${String(error)}`),
+  );
+}
+
+async function measure(contender: Contender, file: string, size: number, round: number, s3: S3Settings, bucket: string): Promise<Run> {
+  const server = contender.server;
+  const cpu0 = server ? cpuSeconds(server.pid) : 0;
+  const gateway0 = await gatewayCpu(s3);
+  const sampler = sample(server?.pid, server?.tempDir, 100);
+  const started = performance.now();
+  const { key, requests } = await contender.upload(file, size);
+  const seconds = (performance.now() - started) / 1000;
+  const samples = await sampler.stop();
+  const gateway1 = await gatewayCpu(s3);
+  await deleteObject(s3, bucket, key);
+  return {
+    contender: contender.name,
+    size,
+    round,
+    seconds,
+    mbPerSecond: size / MB / seconds,
+    serverCpuSeconds: server ? cpuSeconds(server.pid) - cpu0 : null,
+    gatewayCpuSeconds: gateway0 === null || gateway1 === null ? null : gateway1 - gateway0,
+    serverPeakRss: server ? samples.peakRss : null,
+    peakTempDisk: server ? samples.peakDisk : null,
+    requests,
+  };
+}
+
+async function machine() {
+  const cpus = os.cpus();
+  return {
+    cpus: cpus.length,
+    cpuModel: cpus[0]?.model ?? 'unknown',
+    ramGiB: Math.round(os.totalmem() / GiB),
+    node: process.version,
+    kernel: os.release(),
+  };
+}
+
+async function main() {
+  const cleanups: Cleanup[] = [];
+  const servers: ServerProcess[] = [];
+  const benchStarted = Date.now();
+  try {
+    log('bringing up PostgreSQL and the S3 gateway');
+    const databaseUrl = await ensurePostgres(cleanups, 'freight_bench');
+    const s3 = await ensureS3(cleanups, 'freight-bench-rgw', { RGW_BLOCK_SIZE: '64G' });
+    const bucket = `freight-bench-${Date.now()}`;
+    const client = s3Client(s3);
+    await client.send(new CreateBucketCommand({ Bucket: bucket }));
+    client.destroy();
+
+    log(`data files: ${[...sizes, memorySize].map(formatSize).join(', ')}`);
+    const files = new Map<number, string>();
+    for (const size of new Set([...sizes, memorySize])) files.set(size, await dataFile(size));
+
+    const freight = await startFreightProcess(ROOT, WORK, s3, bucket, databaseUrl);
+    servers.push(freight);
+    const bare = await startBareProcess(ROOT, WORK, s3, bucket);
+    servers.push(bare);
+    const token = await benchToken();
+    const contenders = [
+      limitContender(s3, bucket),
+      tusContender('bare @tus/server', bare, undefined),
+      tusContender('freight tus', freight, token),
+      directContender(freight, token),
+    ];
+
+    const runs: Run[] = [];
+    for (const size of sizes) {
+      for (let round = 1; round <= rounds; round++) {
+        for (const contender of contenders) {
+          const result = await measure(contender, files.get(size)!, size, round, s3, bucket);
+          runs.push(result);
+          log(`${formatSize(size)} round ${round} ${contender.name}: ${result.mbPerSecond.toFixed(1)} MB/s`);
+        }
+        await collectGarbage(s3);
+      }
+    }
+    const summaries = summarize(runs);
+
+    let micro: Record<string, unknown> = {};
+    if (!args['no-micro']) {
+      log('microbenchmarks');
+      micro = {
+        headFreight: await headThroughput(freight.url, token, { clients: 32, seconds: 5, uploads: 32 }),
+        headBare: await headThroughput(bare.url, undefined, { clients: 32, seconds: 5, uploads: 32 }),
+        createTusFreight: await tusCreateLatency(freight.url, token, 200),
+        createTusBare: await tusCreateLatency(bare.url, undefined, 200),
+        createDirectFreight: await directCreateLatency(freight.url, token, 200),
+        sign10k: await signTenThousand(freight.url, token),
+      };
+      log(JSON.stringify(micro));
+    }
+
+    let memory: { size: number; series: Array<{ name: string; points: Array<[number, number]> }> } | undefined;
+    if (!args['no-memory']) {
+      log(`memory over a ${formatSize(memorySize)} upload (RSS sampled each second)`);
+      const series = [];
+      for (const contender of [contenders[2]!, contenders[1]!]) {
+        const server = contender.server!;
+        const sampler = sample(server.pid, undefined, 1000);
+        const { key } = await contender.upload(files.get(memorySize)!, memorySize);
+        const samples = await sampler.stop();
+        await deleteObject(s3, bucket, key);
+        await collectGarbage(s3);
+        series.push({ name: contender.name, points: samples.rss });
+      }
+      memory = { size: memorySize, series };
+    }
+
+    const date = new Date().toISOString().slice(0, 10);
+    const command = `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim();
+    const result = {
+      date: new Date().toISOString(),
+      command,
+      machine: await machine(),
+      sizes,
+      rounds,
+      durationSeconds: Math.round((Date.now() - benchStarted) / 1000),
+      runs,
+      summaries,
+      micro,
+      memory,
+    };
+    await mkdir(path.join(ROOT, 'bench', 'results'), { recursive: true });
+    const jsonPath = path.join(ROOT, 'bench', 'results', `${date}.json`);
+    await writeFile(jsonPath, JSON.stringify(result, null, 2) + '\n');
+    let svgName: string | undefined;
+    if (memory) {
+      svgName = `${date}-rss.svg`;
+      const colors = ['#d62728', '#1f77b4'];
+      await writeFile(
+        path.join(ROOT, 'bench', 'results', svgName),
+        rssSvg(
+          memory.series.map((s, i) => ({ ...s, color: colors[i]! })),
+          `Server RSS during a ${formatSize(memory.size)} tus upload`,
+        ),
+      );
+    }
+    log(`results: ${path.relative(ROOT, jsonPath)}`);
+    console.log('\n' + summaryTable(summaries));
+    await writeFile(path.join(WORK, 'last-table.md'), summaryTable(summaries));
+    if (svgName) log(`RSS plot: bench/results/${svgName}`);
+  } finally {
+    for (const server of servers) await server.stop();
+    await runCleanups(cleanups);
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});

@@ -1,0 +1,112 @@
+/** The servers under test, each in a process of its own so that its CPU, memory and temp disk can be read. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdir, readFile, rm } from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import type { S3Settings } from '../scripts/services.js';
+
+export interface ServerProcess {
+  name: string;
+  url: string;
+  pid: number;
+  /** Where it buffers parts. */
+  tempDir: string;
+  stop(): Promise<void>;
+}
+
+export const BENCH_SECRET = 'freight-benchmark-secret-0123456789abcdef';
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+    server.on('error', reject);
+  });
+}
+
+async function waitUntilAnswering(url: string, child: ChildProcess, log: () => string): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}: ${log()}`);
+    try {
+      const res = await fetch(url, { method: 'OPTIONS' });
+      await res.arrayBuffer();
+      return;
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+  throw new Error(`server at ${url} did not answer: ${log()}`);
+}
+
+/** The Node flags `npm start` runs the server with (package.json), so the benchmark measures the same thing. */
+async function startFlags(root: string): Promise<string[]> {
+  const { scripts } = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8')) as { scripts: { start: string } };
+  return scripts.start.split(/\s+/).filter((word) => word.startsWith('--'));
+}
+
+async function startProcess(
+  name: string,
+  script: string,
+  env: Record<string, string>,
+  tempDir: string,
+  flags: string[] = [],
+): Promise<ServerProcess> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [...flags, script], {
+    env: { PATH: process.env.PATH ?? '', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...env, PORT: String(port) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout!.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-4000)));
+  child.stderr!.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-4000)));
+  const url = `http://127.0.0.1:${port}`;
+  await waitUntilAnswering(`${url}/files/`, child, () => output);
+  return {
+    name,
+    url,
+    pid: child.pid!,
+    tempDir,
+    stop: async () => {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+function s3Env(s3: S3Settings, bucket: string): Record<string, string> {
+  return {
+    S3_BUCKET: bucket,
+    S3_ENDPOINT: s3.endpoint,
+    S3_REGION: s3.region,
+    S3_ACCESS_KEY_ID: s3.accessKeyId,
+    S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
+    S3_FORCE_PATH_STYLE: String(s3.forcePathStyle),
+  };
+}
+
+/** Freight as `npm start` runs it, with its defaults, on Postgres and S3. */
+export async function startFreightProcess(root: string, workDir: string, s3: S3Settings, bucket: string, databaseUrl: string) {
+  const dataDir = path.join(workDir, 'freight-data');
+  await rm(dataDir, { recursive: true, force: true });
+  return startProcess(
+    'freight',
+    path.join(root, 'dist', 'src', 'server.js'),
+    { ...s3Env(s3, bucket), DATA_DIR: dataDir, DATABASE_URL: databaseUrl, AUTH_JWT_SECRET: BENCH_SECRET, LOG_LEVEL: 'warn' },
+    path.join(dataDir, 'tmp'),
+    await startFlags(root),
+  );
+}
+
+/** Bare @tus/server + @tus/s3-store (bench/bare-server.ts), its temp files in a directory of their own. */
+export async function startBareProcess(root: string, workDir: string, s3: S3Settings, bucket: string) {
+  const tempDir = path.join(workDir, 'bare-tmp');
+  await rm(tempDir, { recursive: true, force: true });
+  await mkdir(tempDir, { recursive: true });
+  return startProcess('bare', path.join(root, 'dist', 'bench', 'bare-server.js'), { ...s3Env(s3, bucket), TMPDIR: tempDir }, tempDir);
+}
