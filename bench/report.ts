@@ -126,3 +126,190 @@ export function rssSvg(series: Array<{ name: string; color: string; points: Arra
   parts.push('</svg>');
   return parts.join('\n');
 }
+
+export interface Target {
+  target: string;
+  measured: string;
+  met: boolean;
+}
+
+export interface BenchResult {
+  date: string;
+  command: string;
+  machine: { cpus: number; cpuModel: string; ramGiB: number; node: string; kernel: string };
+  sizes: number[];
+  rounds: number;
+  durationSeconds: number;
+  runs: Run[];
+  summaries: Summary[];
+  micro: {
+    headFreight?: { requestsPerSecond: number };
+    headBare?: { requestsPerSecond: number };
+    createTusFreight?: { medianMs: number; p95Ms: number };
+    createTusBare?: { medianMs: number; p95Ms: number };
+    createDirectFreight?: { medianMs: number; p95Ms: number };
+    sign10k?: { createMs: number; signMs: number; urls: number };
+  };
+  memory?: { size: number; series: Array<{ name: string; points: Array<[number, number]> }> };
+  /** The temp-disk budget of the tus path with the defaults (S3_PART_CONCURRENCY × part size + one partial part). */
+  tempDiskBudget: number;
+}
+
+const mean = (values: number[]) => values.reduce((sum, value) => sum + value, 0) / Math.max(1, values.length);
+
+/** RSS growth over a long upload: the mean of the last quarter of the samples against the second quarter. */
+export function rssGrowth(points: Array<[number, number]>): { peak: number; growth: number } {
+  const rss = points.map(([, value]) => value);
+  const quarter = Math.max(1, Math.floor(rss.length / 4));
+  return {
+    peak: Math.max(...rss),
+    growth: mean(rss.slice(-quarter)) - mean(rss.slice(quarter, 2 * quarter)),
+  };
+}
+
+export function evaluateTargets(result: BenchResult): Target[] {
+  const targets: Target[] = [];
+  const find = (contender: string, size: number) => result.summaries.find((s) => s.contender === contender && s.size === size);
+  for (const size of result.sizes) {
+    const tus = find('freight tus', size);
+    const bare = find('bare @tus/server', size);
+    const direct = find('freight direct', size);
+    if (tus && bare) {
+      const ratio = tus.mbPerSecond / bare.mbPerSecond;
+      targets.push({
+        target: `freight tus ≥ 1.0× bare @tus/server throughput (${formatSize(size)})`,
+        measured: `${ratio.toFixed(2)}× (${tus.mbPerSecond.toFixed(1)} vs ${bare.mbPerSecond.toFixed(1)} MB/s); ${tus.ratioToLimit.toFixed(2)}× the limit`,
+        met: ratio >= 1.0,
+      });
+    }
+    if (tus && direct && tus.serverCpuPerGiB && direct.serverCpuPerGiB !== null) {
+      const share = direct.serverCpuPerGiB / tus.serverCpuPerGiB;
+      targets.push({
+        target: `freight direct server CPU per GiB ≤ 1 % of the tus path (${formatSize(size)})`,
+        measured: `${(share * 100).toFixed(2)} % (${direct.serverCpuPerGiB.toFixed(3)} vs ${tus.serverCpuPerGiB.toFixed(2)} s/GiB)`,
+        met: share <= 0.01,
+      });
+    }
+  }
+  const freightRss = result.summaries
+    .filter((s) => s.contender.startsWith('freight'))
+    .map((s) => s.serverPeakRss ?? 0);
+  const memoryRun = result.memory?.series.find((s) => s.name === 'freight tus');
+  const growth = memoryRun ? rssGrowth(memoryRun.points) : undefined;
+  const peak = Math.max(...freightRss, growth?.peak ?? 0);
+  targets.push({
+    target: 'server RSS under 150 MB at the defaults',
+    measured: `peak ${(peak / MB).toFixed(0)} MB (${(peak / MiB).toFixed(0)} MiB) over every run`,
+    met: peak < 150 * MB,
+  });
+  if (growth && result.memory) {
+    targets.push({
+      target: `server RSS flat (no growth with upload size) over a ${formatSize(result.memory.size)} upload`,
+      measured: `${growth.growth >= 0 ? '+' : ''}${(growth.growth / MiB).toFixed(1)} MiB from the second to the last quarter of the upload`,
+      met: Math.abs(growth.growth) < 10 * MiB,
+    });
+  }
+  const disk = Math.max(...result.summaries.filter((s) => s.contender === 'freight tus').map((s) => s.peakTempDisk ?? 0));
+  targets.push({
+    target: `temp disk within its budget (${(result.tempDiskBudget / MiB).toFixed(0)} MiB with the defaults)`,
+    measured: `peak ${(disk / MiB).toFixed(0)} MiB`,
+    met: disk <= result.tempDiskBudget,
+  });
+  if (result.micro.headFreight) {
+    targets.push({
+      target: 'HEAD ≥ 2,000 requests/s (32 concurrent clients, state in Postgres)',
+      measured: `${result.micro.headFreight.requestsPerSecond} requests/s (bare @tus/server: ${result.micro.headBare?.requestsPerSecond ?? '—'})`,
+      met: result.micro.headFreight.requestsPerSecond >= 2000,
+    });
+  }
+  if (result.micro.sign10k) {
+    targets.push({
+      target: '10,000 part URLs signed in under 1 s',
+      measured: `${result.micro.sign10k.signMs.toFixed(0)} ms (10 requests of 1,000, through the API)`,
+      met: result.micro.sign10k.signMs < 1000,
+    });
+  }
+  return targets;
+}
+
+export function benchmarksPage(result: BenchResult, targets: Target[], svgName: string | undefined): string {
+  const m = result.machine;
+  const lines = [
+    '# Benchmarks',
+    '',
+    'Freight beside the alternatives, measured in one run on one machine: same data, same S3 gateway (Ceph RGW on',
+    'loopback), same PostgreSQL. Contenders alternate (A B C D A B C D …) and each figure is the median of the rounds.',
+    '',
+    '- **limit**: `@aws-sdk/lib-storage` uploading straight to the gateway from Node (16 MiB parts, 4 at a time): what the',
+    '  machine and the gateway allow without any server in between.',
+    '- **bare @tus/server**: `@tus/server` + `@tus/s3-store` with default options on plain `node:http`, what a user would',
+    '  run instead (`bench/bare-server.ts`), with tus-js-client.',
+    '- **freight tus**: Freight as `npm start` runs it, with its defaults, on Postgres and S3, with tus-js-client.',
+    '- **freight direct**: the presigned multipart path with the project\'s client (4 parts in flight, MD5 per part).',
+    '- **freight tus parallel** (tus-js-client `parallelUploads`): not yet possible, as it needs the tus concatenation',
+    '  extension, which is not implemented.',
+    '',
+    'Server CPU and RSS are read from `/proc` of the server process (sampled every 100 ms), temp disk is the size of',
+    'its part-buffer directory (sampled likewise), gateway CPU is that of the gateway\'s daemons (radosgw, OSD, monitor),',
+    'requests are the HTTP requests the client made.',
+    '',
+    `Run of ${result.date.slice(0, 16).replace('T', ' ')} UTC, ${result.rounds} rounds, ${Math.round(result.durationSeconds / 60)} minutes:`,
+    '',
+    '```',
+    result.command,
+    '```',
+    '',
+    `Machine: ${m.cpus} × ${m.cpuModel}, ${m.ramGiB} GiB RAM, Linux ${m.kernel}, Node ${m.node}. The machine is shared and noisy:`,
+    'compare rows of one run, not runs of different days.',
+    '',
+    '## Targets',
+    '',
+    '| target | measured | |',
+    '|---|---|---|',
+    ...targets.map((t) => `| ${t.target} | ${t.measured} | ${t.met ? 'met' : '**not met**'} |`),
+    '',
+    '## Throughput',
+    '',
+    summaryTable(result.summaries),
+    '## Microbenchmarks',
+    '',
+  ];
+  const micro = result.micro;
+  if (micro.headFreight) {
+    lines.push(
+      '| what | Freight | bare @tus/server |',
+      '|---|---:|---:|',
+      `| HEAD (resume check), 32 concurrent clients on 32 uploads with parts stored | ${micro.headFreight.requestsPerSecond} req/s | ${micro.headBare?.requestsPerSecond ?? '—'} req/s |`,
+      `| creating a tus upload (POST), median / p95 | ${micro.createTusFreight?.medianMs} / ${micro.createTusFreight?.p95Ms} ms | ${micro.createTusBare?.medianMs} / ${micro.createTusBare?.p95Ms} ms |`,
+      `| creating a direct upload (POST /api/multipart), median / p95 | ${micro.createDirectFreight?.medianMs} / ${micro.createDirectFreight?.p95Ms} ms | — |`,
+      `| planning 10,000 parts (POST /api/multipart, 10,000 part rows) | ${micro.sign10k?.createMs.toFixed(0)} ms | — |`,
+      `| signing 10,000 part URLs with MD5 (10 × POST …/sign of 1,000) | ${micro.sign10k?.signMs.toFixed(0)} ms | — |`,
+      '',
+    );
+  }
+  if (result.memory && svgName) {
+    lines.push(
+      `## Memory over a ${formatSize(result.memory.size)} upload`,
+      '',
+      `Server RSS sampled every second during one tus upload of ${formatSize(result.memory.size)}:`,
+      '',
+      `![RSS over time](bench/results/${svgName})`,
+      '',
+      ...result.memory.series.map((s) => {
+        const g = rssGrowth(s.points);
+        return `- ${s.name}: peak ${(g.peak / MiB).toFixed(0)} MiB, ${g.growth >= 0 ? '+' : ''}${(g.growth / MiB).toFixed(1)} MiB from the second to the last quarter.`;
+      }),
+      '',
+    );
+  }
+  lines.push(
+    '## Reproduce',
+    '',
+    '`npm run bench` (root, Debian): it starts PostgreSQL if needed and its own Ceph RGW on free ports (or uses',
+    '`DATABASE_URL` and `S3_ENDPOINT`/`S3_ACCESS_KEY_ID`/`S3_SECRET_ACCESS_KEY` when set), writes the data files to',
+    '`bench/.work/`, and records everything in `bench/results/<date>.json`. Flags: `--size 8GiB` (repeatable or',
+    'comma-separated), `--rounds N`, `--memory-size 4GiB`, `--no-micro`, `--no-memory`.',
+    '',
+  );
+  return lines.join('\n');
+}

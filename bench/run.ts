@@ -17,12 +17,28 @@ import path from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { ensurePostgres, ensureS3, repoRoot, runCleanups, type Cleanup, type S3Settings } from '../scripts/services.js';
+import { S3_LIMITS, loadConfig } from '../src/config/index.js';
 import { parseSize } from '../src/config/units.js';
 import { benchToken, deleteObject, directContender, limitContender, s3Client, tusContender, type Contender } from './contenders.js';
 import { directCreateLatency, headThroughput, signTenThousand, tusCreateLatency } from './micro.js';
 import { cpuSeconds, sample } from './proc.js';
-import { GiB, MB, MiB, formatSize, rssSvg, summarize, summaryTable, type Run } from './report.js';
+import {
+  GiB,
+  MB,
+  MiB,
+  benchmarksPage,
+  evaluateTargets,
+  formatSize,
+  rssSvg,
+  summarize,
+  summaryTable,
+  type BenchResult,
+  type Run,
+} from './report.js';
 import { startBareProcess, startFreightProcess, type ServerProcess } from './servers.js';
+
+// The AWS SDK is pinned to releases that run on Node 20; its notice about later ones is noise here.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 const run = promisify(execFile);
 const ROOT = repoRoot();
@@ -59,6 +75,12 @@ async function dataFile(size: number): Promise<string> {
   }
   await handle.close();
   return file;
+}
+
+/** S3_PART_CONCURRENCY parts of S3_PART_SIZE (the defaults), plus the partial part a resumed request picks up. */
+function tempDiskBudget(): number {
+  const defaults = loadConfig({ AUTH_DISABLED: 'true' });
+  return defaults.partConcurrency * defaults.partSize + S3_LIMITS.minPartSize;
 }
 
 /** CPU of the gateway's daemons, when this run started the gateway (so their pids are known). */
@@ -129,7 +151,7 @@ async function main() {
     await client.send(new CreateBucketCommand({ Bucket: bucket }));
     client.destroy();
 
-    log(`data files: ${[...sizes, memorySize].map(formatSize).join(', ')}`);
+    log(`data files: ${[...sizes, memorySize].map(formatSize).join(', ')} (in bench/.work/)`);
     const files = new Map<number, string>();
     for (const size of new Set([...sizes, memorySize])) files.set(size, await dataFile(size));
 
@@ -145,6 +167,10 @@ async function main() {
       directContender(freight, token),
     ];
 
+    // One unrecorded upload each first, so that no contender is measured while its code is still being compiled.
+    const warmUp = await dataFile(32 * MiB);
+    for (const contender of contenders) await measure(contender, warmUp, 32 * MiB, 0, s3, bucket);
+
     const runs: Run[] = [];
     for (const size of sizes) {
       for (let round = 1; round <= rounds; round++) {
@@ -157,20 +183,6 @@ async function main() {
       }
     }
     const summaries = summarize(runs);
-
-    let micro: Record<string, unknown> = {};
-    if (!args['no-micro']) {
-      log('microbenchmarks');
-      micro = {
-        headFreight: await headThroughput(freight.url, token, { clients: 32, seconds: 5, uploads: 32 }),
-        headBare: await headThroughput(bare.url, undefined, { clients: 32, seconds: 5, uploads: 32 }),
-        createTusFreight: await tusCreateLatency(freight.url, token, 200),
-        createTusBare: await tusCreateLatency(bare.url, undefined, 200),
-        createDirectFreight: await directCreateLatency(freight.url, token, 200),
-        sign10k: await signTenThousand(freight.url, token),
-      };
-      log(JSON.stringify(micro));
-    }
 
     let memory: { size: number; series: Array<{ name: string; points: Array<[number, number]> }> } | undefined;
     if (!args['no-memory']) {
@@ -188,9 +200,23 @@ async function main() {
       memory = { size: memorySize, series };
     }
 
+    let micro: BenchResult['micro'] = {};
+    if (!args['no-micro']) {
+      log('microbenchmarks');
+      micro = {
+        headFreight: await headThroughput(freight.url, token, { clients: 32, seconds: 5, uploads: 32 }),
+        headBare: await headThroughput(bare.url, undefined, { clients: 32, seconds: 5, uploads: 32 }),
+        createTusFreight: await tusCreateLatency(freight.url, token, 200),
+        createTusBare: await tusCreateLatency(bare.url, undefined, 200),
+        createDirectFreight: await directCreateLatency(freight.url, token, 200),
+        sign10k: await signTenThousand(freight.url, token),
+      };
+      log(JSON.stringify(micro));
+    }
+
     const date = new Date().toISOString().slice(0, 10);
     const command = `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim();
-    const result = {
+    const result: BenchResult = {
       date: new Date().toISOString(),
       command,
       machine: await machine(),
@@ -201,10 +227,12 @@ async function main() {
       summaries,
       micro,
       memory,
+      tempDiskBudget: tempDiskBudget(),
     };
+    const targets = evaluateTargets(result);
     await mkdir(path.join(ROOT, 'bench', 'results'), { recursive: true });
     const jsonPath = path.join(ROOT, 'bench', 'results', `${date}.json`);
-    await writeFile(jsonPath, JSON.stringify(result, null, 2) + '\n');
+    await writeFile(jsonPath, JSON.stringify({ ...result, targets }, null, 2) + '\n');
     let svgName: string | undefined;
     if (memory) {
       svgName = `${date}-rss.svg`;
@@ -217,10 +245,10 @@ async function main() {
         ),
       );
     }
-    log(`results: ${path.relative(ROOT, jsonPath)}`);
+    await writeFile(path.join(ROOT, 'BENCHMARKS.md'), benchmarksPage(result, targets, svgName));
+    log(`results: ${path.relative(ROOT, jsonPath)}, BENCHMARKS.md${svgName ? `, bench/results/${svgName}` : ''}`);
     console.log('\n' + summaryTable(summaries));
-    await writeFile(path.join(WORK, 'last-table.md'), summaryTable(summaries));
-    if (svgName) log(`RSS plot: bench/results/${svgName}`);
+    for (const target of targets) console.log(`${target.met ? 'met    ' : 'NOT MET'}  ${target.target}: ${target.measured}`);
   } finally {
     for (const server of servers) await server.stop();
     await runCleanups(cleanups);

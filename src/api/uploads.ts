@@ -1,11 +1,10 @@
 /** GET /api/uploads and GET /api/uploads/:id: the owner's view of their uploads, from Postgres. */
-import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Type } from 'typebox';
+import type { FastifyPluginAsyncJsonSchemaToTs } from '@fastify/type-provider-json-schema-to-ts';
 import { UPLOAD_STATUSES } from '../db/schema.js';
 import type { ListCursor } from '../db/repository.js';
 import { badRequest } from '../errors.js';
 import type { UploadService } from '../uploads/service.js';
-import { ErrorBody, UploadView, uploadView } from './views.js';
+import { ErrorBody, IdParams, UploadView, uploadView } from './views.js';
 
 function encodeCursor(cursor: ListCursor): string {
   return Buffer.from(`${cursor.createdAt.toISOString()}|${cursor.id}`).toString('base64url');
@@ -18,26 +17,39 @@ function decodeCursor(text: string): ListCursor {
   return { createdAt: date, id };
 }
 
-export const uploadsApi: FastifyPluginAsyncTypebox<{ uploads: UploadService }> = async (app, { uploads }) => {
+const ListQuery = {
+  type: 'object',
+  properties: {
+    status: { type: 'string', enum: UPLOAD_STATUSES },
+    limit: { type: 'integer', minimum: 1, maximum: 100, default: 20 },
+    cursor: { type: 'string', maxLength: 200 },
+  },
+  additionalProperties: false,
+} as const;
+
+const UploadList = {
+  type: 'object',
+  properties: {
+    uploads: { type: 'array', items: UploadView },
+    /** Pass as ?cursor= for the next page; null on the last page. */
+    nextCursor: { type: ['string', 'null'] },
+  },
+  required: ['uploads', 'nextCursor'],
+} as const;
+
+const UploadDetail = {
+  ...UploadView,
+  properties: { ...UploadView.properties, partsCount: { type: 'integer' } },
+  required: [...UploadView.required, 'partsCount'],
+} as const;
+
+export const uploadsApi: FastifyPluginAsyncJsonSchemaToTs<{ Options: { uploads: UploadService } }> = async (
+  app,
+  { uploads },
+) => {
   app.get(
     '/api/uploads',
-    {
-      schema: {
-        querystring: Type.Object({
-          status: Type.Optional(Type.Enum(UPLOAD_STATUSES)),
-          limit: Type.Integer({ minimum: 1, maximum: 100, default: 20 }),
-          cursor: Type.Optional(Type.String({ maxLength: 200 })),
-        }),
-        response: {
-          200: Type.Object({
-            uploads: Type.Array(UploadView),
-            /** Pass as ?cursor= for the next page; null on the last page. */
-            nextCursor: Type.Union([Type.String(), Type.Null()]),
-          }),
-          400: ErrorBody,
-        },
-      },
-    },
+    { schema: { querystring: ListQuery, response: { 200: UploadList, 400: ErrorBody } } },
     async (request) => {
       const { status, limit, cursor } = request.query;
       const rows = await uploads.list(request.user.id, {
@@ -56,15 +68,7 @@ export const uploadsApi: FastifyPluginAsyncTypebox<{ uploads: UploadService }> =
 
   app.get(
     '/api/uploads/:id',
-    {
-      schema: {
-        params: Type.Object({ id: Type.String() }),
-        response: {
-          200: Type.Object({ ...UploadView.properties, partsCount: Type.Integer() }),
-          404: ErrorBody,
-        },
-      },
-    },
+    { schema: { params: IdParams, response: { 200: UploadDetail, 404: ErrorBody } } },
     async (request) => {
       const upload = await uploads.getOwned(request.user.id, request.params.id);
       return { ...uploadView(upload), partsCount: await uploads.countStoredParts(upload.id) };

@@ -1,27 +1,51 @@
-/** How uploads look in JSON answers: one view for every route that shows an upload. */
-import { Type, type Static } from 'typebox';
+/**
+ * How uploads look in JSON answers: one view for every route that shows an upload. Schemas are plain JSON
+ * Schema (`as const`); their TypeScript types come from json-schema-to-ts, so each shape is declared once.
+ */
+import type { FromSchema } from 'json-schema-to-ts';
 import { UPLOAD_STATUSES, type FileUpload } from '../db/schema.js';
 
-const Timestamp = Type.Union([Type.String({ format: 'date-time' }), Type.Null()]);
+const nullable = <T extends string>(type: T) => ({ type: [type, 'null'] }) as const;
+const timestamp = { type: 'string', format: 'date-time' } as const;
 
-export const UploadView = Type.Object({
-  id: Type.String(),
-  filename: Type.Union([Type.String(), Type.Null()]),
-  mimeType: Type.Union([Type.String(), Type.Null()]),
-  protocol: Type.Union([Type.Literal('tus'), Type.Literal('direct')]),
-  status: Type.Enum(UPLOAD_STATUSES),
-  totalSize: Type.Union([Type.Integer(), Type.Null()]),
-  bytesReceived: Type.Integer(),
-  partSize: Type.Union([Type.Integer(), Type.Null()]),
-  storageKey: Type.String(),
-  error: Type.Union([Type.String(), Type.Null()]),
-  createdAt: Type.String({ format: 'date-time' }),
-  updatedAt: Type.String({ format: 'date-time' }),
-  completedAt: Timestamp,
-  expiresAt: Timestamp,
-});
+export const UploadView = {
+  type: 'object',
+  properties: {
+    id: { type: 'string' },
+    filename: nullable('string'),
+    mimeType: nullable('string'),
+    protocol: { type: 'string', enum: ['tus', 'direct'] },
+    status: { type: 'string', enum: UPLOAD_STATUSES },
+    totalSize: nullable('integer'),
+    bytesReceived: { type: 'integer' },
+    partSize: nullable('integer'),
+    storageKey: { type: 'string' },
+    error: nullable('string'),
+    createdAt: timestamp,
+    updatedAt: timestamp,
+    completedAt: { ...timestamp, type: ['string', 'null'] },
+    expiresAt: { ...timestamp, type: ['string', 'null'] },
+  },
+  required: [
+    'id',
+    'filename',
+    'mimeType',
+    'protocol',
+    'status',
+    'totalSize',
+    'bytesReceived',
+    'partSize',
+    'storageKey',
+    'error',
+    'createdAt',
+    'updatedAt',
+    'completedAt',
+    'expiresAt',
+  ],
+  additionalProperties: false,
+} as const;
 
-export type UploadView = Static<typeof UploadView>;
+export type UploadView = FromSchema<typeof UploadView>;
 
 export function uploadView(upload: FileUpload): UploadView {
   return {
@@ -42,8 +66,15 @@ export function uploadView(upload: FileUpload): UploadView {
   };
 }
 
-export const ErrorBody = Type.Object({
-  error: Type.String(),
-  message: Type.String(),
-  details: Type.Optional(Type.Unknown()),
-});
+export const ErrorBody = {
+  type: 'object',
+  properties: { error: { type: 'string' }, message: { type: 'string' }, details: {} },
+  required: ['error', 'message'],
+} as const;
+
+/** The common `{ id }` route parameter. */
+export const IdParams = {
+  type: 'object',
+  properties: { id: { type: 'string' } },
+  required: ['id'],
+} as const;

@@ -4,56 +4,111 @@
  * unchanged. Companion names an upload by its S3 UploadId and key; Uppy decides the part size itself, so these
  * URLs bind no Content-Length (the parts check at completion still runs).
  */
-import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Type } from 'typebox';
-import { S3_LIMITS } from '../config/index.js';
+import type { FastifyPluginAsyncJsonSchemaToTs } from '@fastify/type-provider-json-schema-to-ts';
 import { ErrorBody } from '../api/views.js';
 import { badRequest } from '../errors.js';
-import { Filename, MimeType } from './routes.js';
+import { Filename, MimeType, PartNumber } from './routes.js';
 import type { DirectUploads } from './service.js';
 
-const Key = Type.Object({ key: Type.String({ minLength: 1 }) });
-const UploadIdParam = Type.Object({ uploadId: Type.String({ minLength: 1 }) });
+const KeyQuery = { type: 'object', properties: { key: { type: 'string', minLength: 1 } }, required: ['key'] } as const;
+const UploadIdParams = {
+  type: 'object',
+  properties: { uploadId: { type: 'string', minLength: 1 } },
+  required: ['uploadId'],
+} as const;
 
-export const companionRoutes: FastifyPluginAsyncTypebox<{ direct: DirectUploads }> = async (app, { direct }) => {
+const CreateBody = {
+  type: 'object',
+  properties: {
+    filename: Filename,
+    type: { anyOf: [MimeType, { type: 'string', maxLength: 0 }] },
+    metadata: { type: 'object', propertyNames: { maxLength: 128 }, maxProperties: 32 },
+  },
+  required: ['filename'],
+} as const;
+
+const Created = {
+  type: 'object',
+  properties: { key: { type: 'string' }, uploadId: { type: 'string' } },
+  required: ['key', 'uploadId'],
+} as const;
+
+const BatchQuery = {
+  type: 'object',
+  properties: { key: { type: 'string', minLength: 1 }, partNumbers: { type: 'string', pattern: '^\\d+(,\\d+)*$' } },
+  required: ['key', 'partNumbers'],
+} as const;
+
+const Batch = {
+  type: 'object',
+  properties: { presignedUrls: { type: 'object', additionalProperties: { type: 'string' } } },
+  required: ['presignedUrls'],
+} as const;
+
+const SignParams = {
+  type: 'object',
+  properties: { uploadId: { type: 'string', minLength: 1 }, partNumber: PartNumber },
+  required: ['uploadId', 'partNumber'],
+} as const;
+
+const Signed = {
+  type: 'object',
+  properties: { url: { type: 'string' }, expires: { type: 'integer' } },
+  required: ['url', 'expires'],
+} as const;
+
+const PartList = {
+  type: 'array',
+  items: {
+    type: 'object',
+    properties: { PartNumber: { type: 'integer' }, Size: { type: 'integer' }, ETag: { type: 'string' } },
+    required: ['PartNumber', 'Size', 'ETag'],
+  },
+} as const;
+
+const CompleteBody = {
+  type: 'object',
+  properties: {
+    parts: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: { PartNumber: PartNumber, ETag: { type: 'string', minLength: 1 } },
+        required: ['PartNumber', 'ETag'],
+      },
+      minItems: 1,
+      maxItems: 10_000,
+    },
+  },
+  required: ['parts'],
+} as const;
+
+const Completed = {
+  type: 'object',
+  properties: { location: { type: 'string' }, key: { type: 'string' }, bucket: { type: 'string' } },
+  required: ['location', 'key', 'bucket'],
+} as const;
+
+export const companionRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { direct: DirectUploads } }> = async (app, { direct }) => {
   const find = (userId: string, uploadId: string, key: string) => direct.findByS3UploadId(userId, uploadId, key);
 
   // createMultipartUpload: {filename, type, metadata} → {key, uploadId}
-  app.post(
-    '/s3/multipart',
-    {
-      schema: {
-        body: Type.Object({
-          filename: Filename,
-          type: Type.Optional(Type.Union([MimeType, Type.Literal('')])),
-          metadata: Type.Optional(Type.Record(Type.String({ maxLength: 128 }), Type.Unknown(), { maxProperties: 32 })),
-        }),
-        response: { 200: Type.Object({ key: Type.String(), uploadId: Type.String() }), '4xx': ErrorBody },
-      },
-    },
-    async (request) => {
-      const { filename, type, metadata } = request.body;
-      const { upload } = await direct.create(request.user.id, {
-        filename,
-        size: undefined,
-        mimeType: type || 'application/octet-stream',
-        metadata: metadata && Object.fromEntries(Object.entries(metadata).map(([key, value]) => [key, String(value)])),
-        parts: [],
-      });
-      return { key: upload.storageKey, uploadId: upload.s3UploadId ?? '' };
-    },
-  );
+  app.post('/s3/multipart', { schema: { body: CreateBody, response: { 200: Created, '4xx': ErrorBody } } }, async (request) => {
+    const { filename, type, metadata } = request.body;
+    const { upload } = await direct.create(request.user.id, {
+      filename,
+      size: undefined,
+      mimeType: type || 'application/octet-stream',
+      metadata: metadata && Object.fromEntries(Object.entries(metadata).map(([key, value]) => [key, String(value)])),
+      parts: [],
+    });
+    return { key: upload.storageKey, uploadId: upload.s3UploadId ?? '' };
+  });
 
   // prepareUploadParts (batch): ?key=&partNumbers=1,2,3 → {presignedUrls: {"1": url, …}}
   app.get(
     '/s3/multipart/:uploadId/batch',
-    {
-      schema: {
-        params: UploadIdParam,
-        querystring: Type.Object({ key: Type.String({ minLength: 1 }), partNumbers: Type.String({ pattern: '^\\d+(,\\d+)*$' }) }),
-        response: { 200: Type.Object({ presignedUrls: Type.Record(Type.String(), Type.String()) }), '4xx': ErrorBody },
-      },
-    },
+    { schema: { params: UploadIdParams, querystring: BatchQuery, response: { 200: Batch, '4xx': ErrorBody } } },
     async (request) => {
       const upload = await find(request.user.id, request.params.uploadId, request.query.key);
       const partNumbers = request.query.partNumbers.split(',').map(Number);
@@ -66,13 +121,7 @@ export const companionRoutes: FastifyPluginAsyncTypebox<{ direct: DirectUploads 
   // signPart: ?key= → {url, expires}
   app.get(
     '/s3/multipart/:uploadId/:partNumber',
-    {
-      schema: {
-        params: Type.Object({ uploadId: Type.String({ minLength: 1 }), partNumber: Type.Integer({ minimum: 1, maximum: S3_LIMITS.maxParts }) }),
-        querystring: Key,
-        response: { 200: Type.Object({ url: Type.String(), expires: Type.Integer() }), '4xx': ErrorBody },
-      },
-    },
+    { schema: { params: SignParams, querystring: KeyQuery, response: { 200: Signed, '4xx': ErrorBody } } },
     async (request) => {
       const upload = await find(request.user.id, request.params.uploadId, request.query.key);
       const [signed] = await direct.sign(request.user.id, upload.id, [{ partNumber: request.params.partNumber }]);
@@ -83,16 +132,7 @@ export const companionRoutes: FastifyPluginAsyncTypebox<{ direct: DirectUploads 
   // listParts: ?key= → [{PartNumber, Size, ETag}]
   app.get(
     '/s3/multipart/:uploadId',
-    {
-      schema: {
-        params: UploadIdParam,
-        querystring: Key,
-        response: {
-          200: Type.Array(Type.Object({ PartNumber: Type.Integer(), Size: Type.Integer(), ETag: Type.String() })),
-          '4xx': ErrorBody,
-        },
-      },
-    },
+    { schema: { params: UploadIdParams, querystring: KeyQuery, response: { 200: PartList, '4xx': ErrorBody } } },
     async (request) => {
       const upload = await find(request.user.id, request.params.uploadId, request.query.key);
       const { parts } = await direct.listParts(request.user.id, upload.id);
@@ -103,22 +143,7 @@ export const companionRoutes: FastifyPluginAsyncTypebox<{ direct: DirectUploads 
   // completeMultipartUpload: ?key= {parts: [{PartNumber, ETag}]} → {location, key, bucket}
   app.post(
     '/s3/multipart/:uploadId/complete',
-    {
-      schema: {
-        params: UploadIdParam,
-        querystring: Key,
-        body: Type.Object({
-          parts: Type.Array(
-            Type.Object({ PartNumber: Type.Integer({ minimum: 1, maximum: S3_LIMITS.maxParts }), ETag: Type.String({ minLength: 1 }) }),
-            { minItems: 1, maxItems: S3_LIMITS.maxParts },
-          ),
-        }),
-        response: {
-          200: Type.Object({ location: Type.String(), key: Type.String(), bucket: Type.String() }),
-          '4xx': ErrorBody,
-        },
-      },
-    },
+    { schema: { params: UploadIdParams, querystring: KeyQuery, body: CompleteBody, response: { 200: Completed, '4xx': ErrorBody } } },
     async (request) => {
       const upload = await find(request.user.id, request.params.uploadId, request.query.key);
       const parts = request.body.parts.map((part) => ({ partNumber: part.PartNumber, etag: part.ETag }));
@@ -130,9 +155,7 @@ export const companionRoutes: FastifyPluginAsyncTypebox<{ direct: DirectUploads 
   // abortMultipartUpload: ?key= → {}
   app.delete(
     '/s3/multipart/:uploadId',
-    {
-      schema: { params: UploadIdParam, querystring: Key, response: { 200: Type.Object({}), '4xx': ErrorBody } },
-    },
+    { schema: { params: UploadIdParams, querystring: KeyQuery, response: { 200: { type: 'object' }, '4xx': ErrorBody } } },
     async (request) => {
       const upload = await find(request.user.id, request.params.uploadId, request.query.key);
       await direct.abort(request.user.id, upload.id);

@@ -7,148 +7,178 @@
  *   POST   /api/multipart/:id/complete    verify every part, then assemble
  *   DELETE /api/multipart/:id             abort
  */
-import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Type } from 'typebox';
+import type { FastifyPluginAsyncJsonSchemaToTs } from '@fastify/type-provider-json-schema-to-ts';
 import { S3_LIMITS } from '../config/index.js';
-import { ErrorBody } from '../api/views.js';
+import { ErrorBody, IdParams } from '../api/views.js';
 import type { DirectUploads } from './service.js';
 
 /** A file name, not a path: no separators, no control characters. */
-export const Filename = Type.String({ minLength: 1, maxLength: 1024, pattern: '^(?!\\.{1,2}$)[^/\\\\\\u0000-\\u001f\\u007f]+$' });
-export const MimeType = Type.String({ maxLength: 255, pattern: '^[\\w.+-]+/[\\w.+-]+(\\s*;.*)?$' });
-const Metadata = Type.Record(Type.String({ maxLength: 128 }), Type.String({ maxLength: 1024 }), { maxProperties: 32 });
-const PartNumber = Type.Integer({ minimum: 1, maximum: S3_LIMITS.maxParts });
+export const Filename = { type: 'string', minLength: 1, maxLength: 1024, pattern: '^(?!\\.{1,2}$)[^/\\\\\\u0000-\\u001f\\u007f]+$' } as const;
+export const MimeType = { type: 'string', maxLength: 255, pattern: '^[\\w.+-]+/[\\w.+-]+(\\s*;.*)?$' } as const;
+export const PartNumber = { type: 'integer', minimum: 1, maximum: S3_LIMITS.maxParts } as const;
+const Metadata = {
+  type: 'object',
+  propertyNames: { maxLength: 128 },
+  additionalProperties: { type: 'string', maxLength: 1024 },
+  maxProperties: 32,
+} as const;
 /** The base64 MD5 of a part (16 bytes). */
-const Md5 = Type.String({ pattern: '^[A-Za-z0-9+/]{22}==$' });
-const PartToSign = Type.Object({ partNumber: PartNumber, md5: Type.Optional(Md5) }, { additionalProperties: false });
-const PartsToSign = Type.Array(PartToSign, { minItems: 1, maxItems: 1000 });
+const Md5 = { type: 'string', pattern: '^[A-Za-z0-9+/]{22}==$' } as const;
+const PartToSign = {
+  type: 'object',
+  properties: { partNumber: PartNumber, md5: Md5 },
+  required: ['partNumber'],
+  additionalProperties: false,
+} as const;
 
-const SignedPartView = Type.Object({
-  partNumber: Type.Integer(),
-  size: Type.Union([Type.Integer(), Type.Null()]),
-  url: Type.String(),
-  expiresAt: Type.String(),
-  headers: Type.Record(Type.String(), Type.String()),
-});
+const SignedPart = {
+  type: 'object',
+  properties: {
+    partNumber: { type: 'integer' },
+    size: { type: ['integer', 'null'] },
+    url: { type: 'string' },
+    expiresAt: { type: 'string' },
+    headers: { type: 'object', additionalProperties: { type: 'string' } },
+  },
+  required: ['partNumber', 'size', 'url', 'expiresAt', 'headers'],
+  additionalProperties: false,
+} as const;
 
-const Id = Type.Object({ id: Type.String() });
+const CreateBody = {
+  type: 'object',
+  properties: {
+    filename: Filename,
+    // (over MAX_UPLOAD_SIZE is a 413 from the service, not a schema 400)
+    size: { type: 'integer', minimum: 1 },
+    mimeType: MimeType,
+    partSize: { type: 'integer', minimum: S3_LIMITS.minPartSize, maximum: S3_LIMITS.maxPartSize },
+    metadata: Metadata,
+    /** Parts to sign with the answer (with their MD5s); default the first 20; [] for none. */
+    parts: { type: 'array', items: PartToSign, maxItems: 1000 },
+  },
+  required: ['filename', 'size'],
+  additionalProperties: false,
+} as const;
 
-export const directRoutes: FastifyPluginAsyncTypebox<{ direct: DirectUploads }> = async (app, { direct }) => {
-  app.post(
-    '/api/multipart',
-    {
-      schema: {
-        body: Type.Object(
-          {
-            filename: Filename,
-            // (over MAX_UPLOAD_SIZE is a 413 from the service, not a schema 400)
-            size: Type.Integer({ minimum: 1 }),
-            mimeType: Type.Optional(MimeType),
-            partSize: Type.Optional(Type.Integer({ minimum: S3_LIMITS.minPartSize, maximum: S3_LIMITS.maxPartSize })),
-            metadata: Type.Optional(Metadata),
-            /** Parts to sign with the answer (with their MD5s); default the first 20; [] for none. */
-            parts: Type.Optional(Type.Array(PartToSign, { maxItems: 1000 })),
-          },
-          { additionalProperties: false },
-        ),
-        response: {
-          201: Type.Object({
-            id: Type.String(),
-            key: Type.String(),
-            uploadId: Type.String(),
-            partSize: Type.Integer(),
-            partCount: Type.Integer(),
-            expiresAt: Type.String(),
-            parts: Type.Array(SignedPartView),
-          }),
-          '4xx': ErrorBody,
-        },
+const Created = {
+  type: 'object',
+  properties: {
+    id: { type: 'string' },
+    key: { type: 'string' },
+    uploadId: { type: 'string' },
+    partSize: { type: 'integer' },
+    partCount: { type: 'integer' },
+    expiresAt: { type: 'string' },
+    parts: { type: 'array', items: SignedPart },
+  },
+  required: ['id', 'key', 'uploadId', 'partSize', 'partCount', 'expiresAt', 'parts'],
+  additionalProperties: false,
+} as const;
+
+const SignBody = {
+  type: 'object',
+  properties: { parts: { type: 'array', items: PartToSign, minItems: 1, maxItems: 1000 } },
+  required: ['parts'],
+  additionalProperties: false,
+} as const;
+
+const Signed = {
+  type: 'object',
+  properties: { parts: { type: 'array', items: SignedPart } },
+  required: ['parts'],
+  additionalProperties: false,
+} as const;
+
+const Parts = {
+  type: 'object',
+  properties: {
+    id: { type: 'string' },
+    status: { type: 'string' },
+    size: { type: ['integer', 'null'] },
+    partSize: { type: ['integer', 'null'] },
+    parts: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: { partNumber: { type: 'integer' }, size: { type: 'integer' }, etag: { type: 'string' } },
+        required: ['partNumber', 'size', 'etag'],
+        additionalProperties: false,
       },
     },
-    async (request, reply) => {
-      const { filename, size, mimeType, partSize, metadata, parts } = request.body;
-      const created = await direct.create(request.user.id, {
-        filename,
-        size,
-        mimeType: mimeType ?? 'application/octet-stream',
-        partSize,
-        metadata,
-        parts,
-      });
-      const { upload } = created;
-      return reply.code(201).send({
-        id: upload.id,
-        key: upload.storageKey,
-        uploadId: upload.s3UploadId ?? '',
-        partSize: upload.partSize ?? 0,
-        partCount: created.partCount ?? 0,
-        expiresAt: upload.expiresAt?.toISOString() ?? '',
-        parts: created.parts,
-      });
+  },
+  required: ['id', 'status', 'size', 'partSize', 'parts'],
+  additionalProperties: false,
+} as const;
+
+const CompleteBody = {
+  type: 'object',
+  properties: {
+    parts: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: { partNumber: PartNumber, etag: { type: 'string', minLength: 1, maxLength: 200 } },
+        required: ['partNumber', 'etag'],
+        additionalProperties: false,
+      },
+      minItems: 1,
+      maxItems: S3_LIMITS.maxParts,
     },
-  );
+  },
+  required: ['parts'],
+  additionalProperties: false,
+} as const;
+
+const Completed = {
+  type: 'object',
+  properties: { id: { type: 'string' }, key: { type: 'string' }, location: { type: 'string' }, size: { type: 'integer' } },
+  required: ['id', 'key', 'location', 'size'],
+  additionalProperties: false,
+} as const;
+
+export const directRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { direct: DirectUploads } }> = async (app, { direct }) => {
+  app.post('/api/multipart', { schema: { body: CreateBody, response: { 201: Created, '4xx': ErrorBody } } }, async (request, reply) => {
+    const { filename, size, mimeType, partSize, metadata, parts } = request.body;
+    const created = await direct.create(request.user.id, {
+      filename,
+      size,
+      mimeType: mimeType ?? 'application/octet-stream',
+      partSize,
+      metadata,
+      parts,
+    });
+    const { upload } = created;
+    return reply.code(201).send({
+      id: upload.id,
+      key: upload.storageKey,
+      uploadId: upload.s3UploadId ?? '',
+      partSize: upload.partSize ?? 0,
+      partCount: created.partCount ?? 0,
+      expiresAt: upload.expiresAt?.toISOString() ?? '',
+      parts: created.parts,
+    });
+  });
 
   app.post(
     '/api/multipart/:id/sign',
-    {
-      schema: {
-        params: Id,
-        body: Type.Object({ parts: PartsToSign }, { additionalProperties: false }),
-        response: { 200: Type.Object({ parts: Type.Array(SignedPartView) }), '4xx': ErrorBody },
-      },
-    },
+    { schema: { params: IdParams, body: SignBody, response: { 200: Signed, '4xx': ErrorBody } } },
     async (request) => ({ parts: await direct.sign(request.user.id, request.params.id, request.body.parts) }),
   );
 
-  app.get(
-    '/api/multipart/:id/parts',
-    {
-      schema: {
-        params: Id,
-        response: {
-          200: Type.Object({
-            id: Type.String(),
-            status: Type.String(),
-            size: Type.Union([Type.Integer(), Type.Null()]),
-            partSize: Type.Union([Type.Integer(), Type.Null()]),
-            parts: Type.Array(Type.Object({ partNumber: Type.Integer(), size: Type.Integer(), etag: Type.String() })),
-          }),
-          '4xx': ErrorBody,
-        },
-      },
-    },
-    async (request) => {
-      const { upload, parts } = await direct.listParts(request.user.id, request.params.id);
-      return { id: upload.id, status: upload.status, size: upload.totalSize, partSize: upload.partSize, parts };
-    },
-  );
+  app.get('/api/multipart/:id/parts', { schema: { params: IdParams, response: { 200: Parts, '4xx': ErrorBody } } }, async (request) => {
+    const { upload, parts } = await direct.listParts(request.user.id, request.params.id);
+    return { id: upload.id, status: upload.status, size: upload.totalSize, partSize: upload.partSize, parts };
+  });
 
   app.post(
     '/api/multipart/:id/complete',
-    {
-      schema: {
-        params: Id,
-        body: Type.Object(
-          {
-            parts: Type.Array(Type.Object({ partNumber: PartNumber, etag: Type.String({ minLength: 1, maxLength: 200 }) }), {
-              minItems: 1,
-              maxItems: S3_LIMITS.maxParts,
-            }),
-          },
-          { additionalProperties: false },
-        ),
-        response: {
-          200: Type.Object({ id: Type.String(), key: Type.String(), location: Type.String(), size: Type.Integer() }),
-          '4xx': ErrorBody,
-        },
-      },
-    },
+    { schema: { params: IdParams, body: CompleteBody, response: { 200: Completed, '4xx': ErrorBody } } },
     async (request) => direct.complete(request.user.id, request.params.id, request.body.parts),
   );
 
   app.delete(
     '/api/multipart/:id',
-    { schema: { params: Id, response: { 204: Type.Null(), '4xx': ErrorBody } } },
+    { schema: { params: IdParams, response: { 204: { type: 'null' }, '4xx': ErrorBody } } },
     async (request, reply) => {
       await direct.abort(request.user.id, request.params.id);
       return reply.code(204).send(null);

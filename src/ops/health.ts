@@ -1,6 +1,5 @@
 /** GET /healthz (the process answers) and GET /readyz (the database and the storage answer too). */
-import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Type } from 'typebox';
+import type { FastifyPluginAsyncJsonSchemaToTs } from '@fastify/type-provider-json-schema-to-ts';
 
 /** A named dependency check: resolves when the dependency works, rejects with the reason otherwise. */
 export type ReadinessCheck = () => Promise<void>;
@@ -17,18 +16,26 @@ function withTimeout(check: ReadinessCheck): Promise<void> {
   ]).finally(() => clearTimeout(timer));
 }
 
-export const healthRoutes: FastifyPluginAsyncTypebox<{ checks: Record<string, ReadinessCheck> }> = async (
+const Health = {
+  type: 'object',
+  properties: { status: { type: 'string', enum: ['ok'] } },
+  required: ['status'],
+} as const;
+
+const Readiness = {
+  type: 'object',
+  properties: {
+    status: { type: 'string', enum: ['ready', 'unavailable'] },
+    checks: { type: 'object', additionalProperties: { type: 'string' } },
+  },
+  required: ['status', 'checks'],
+} as const;
+
+export const healthRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { checks: Record<string, ReadinessCheck> } }> = async (
   app,
   { checks },
 ) => {
-  app.get('/healthz', { schema: { response: { 200: Type.Object({ status: Type.Literal('ok') }) } } }, async () => ({
-    status: 'ok' as const,
-  }));
-
-  const Readiness = Type.Object({
-    status: Type.Union([Type.Literal('ready'), Type.Literal('unavailable')]),
-    checks: Type.Record(Type.String(), Type.String()),
-  });
+  app.get('/healthz', { schema: { response: { 200: Health } } }, async () => ({ status: 'ok' as const }));
 
   app.get('/readyz', { schema: { response: { 200: Readiness, 503: Readiness } } }, async (request, reply) => {
     const names = Object.keys(checks);

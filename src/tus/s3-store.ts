@@ -1,8 +1,13 @@
 /**
- * @tus/s3-store with the three things Freight adds: the part planner, a part row (number, size, ETag) for each
- * part stored, and the parts check before S3 assembles the object. S3Store keeps none of this itself.
+ * @tus/s3-store with what Freight adds to it:
+ * - the part planner (uploads/planner.ts) instead of S3Store's own;
+ * - a part row (number, size, ETag) for each part stored, which S3Store does not keep;
+ * - the parts check (uploads/parts.ts) before S3 assembles the object;
+ * - recovery of uploads whose bytes are all stored but whose object was never assembled;
+ * - zero-byte uploads assembled at creation, the incomplete-part object removed on termination;
+ * - part files read in 1 MiB chunks on their way to S3.
  */
-import type { ReadStream } from 'node:fs';
+import { createReadStream, type ReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { Part } from '@aws-sdk/client-s3';
@@ -26,6 +31,17 @@ async function bodySize(body: ReadStream | Readable | Buffer): Promise<number> {
   const { path } = body as Partial<ReadStream>;
   if (path === undefined) throw new Error('part body is neither a Buffer nor a file stream; its size is unknown');
   return (await stat(path)).size;
+}
+
+/** Bytes per read of a part file on its way to S3 (fs streams default to 64 KiB: 128 reads and writes per 8 MiB). */
+const PART_READ_CHUNK = 1024 * 1024;
+
+/** The same part file, read in large chunks: fewer system calls on the hottest path of the tus upload. */
+function withLargeReads(body: ReadStream | Readable | Buffer): ReadStream | Readable | Buffer {
+  const { path } = body as Partial<ReadStream>;
+  if (Buffer.isBuffer(body) || path === undefined) return body;
+  body.destroy();
+  return createReadStream(path, { highWaterMark: PART_READ_CHUNK });
 }
 
 function toStoredPart(part: Part): StoredPart {
@@ -75,7 +91,7 @@ export class FreightS3Store extends S3Store {
     partNumber: number,
   ): Promise<string> {
     const size = await bodySize(body);
-    const etag = await super.uploadPart(metadata, body, partNumber);
+    const etag = await super.uploadPart(metadata, withLargeReads(body), partNumber);
     await this.uploads.recordStoredPart(metadata.file.id, { partNumber, size, etag });
     return etag;
   }
