@@ -149,7 +149,7 @@ export function loadConfig(env: Env = process.env): Config {
   const s3 = readS3(read, url, bool);
   const maxUploadSize = size('MAX_UPLOAD_SIZE', S3_LIMITS.maxObjectSize, 1, S3_LIMITS.maxObjectSize);
   const partSize = size('S3_PART_SIZE', 8 * MiB, S3_LIMITS.minPartSize, S3_LIMITS.maxPartSize);
-  const partConcurrency = int('S3_PART_CONCURRENCY', 8, 1, 256);
+  const partConcurrency = int('S3_PART_CONCURRENCY', 4, 1, 256);
   const uploadExpiryMs = duration('UPLOAD_EXPIRY', 24 * 3_600_000, 60_000, 365 * 86_400_000);
   const presignExpiresMs = duration('PRESIGN_EXPIRES', 15 * 60_000, 60_000, 60 * 60_000);
 
