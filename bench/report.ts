@@ -153,6 +153,29 @@ export interface BenchResult {
   memory?: { size: number; series: Array<{ name: string; points: Array<[number, number]> }> };
   /** The temp-disk budget of the tus path with the defaults (S3_PART_CONCURRENCY × part size + one partial part). */
   tempDiskBudget: number;
+  /** How Freight was run: the `npm start` script. */
+  freightStart: string;
+}
+
+/**
+ * Where the CPU of the machine went at the largest size: cores kept busy by the server and by the gateway while
+ * each contender ran (CPU seconds per GiB × GiB per second). The client's share is what remains of the machine.
+ */
+export function boundsParagraph(result: BenchResult): string[] {
+  const size = Math.max(...result.sizes);
+  const rows = result.summaries.filter((s) => s.size === size);
+  const cores = (perGiB: number | null, s: Summary) => (perGiB === null ? 0 : (perGiB * s.mbPerSecond * MB) / GiB);
+  return [
+    `Cores kept busy at ${formatSize(size)} (of ${result.machine.cpus}; CPU seconds per GiB × GiB per second), the rest going to`,
+    'the client, which runs on the same machine:',
+    '',
+    ...rows.map(
+      (s) =>
+        `- ${s.contender}: server ${cores(s.serverCpuPerGiB, s).toFixed(2)}, gateway ${cores(s.gatewayCpuPerGiB, s).toFixed(2)}` +
+        ` at ${s.mbPerSecond.toFixed(0)} MB/s`,
+    ),
+    '',
+  ];
 }
 
 const mean = (values: number[]) => values.reduce((sum, value) => sum + value, 0) / Math.max(1, values.length);
@@ -249,6 +272,8 @@ export function benchmarksPage(result: BenchResult, targets: Target[], svgName: 
     '- **freight tus parallel** (tus-js-client `parallelUploads`): not yet possible, as it needs the tus concatenation',
     '  extension, which is not implemented.',
     '',
+    `Freight runs as \`npm start\` runs it: \`${result.freightStart}\`.`,
+    '',
     'Server CPU and RSS are read from `/proc` of the server process (sampled every 100 ms), temp disk is the size of',
     'its part-buffer directory (sampled likewise), gateway CPU is that of the gateway\'s daemons (radosgw, OSD, monitor),',
     'requests are the HTTP requests the client made.',
@@ -271,6 +296,7 @@ export function benchmarksPage(result: BenchResult, targets: Target[], svgName: 
     '## Throughput',
     '',
     summaryTable(result.summaries),
+    ...boundsParagraph(result),
     '## Microbenchmarks',
     '',
   ];

@@ -35,7 +35,7 @@ import {
   type BenchResult,
   type Run,
 } from './report.js';
-import { startBareProcess, startFreightProcess, type ServerProcess } from './servers.js';
+import { startBareProcess, startFreightProcess, startScript, tunablesSet, type ServerProcess } from './servers.js';
 
 // The AWS SDK is pinned to releases that run on Node 20; its notice about later ones is noise here.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -77,10 +77,10 @@ async function dataFile(size: number): Promise<string> {
   return file;
 }
 
-/** S3_PART_CONCURRENCY parts of S3_PART_SIZE (the defaults), plus the partial part a resumed request picks up. */
+/** S3_PART_CONCURRENCY parts of S3_PART_SIZE (as Freight runs here), plus the partial part a resumed request picks up. */
 function tempDiskBudget(): number {
-  const defaults = loadConfig({ AUTH_DISABLED: 'true' });
-  return defaults.partConcurrency * defaults.partSize + S3_LIMITS.minPartSize;
+  const settings = loadConfig({ AUTH_DISABLED: 'true', ...tunablesSet() });
+  return settings.partConcurrency * settings.partSize + S3_LIMITS.minPartSize;
 }
 
 /** CPU of the gateway's daemons, when this run started the gateway (so their pids are known). */
@@ -215,7 +215,8 @@ async function main() {
     }
 
     const date = new Date().toISOString().slice(0, 10);
-    const command = `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim();
+    const settings = Object.entries(tunablesSet()).map(([name, value]) => `${name}=${value} `).join('');
+    const command = `${settings}npm run bench -- ${process.argv.slice(2).join(' ')}`.trim();
     const result: BenchResult = {
       date: new Date().toISOString(),
       command,
@@ -228,6 +229,7 @@ async function main() {
       micro,
       memory,
       tempDiskBudget: tempDiskBudget(),
+      freightStart: await startScript(ROOT),
     };
     const targets = evaluateTargets(result);
     await mkdir(path.join(ROOT, 'bench', 'results'), { recursive: true });

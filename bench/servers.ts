@@ -42,10 +42,18 @@ async function waitUntilAnswering(url: string, child: ChildProcess, log: () => s
   throw new Error(`server at ${url} did not answer: ${log()}`);
 }
 
-/** The Node flags `npm start` runs the server with (package.json), so the benchmark measures the same thing. */
-async function startFlags(root: string): Promise<string[]> {
+/** The `npm start` script (package.json), whose environment and Node flags the benchmark runs the server with. */
+export async function startScript(root: string): Promise<string> {
   const { scripts } = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8')) as { scripts: { start: string } };
-  return scripts.start.split(/\s+/).filter((word) => word.startsWith('--'));
+  return scripts.start;
+}
+
+/** `A=1 node --flag script.js` → the variables set before `node`, and the flags given to it. */
+function parseStartScript(script: string): { env: Record<string, string>; flags: string[] } {
+  const words = script.split(/\s+/);
+  const node = words.indexOf('node');
+  const env = Object.fromEntries(words.slice(0, node).map((word) => word.split('=', 2) as [string, string]));
+  return { env, flags: words.slice(node + 1).filter((word) => word.startsWith('--')) };
 }
 
 async function startProcess(
@@ -90,16 +98,33 @@ function s3Env(s3: S3Settings, bucket: string): Record<string, string> {
   };
 }
 
-/** Freight as `npm start` runs it, with its defaults, on Postgres and S3. */
+/** Freight settings a benchmark run passes on from its own environment, to measure other than the defaults. */
+export const TUNABLES = ['S3_PART_SIZE', 'S3_PART_CONCURRENCY'] as const;
+
+/** The TUNABLES set in this process's environment. */
+export function tunablesSet(): Record<string, string> {
+  return Object.fromEntries(TUNABLES.flatMap((name) => (process.env[name] ? [[name, process.env[name]]] : [])));
+}
+
+/** Freight as `npm start` runs it, with its defaults (except the TUNABLES set), on Postgres and S3. */
 export async function startFreightProcess(root: string, workDir: string, s3: S3Settings, bucket: string, databaseUrl: string) {
   const dataDir = path.join(workDir, 'freight-data');
   await rm(dataDir, { recursive: true, force: true });
+  const start = parseStartScript(await startScript(root));
   return startProcess(
     'freight',
     path.join(root, 'dist', 'src', 'server.js'),
-    { ...s3Env(s3, bucket), DATA_DIR: dataDir, DATABASE_URL: databaseUrl, AUTH_JWT_SECRET: BENCH_SECRET, LOG_LEVEL: 'warn' },
+    {
+      ...start.env,
+      ...s3Env(s3, bucket),
+      DATA_DIR: dataDir,
+      DATABASE_URL: databaseUrl,
+      AUTH_JWT_SECRET: BENCH_SECRET,
+      LOG_LEVEL: 'warn',
+      ...tunablesSet(),
+    },
     path.join(dataDir, 'tmp'),
-    await startFlags(root),
+    start.flags,
   );
 }
 
