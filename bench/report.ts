@@ -166,13 +166,14 @@ export function boundsParagraph(result: BenchResult): string[] {
   const rows = result.summaries.filter((s) => s.size === size);
   const cores = (perGiB: number | null, s: Summary) => (perGiB === null ? 0 : (perGiB * s.mbPerSecond * MB) / GiB);
   return [
-    `Cores kept busy at ${formatSize(size)} (of ${result.machine.cpus}; CPU seconds per GiB × GiB per second), the rest going to`,
-    'the client, which runs on the same machine:',
+    `What bounds throughput: client, server and gateway share the machine's ${result.machine.cpus} cores. Cores kept busy at`,
+    `${formatSize(size)} (CPU seconds per GiB × GiB per second); the client has what remains:`,
     '',
     ...rows.map(
       (s) =>
-        `- ${s.contender}: server ${cores(s.serverCpuPerGiB, s).toFixed(2)}, gateway ${cores(s.gatewayCpuPerGiB, s).toFixed(2)}` +
-        ` at ${s.mbPerSecond.toFixed(0)} MB/s`,
+        `- ${s.contender} at ${s.mbPerSecond.toFixed(0)} MB/s: ` +
+        (s.serverCpuPerGiB === null ? 'no server, ' : `server ${cores(s.serverCpuPerGiB, s).toFixed(2)}, `) +
+        `gateway ${cores(s.gatewayCpuPerGiB, s).toFixed(2)}`,
     ),
     '',
   ];
@@ -334,7 +335,8 @@ export function benchmarksPage(result: BenchResult, targets: Target[], svgName: 
     '`npm run bench` (root, Debian): it starts PostgreSQL if needed and its own Ceph RGW on free ports (or uses',
     '`DATABASE_URL` and `S3_ENDPOINT`/`S3_ACCESS_KEY_ID`/`S3_SECRET_ACCESS_KEY` when set), writes the data files to',
     '`bench/.work/`, and records everything in `bench/results/<date>.json`. Flags: `--size 8GiB` (repeatable or',
-    'comma-separated), `--rounds N`, `--memory-size 4GiB`, `--no-micro`, `--no-memory`.',
+    'comma-separated), `--rounds N`, `--memory-size 4GiB`, `--no-micro`, `--no-memory`. `S3_PART_SIZE` and',
+    '`S3_PART_CONCURRENCY` set in its environment are passed on to Freight (and shown in the command above).',
     '',
   );
   return lines.join('\n');

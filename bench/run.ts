@@ -216,7 +216,8 @@ async function main() {
 
     const date = new Date().toISOString().slice(0, 10);
     const settings = Object.entries(tunablesSet()).map(([name, value]) => `${name}=${value} `).join('');
-    const command = `${settings}npm run bench -- ${process.argv.slice(2).join(' ')}`.trim();
+    const given = process.argv.slice(2).join(' ');
+    const command = `${settings}npm run bench${given ? ` -- ${given}` : ''}`;
     const result: BenchResult = {
       date: new Date().toISOString(),
       command,
