@@ -1,41 +1,23 @@
 /** GET /api/uploads and /api/uploads/:id: an owner's view of their uploads. */
-import type { S3Client } from '@aws-sdk/client-s3';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import {
+  freightOnS3,
   MiB,
-  createTestBucket,
   randomData,
-  serviceEnv,
-  startFreight,
-  testS3Client,
   tokenFor,
   uniqueUser,
-  type RunningFreight,
 } from '../helpers/harness.js';
 import { startTusUpload, uploadIdOf } from '../helpers/tus-client.js';
 
-let s3: S3Client;
-let bucket: { bucket: string; drop(): Promise<void> };
-let freight: RunningFreight;
-
-beforeAll(async () => {
-  s3 = testS3Client();
-  bucket = await createTestBucket(s3, 'freight-api');
-  freight = await startFreight(serviceEnv(bucket.bucket, { S3_PART_SIZE: '5MiB' }));
-});
-afterAll(async () => {
-  await freight?.close();
-  await bucket?.drop();
-  s3?.destroy();
-});
+const ctx = freightOnS3('freight-api', { S3_PART_SIZE: '5MiB' });
 
 async function get(user: string, path: string) {
-  const res = await fetch(`${freight.url}${path}`, { headers: { Authorization: `Bearer ${await tokenFor(user)}` } });
+  const res = await fetch(`${ctx.freight.url}${path}`, { headers: { Authorization: `Bearer ${await tokenFor(user)}` } });
   return { status: res.status, body: (await res.json()) as Record<string, any> };
 }
 
 async function createTus(user: string, length: number, filename: string): Promise<string> {
-  const res = await fetch(`${freight.url}/files/`, {
+  const res = await fetch(`${ctx.freight.url}/files/`, {
     method: 'POST',
     headers: {
       'Tus-Resumable': '1.0.0',
@@ -84,7 +66,7 @@ describe('the uploads API', () => {
     const user = uniqueUser('viewer');
     const data = randomData(11 * MiB);
     const run = startTusUpload(data, {
-      endpoint: `${freight.url}/files/`,
+      endpoint: `${ctx.freight.url}/files/`,
       headers: { Authorization: `Bearer ${await tokenFor(user)}` },
       metadata: { filename: 'eleven.bin', filetype: 'application/x-test' },
     });
@@ -130,10 +112,10 @@ describe('the uploads API', () => {
   });
 
   test('the API needs a token and allows cross-origin calls with it', async () => {
-    const res = await fetch(`${freight.url}/api/uploads`);
+    const res = await fetch(`${ctx.freight.url}/api/uploads`);
     expect(res.status).toBe(401);
     expect(await res.json()).toMatchObject({ error: 'unauthorized' });
-    const preflight = await fetch(`${freight.url}/api/uploads`, {
+    const preflight = await fetch(`${ctx.freight.url}/api/uploads`, {
       method: 'OPTIONS',
       headers: { Origin: 'https://app.example.com', 'Access-Control-Request-Method': 'GET', 'Access-Control-Request-Headers': 'authorization' },
     });
@@ -142,7 +124,7 @@ describe('the uploads API', () => {
   });
 
   test('an unknown route is a JSON 404', async () => {
-    const res = await fetch(`${freight.url}/nope`);
+    const res = await fetch(`${ctx.freight.url}/nope`);
     expect(res.status).toBe(404);
     expect(await res.json()).toEqual({ error: 'not_found', message: 'no route GET /nope' });
   });

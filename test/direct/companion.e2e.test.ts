@@ -1,44 +1,22 @@
 /**
  * The Uppy Companion routes (/s3/multipart), as @uppy/aws-s3 calls them, answering in Companion's JSON shapes.
  */
-import type { S3Client } from '@aws-sdk/client-s3';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import {
-  MiB,
-  createTestBucket,
+  freightOnS3,
   listMultipartUploads,
+  MiB,
   randomData,
-  serviceEnv,
   sha256,
   sha256OfObject,
-  startFreight,
-  testS3Client,
-  testSql,
   tokenFor,
   uniqueUser,
-  type RunningFreight,
 } from '../helpers/harness.js';
 
-let s3: S3Client;
-let bucket: { bucket: string; drop(): Promise<void> };
-let freight: RunningFreight;
-let sql: ReturnType<typeof testSql>;
-
-beforeAll(async () => {
-  s3 = testS3Client();
-  bucket = await createTestBucket(s3, 'freight-companion');
-  freight = await startFreight(serviceEnv(bucket.bucket));
-  sql = testSql();
-});
-afterAll(async () => {
-  await freight?.close();
-  await sql?.end();
-  await bucket?.drop();
-  s3?.destroy();
-});
+const ctx = freightOnS3('freight-companion');
 
 async function companion(user: string, method: string, path: string, body?: unknown) {
-  const res = await fetch(`${freight.url}/s3${path}`, {
+  const res = await fetch(`${ctx.freight.url}/s3${path}`, {
     method,
     headers: { Authorization: `Bearer ${await tokenFor(user)}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
     body: body === undefined ? undefined : JSON.stringify(body),
@@ -88,9 +66,9 @@ describe('Uppy Companion S3 multipart routes', () => {
       parts: etags.map((ETag, i) => ({ PartNumber: i + 1, ETag })),
     });
     expect(completed.status).toBe(200);
-    expect(completed.body).toEqual({ location: expect.stringContaining(key), key, bucket: bucket.bucket });
-    expect(await sha256OfObject(s3, bucket.bucket, key)).toBe(sha256(data));
-    const [row] = await sql`select * from file_uploads where s3_upload_id = ${uploadId}`;
+    expect(completed.body).toEqual({ location: expect.stringContaining(key), key, bucket: ctx.bucket.bucket });
+    expect(await sha256OfObject(ctx.s3, ctx.bucket.bucket, key)).toBe(sha256(data));
+    const [row] = await ctx.sql`select * from file_uploads where s3_upload_id = ${uploadId}`;
     expect(row).toMatchObject({ protocol: 'direct', status: 'completed', user_id: user, filename: 'holiday.mov', mime_type: 'video/quicktime' });
     expect(Number(row!.total_size)).toBe(data.length);
   });
@@ -103,7 +81,7 @@ describe('Uppy Companion S3 multipart routes', () => {
     expect((await companion(uniqueUser('other'), 'DELETE', path)).status).toBe(404);
     const aborted = await companion(user, 'DELETE', path);
     expect(aborted).toEqual({ status: 200, body: {} });
-    expect((await listMultipartUploads(s3, bucket.bucket)).map((u) => u.key)).not.toContain(body.key);
+    expect((await listMultipartUploads(ctx.s3, ctx.bucket.bucket)).map((u) => u.key)).not.toContain(body.key);
   });
 
   test('a key that does not belong to the upload is refused', async () => {

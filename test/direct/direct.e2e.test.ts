@@ -3,48 +3,26 @@
  * with Freight only planning, signing, recording (real PostgreSQL) and verifying.
  */
 import { createHash } from 'node:crypto';
-import type { S3Client } from '@aws-sdk/client-s3';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { bufferSource, uploadDirect } from '../../src/client/direct-upload.js';
 import { PartPresigner } from '../../src/direct/presigner.js';
 import {
-  MiB,
-  createTestBucket,
+  freightOnS3,
   listMultipartUploads,
+  MiB,
   randomData,
-  serviceEnv,
   sha256,
   sha256OfObject,
-  startFreight,
-  testS3Client,
-  testSql,
   tokenFor,
   uniqueUser,
-  type RunningFreight,
 } from '../helpers/harness.js';
 
-let s3: S3Client;
-let bucket: { bucket: string; drop(): Promise<void> };
-let freight: RunningFreight;
-let sql: ReturnType<typeof testSql>;
-
-beforeAll(async () => {
-  s3 = testS3Client();
-  bucket = await createTestBucket(s3, 'freight-direct');
-  freight = await startFreight(serviceEnv(bucket.bucket, { MAX_UPLOAD_SIZE: '1GiB' }));
-  sql = testSql();
-});
-afterAll(async () => {
-  await freight?.close();
-  await sql?.end();
-  await bucket?.drop();
-  s3?.destroy();
-});
+const ctx = freightOnS3('freight-direct', { MAX_UPLOAD_SIZE: '1GiB' });
 
 const md5 = (data: Uint8Array) => createHash('md5').update(data).digest('base64');
 
 async function api(user: string, method: string, path: string, body?: unknown) {
-  const res = await fetch(`${freight.url}${path}`, {
+  const res = await fetch(`${ctx.freight.url}${path}`, {
     method,
     headers: { Authorization: `Bearer ${await tokenFor(user)}`, ...(body === undefined ? {} : { 'Content-Type': 'application/json' }) },
     body: body === undefined ? undefined : JSON.stringify(body),
@@ -69,7 +47,7 @@ async function putPart(user: string, id: string, partNumber: number, data: Uint8
   return res.headers.get('etag')!;
 }
 
-const uploadRow = async (id: string) => (await sql`select * from file_uploads where id = ${id}`)[0];
+const uploadRow = async (id: string) => (await ctx.sql`select * from file_uploads where id = ${id}`)[0];
 
 describe('direct uploads with the project client', () => {
   test('a 64 MiB file in parallel parts arrives byte-identical, every part recorded', async () => {
@@ -77,7 +55,7 @@ describe('direct uploads with the project client', () => {
     const data = randomData(64 * MiB + 999);
     let progress = 0;
     const result = await uploadDirect({
-      endpoint: freight.url,
+      endpoint: ctx.freight.url,
       token: await tokenFor(user),
       source: bufferSource(data),
       filename: 'film.mkv',
@@ -88,7 +66,7 @@ describe('direct uploads with the project client', () => {
     });
     expect(result).toMatchObject({ size: data.length, uploadedParts: 13 });
     expect(progress).toBe(data.length);
-    expect(await sha256OfObject(s3, bucket.bucket, result.key)).toBe(sha256(data));
+    expect(await sha256OfObject(ctx.s3, ctx.bucket.bucket, result.key)).toBe(sha256(data));
     expect(await uploadRow(result.id)).toMatchObject({
       protocol: 'direct',
       status: 'completed',
@@ -96,11 +74,11 @@ describe('direct uploads with the project client', () => {
       filename: 'film.mkv',
       mime_type: 'video/x-matroska',
     });
-    const parts = await sql`select part_number, size, etag, status from upload_parts where upload_id = ${result.id} order by part_number`;
+    const parts = await ctx.sql`select part_number, size, etag, status from upload_parts where upload_id = ${result.id} order by part_number`;
     expect(parts).toHaveLength(13);
     expect(parts.every((p) => p.status === 'stored' && p.etag)).toBe(true);
     expect(Number(parts[12]!.size)).toBe(4 * MiB + 999);
-    expect((await listMultipartUploads(s3, bucket.bucket)).map((u) => u.key)).not.toContain(result.key);
+    expect((await listMultipartUploads(ctx.s3, ctx.bucket.bucket)).map((u) => u.key)).not.toContain(result.key);
   });
 
   test('one part that fails is retried alone, after a backoff', async () => {
@@ -120,7 +98,7 @@ describe('direct uploads with the project client', () => {
       return fetch(input, init);
     };
     const result = await uploadDirect({
-      endpoint: freight.url,
+      endpoint: ctx.freight.url,
       token: await tokenFor(uniqueUser('eve')),
       source: bufferSource(data),
       filename: 'flaky.bin',
@@ -129,7 +107,7 @@ describe('direct uploads with the project client', () => {
       retry: { baseMs: 10, capMs: 50 },
     });
     expect(Object.fromEntries(puts)).toEqual({ 1: 1, 2: 1, 3: 2, 4: 1 });
-    expect(await sha256OfObject(s3, bucket.bucket, result.key)).toBe(sha256(data));
+    expect(await sha256OfObject(ctx.s3, ctx.bucket.bucket, result.key)).toBe(sha256(data));
   });
 
   test('an interrupted upload resumes from the parts S3 holds, sending only the rest', async () => {
@@ -140,7 +118,7 @@ describe('direct uploads with the project client', () => {
     let done = 0;
     await expect(
       uploadDirect({
-        endpoint: freight.url,
+        endpoint: ctx.freight.url,
         token: await tokenFor(user),
         source: bufferSource(data),
         filename: 'resume.bin',
@@ -159,14 +137,14 @@ describe('direct uploads with the project client', () => {
     expect(Number((await uploadRow(id))?.bytes_received)).toBe(10 * MiB);
 
     const result = await uploadDirect({
-      endpoint: freight.url,
+      endpoint: ctx.freight.url,
       token: await tokenFor(user),
       source: bufferSource(data),
       filename: 'resume.bin',
       resume: { id },
     });
     expect(result.uploadedParts).toBe(3);
-    expect(await sha256OfObject(s3, bucket.bucket, result.key)).toBe(sha256(data));
+    expect(await sha256OfObject(ctx.s3, ctx.bucket.bucket, result.key)).toBe(sha256(data));
   });
 });
 
@@ -199,7 +177,7 @@ describe('what S3 itself refuses, through the signed URLs', () => {
     const user = uniqueUser('ivy');
     const { key, uploadId } = await createUpload(user, 6 * MiB);
     // Freight's presigner, signing as of 20 s ago with a 1 s lifetime.
-    const presigner = new PartPresigner(s3, bucket.bucket, 1);
+    const presigner = new PartPresigner(ctx.s3, ctx.bucket.bucket, 1);
     const [part] = await presigner.sign(key, uploadId, [{ partNumber: 2, size: MiB }], new Date(Date.now() - 20_000));
     const res = await fetch(part!.url, { method: 'PUT', body: randomData(MiB) });
     expect(res.status).toBe(403);
@@ -229,7 +207,7 @@ describe('completion', () => {
     });
     expect(done.status).toBe(200);
     expect(done.body).toMatchObject({ id, size: data.length, key: id, location: expect.stringContaining(id) });
-    expect(await sha256OfObject(s3, bucket.bucket, id)).toBe(sha256(data));
+    expect(await sha256OfObject(ctx.s3, ctx.bucket.bucket, id)).toBe(sha256(data));
 
     // a second complete is idempotent: same answer, S3 not called again
     const again = await api(user, 'POST', `/api/multipart/${id}/complete`, { parts: [{ partNumber: 1, etag: etag1 }] });
@@ -247,7 +225,7 @@ describe('completion', () => {
     });
     expect(res.status).toBe(409);
     expect(res.body.message).toMatch(/part 2: ETag/);
-    expect((await listMultipartUploads(s3, bucket.bucket)).map((u) => u.key)).toContain(id);
+    expect((await listMultipartUploads(ctx.s3, ctx.bucket.bucket)).map((u) => u.key)).toContain(id);
   });
 
   test('concurrent completes of one upload: one assembles it, none fails it', async () => {
@@ -264,7 +242,7 @@ describe('completion', () => {
     expect(statuses.every((s) => s === 200 || s === 409)).toBe(true);
     for (const answer of answers.filter((a) => a.status === 409)) expect(answer.body.message).toMatch(/another request is completing/);
     expect(await uploadRow(id)).toMatchObject({ status: 'completed' });
-    expect(await sha256OfObject(s3, bucket.bucket, id)).toBe(sha256(data));
+    expect(await sha256OfObject(ctx.s3, ctx.bucket.bucket, id)).toBe(sha256(data));
   });
 });
 
@@ -273,15 +251,15 @@ describe('abort, ownership and validation', () => {
     const user = uniqueUser('max');
     const { id } = await createUpload(user, 6 * MiB);
     await putPart(user, id, 1, randomData(5 * MiB));
-    expect((await listMultipartUploads(s3, bucket.bucket)).map((u) => u.key)).toContain(id);
+    expect((await listMultipartUploads(ctx.s3, ctx.bucket.bucket)).map((u) => u.key)).toContain(id);
     expect((await api(user, 'DELETE', `/api/multipart/${id}`)).status).toBe(204);
-    expect((await listMultipartUploads(s3, bucket.bucket)).map((u) => u.key)).not.toContain(id);
+    expect((await listMultipartUploads(ctx.s3, ctx.bucket.bucket)).map((u) => u.key)).not.toContain(id);
     expect(await uploadRow(id)).toMatchObject({ status: 'aborted' });
     expect((await api(user, 'DELETE', `/api/multipart/${id}`)).status).toBe(204);
     expect((await api(user, 'POST', `/api/multipart/${id}/sign`, { parts: [{ partNumber: 1 }] })).status).toBe(410);
 
     const done = await uploadDirect({
-      endpoint: freight.url,
+      endpoint: ctx.freight.url,
       token: await tokenFor(user),
       source: bufferSource(randomData(100)),
       filename: 'small.txt',

@@ -21,7 +21,7 @@ import {
 import type { FastifyInstance } from 'fastify';
 import { SignJWT } from 'jose';
 import postgres from 'postgres';
-import { inject } from 'vitest';
+import { afterAll, beforeAll, inject } from 'vitest';
 import { buildApp, type AppDeps } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config/index.js';
 
@@ -147,6 +147,36 @@ export async function sha256OfObject(client: S3Client, bucket: string, key: stri
 }
 
 export const sha256 = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
+
+/** What the tests of one file share: a Freight on the test database and a fresh bucket of the test S3 server. */
+export interface FreightOnS3 {
+  s3: S3Client;
+  bucket: { bucket: string; drop(): Promise<void> };
+  freight: RunningFreight;
+  /** The test database, to look at the rows Freight wrote. */
+  sql: ReturnType<typeof testSql>;
+}
+
+/**
+ * Starts a Freight (environment `overrides`, dependencies `deps`) on a bucket named after `prefix` before the
+ * file's tests and removes both after them. The fields are set once the file's tests run.
+ */
+export function freightOnS3(prefix: string, overrides: Env = {}, deps: AppDeps = {}): FreightOnS3 {
+  const shared = {} as FreightOnS3;
+  beforeAll(async () => {
+    shared.s3 = testS3Client();
+    shared.bucket = await createTestBucket(shared.s3, prefix);
+    shared.freight = await startFreight(serviceEnv(shared.bucket.bucket, overrides), deps);
+    shared.sql = testSql();
+  });
+  afterAll(async () => {
+    await shared.freight?.close();
+    await shared.sql?.end();
+    await shared.bucket?.drop();
+    shared.s3?.destroy();
+  });
+  return shared;
+}
 
 /** Random bytes (typed over a plain ArrayBuffer so they can be a fetch body as well as a tus-js-client input). */
 export const randomData = (size: number): Buffer<ArrayBuffer> => randomBytes(size) as Buffer<ArrayBuffer>;

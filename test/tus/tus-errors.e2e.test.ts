@@ -2,45 +2,26 @@
  * What a tus client sees when it gets something wrong: authentication, ownership and the spec-exact errors.
  * Every error answer carries a body that says what was wrong.
  */
-import type { S3Client } from '@aws-sdk/client-s3';
 import { MemoryLocker } from '@tus/server';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import {
+  freightOnS3,
   MiB,
-  createTestBucket,
   randomData,
-  serviceEnv,
-  startFreight,
-  testS3Client,
   tokenFor,
   uniqueUser,
-  type RunningFreight,
 } from '../helpers/harness.js';
 
-let s3: S3Client;
-let bucket: { bucket: string; drop(): Promise<void> };
-let freight: RunningFreight;
 /** The server's locker, so a test can hold an upload's lock the way a stuck request would. */
 const locker = new MemoryLocker({ acquireLockTimeout: 500 });
-
-beforeAll(async () => {
-  s3 = testS3Client();
-  bucket = await createTestBucket(s3, 'freight-tus-errors');
-  freight = await startFreight(serviceEnv(bucket.bucket, { MAX_UPLOAD_SIZE: '100MiB' }), { locker });
-});
-
-afterAll(async () => {
-  await freight?.close();
-  await bucket?.drop();
-  s3?.destroy();
-});
+const ctx = freightOnS3('freight-tus-errors', { MAX_UPLOAD_SIZE: '100MiB' }, { locker });
 
 const TUS = { 'Tus-Resumable': '1.0.0' };
 const OCTETS = { 'Content-Type': 'application/offset+octet-stream' };
 const auth = async (user: string) => ({ Authorization: `Bearer ${await tokenFor(user)}` });
 
 async function create(user: string, length = 10 * MiB): Promise<string> {
-  const res = await fetch(`${freight.url}/files/`, {
+  const res = await fetch(`${ctx.freight.url}/files/`, {
     method: 'POST',
     headers: { ...TUS, ...(await auth(user)), 'Upload-Length': String(length) },
   });
@@ -50,7 +31,7 @@ async function create(user: string, length = 10 * MiB): Promise<string> {
 
 describe('authentication', () => {
   test('a request without a token is refused with 401 and a reason', async () => {
-    const res = await fetch(`${freight.url}/files/`, { method: 'POST', headers: { ...TUS, 'Upload-Length': '10' } });
+    const res = await fetch(`${ctx.freight.url}/files/`, { method: 'POST', headers: { ...TUS, 'Upload-Length': '10' } });
     expect(res.status).toBe(401);
     expect(res.headers.get('www-authenticate')).toMatch(/^Bearer/);
     expect(await res.text()).toMatch(/missing Authorization header/);
@@ -61,7 +42,7 @@ describe('authentication', () => {
     ['an expired token', () => tokenFor('mallory', { expiresIn: '-1m' }), /token expired/],
     ['a token that is not a JWT', async () => 'not-a-jwt', /invalid token/],
   ])('%s is refused with 401', async (_name, makeToken, reason) => {
-    const res = await fetch(`${freight.url}/files/`, {
+    const res = await fetch(`${ctx.freight.url}/files/`, {
       method: 'POST',
       headers: { ...TUS, 'Upload-Length': '10', Authorization: `Bearer ${await makeToken()}` },
     });
@@ -90,7 +71,7 @@ describe('authentication', () => {
   });
 
   test('a preflight for PATCH with Authorization is answered by tus with every method and header allowed', async () => {
-    const res = await fetch(`${freight.url}/files/some-id`, {
+    const res = await fetch(`${ctx.freight.url}/files/some-id`, {
       method: 'OPTIONS',
       headers: {
         Origin: 'https://app.example.com',
@@ -107,7 +88,7 @@ describe('authentication', () => {
   });
 
   test('responses expose the tus headers and Location to browsers', async () => {
-    const res = await fetch(`${freight.url}/files/`, {
+    const res = await fetch(`${ctx.freight.url}/files/`, {
       method: 'POST',
       headers: { ...TUS, ...(await auth(uniqueUser('web'))), 'Upload-Length': '10', Origin: 'https://app.example.com' },
     });
@@ -121,7 +102,7 @@ describe('authentication', () => {
 
 describe('spec-exact errors', () => {
   test('an unsupported Tus-Resumable is 412 with Tus-Version', async () => {
-    const res = await fetch(`${freight.url}/files/`, {
+    const res = await fetch(`${ctx.freight.url}/files/`, {
       method: 'POST',
       headers: { ...(await auth(uniqueUser('u'))), 'Tus-Resumable': '0.2.2', 'Upload-Length': '10' },
     });
@@ -131,7 +112,7 @@ describe('spec-exact errors', () => {
   });
 
   test('a missing Tus-Resumable is 412 too', async () => {
-    const res = await fetch(`${freight.url}/files/`, {
+    const res = await fetch(`${ctx.freight.url}/files/`, {
       method: 'POST',
       headers: { ...(await auth(uniqueUser('u'))), 'Upload-Length': '10' },
     });
@@ -183,7 +164,7 @@ describe('spec-exact errors', () => {
     [{ 'Upload-Length': '10', 'Upload-Metadata': 'a YQ==,a Yg==' }, 400, /appears twice/],
     [{ 'Upload-Length': String(100 * MiB + 1) }, 413, /exceeds this server's maximum/],
   ])('POST with %o is %i', async (headers, status, message) => {
-    const res = await fetch(`${freight.url}/files/`, {
+    const res = await fetch(`${ctx.freight.url}/files/`, {
       method: 'POST',
       headers: { ...TUS, ...(await auth(uniqueUser('u'))), ...headers },
     });
@@ -226,13 +207,13 @@ describe('spec-exact errors', () => {
   test('an id that is not an upload is 404, whatever it looks like', async () => {
     const headers = { ...TUS, ...(await auth(uniqueUser('u'))) };
     for (const id of ['nope', '00000000-0000-0000-0000-000000000000', "1'; drop table file_uploads;--"]) {
-      const res = await fetch(`${freight.url}/files/${encodeURIComponent(id)}`, { method: 'HEAD', headers });
+      const res = await fetch(`${ctx.freight.url}/files/${encodeURIComponent(id)}`, { method: 'HEAD', headers });
       expect(res.status, id).toBe(404);
     }
   });
 
   test('a URL that is not valid percent-encoding is 400 and says so', async () => {
-    const res = await fetch(`${freight.url}/files/%E0%A4%A`, {
+    const res = await fetch(`${ctx.freight.url}/files/%E0%A4%A`, {
       method: 'PATCH',
       headers: { ...TUS, ...OCTETS, ...(await auth(uniqueUser('u'))), 'Upload-Offset': '0' },
       body: 'x',

@@ -4,53 +4,33 @@
 import { Readable } from 'node:stream';
 import { AbortMultipartUploadCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Upload } from 'tus-js-client';
-import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
+import { describe, expect, inject, test } from 'vitest';
 import {
-  MiB,
-  createTestBucket,
   eventually,
+  freightOnS3,
   listAllParts,
   listMultipartUploads,
+  MiB,
+  outageProxy,
   randomData,
   serviceEnv,
   sha256,
   sha256OfObject,
   startFreight,
-  testS3Client,
-  testSql,
   tokenFor,
   uniqueUser,
-  outageProxy,
-  type RunningFreight,
 } from '../helpers/harness.js';
 import { stalledPatch, startTusUpload, uploadIdOf } from '../helpers/tus-client.js';
 
-let s3: S3Client;
-let bucket: { bucket: string; drop(): Promise<void> };
-let freight: RunningFreight;
-let sql: ReturnType<typeof testSql>;
-
-beforeAll(async () => {
-  s3 = testS3Client();
-  bucket = await createTestBucket(s3, 'freight-tus');
-  // 5 MiB parts (S3's minimum) so that tens of MiB make many parts.
-  freight = await startFreight(serviceEnv(bucket.bucket, { S3_PART_SIZE: '5MiB' }));
-  sql = testSql();
-});
-
-afterAll(async () => {
-  await freight?.close();
-  await sql?.end();
-  await bucket?.drop();
-  s3?.destroy();
-});
+// 5 MiB parts (S3's minimum) so that tens of MiB make many parts.
+const ctx = freightOnS3('freight-tus', { S3_PART_SIZE: '5MiB' });
 
 const uploadRow = async (id: string) => {
-  const [row] = await sql`select * from file_uploads where id = ${id}`;
+  const [row] = await ctx.sql`select * from file_uploads where id = ${id}`;
   return row;
 };
 const partRows = (id: string) =>
-  sql`select part_number, size, etag, status from upload_parts where upload_id = ${id} order by part_number`;
+  ctx.sql`select part_number, size, etag, status from upload_parts where upload_id = ${id} order by part_number`;
 
 async function s3UploadIdOf(id: string): Promise<string> {
   const row = await uploadRow(id);
@@ -59,7 +39,7 @@ async function s3UploadIdOf(id: string): Promise<string> {
 
 /** What S3 lists for the upload and what Postgres recorded, side by side. */
 async function partsInS3AndDb(id: string) {
-  const parts = await listAllParts(s3, bucket.bucket, id, await s3UploadIdOf(id));
+  const parts = await listAllParts(ctx.s3, ctx.bucket.bucket, id, await s3UploadIdOf(id));
   const s3Parts = parts.map((p) => ({ partNumber: p.PartNumber, size: p.Size, etag: p.ETag }));
   const dbParts = (await partRows(id)).map((r) => ({ partNumber: r.part_number, size: Number(r.size), etag: r.etag }));
   return { s3Parts, dbParts };
@@ -76,13 +56,13 @@ describe('tus uploads onto S3 multipart', () => {
     const user = uniqueUser('alice');
     const data = randomData(64 * MiB + 12_345);
     const run = startTusUpload(data, {
-      endpoint: `${freight.url}/files/`,
+      endpoint: `${ctx.freight.url}/files/`,
       headers: { Authorization: `Bearer ${await tokenFor(user)}` },
       metadata: { filename: 'big.bin', filetype: 'application/octet-stream' },
     });
     const id = uploadIdOf(await run.done);
 
-    expect(await sha256OfObject(s3, bucket.bucket, id)).toBe(sha256(data));
+    expect(await sha256OfObject(ctx.s3, ctx.bucket.bucket, id)).toBe(sha256(data));
     const row = await uploadRow(id);
     expect(row).toMatchObject({
       user_id: user,
@@ -105,8 +85,8 @@ describe('tus uploads onto S3 multipart', () => {
     expect(parts.every((p) => p.status === 'stored' && /^"?[0-9a-f]{32}"?$/.test(p.etag))).toBe(true);
 
     // The multipart upload is assembled: no longer listed as in progress.
-    expect((await listMultipartUploads(s3, bucket.bucket)).map((u) => u.key)).not.toContain(id);
-    const head = await s3.send(new HeadObjectCommand({ Bucket: bucket.bucket, Key: id }));
+    expect((await listMultipartUploads(ctx.s3, ctx.bucket.bucket)).map((u) => u.key)).not.toContain(id);
+    const head = await ctx.s3.send(new HeadObjectCommand({ Bucket: ctx.bucket.bucket, Key: id }));
     expect(head.ContentLength).toBe(data.length);
   });
 
@@ -117,7 +97,7 @@ describe('tus uploads onto S3 multipart', () => {
     const cutAt = 13 * MiB;
 
     // Client A creates the upload and streams the file in one PATCH; after 13 MiB the link dies and is cut.
-    const created = await fetch(`${freight.url}/files/`, {
+    const created = await fetch(`${ctx.freight.url}/files/`, {
       method: 'POST',
       headers: { 'Tus-Resumable': '1.0.0', Authorization: `Bearer ${token}`, 'Upload-Length': String(data.length) },
     });
@@ -152,7 +132,7 @@ describe('tus uploads onto S3 multipart', () => {
     expect(patches[0]?.uploadOffset).toBe(String(offset));
     expect(Math.min(...second.progress)).toBeGreaterThanOrEqual(offset);
 
-    expect(await sha256OfObject(s3, bucket.bucket, id)).toBe(sha256(data));
+    expect(await sha256OfObject(ctx.s3, ctx.bucket.bucket, id)).toBe(sha256(data));
     const row = await uploadRow(id);
     expect(row?.status).toBe('completed');
     expect(Number(row?.bytes_received)).toBe(data.length);
@@ -166,7 +146,7 @@ describe('tus uploads onto S3 multipart', () => {
     const data = randomData(12 * MiB + 7);
     const stream = Readable.from([data.subarray(0, 4 * MiB), data.subarray(4 * MiB)]);
     const run = startTusUpload(stream as unknown as Buffer, {
-      endpoint: `${freight.url}/files/`,
+      endpoint: `${ctx.freight.url}/files/`,
       headers: { Authorization: `Bearer ${await tokenFor(user)}` },
       uploadLengthDeferred: true,
       chunkSize: 5 * MiB,
@@ -174,7 +154,7 @@ describe('tus uploads onto S3 multipart', () => {
     });
     const id = uploadIdOf(await run.done);
     expect(run.requests[0]?.method).toBe('POST');
-    expect(await sha256OfObject(s3, bucket.bucket, id)).toBe(sha256(data));
+    expect(await sha256OfObject(ctx.s3, ctx.bucket.bucket, id)).toBe(sha256(data));
     const row = await uploadRow(id);
     expect(row?.status).toBe('completed');
     expect(Number(row?.total_size)).toBe(data.length);
@@ -183,7 +163,7 @@ describe('tus uploads onto S3 multipart', () => {
   test('a deferred-length upload has no length in the database until it is declared', async () => {
     const token = await tokenFor(uniqueUser('dave'));
     const headers = { 'Tus-Resumable': '1.0.0', Authorization: `Bearer ${token}` };
-    const created = await fetch(`${freight.url}/files/`, {
+    const created = await fetch(`${ctx.freight.url}/files/`, {
       method: 'POST',
       headers: { ...headers, 'Upload-Defer-Length': '1' },
     });
@@ -205,13 +185,13 @@ describe('tus uploads onto S3 multipart', () => {
     const row = await uploadRow(id);
     expect(row).toMatchObject({ status: 'completed' });
     expect(Number(row?.total_size)).toBe(1000);
-    expect(await sha256OfObject(s3, bucket.bucket, id)).toBe(sha256(body));
+    expect(await sha256OfObject(ctx.s3, ctx.bucket.bucket, id)).toBe(sha256(body));
   });
 
   test('termination aborts the S3 multipart upload, marks the row aborted, and the upload is gone', async () => {
     const token = await tokenFor(uniqueUser('erin'));
     const headers = { 'Tus-Resumable': '1.0.0', Authorization: `Bearer ${token}` };
-    const created = await fetch(`${freight.url}/files/`, {
+    const created = await fetch(`${ctx.freight.url}/files/`, {
       method: 'POST',
       headers: { ...headers, 'Upload-Length': String(20 * MiB) },
     });
@@ -223,14 +203,14 @@ describe('tus uploads onto S3 multipart', () => {
       body: randomData(7 * MiB),
     });
     expect(patched.status).toBe(204);
-    expect((await listMultipartUploads(s3, bucket.bucket)).map((u) => u.key)).toContain(id);
+    expect((await listMultipartUploads(ctx.s3, ctx.bucket.bucket)).map((u) => u.key)).toContain(id);
 
     await Upload.terminate(url, { headers: { Authorization: `Bearer ${token}` }, retryDelays: [] });
 
     expect((await uploadRow(id))?.status).toBe('aborted');
-    expect((await listMultipartUploads(s3, bucket.bucket)).map((u) => u.key)).not.toContain(id);
+    expect((await listMultipartUploads(ctx.s3, ctx.bucket.bucket)).map((u) => u.key)).not.toContain(id);
     for (const key of [`${id}.info`, `${id}.part`]) {
-      await expect(s3.send(new HeadObjectCommand({ Bucket: bucket.bucket, Key: key }))).rejects.toMatchObject({
+      await expect(ctx.s3.send(new HeadObjectCommand({ Bucket: ctx.bucket.bucket, Key: key }))).rejects.toMatchObject({
         $metadata: { httpStatusCode: 404 },
       });
     }
@@ -246,7 +226,7 @@ describe('tus uploads onto S3 multipart', () => {
 
   test('a zero-byte upload completes as an empty object', async () => {
     const token = await tokenFor(uniqueUser('fay'));
-    const created = await fetch(`${freight.url}/files/`, {
+    const created = await fetch(`${ctx.freight.url}/files/`, {
       method: 'POST',
       headers: { 'Tus-Resumable': '1.0.0', Authorization: `Bearer ${token}`, 'Upload-Length': '0' },
     });
@@ -257,12 +237,12 @@ describe('tus uploads onto S3 multipart', () => {
       return found?.status === 'completed' ? found : undefined;
     });
     expect(Number(row.total_size)).toBe(0);
-    expect(await sha256OfObject(s3, bucket.bucket, id)).toBe(sha256(new Uint8Array()));
+    expect(await sha256OfObject(ctx.s3, ctx.bucket.bucket, id)).toBe(sha256(new Uint8Array()));
   });
 
   test('a storage outage marks the upload failed with the error and answers 503; it resumes once storage is back', async () => {
     const proxy = await outageProxy(inject('s3').endpoint);
-    const flaky = await startFreight(serviceEnv(bucket.bucket, { S3_ENDPOINT: proxy.url }));
+    const flaky = await startFreight(serviceEnv(ctx.bucket.bucket, { S3_ENDPOINT: proxy.url }));
     try {
       const token = await tokenFor(uniqueUser('gus'));
       const headers = { 'Tus-Resumable': '1.0.0', Authorization: `Bearer ${token}` };
@@ -285,7 +265,7 @@ describe('tus uploads onto S3 multipart', () => {
       const resumed = startTusUpload(data, { uploadUrl: url, headers: { Authorization: `Bearer ${token}` } });
       await resumed.done;
       expect(await uploadRow(id)).toMatchObject({ status: 'completed', error: null });
-      expect(await sha256OfObject(s3, bucket.bucket, id)).toBe(sha256(data));
+      expect(await sha256OfObject(ctx.s3, ctx.bucket.bucket, id)).toBe(sha256(data));
     } finally {
       await flaky.close();
       await proxy.down();
@@ -295,11 +275,11 @@ describe('tus uploads onto S3 multipart', () => {
   test('an upload whose multipart upload vanished from storage is gone (410), not reported complete', async () => {
     const token = await tokenFor(uniqueUser('ida'));
     const headers = { 'Tus-Resumable': '1.0.0', Authorization: `Bearer ${token}` };
-    const created = await fetch(`${freight.url}/files/`, { method: 'POST', headers: { ...headers, 'Upload-Length': String(6 * MiB) } });
+    const created = await fetch(`${ctx.freight.url}/files/`, { method: 'POST', headers: { ...headers, 'Upload-Length': String(6 * MiB) } });
     const url = created.headers.get('location')!;
     const id = uploadIdOf(url);
-    // A bucket lifecycle rule or an operator aborts it behind Freight's back.
-    await s3.send(new AbortMultipartUploadCommand({ Bucket: bucket.bucket, Key: id, UploadId: await s3UploadIdOf(id) }));
+    // A ctx.bucket lifecycle rule or an operator aborts it behind Freight's back.
+    await ctx.s3.send(new AbortMultipartUploadCommand({ Bucket: ctx.bucket.bucket, Key: id, UploadId: await s3UploadIdOf(id) }));
 
     // The next write finds out (the resume check before it is answered from Postgres) …
     const patched = await fetch(url, {
@@ -318,7 +298,7 @@ describe('tus uploads onto S3 multipart', () => {
     const token = await tokenFor(uniqueUser('hal'));
     const headers = { 'Tus-Resumable': '1.0.0', Authorization: `Bearer ${token}` };
     const data = randomData(11 * MiB);
-    const created = await fetch(`${freight.url}/files/`, { method: 'POST', headers: { ...headers, 'Upload-Length': String(data.length) } });
+    const created = await fetch(`${ctx.freight.url}/files/`, { method: 'POST', headers: { ...headers, 'Upload-Length': String(data.length) } });
     const url = created.headers.get('location')!;
     const id = uploadIdOf(url);
     const patch = (from: number, to: number) =>
@@ -330,24 +310,24 @@ describe('tus uploads onto S3 multipart', () => {
     expect((await patch(0, 10 * MiB)).status).toBe(204);
 
     // Part 1 as recorded no longer matches the part S3 holds.
-    const [recorded] = await sql`select etag from upload_parts where upload_id = ${id} and part_number = 1`;
-    await sql`update upload_parts set etag = '"00000000000000000000000000000000"' where upload_id = ${id} and part_number = 1`;
+    const [recorded] = await ctx.sql`select etag from upload_parts where upload_id = ${id} and part_number = 1`;
+    await ctx.sql`update upload_parts set etag = '"00000000000000000000000000000000"' where upload_id = ${id} and part_number = 1`;
     const last = await patch(10 * MiB, data.length);
     expect(last.status).toBe(409);
     expect(await last.text()).toMatch(/cannot complete the upload: part 1: ETag/);
     expect(await uploadRow(id)).toMatchObject({ status: 'failed', error: expect.stringMatching(/part 1: ETag/) });
-    expect((await listMultipartUploads(s3, bucket.bucket)).map((u) => u.key)).toContain(id);
+    expect((await listMultipartUploads(ctx.s3, ctx.bucket.bucket)).map((u) => u.key)).toContain(id);
 
     // Every byte is stored; with the record repaired, the resume check (HEAD) assembles the object.
-    await sql`update upload_parts set etag = ${recorded!.etag} where upload_id = ${id} and part_number = 1`;
+    await ctx.sql`update upload_parts set etag = ${recorded!.etag} where upload_id = ${id} and part_number = 1`;
     expect(await headOffset(url, token)).toBe(data.length);
     expect((await uploadRow(id))?.status).toBe('completed');
-    expect(await sha256OfObject(s3, bucket.bucket, id)).toBe(sha256(data));
+    expect(await sha256OfObject(ctx.s3, ctx.bucket.bucket, id)).toBe(sha256(data));
   });
 
   test('resume checks are answered from Postgres when it knows the stored offset, from S3 while it does not', async () => {
     const proxy = await outageProxy(inject('s3').endpoint);
-    const flaky = await startFreight(serviceEnv(bucket.bucket, { S3_ENDPOINT: proxy.url, S3_PART_SIZE: '5MiB' }));
+    const flaky = await startFreight(serviceEnv(ctx.bucket.bucket, { S3_ENDPOINT: proxy.url, S3_PART_SIZE: '5MiB' }));
     try {
       const token = await tokenFor(uniqueUser('jay'));
       const headers = { 'Tus-Resumable': '1.0.0', Authorization: `Bearer ${token}` };
@@ -373,7 +353,7 @@ describe('tus uploads onto S3 multipart', () => {
       expect(head.headers.get('upload-length')).toBe(String(data.length));
 
       // A write that never finished (a crash) leaves no stored offset: the check must ask S3, which is down.
-      await sql`update file_uploads set stored_offset = null where id = ${id}`;
+      await ctx.sql`update file_uploads set stored_offset = null where id = ${id}`;
       expect((await fetch(url, { method: 'HEAD', headers })).status).toBe(503);
       await proxy.up();
       const asked = await fetch(url, { method: 'HEAD', headers });
