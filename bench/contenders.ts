@@ -3,10 +3,10 @@
  * counts the HTTP requests it makes (to any server).
  */
 import { createReadStream } from 'node:fs';
-import { DeleteObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand } from '@aws-sdk/client-s3';
 import { Upload as S3Upload } from '@aws-sdk/lib-storage';
 import { Upload as TusUpload } from 'tus-js-client';
-import type { S3Settings } from '../scripts/services.js';
+import { s3ClientFor, type S3Settings } from '../scripts/services.js';
 import { Authenticator } from '../src/auth/authenticator.js';
 import { fileSource, uploadDirect } from '../src/client/direct-upload.js';
 import { BENCH_SECRET, type ServerProcess } from './servers.js';
@@ -19,17 +19,6 @@ export interface Contender {
   upload(file: string, size: number): Promise<{ key: string; requests: number }>;
 }
 
-export function s3Client(s3: S3Settings): S3Client {
-  return new S3Client({
-    endpoint: s3.endpoint,
-    region: s3.region,
-    credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
-    forcePathStyle: s3.forcePathStyle,
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
-}
-
 export async function benchToken(): Promise<string> {
   return (await Authenticator.create({ mode: 'jwt', secret: BENCH_SECRET })).issue('bench', 24 * 3600);
 }
@@ -40,7 +29,7 @@ export function limitContender(s3: S3Settings, bucket: string): Contender {
     name: 'limit',
     server: undefined,
     async upload(file) {
-      const client = s3Client(s3);
+      const client = s3ClientFor(s3);
       let requests = 0;
       client.middlewareStack.add((next) => (args) => (requests++, next(args)), { step: 'finalizeRequest' });
       const key = `limit-${Date.now()}-${Math.random().toString(36).slice(2)}`;
@@ -107,7 +96,7 @@ export function directContender(server: ServerProcess, token: string): Contender
 }
 
 export async function deleteObject(s3: S3Settings, bucket: string, key: string): Promise<void> {
-  const client = s3Client(s3);
+  const client = s3ClientFor(s3);
   await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
   await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: `${key}.info` })).catch(() => {});
   client.destroy();

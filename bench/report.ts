@@ -182,14 +182,23 @@ export function boundsParagraph(result: BenchResult): string[] {
 const mean = (values: number[]) => values.reduce((sum, value) => sum + value, 0) / Math.max(1, values.length);
 
 /** RSS growth over a long upload: the mean of the last quarter of the samples against the second quarter. */
-export function rssGrowth(points: Array<[number, number]>): { peak: number; growth: number } {
+/** Samples (one a second) below which an upload is too short to tell growth from noise. */
+const MIN_GROWTH_SAMPLES = 8;
+
+/** Peak RSS, and the change from the second to the last quarter of the upload (null if too short to tell). */
+export function rssGrowth(points: Array<[number, number]>): { peak: number; growth: number | null } {
   const rss = points.map(([, value]) => value);
-  const quarter = Math.max(1, Math.floor(rss.length / 4));
+  const quarter = Math.floor(rss.length / 4);
   return {
     peak: Math.max(...rss),
-    growth: mean(rss.slice(-quarter)) - mean(rss.slice(quarter, 2 * quarter)),
+    growth: rss.length < MIN_GROWTH_SAMPLES ? null : mean(rss.slice(-quarter)) - mean(rss.slice(quarter, 2 * quarter)),
   };
 }
+
+const growthText = (growth: number | null) =>
+  growth === null
+    ? `too short to tell (under ${MIN_GROWTH_SAMPLES} samples)`
+    : `${growth >= 0 ? '+' : ''}${(growth / MiB).toFixed(1)} MiB from the second to the last quarter of the upload`;
 
 export function evaluateTargets(result: BenchResult): Target[] {
   const targets: Target[] = [];
@@ -226,10 +235,10 @@ export function evaluateTargets(result: BenchResult): Target[] {
     measured: `peak ${(peak / MB).toFixed(0)} MB (${(peak / MiB).toFixed(0)} MiB) over every run`,
     met: peak < 150 * MB,
   });
-  if (growth && result.memory) {
+  if (growth && growth.growth !== null && result.memory) {
     targets.push({
       target: `server RSS flat (no growth with upload size) over a ${formatSize(result.memory.size)} upload`,
-      measured: `${growth.growth >= 0 ? '+' : ''}${(growth.growth / MiB).toFixed(1)} MiB from the second to the last quarter of the upload`,
+      measured: growthText(growth.growth),
       met: Math.abs(growth.growth) < 10 * MiB,
     });
   }
@@ -324,7 +333,7 @@ export function benchmarksPage(result: BenchResult, targets: Target[], svgName: 
       '',
       ...result.memory.series.map((s) => {
         const g = rssGrowth(s.points);
-        return `- ${s.name}: peak ${(g.peak / MiB).toFixed(0)} MiB, ${g.growth >= 0 ? '+' : ''}${(g.growth / MiB).toFixed(1)} MiB from the second to the last quarter.`;
+        return `- ${s.name}: peak ${(g.peak / MiB).toFixed(0)} MiB, ${growthText(g.growth)}.`;
       }),
       '',
     );

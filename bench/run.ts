@@ -16,10 +16,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
-import { ensurePostgres, ensureS3, repoRoot, runCleanups, type Cleanup, type S3Settings } from '../scripts/services.js';
+import { ensurePostgres, ensureS3, repoRoot, runCleanups, s3ClientFor, type Cleanup, type S3Settings } from '../scripts/services.js';
 import { S3_LIMITS, loadConfig } from '../src/config/index.js';
 import { parseSize } from '../src/config/units.js';
-import { benchToken, deleteObject, directContender, limitContender, s3Client, tusContender, type Contender } from './contenders.js';
+import { benchToken, deleteObject, directContender, limitContender, tusContender, type Contender } from './contenders.js';
 import { directCreateLatency, headThroughput, signTenThousand, tusCreateLatency } from './micro.js';
 import { cpuSeconds, sample } from './proc.js';
 import {
@@ -147,7 +147,7 @@ async function main() {
     const databaseUrl = await ensurePostgres(cleanups, 'freight_bench');
     const s3 = await ensureS3(cleanups, 'freight-bench-rgw', { RGW_BLOCK_SIZE: '64G' });
     const bucket = `freight-bench-${Date.now()}`;
-    const client = s3Client(s3);
+    const client = s3ClientFor(s3);
     await client.send(new CreateBucketCommand({ Bucket: bucket }));
     client.destroy();
 

@@ -1,9 +1,8 @@
 /** The servers under test, each in a process of its own so that its CPU, memory and temp disk can be read. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, readFile, rm } from 'node:fs/promises';
-import net from 'node:net';
 import path from 'node:path';
-import type { S3Settings } from '../scripts/services.js';
+import { freePort, s3EnvFor, type S3Settings } from '../scripts/services.js';
 
 export interface ServerProcess {
   name: string;
@@ -15,17 +14,6 @@ export interface ServerProcess {
 }
 
 export const BENCH_SECRET = 'freight-benchmark-secret-0123456789abcdef';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-    server.on('error', reject);
-  });
-}
 
 async function waitUntilAnswering(url: string, child: ChildProcess, log: () => string): Promise<void> {
   const deadline = Date.now() + 60_000;
@@ -87,17 +75,6 @@ async function startProcess(
   };
 }
 
-function s3Env(s3: S3Settings, bucket: string): Record<string, string> {
-  return {
-    S3_BUCKET: bucket,
-    S3_ENDPOINT: s3.endpoint,
-    S3_REGION: s3.region,
-    S3_ACCESS_KEY_ID: s3.accessKeyId,
-    S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
-    S3_FORCE_PATH_STYLE: String(s3.forcePathStyle),
-  };
-}
-
 /** Freight settings a benchmark run passes on from its own environment, to measure other than the defaults. */
 export const TUNABLES = ['S3_PART_SIZE', 'S3_PART_CONCURRENCY'] as const;
 
@@ -116,7 +93,7 @@ export async function startFreightProcess(root: string, workDir: string, s3: S3S
     path.join(root, 'dist', 'src', 'server.js'),
     {
       ...start.env,
-      ...s3Env(s3, bucket),
+      ...s3EnvFor(s3, bucket),
       DATA_DIR: dataDir,
       DATABASE_URL: databaseUrl,
       AUTH_JWT_SECRET: BENCH_SECRET,
@@ -133,5 +110,5 @@ export async function startBareProcess(root: string, workDir: string, s3: S3Sett
   const tempDir = path.join(workDir, 'bare-tmp');
   await rm(tempDir, { recursive: true, force: true });
   await mkdir(tempDir, { recursive: true });
-  return startProcess('bare', path.join(root, 'dist', 'bench', 'bare-server.js'), { ...s3Env(s3, bucket), TMPDIR: tempDir }, tempDir);
+  return startProcess('bare', path.join(root, 'dist', 'bench', 'bare-server.js'), { ...s3EnvFor(s3, bucket), TMPDIR: tempDir }, tempDir);
 }

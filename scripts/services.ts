@@ -13,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { S3Client } from '@aws-sdk/client-s3';
 import postgres from 'postgres';
 
 const run = promisify(execFile);
@@ -27,6 +28,30 @@ export interface S3Settings {
   forcePathStyle: boolean;
   /** When this run started the gateway itself: its data directory (for daemon pids and garbage collection). */
   rgwDir?: string;
+}
+
+/** An S3 client for these settings, with the client settings Freight itself uses on S3-compatible servers. */
+export function s3ClientFor(s3: S3Settings): S3Client {
+  return new S3Client({
+    endpoint: s3.endpoint,
+    region: s3.region,
+    credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+    forcePathStyle: s3.forcePathStyle,
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
+}
+
+/** The S3_* environment variables of a Freight (or a bare tus server) on `bucket` of this S3 server. */
+export function s3EnvFor(s3: S3Settings, bucket: string): Record<string, string> {
+  return {
+    S3_BUCKET: bucket,
+    S3_ENDPOINT: s3.endpoint,
+    S3_REGION: s3.region,
+    S3_ACCESS_KEY_ID: s3.accessKeyId,
+    S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
+    S3_FORCE_PATH_STYLE: String(s3.forcePathStyle),
+  };
 }
 
 /** The repository root, from scripts/ or from dist/scripts/. */
@@ -73,7 +98,8 @@ export async function ensurePostgres(cleanups: Cleanup[], databaseName: string):
   return `postgres://postgres@127.0.0.1:5432/${databaseName}`;
 }
 
-function freePort(): Promise<number> {
+/** A TCP port free on 127.0.0.1 right now. */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.listen(0, '127.0.0.1', () => {

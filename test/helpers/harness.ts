@@ -22,6 +22,7 @@ import type { FastifyInstance } from 'fastify';
 import { SignJWT } from 'jose';
 import postgres from 'postgres';
 import { afterAll, beforeAll, inject } from 'vitest';
+import { s3ClientFor, s3EnvFor } from '../../scripts/services.js';
 import { buildApp, type AppDeps } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config/index.js';
 
@@ -31,15 +32,9 @@ type Env = Record<string, string | undefined>;
 
 /** The environment of a Freight on real Postgres and real S3 (a fresh bucket), plus `overrides`. */
 export function serviceEnv(bucket: string, overrides: Env = {}): Env {
-  const s3 = inject('s3');
   return {
     DATABASE_URL: inject('databaseUrl'),
-    S3_BUCKET: bucket,
-    S3_ENDPOINT: s3.endpoint,
-    S3_REGION: s3.region,
-    S3_ACCESS_KEY_ID: s3.accessKeyId,
-    S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
-    S3_FORCE_PATH_STYLE: String(s3.forcePathStyle),
+    ...s3EnvFor(inject('s3'), bucket),
     AUTH_JWT_SECRET: JWT_SECRET,
     LOG_LEVEL: 'silent',
     ...overrides,
@@ -91,15 +86,7 @@ export function tokenFor(user: string, options: { expiresIn?: string; secret?: s
 export const uniqueUser = (name: string) => `${name}-${randomUUID().slice(0, 8)}`;
 
 export function testS3Client(): S3Client {
-  const s3 = inject('s3');
-  return new S3Client({
-    endpoint: s3.endpoint,
-    region: s3.region,
-    credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
-    forcePathStyle: s3.forcePathStyle,
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
+  return s3ClientFor(inject('s3'));
 }
 
 /** A new bucket for one test file; the returned function empties and deletes it. */
