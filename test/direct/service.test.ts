@@ -29,6 +29,13 @@ afterAll(async () => {
   s3?.destroy();
 });
 
+/** The bucket's multipart storage, as the app builds it. */
+const bucketStorage = () => new S3MultipartStorage(s3, bucket.bucket, inject('s3').endpoint);
+
+/** The service over `storage`, with 5 MiB parts. */
+const directOver = (storage: MultipartStorage) =>
+  new DirectUploads(uploads, storage, new PartPresigner(s3, bucket.bucket, 900), { preferredPartSize: 5 * MiB, maxUploadSize: 100 * MiB });
+
 function countingStorage(real: MultipartStorage): MultipartStorage & { completes: number } {
   const wrapper = Object.create(real) as MultipartStorage & { completes: number };
   wrapper.completes = 0;
@@ -52,11 +59,8 @@ async function uploadedDirectly(direct: DirectUploads, user: string, size: numbe
 
 describe('direct upload service', () => {
   test('of eight concurrent completes only one calls S3; the others wait their turn or see it done', async () => {
-    const storage = countingStorage(new S3MultipartStorage(s3, bucket.bucket, inject('s3').endpoint));
-    const direct = new DirectUploads(uploads, storage, new PartPresigner(s3, bucket.bucket, 900), {
-      preferredPartSize: 5 * MiB,
-      maxUploadSize: 100 * MiB,
-    });
+    const storage = countingStorage(bucketStorage());
+    const direct = directOver(storage);
     const user = uniqueUser('svc');
     const { id, etags } = await uploadedDirectly(direct, user, 7 * MiB);
     const results = await Promise.allSettled(Array.from({ length: 8 }, () => direct.complete(user, id, etags)));
@@ -72,11 +76,8 @@ describe('direct upload service', () => {
   });
 
   test('an abort racing a complete cannot abort the completed upload', async () => {
-    const storage = countingStorage(new S3MultipartStorage(s3, bucket.bucket, inject('s3').endpoint));
-    const direct = new DirectUploads(uploads, storage, new PartPresigner(s3, bucket.bucket, 900), {
-      preferredPartSize: 5 * MiB,
-      maxUploadSize: 100 * MiB,
-    });
+    const storage = countingStorage(bucketStorage());
+    const direct = directOver(storage);
     const user = uniqueUser('svc');
     const { id, etags } = await uploadedDirectly(direct, user, 6 * MiB);
     const completing = direct.complete(user, id, etags);
@@ -88,11 +89,8 @@ describe('direct upload service', () => {
   });
 
   test('a complete whose answer was lost is recognised by the object S3 holds', async () => {
-    const real = new S3MultipartStorage(s3, bucket.bucket, inject('s3').endpoint);
-    const direct = new DirectUploads(uploads, real, new PartPresigner(s3, bucket.bucket, 900), {
-      preferredPartSize: 5 * MiB,
-      maxUploadSize: 100 * MiB,
-    });
+    const real = bucketStorage();
+    const direct = directOver(real);
     const user = uniqueUser('svc');
     const { id, etags } = await uploadedDirectly(direct, user, 6 * MiB);
     const upload = await uploads.getOwned(user, id);
@@ -105,11 +103,8 @@ describe('direct upload service', () => {
   });
 
   test('an upload whose multipart upload vanished is gone, and marked failed', async () => {
-    const real = new S3MultipartStorage(s3, bucket.bucket, inject('s3').endpoint);
-    const direct = new DirectUploads(uploads, real, new PartPresigner(s3, bucket.bucket, 900), {
-      preferredPartSize: 5 * MiB,
-      maxUploadSize: 100 * MiB,
-    });
+    const real = bucketStorage();
+    const direct = directOver(real);
     const user = uniqueUser('svc');
     const { id, etags } = await uploadedDirectly(direct, user, 6 * MiB);
     const upload = await uploads.getOwned(user, id);
