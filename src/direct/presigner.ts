@@ -102,7 +102,7 @@ export class PartPresigner {
         scope,
         createHash('sha256').update(canonicalRequest).digest('hex'),
       ].join('\n');
-      const signature = createHmac('sha256', signingKey).update(stringToSign).digest('hex');
+      const signature = hmac(signingKey, stringToSign).toString('hex');
       return {
         partNumber: part.partNumber,
         size: part.size ?? null,

@@ -98,7 +98,7 @@ export class UploadService {
 
   /** Any upload by id, for storage code acting on an upload whose owner was already checked. */
   async getUploadForStorage(id: string): Promise<FileUpload> {
-    const upload = await this.repo.findUpload(id);
+    const upload = await this.findForStorage(id);
     if (!upload) throw notFound();
     return upload;
   }
@@ -147,10 +147,7 @@ export class UploadService {
     );
   }
 
-  /**
-   * What S3 lists for the upload, merged into the part rows (a resuming client asks this).
-   * Returns the rows as they now stand.
-   */
+  /** What S3 lists for the upload, merged into the part rows (a resuming client asks this). */
   async mergeStoredParts(id: string, stored: readonly StoredPart[]): Promise<void> {
     if (stored.length === 0) return;
     await this.repo.upsertParts(id, stored.map((part) => ({ ...part, status: 'stored' as const })));
