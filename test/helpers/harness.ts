@@ -3,7 +3,6 @@
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import {
@@ -187,32 +186,4 @@ export async function eventually<T>(probe: () => Promise<T | undefined>, timeout
 }
 
 /** A TCP relay to `target` that can be taken down and brought back on the same port: a storage outage. */
-export async function outageProxy(target: string): Promise<{ url: string; down(): Promise<void>; up(): Promise<void> }> {
-  const { hostname, port } = new URL(target);
-  const sockets = new Set<net.Socket>();
-  let server: net.Server | undefined;
-  let listenPort = 0;
-  const up = () =>
-    new Promise<void>((resolve) => {
-      server = net.createServer((client) => {
-        const upstream = net.connect(Number(port), hostname);
-        for (const socket of [client, upstream]) {
-          sockets.add(socket);
-          socket.on('close', () => sockets.delete(socket));
-          socket.on('error', () => {});
-        }
-        client.pipe(upstream).pipe(client);
-      });
-      server.listen(listenPort, '127.0.0.1', () => {
-        listenPort = (server!.address() as net.AddressInfo).port;
-        resolve();
-      });
-    });
-  const down = () =>
-    new Promise<void>((resolve) => {
-      for (const socket of sockets) socket.destroy();
-      server?.close(() => resolve());
-    });
-  await up();
-  return { url: `http://127.0.0.1:${listenPort}`, down, up };
-}
+export { holdingProxy as outageProxy } from './proxy.js';

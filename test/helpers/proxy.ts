@@ -1,0 +1,143 @@
+/**
+ * A TCP relay in front of a service (S3 over HTTP, PostgreSQL, anything on TCP) that a test can fail in the two ways
+ * a real dependency fails: it goes away (connections refused) or it stops answering (connections accepted, nothing
+ * comes back). It works below the protocol, so the client under test sees exactly what it would see from a dead or
+ * hung server.
+ */
+import net from 'node:net';
+
+export type ProxyMode = 'up' | 'down' | 'held';
+
+export interface HoldingProxy {
+  /** `target` with its host and port replaced by the relay's (user, database and path are kept). */
+  readonly url: string;
+  readonly port: number;
+  readonly mode: ProxyMode;
+  /** Relays again (listening on the same port as before). */
+  up(): Promise<void>;
+  /** Closes the listener and every relayed socket: new connections get ECONNREFUSED, open ones are reset. */
+  down(): Promise<void>;
+  /** Keeps accepting connections and keeps every socket open, but forwards nothing either way: a hung server. */
+  hold(): Promise<void>;
+  /** Back to relaying. What was sent while held is then forwarded late, as from a server that woke up. */
+  release(): Promise<void>;
+}
+
+const DEFAULT_PORTS: Record<string, number> = { 'http:': 80, 'https:': 443, 'postgres:': 5432, 'postgresql:': 5432 };
+
+/** One relayed connection: the client's socket and the one to the target. */
+interface Pair {
+  client: net.Socket;
+  upstream: net.Socket;
+}
+
+export async function holdingProxy(target: string): Promise<HoldingProxy> {
+  const parsed = new URL(target);
+  const targetHost = parsed.hostname;
+  const targetPort = Number(parsed.port) || DEFAULT_PORTS[parsed.protocol];
+  if (!targetPort) throw new Error(`holdingProxy: no port in ${target}`);
+
+  const pairs = new Set<Pair>();
+  let mode: ProxyMode = 'down';
+  let server: net.Server | undefined;
+  let listenPort = 0;
+
+  // One direction of a pair. Not stream.pipe(): pipe() resumes its source on the destination's 'drain', which would
+  // undo a hold; here the flow only resumes when the relay is up.
+  const relay = (from: net.Socket, to: net.Socket) => {
+    from.on('data', (chunk: Buffer) => {
+      if (!to.write(chunk)) from.pause();
+    });
+    to.on('drain', () => {
+      if (mode === 'up') from.resume();
+    });
+    from.on('end', () => to.end());
+  };
+
+  const accept = (client: net.Socket) => {
+    // The target is connected even while held: a hung server's kernel still completes the handshake.
+    const upstream = net.connect(targetPort, targetHost);
+    const pair = { client, upstream };
+    pairs.add(pair);
+    for (const socket of [client, upstream]) {
+      // A reset on either side ends both (the client sees what it would see if the server dropped it).
+      socket.on('error', () => {});
+      socket.on('close', () => {
+        client.destroy();
+        upstream.destroy();
+        pairs.delete(pair);
+      });
+      if (mode !== 'up') socket.pause();
+    }
+    relay(client, upstream);
+    relay(upstream, client);
+  };
+
+  const listen = () =>
+    new Promise<void>((resolve, reject) => {
+      if (server) return resolve();
+      const listening = net.createServer(accept);
+      listening.once('error', reject);
+      // Port 0 the first time; afterwards the same port, so clients configured with `url` find it again.
+      listening.listen(listenPort, '127.0.0.1', () => {
+        listenPort = (listening.address() as net.AddressInfo).port;
+        server = listening;
+        resolve();
+      });
+    });
+
+  const setFlow = (flowing: boolean) => {
+    for (const { client, upstream } of pairs) {
+      for (const socket of [client, upstream]) {
+        if (flowing) socket.resume();
+        else socket.pause();
+      }
+    }
+  };
+
+  const up = async () => {
+    await listen();
+    mode = 'up';
+    setFlow(true);
+  };
+
+  const down = () =>
+    new Promise<void>((resolve) => {
+      mode = 'down';
+      for (const { client, upstream } of pairs) {
+        client.destroy();
+        upstream.destroy();
+      }
+      pairs.clear();
+      const closing = server;
+      server = undefined;
+      // close() stops accepting at once and calls back once the (already destroyed) connections are gone.
+      if (closing) closing.close(() => resolve());
+      else resolve();
+    });
+
+  const hold = async () => {
+    await listen();
+    mode = 'held';
+    setFlow(false);
+  };
+
+  await up();
+  const url = new URL(target);
+  url.hostname = '127.0.0.1';
+  url.port = String(listenPort);
+  // new URL() adds a '/' path to http URLs; keep the target's own form (S3 endpoints are given without it).
+  const href = !target.endsWith('/') && url.href.endsWith('/') ? url.href.slice(0, -1) : url.href;
+
+  return {
+    url: href,
+    port: listenPort,
+    get mode() {
+      return mode;
+    },
+    up,
+    down,
+    hold,
+    release: up,
+  };
+}
