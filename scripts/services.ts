@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { S3Client } from '@aws-sdk/client-s3';
+import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import postgres from 'postgres';
 
 const run = promisify(execFile);
@@ -30,8 +30,11 @@ export interface S3Settings {
   rgwDir?: string;
 }
 
-/** An S3 client for these settings, with the client settings Freight itself uses on S3-compatible servers. */
-export function s3ClientFor(s3: S3Settings): S3Client {
+/**
+ * An S3 client for these settings, with the client settings Freight itself uses on S3-compatible servers, plus
+ * `overrides` (timeouts, retries).
+ */
+export function s3ClientFor(s3: S3Settings, overrides: S3ClientConfig = {}): S3Client {
   return new S3Client({
     endpoint: s3.endpoint,
     region: s3.region,
@@ -39,6 +42,7 @@ export function s3ClientFor(s3: S3Settings): S3Client {
     forcePathStyle: s3.forcePathStyle,
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
+    ...overrides,
   });
 }
 
