@@ -18,6 +18,7 @@ import { uploadsApi } from './api/uploads.js';
 import { Authenticator, type User } from './auth/authenticator.js';
 import { authHook } from './auth/hook.js';
 import type { Config, S3Config } from './config/index.js';
+import { withDeadlines } from './db/availability.js';
 import { openDatabase } from './db/client.js';
 import { directPlugin } from './direct/plugin.js';
 import { PartPresigner } from './direct/presigner.js';
@@ -26,6 +27,7 @@ import { UploadRepository } from './db/repository.js';
 import { healthRoutes, type ReadinessCheck } from './ops/health.js';
 import { S3MultipartStorage } from './storage/multipart.js';
 import { createS3Client } from './storage/s3.js';
+import { processTempDir } from './storage/temp-dir.js';
 import { MemoryLocker } from '@tus/server';
 import { tusPlugin } from './tus/plugin.js';
 import { createTusStore } from './tus/store.js';
@@ -39,12 +41,14 @@ export interface AppDeps {
 
 function createDirectUploads(config: Config, s3Config: S3Config, s3: S3Client, uploads: UploadService): DirectUploads {
   // Transfer Acceleration only changes where clients send parts: the URLs are signed by a client of its own.
-  const presignClient = s3Config.accelerate ? createS3Client({ ...s3Config, endpoint: undefined, forcePathStyle: false }, { useAccelerateEndpoint: true }) : s3;
+  const presignClient = s3Config.accelerate
+    ? createS3Client({ ...s3Config, endpoint: undefined, forcePathStyle: false }, { useAccelerateEndpoint: true }, config.s3RequestTimeoutMs)
+    : s3;
   return new DirectUploads(
     uploads,
     new S3MultipartStorage(s3, s3Config.bucket, s3Config.endpoint),
     new PartPresigner(presignClient, s3Config.bucket, config.presignExpiresMs / 1000),
-    { preferredPartSize: config.partSize, maxUploadSize: config.maxUploadSize },
+    { preferredPartSize: config.partSize, maxParts: config.maxParts, maxUploadSize: config.maxUploadSize },
   );
 }
 
@@ -57,8 +61,11 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     ajv: { customOptions: { removeAdditional: false } },
   });
 
-  const database = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
+  const database = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, timeoutMs: config.databaseTimeoutMs });
   app.addHook('onClose', () => database.close());
+  const tempDir = await processTempDir(config.tempDir);
+  if (tempDir.reclaimed.length > 0) app.log.info({ reclaimed: tempDir.reclaimed }, 'removed part files of processes that no longer run');
+  app.addHook('onClose', () => tempDir.remove());
 
   const authenticator = await Authenticator.create(config.auth);
   if (config.auth.mode === 'disabled') {
@@ -67,9 +74,15 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     app.log.warn(`no AUTH_JWT_SECRET: using a development secret kept in ${config.auth.secretFile} (npm run token -- <user>)`);
   }
 
-  const uploads = new UploadService(new UploadRepository(database.db), { expiryMs: config.uploadExpiryMs });
-  const s3 = config.s3 ? createS3Client(config.s3) : undefined;
-  app.addHook('onClose', async () => s3?.destroy());
+  const repository = withDeadlines(new UploadRepository(database.db), config.databaseTimeoutMs);
+  const uploads = new UploadService(repository, { expiryMs: config.uploadExpiryMs });
+  const s3 = config.s3 ? createS3Client(config.s3, {}, config.s3RequestTimeoutMs) : undefined;
+  // Bodies read from temp files are retried by the store itself (the SDK cannot replay a consumed stream).
+  const s3Bodies = config.s3 ? createS3Client(config.s3, { maxAttempts: 1 }, config.s3RequestTimeoutMs) : undefined;
+  app.addHook('onClose', async () => {
+    s3?.destroy();
+    s3Bodies?.destroy();
+  });
   const direct = config.s3 && s3 ? createDirectUploads(config, config.s3, s3, uploads) : undefined;
 
   app.decorateRequest('user', null as unknown as User);
@@ -80,8 +93,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     config,
     authenticator,
     uploads,
-    store: createTusStore(config, uploads),
-    locker: deps.locker ?? new MemoryLocker(),
+    store: createTusStore({ config, uploads, log: app.log, tempDir: tempDir.dir, s3: s3 && s3Bodies && { client: s3, bodyClient: s3Bodies } }),
+    locker: deps.locker ?? new MemoryLocker({ acquireLockTimeout: config.lockTimeoutMs }),
   });
 
   await app.register(async (api) => {

@@ -17,6 +17,7 @@ const STATUS = {
   internal: 500,
   not_implemented: 501,
   storage_unavailable: 503,
+  database_unavailable: 503,
   insufficient_storage: 507,
 } as const;
 
@@ -29,12 +30,16 @@ export class FreightError extends Error {
     message: string,
     readonly headers: Record<string, string> = {},
     readonly details?: unknown,
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super(message, options);
     this.name = 'FreightError';
     this.status = STATUS[code];
   }
 }
+
+/** Seconds a client is asked to wait before retrying after a dependency failed or an upload was busy (Retry-After). */
+export const RETRY_AFTER_SECONDS = 5;
 
 export const badRequest = (message: string, details?: unknown) =>
   new FreightError('bad_request', message, {}, details);
@@ -44,10 +49,24 @@ export const notFound = (message = 'upload not found') => new FreightError('not_
 export const conflict = (message: string, details?: unknown) => new FreightError('conflict', message, {}, details);
 export const gone = (message: string) => new FreightError('gone', message);
 export const payloadTooLarge = (message: string) => new FreightError('payload_too_large', message);
-export const locked = (message: string) => new FreightError('locked', message);
+/** 423 Locked: tus clients retry it on their schedule (Retry-After says when). */
+export const locked = (message: string, retryAfterSeconds = RETRY_AFTER_SECONDS) =>
+  new FreightError('locked', message, { 'Retry-After': String(retryAfterSeconds) });
 export const notImplemented = (message: string) => new FreightError('not_implemented', message);
 /** The S3 server (or the disk) failed; the upload stays resumable. */
-export const storageUnavailable = (message: string) => new FreightError('storage_unavailable', message);
+export const storageUnavailable = (message: string) =>
+  new FreightError('storage_unavailable', message, { 'Retry-After': String(RETRY_AFTER_SECONDS) });
+/** PostgreSQL is down, restarting or not answering in time; nothing was half-recorded. */
+export const databaseUnavailable = (message: string, cause?: unknown) =>
+  new FreightError('database_unavailable', `${message}; retry later`, { 'Retry-After': String(RETRY_AFTER_SECONDS) }, undefined, {
+    cause,
+  });
+
+/** A dependency failed or is busy, so the request could not be served now; a retry later may succeed. */
+export const isTransient = (error: unknown): boolean => {
+  const { status } = toHttpAnswer(error);
+  return status === 503 || status === 423;
+};
 
 export interface HttpAnswer {
   status: number;
@@ -121,7 +140,8 @@ export function toHttpAnswer(error: unknown): HttpAnswer {
   }
   const remapped = TUS_REMAP.get(error);
   if (remapped) {
-    return { status: STATUS[remapped.code], code: remapped.code, message: remapped.message, headers: {} };
+    const headers: Record<string, string> = remapped.code === 'locked' ? { 'Retry-After': String(RETRY_AFTER_SECONDS) } : {};
+    return { status: STATUS[remapped.code], code: remapped.code, message: remapped.message, headers };
   }
   if (isTusStyle(error)) {
     const code = (Object.keys(STATUS) as ErrorCode[]).find((key) => STATUS[key] === error.status_code) ?? 'internal';
@@ -135,7 +155,12 @@ export function toHttpAnswer(error: unknown): HttpAnswer {
   }
   const problem = storageProblem(error);
   if (problem) {
-    return { status: 503, code: 'storage_unavailable', message: `${problem}; retry later`, headers: { 'Retry-After': '5' } };
+    return {
+      status: 503,
+      code: 'storage_unavailable',
+      message: `${problem}; retry later`,
+      headers: { 'Retry-After': String(RETRY_AFTER_SECONDS) },
+    };
   }
   if (error instanceof Error) {
     const fastify = error as FastifyStyleError;

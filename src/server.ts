@@ -1,5 +1,4 @@
 /** The entry point: read the environment, build the app, listen, and shut down gracefully. */
-import { mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config/index.js';
@@ -23,16 +22,6 @@ try {
   throw error;
 }
 
-// @tus/s3-store buffers parts as temp files in os.tmpdir(), which reads TMPDIR: point it at our own directory,
-// and clear what a killed process left there (only when the directory is ours, never a shared TMPDIR).
-if (!process.env.TMPDIR) {
-  await mkdir(config.tempDir, { recursive: true });
-  for (const leftover of await readdir(config.tempDir)) {
-    await rm(path.join(config.tempDir, leftover), { recursive: true, force: true });
-  }
-  process.env.TMPDIR = config.tempDir;
-}
-
 const app = await buildApp(config);
 await app.listen({ host: config.host, port: config.port });
 app.log.info(
@@ -41,7 +30,7 @@ app.log.info(
     database: config.databaseUrl ? 'postgres' : path.join(config.dataDir, 'db'),
     maxUploadSize: formatBytes(config.maxUploadSize),
     partSize: formatBytes(config.partSize),
-    tempDir: process.env.TMPDIR,
+    tempDir: config.tempDir,
   },
   `freight serving tus at http://${config.host}:${config.port}/files/`,
 );

@@ -3,7 +3,7 @@
  * A bad value throws a ConfigError naming the variable; server.ts prints it as one line and exits 1.
  */
 import path from 'node:path';
-import { GiB, MiB, TiB, parseDuration, parseSize } from './units.js';
+import { GiB, KiB, MiB, TiB, parseDuration, parseSize } from './units.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
@@ -41,6 +41,17 @@ export interface Config {
   partSize: number;
   /** S3 parts buffered or in flight at once in this process (each is one temp file of up to a part size). */
   partConcurrency: number;
+  /** The most parts an upload may be cut into (S3 allows 10,000; some S3-compatible servers fewer). */
+  maxParts: number;
+  /** The longest an S3 server may stay silent during one request (connect, send, answer, body) before it fails. */
+  s3RequestTimeoutMs: number;
+  /** Connect and statement timeout of every database call. */
+  databaseTimeoutMs: number;
+  /** How long a request waits for an upload's lock before it answers 423. */
+  lockTimeoutMs: number;
+  /** A PATCH body slower than this (bytes per second) over `stallTimeoutMs` is stopped; 0 turns the check off. */
+  minUploadRate: number;
+  stallTimeoutMs: number;
   maxUploadSize: number;
   uploadExpiryMs: number;
   presignExpiresMs: number;
@@ -150,6 +161,19 @@ export function loadConfig(env: Env = process.env): Config {
   const maxUploadSize = size('MAX_UPLOAD_SIZE', S3_LIMITS.maxObjectSize, 1, S3_LIMITS.maxObjectSize);
   const partSize = size('S3_PART_SIZE', 8 * MiB, S3_LIMITS.minPartSize, S3_LIMITS.maxPartSize);
   const partConcurrency = int('S3_PART_CONCURRENCY', 4, 1, 256);
+  const maxParts = int('S3_MAX_PARTS', S3_LIMITS.maxParts, 1, S3_LIMITS.maxParts);
+  // The planner must be able to fit the largest upload in maxParts parts of at most 5 GiB.
+  if (Math.ceil(maxUploadSize / maxParts) > S3_LIMITS.maxPartSize) {
+    throw new ConfigError(
+      'S3_MAX_PARTS',
+      `is too low for MAX_UPLOAD_SIZE: ${maxParts} parts of at most 5 GiB hold less than ${maxUploadSize} bytes`,
+    );
+  }
+  const s3RequestTimeoutMs = duration('S3_REQUEST_TIMEOUT', 60_000, 1_000, 3_600_000);
+  const databaseTimeoutMs = duration('DATABASE_TIMEOUT', 10_000, 1_000, 600_000);
+  const lockTimeoutMs = duration('LOCK_TIMEOUT', 30_000, 1_000, 600_000);
+  const minUploadRate = size('UPLOAD_MIN_RATE', 16 * KiB, 0, GiB);
+  const stallTimeoutMs = duration('UPLOAD_STALL_TIMEOUT', 30_000, 1_000, 3_600_000);
   const uploadExpiryMs = duration('UPLOAD_EXPIRY', 24 * 3_600_000, 60_000, 365 * 86_400_000);
   const presignExpiresMs = duration('PRESIGN_EXPIRES', 15 * 60_000, 60_000, 60 * 60_000);
 
@@ -181,6 +205,12 @@ export function loadConfig(env: Env = process.env): Config {
     s3,
     partSize,
     partConcurrency,
+    maxParts,
+    s3RequestTimeoutMs,
+    databaseTimeoutMs,
+    lockTimeoutMs,
+    minUploadRate,
+    stallTimeoutMs,
     maxUploadSize,
     uploadExpiryMs,
     presignExpiresMs,

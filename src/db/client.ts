@@ -32,20 +32,29 @@ function migrationsFolder(): string {
   }
 }
 
-export async function openDatabase(options: { url: string | undefined; dataDir: string }): Promise<Database> {
-  return options.url ? openPostgres(options.url) : openPglite(path.join(options.dataDir, 'db'));
+export interface DatabaseOptions {
+  url: string | undefined;
+  dataDir: string;
+  /** Connect and statement timeout (DATABASE_TIMEOUT). */
+  timeoutMs: number;
+}
+
+export async function openDatabase(options: DatabaseOptions): Promise<Database> {
+  return options.url ? openPostgres(options.url, options.timeoutMs) : openPglite(path.join(options.dataDir, 'db'));
 }
 
 /** An arbitrary constant: instances starting together take turns applying migrations. */
 const MIGRATION_LOCK_KEY = 0x46524549; // "FREI"
 
-export async function openPostgres(url: string): Promise<Database> {
+export async function openPostgres(url: string, timeoutMs = 10_000): Promise<Database> {
   const { default: postgres } = await import('postgres');
   const { drizzle } = await import('drizzle-orm/postgres-js');
   const { migrate } = await import('drizzle-orm/postgres-js/migrator');
 
-  // Migrations run on a single connection so the advisory lock and the DDL share a session.
-  const migrator = postgres(url, { max: 1, onnotice: () => {} });
+  const connect_timeout = Math.ceil(timeoutMs / 1000);
+  // Migrations run on a single connection so the advisory lock and the DDL share a session. They may wait for
+  // another instance's migrations, so only connecting is bounded here.
+  const migrator = postgres(url, { max: 1, connect_timeout, onnotice: () => {} });
   try {
     await migrator`select pg_advisory_lock(${MIGRATION_LOCK_KEY})`;
     await migrate(drizzle(migrator, { schema }), { migrationsFolder: migrationsFolder() });
@@ -54,7 +63,13 @@ export async function openPostgres(url: string): Promise<Database> {
     await migrator.end();
   }
 
-  const client = postgres(url, { max: 10, onnotice: () => {} });
+  const client = postgres(url, {
+    max: 10,
+    connect_timeout,
+    // Server-side bounds; availability.ts adds the client-side one for a server that stops answering at all.
+    connection: { statement_timeout: timeoutMs, idle_in_transaction_session_timeout: timeoutMs },
+    onnotice: () => {},
+  });
   const db = drizzle(client, { schema });
   return {
     db,

@@ -9,6 +9,7 @@ import {
   uploadParts,
   type FileUpload,
   type NewFileUpload,
+  type StagingState,
   type UploadPart,
   type UploadStatus,
 } from './schema.js';
@@ -24,6 +25,18 @@ export interface PartRecord {
   etag: string | null;
   status: UploadPart['status'];
 }
+
+/** A tus write that storage now holds: the offset moves from `from` to `to`, with the part it completed, if any. */
+export interface StoredAdvance {
+  from: number;
+  to: number;
+  staging: StagingState | null;
+  part?: { partNumber: number; size: number; etag: string } | undefined;
+}
+
+/** postgres.js answers execute() with the rows; PGlite with { rows }. */
+const rowsOf = <T>(result: unknown): T[] =>
+  Array.isArray(result) ? (result as T[]) : ((result as { rows?: T[] }).rows ?? []);
 
 export interface ListCursor {
   createdAt: Date;
@@ -116,6 +129,69 @@ export class UploadRepository {
   /** Facts learned from storage (the S3 UploadId, a length declared late, the stored offset); no status change. */
   async updateUpload(id: string, set: Pick<Partial<NewFileUpload>, 's3UploadId' | 'totalSize' | 'storedOffset'>): Promise<void> {
     await this.db.update(fileUploads).set(set).where(eq(fileUploads.id, id));
+  }
+
+  /** Sets a fact that is set once (the S3 UploadId, a deferred length): false if it was already set. */
+  async setOnce(id: string, set: { s3UploadId: string } | { totalSize: number }): Promise<boolean> {
+    const column = 's3UploadId' in set ? fileUploads.s3UploadId : fileUploads.totalSize;
+    const rows = await this.db
+      .update(fileUploads)
+      .set(set)
+      .where(and(eq(fileUploads.id, id), isNull(column)))
+      .returning({ id: fileUploads.id });
+    return rows.length > 0;
+  }
+
+  /**
+   * One statement: moves the stored offset of an open upload from `advance.from` to `advance.to` (with the
+   * staging state and progress) and records the part it completed. Nothing happens unless the offset was
+   * `from`, so a writer working from a stale view can never overwrite a newer truth. False in that case.
+   */
+  async advanceStoredOffset(id: string, advance: StoredAdvance): Promise<boolean> {
+    const { from, to, staging, part } = advance;
+    const result = await this.db.execute(sql`
+      with moved as (
+        update ${fileUploads}
+        set stored_offset = ${to}, bytes_received = ${to},
+            staging = ${staging === null ? null : JSON.stringify(staging)}::jsonb,
+            status = 'uploading', error = null, updated_at = now()
+        where id = ${id} and stored_offset = ${from} and status in ('pending', 'uploading', 'failed')
+        returning id
+      ), recorded as (
+        insert into ${uploadParts} (upload_id, part_number, size, etag, status)
+        select id, ${part?.partNumber ?? 0}::integer, ${part?.size ?? 0}::bigint, ${part?.etag ?? null}::text,
+          'stored'::part_status from moved
+        where ${part !== undefined}::boolean
+        on conflict (upload_id, part_number) do update
+          set size = excluded.size, etag = excluded.etag, status = excluded.status, updated_at = now()
+      )
+      select count(*)::int as moved from moved`);
+    return (rowsOf<{ moved: number }>(result)[0]?.moved ?? 0) > 0;
+  }
+
+  /** Open uploads of `protocol` whose expiry passed, marked expired in one statement; returns them. */
+  async expireOpenUploads(protocol: FileUpload['protocol'], now: Date): Promise<FileUpload[]> {
+    return this.db
+      .update(fileUploads)
+      .set({ status: 'expired', lockedUntil: null })
+      .where(
+        and(
+          eq(fileUploads.protocol, protocol),
+          inArray(fileUploads.status, ['pending', 'uploading', 'failed']),
+          lt(fileUploads.expiresAt, now),
+        ),
+      )
+      .returning();
+  }
+
+  /** Back to an earlier offset: the staged bytes past it were lost in storage (never called on a whim). */
+  async rewindStoredOffset(id: string, from: number, to: number): Promise<boolean> {
+    const rows = await this.db
+      .update(fileUploads)
+      .set({ storedOffset: to, bytesReceived: to, staging: null })
+      .where(and(eq(fileUploads.id, id), eq(fileUploads.storedOffset, from)))
+      .returning({ id: fileUploads.id });
+    return rows.length > 0;
   }
 
   /**

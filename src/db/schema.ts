@@ -16,10 +16,25 @@ import {
   uuid,
 } from 'drizzle-orm/pg-core';
 
-export const UPLOAD_STATUSES = ['pending', 'uploading', 'completed', 'failed', 'aborted', 'expired'] as const;
+/** `lost`: storage no longer holds the upload's bytes (its multipart upload vanished); it cannot be resumed. */
+export const UPLOAD_STATUSES = ['pending', 'uploading', 'completed', 'failed', 'aborted', 'expired', 'lost'] as const;
 export const uploadStatus = pgEnum('upload_status', UPLOAD_STATUSES);
 export const uploadProtocol = pgEnum('upload_protocol', ['tus', 'direct']);
 export const partStatus = pgEnum('part_status', ['pending', 'stored']);
+
+/**
+ * tus on S3: the bytes of the part under construction that are stored but not yet a part of the upload's own
+ * multipart upload (a PATCH ended inside a part). `segments` are parts of a staging multipart upload (each at
+ * least 5 MiB); `tail` holds the bytes after them, fewer than 5 MiB, as an object of its own. Together they
+ * are exactly the bytes from the start of part `partNumber` to `stored_offset`.
+ */
+export interface StagingState {
+  partNumber: number;
+  /** The staging multipart upload of this part, once a segment was stored in it. */
+  uploadId: string | null;
+  segments: Array<{ partNumber: number; size: number; etag: string }>;
+  tail: { key: string; size: number } | null;
+}
 
 /** Millisecond precision, like JavaScript dates, so a timestamp read back compares equal (list cursors rely on it). */
 const MS = { withTimezone: true, precision: 3 } as const;
@@ -50,10 +65,13 @@ export const fileUploads = pgTable(
     /** Progress: bytes received so far, updated while bytes stream (at most once a second) and after each request. */
     bytesReceived: bigint('bytes_received', { mode: 'number' }).notNull().default(0),
     /**
-     * tus: the offset durably stored as of the end of the last write, which answers resume checks (HEAD) without
-     * asking storage. null while a write is in flight or after one was interrupted: then storage is asked.
+     * tus: the offset durably stored: every byte before it is in storage, in whole parts and the staged bytes of
+     * the part under construction. It only moves forward, each time by one guarded UPDATE after storage has the
+     * bytes; it answers resume checks (HEAD) without asking storage. null for direct uploads.
      */
     storedOffset: bigint('stored_offset', { mode: 'number' }),
+    /** tus on S3: bytes past the last whole part, stored but not yet joined into one (see StagingState). */
+    staging: jsonb('staging').$type<StagingState>(),
     /** The planned part size (direct uploads and S3-backed tus uploads). */
     partSize: bigint('part_size', { mode: 'number' }),
     /** The metadata the client sent (tus Upload-Metadata: a key without a value is null). */

@@ -46,7 +46,7 @@ export class DirectUploads {
     private readonly uploads: UploadService,
     private readonly storage: MultipartStorage,
     private readonly presigner: PartPresigner,
-    private readonly options: { preferredPartSize: number; maxUploadSize: number },
+    private readonly options: { preferredPartSize: number; maxParts: number; maxUploadSize: number },
   ) {}
 
   get bucket(): string {
@@ -60,8 +60,8 @@ export class DirectUploads {
     }
     let partSize: number | null = null;
     if (size !== undefined) {
-      partSize = input.partSize ?? planPartSize(size, this.options.preferredPartSize);
-      const problem = partSizeProblem(size, partSize);
+      partSize = input.partSize ?? planPartSize(size, this.options.preferredPartSize, this.options.maxParts);
+      const problem = partSizeProblem(size, partSize, this.options.maxParts);
       if (problem) throw badRequest(problem);
     }
 
@@ -234,10 +234,8 @@ export class DirectUploads {
     return upload.s3UploadId;
   }
 
-  private async lost(upload: FileUpload) {
-    const reason = 'the multipart upload no longer exists in storage';
-    await this.uploads.markFailed(upload.id, reason);
-    return gone(reason);
+  private lost(upload: FileUpload) {
+    return this.uploads.markLost(upload.id, 'the multipart upload no longer exists in storage');
   }
 
   private completedAnswer(upload: FileUpload): CompletedUpload {

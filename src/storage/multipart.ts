@@ -14,7 +14,8 @@ import { isNoSuchUpload, objectSize } from './s3.js';
 
 export interface MultipartStorage {
   readonly bucket: string;
-  create(key: string, options: { contentType: string; filename: string }): Promise<string>;
+  /** Without options: an object of no type or name (staging). */
+  create(key: string, options?: { contentType: string; filename: string }): Promise<string>;
   /** Every part S3 holds (all pages); undefined when the multipart upload no longer exists. */
   listParts(key: string, uploadId: string): Promise<StoredPart[] | undefined>;
   complete(key: string, uploadId: string, parts: readonly StoredPart[]): Promise<{ location: string }>;
@@ -32,13 +33,15 @@ export class S3MultipartStorage implements MultipartStorage {
     private readonly endpoint: string | undefined,
   ) {}
 
-  async create(key: string, options: { contentType: string; filename: string }): Promise<string> {
+  async create(key: string, options?: { contentType: string; filename: string }): Promise<string> {
     const created = await this.client.send(
       new CreateMultipartUploadCommand({
         Bucket: this.bucket,
         Key: key,
-        ContentType: options.contentType,
-        ContentDisposition: `attachment; filename*=UTF-8''${encodeURIComponent(options.filename)}`,
+        ...(options && {
+          ContentType: options.contentType,
+          ContentDisposition: `attachment; filename*=UTF-8''${encodeURIComponent(options.filename)}`,
+        }),
       }),
     );
     if (!created.UploadId) throw new Error('CreateMultipartUpload answered without an UploadId');

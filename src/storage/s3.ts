@@ -4,7 +4,10 @@
 import { HeadObjectCommand, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import type { S3Config } from '../config/index.js';
 
-export function s3ClientConfig(s3: S3Config, extra: S3ClientConfig = {}): S3ClientConfig {
+/** S3_REQUEST_TIMEOUT when no config is at hand (scripts). */
+const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
+
+export function s3ClientConfig(s3: S3Config, extra: S3ClientConfig = {}, timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS): S3ClientConfig {
   return {
     ...extra,
     region: s3.region,
@@ -16,14 +19,18 @@ export function s3ClientConfig(s3: S3Config, extra: S3ClientConfig = {}): S3Clie
     // body. Checksums only where an operation requires them.
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
-    // Without timeouts a storage server that stops answering (a full disk, a dead link) holds requests forever.
-    // requestTimeout is the longest S3 may stay silent on a connection, not a limit on the whole request.
-    requestHandler: { connectionTimeout: 10_000, requestTimeout: 120_000 },
+    // Without timeouts a storage server that stops answering (a paused process, a dead link) holds requests
+    // forever. socketTimeout is the longest the connection may stay silent in either direction: waiting to
+    // connect, sending a part the server stopped reading, waiting for the answer, or reading a body that stalls
+    // half-way. (The SDK's requestTimeout would also bound the whole upload of a large part, and only logs a
+    // warning unless throwOnRequestTimeout is set: not what a 5 GiB part needs.) Each of the SDK's attempts
+    // (3 by default) is bounded this way.
+    requestHandler: { connectionTimeout: Math.min(timeoutMs, 10_000), socketTimeout: timeoutMs },
   };
 }
 
-export function createS3Client(s3: S3Config, extra: S3ClientConfig = {}): S3Client {
-  return new S3Client(s3ClientConfig(s3, extra));
+export function createS3Client(s3: S3Config, extra: S3ClientConfig = {}, timeoutMs?: number): S3Client {
+  return new S3Client(s3ClientConfig(s3, extra, timeoutMs));
 }
 
 /** S3 error names that mean "no such upload" (AWS says NoSuchUpload; Ceph RGW says NoSuchKey). */
@@ -41,4 +48,16 @@ export async function objectSize(client: S3Client, bucket: string, key: string):
     if ((error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return undefined;
     throw error;
   }
+}
+
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH']);
+
+/** A failure that may pass if the same request is sent again: no answer, a timeout, or S3's 5xx/throttling. */
+export function isTransientStorageError(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  if (error.name === 'TimeoutError' || error.name === 'AbortError') return error.name === 'TimeoutError';
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code !== undefined && NETWORK_CODES.has(code)) return true;
+  const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+  return status === undefined ? (error as { $metadata?: unknown }).$metadata !== undefined : status >= 500 || status === 429;
 }

@@ -1,15 +1,52 @@
 /**
- * The resume check (HEAD) answered from Postgres alone, when the record knows the durable offset: no lock, no
- * storage request. Otherwise (a write in flight or interrupted) the request goes to @tus/server, which asks
- * storage. The answer is the one the tus spec asks of a HEAD response.
+ * The resume check (HEAD), answered here for every tus upload, never by @tus/server's HeadHandler: the offset is
+ * the one PostgreSQL records, which is never ahead of what storage holds. No lock and no storage request, except
+ * for an upload whose bytes are all stored but which is not yet assembled (S3 failed at that moment): it is
+ * assembled now, under its lock.
+ *
+ * A resume check must never make a client start over because a dependency hiccupped: tus-js-client (and so
+ * Uppy) answers any failed HEAD other than 423 by creating a new upload from byte 0. So when the database or
+ * storage cannot serve the check, the answer is 423 Locked with Retry-After, which both retry on their schedule.
  */
+import type { Locker } from '@tus/server';
 import { Metadata, TUS_RESUMABLE } from '@tus/utils';
 import type { FileUpload } from '../db/schema.js';
-import { knownOffset } from '../uploads/service.js';
+import { isTransient, locked, notFound, RETRY_AFTER_SECONDS } from '../errors.js';
+import type { UploadService } from '../uploads/service.js';
+import type { FreightStore } from './upload-record.js';
 
-export function resumeCheckHeaders(upload: FileUpload): Record<string, string> | undefined {
-  const offset = upload.protocol === 'tus' ? knownOffset(upload) : undefined;
-  if (offset === undefined) return undefined;
+export interface ResumeCheckDeps {
+  uploads: UploadService;
+  store: FreightStore;
+  locker: Locker;
+}
+
+const needsAssembly = (upload: FileUpload): boolean =>
+  upload.status !== 'completed' && upload.totalSize !== null && upload.storedOffset === upload.totalSize;
+
+/** The HEAD answer's headers for the caller's upload; 404/410 as for any request, 423 when it cannot tell now. */
+export async function resumeCheck(deps: ResumeCheckDeps, userId: string, id: string, signal: AbortSignal): Promise<Record<string, string>> {
+  try {
+    let upload = await deps.uploads.getOwnedLive(userId, id);
+    if (upload.protocol !== 'tus') throw notFound();
+    if (needsAssembly(upload)) {
+      const lock = deps.locker.newLock(id);
+      await lock.lock(signal, () => {});
+      try {
+        await deps.store.finish(id);
+      } finally {
+        await lock.unlock();
+      }
+      upload = await deps.uploads.getOwnedLive(userId, id);
+    }
+    return resumeCheckHeaders(upload);
+  } catch (error) {
+    if (!isTransient(error)) throw error;
+    throw locked(`cannot tell the offset right now (${error instanceof Error ? error.message : 'unavailable'})`, RETRY_AFTER_SECONDS);
+  }
+}
+
+function resumeCheckHeaders(upload: FileUpload): Record<string, string> {
   const headers: Record<string, string> = {
     'Tus-Resumable': TUS_RESUMABLE,
     // "The Server MUST prevent the client and/or proxies from caching the response by adding the
@@ -17,7 +54,7 @@ export function resumeCheckHeaders(upload: FileUpload): Record<string, string> |
     'Cache-Control': 'no-store',
     // "The Server MUST always include the Upload-Offset header in the response for a HEAD request, even if the
     // offset is 0, or the upload is already considered completed."
-    'Upload-Offset': String(offset),
+    'Upload-Offset': String(upload.storedOffset ?? 0),
   };
   // "If the size of the upload is known, the Server MUST include the Upload-Length header in the response."
   // "As long as the length of the upload is not known, the Server MUST set Upload-Defer-Length: 1 in all
@@ -29,6 +66,7 @@ export function resumeCheckHeaders(upload: FileUpload): Record<string, string> |
   if (upload.metadata && Object.keys(upload.metadata).length > 0) {
     headers['Upload-Metadata'] = Metadata.stringify(upload.metadata);
   }
+  // expiration: "The Server MAY include the Upload-Expires header in the response ... for unfinished uploads".
   if (upload.status !== 'completed' && upload.expiresAt) headers['Upload-Expires'] = upload.expiresAt.toUTCString();
   return headers;
 }

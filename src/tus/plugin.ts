@@ -3,30 +3,46 @@
  * raw request and response are handed to tus, which streams the body straight into the data store.
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { DataStore, Locker } from '@tus/server';
+import type { ServerResponse } from 'node:http';
+import type { Locker } from '@tus/server';
 import { TUS_RESUMABLE } from '@tus/utils';
 import type { Authenticator } from '../auth/authenticator.js';
 import { authHook } from '../auth/hook.js';
 import type { Config } from '../config/index.js';
-import { toHttpAnswer } from '../errors.js';
+import { RETRY_AFTER_SECONDS, toHttpAnswer } from '../errors.js';
 import type { UploadService } from '../uploads/service.js';
-import { resumeCheckHeaders } from './head.js';
+import { resumeCheck } from './head.js';
 import { checkTusRequest } from './protocol.js';
 import { bindContext } from './request-context.js';
 import { TUS_PATH, createTusServer } from './server.js';
+import type { FreightStore } from './upload-record.js';
 
 export interface TusPluginOptions {
   config: Config;
   authenticator: Authenticator;
   uploads: UploadService;
-  store: DataStore;
+  store: FreightStore;
   locker: Locker;
+}
+
+/**
+ * @tus/server writes its error answers itself and lets a hook choose only their status and body: the
+ * Retry-After that tells clients when to come back is added here, on every 503 and 423.
+ */
+function addRetryAfter(response: ServerResponse): void {
+  const writeHead = response.writeHead;
+  response.writeHead = function (this: ServerResponse, status: number, ...rest: unknown[]) {
+    if ((status === 503 || status === 423) && !this.hasHeader('Retry-After')) {
+      this.setHeader('Retry-After', String(RETRY_AFTER_SECONDS));
+    }
+    return (writeHead as (...args: unknown[]) => ServerResponse).call(this, status, ...rest);
+  } as ServerResponse['writeHead'];
 }
 
 /** tus headers a browser must be allowed to read on error answers too (tus adds them on its own answers). */
 const EXPOSE =
   'Location, Tus-Resumable, Tus-Version, Tus-Extension, Tus-Max-Size, Upload-Offset, Upload-Length, ' +
-  'Upload-Metadata, Upload-Defer-Length, Upload-Expires, WWW-Authenticate';
+  'Upload-Metadata, Upload-Defer-Length, Upload-Expires, Retry-After, WWW-Authenticate';
 
 export async function tusPlugin(app: FastifyInstance, options: TusPluginOptions): Promise<void> {
   const { config, uploads, store, locker } = options;
@@ -63,12 +79,22 @@ export async function tusPlugin(app: FastifyInstance, options: TusPluginOptions)
   const handler = async (request: FastifyRequest<{ Params: { '*'?: string } }>, reply: FastifyReply) => {
     const id = request.params['*']?.replace(/\/$/, '');
     if (request.method === 'HEAD' && id) {
-      const headers = resumeCheckHeaders(await uploads.getOwnedLive(request.user.id, id));
-      if (headers) return reply.code(200).headers({ ...cors(request), ...headers }).send();
+      const aborted = new AbortController();
+      request.raw.once('close', () => aborted.abort());
+      const headers = await resumeCheck({ uploads, store, locker }, request.user.id, id, aborted.signal);
+      return reply.code(200).headers({ ...cors(request), ...headers }).send();
     }
     reply.hijack();
     bindContext(request.raw, { user: request.user });
+    addRetryAfter(reply.raw);
     await tus.handle(request.raw, reply.raw);
+    // A body not read to its end (a PATCH answered early: a stall, a conflict, a failure) is not drained at the
+    // client's pace: once the answer is out, the connection closes and the client resumes on a new one.
+    if (!request.raw.complete) {
+      const cut = () => request.raw.socket?.destroy();
+      if (reply.raw.writableFinished) cut();
+      else reply.raw.once('finish', cut);
+    }
   };
   const methods = ['GET', 'HEAD', 'POST', 'PATCH', 'DELETE', 'OPTIONS'];
   app.route({ method: methods, url: TUS_PATH, exposeHeadRoute: false, handler });

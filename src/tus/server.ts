@@ -3,12 +3,13 @@
  * upload-state service.
  */
 import { randomUUID } from 'node:crypto';
-import { EVENTS, Server, type DataStore, type Locker, type Upload } from '@tus/server';
+import { Server, type Locker, type Upload } from '@tus/server';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../config/index.js';
 import { storageProblem, toHttpAnswer } from '../errors.js';
 import type { UploadService } from '../uploads/service.js';
 import { contextOf } from './request-context.js';
+import type { FreightStore } from './upload-record.js';
 
 export const TUS_PATH = '/files';
 
@@ -26,7 +27,7 @@ const uploadIdFromUrl = (url: string): string | undefined =>
 
 export function createTusServer(deps: {
   config: Config;
-  store: DataStore;
+  store: FreightStore;
   uploads: UploadService;
   locker: Locker;
   log: FastifyBaseLogger;
@@ -65,14 +66,11 @@ export function createTusServer(deps: {
         totalSize: upload.size ?? null,
         storageKey: upload.id,
         metadata: upload.metadata ?? null,
+        // Planned now, once: every part but the last is this size, whatever the PATCHes are.
+        partSize: store.partSizeFor(upload.size),
         storedOffset: 0,
       });
       context.createdId = upload.id;
-      return {};
-    },
-
-    async onUploadFinish(_req, upload) {
-      await uploads.markCompleted(upload.id, upload.offset);
       return {};
     },
 
@@ -82,8 +80,9 @@ export function createTusServer(deps: {
       if (answer.status >= 500) {
         const id = req.method === 'POST' ? contextOf(req).createdId : uploadIdFromUrl(req.url);
         log.error({ err: error, uploadId: id, method: req.method }, 'tus request failed');
-        if (id && (req.method === 'POST' || req.method === 'PATCH')) {
-          const reason = storageProblem(error) ?? (error instanceof Error ? error.message : answer.message);
+        // A storage failure is kept on the upload (the API shows it); it stays resumable.
+        if (id && (req.method === 'POST' || req.method === 'PATCH') && storageProblem(error)) {
+          const reason = storageProblem(error) ?? answer.message;
           await uploads.markFailed(id, reason).catch((err: unknown) => {
             log.error({ err, uploadId: id }, 'could not mark the upload failed');
           });
@@ -91,13 +90,6 @@ export function createTusServer(deps: {
       }
       return { status_code: answer.status, body: `${answer.message}\n` };
     },
-  });
-
-  // Progress while a PATCH streams (tus throttles this to once per postReceiveInterval, 1 s).
-  server.on(EVENTS.POST_RECEIVE, (_req, upload) => {
-    uploads.recordProgress(upload.id, upload.offset).catch((err: unknown) => {
-      log.warn({ err, uploadId: upload.id }, 'could not record upload progress');
-    });
   });
 
   return server;

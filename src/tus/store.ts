@@ -1,26 +1,48 @@
 /** The tus data store: S3 multipart when S3_BUCKET is set, else files under DATA_DIR/files (like tusd's default). */
 import path from 'node:path';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { FileStore } from '@tus/file-store';
+import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../config/index.js';
-import { s3ClientConfig } from '../storage/s3.js';
+import { S3MultipartStorage } from '../storage/multipart.js';
+import { S3Objects } from '../storage/objects.js';
 import type { UploadService } from '../uploads/service.js';
-import { RecordingStore } from './recording-store.js';
-import { FreightS3Store } from './s3-store.js';
+import { RecordedFileStore } from './file-store.js';
+import { FreightS3Store } from './s3/store.js';
+import { PartSlots } from './s3/slots.js';
+import type { FreightStore } from './upload-record.js';
 
-export function createTusStore(config: Config, uploads: UploadService): RecordingStore {
-  const inner = config.s3
-    ? new FreightS3Store({
-        uploads,
-        maxUploadSize: config.maxUploadSize,
-        partSize: config.partSize,
-        // Each part in flight is one temp file of up to a part size: this bounds the temp disk of the process.
-        maxConcurrentPartUploads: config.partConcurrency,
-        expirationPeriodInMilliseconds: config.uploadExpiryMs,
-        s3ClientConfig: { ...s3ClientConfig(config.s3), bucket: config.s3.bucket },
-      })
-    : new FileStore({
-        directory: path.join(config.dataDir, 'files'),
-        expirationPeriodInMilliseconds: config.uploadExpiryMs,
-      });
-  return new RecordingStore(inner, uploads);
+export interface TusStoreDeps {
+  config: Config;
+  uploads: UploadService;
+  log: FastifyBaseLogger;
+  /** This process's temp directory (part files). */
+  tempDir: string;
+  /** The S3 clients when config.s3 is set: one with the SDK's retries, one without (bodies from files). */
+  s3?: { client: S3Client; bodyClient: S3Client } | undefined;
+}
+
+export function createTusStore({ config, uploads, log, tempDir, s3 }: TusStoreDeps): FreightStore {
+  const stall = { minRate: config.minUploadRate, windowMs: config.stallTimeoutMs };
+  if (config.s3 && s3) {
+    return new FreightS3Store({
+      uploads,
+      multipart: new S3MultipartStorage(s3.client, config.s3.bucket, config.s3.endpoint),
+      objects: new S3Objects(s3.client, s3.bodyClient, config.s3.bucket),
+      // Each part in flight is one temp file of up to a part size: this bounds the temp disk of the process.
+      slots: new PartSlots(config.partConcurrency),
+      tempDir,
+      stall,
+      log,
+      expiryMs: config.uploadExpiryMs,
+      preferredPartSize: config.partSize,
+      maxParts: config.maxParts,
+      maxUploadSize: config.maxUploadSize,
+    });
+  }
+  const files = new FileStore({
+    directory: path.join(config.dataDir, 'files'),
+    expirationPeriodInMilliseconds: config.uploadExpiryMs,
+  });
+  return new RecordedFileStore(files, uploads, log, stall);
 }

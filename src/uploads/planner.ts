@@ -8,15 +8,16 @@
 import { S3_LIMITS } from '../config/index.js';
 
 /**
- * max(preferred, ceil(length / 10,000)): the preferred size while it keeps the upload within 10,000 parts,
- * otherwise the smallest size that does. Never below 5 MiB; never above 5 GiB for any length up to 5 TiB.
+ * max(preferred, ceil(length / maxParts)): the preferred size while it keeps the upload within maxParts parts
+ * (S3_MAX_PARTS, 10,000 by default), otherwise the smallest size that does. Never below 5 MiB; the
+ * configuration guarantees it stays within 5 GiB for every length up to MAX_UPLOAD_SIZE.
  */
-export function planPartSize(length: number, preferred: number): number {
+export function planPartSize(length: number, preferred: number, maxParts: number = S3_LIMITS.maxParts): number {
   if (!Number.isSafeInteger(length) || length < 0) throw new RangeError(`invalid upload length ${length}`);
   if (length > S3_LIMITS.maxObjectSize) {
     throw new RangeError(`an upload of ${length} bytes exceeds S3's maximum object size of ${S3_LIMITS.maxObjectSize}`);
   }
-  const size = Math.max(preferred, Math.ceil(length / S3_LIMITS.maxParts), S3_LIMITS.minPartSize);
+  const size = Math.max(preferred, Math.ceil(length / maxParts), S3_LIMITS.minPartSize);
   return Math.min(size, S3_LIMITS.maxPartSize);
 }
 
@@ -37,12 +38,12 @@ export function plannedPartSize(length: number, partSize: number, partNumber: nu
   return partNumber < count ? partSize : length - partSize * (count - 1);
 }
 
-/** Checks a part size a client asked for: within S3's limits and at most 10,000 parts for this length. */
-export function partSizeProblem(length: number, partSize: number): string | undefined {
+/** Checks a part size a client asked for: within S3's limits and at most `maxParts` parts for this length. */
+export function partSizeProblem(length: number, partSize: number, maxParts: number = S3_LIMITS.maxParts): string | undefined {
   if (partSize < S3_LIMITS.minPartSize) return `partSize must be at least ${S3_LIMITS.minPartSize} bytes (5 MiB)`;
   if (partSize > S3_LIMITS.maxPartSize) return `partSize must be at most ${S3_LIMITS.maxPartSize} bytes (5 GiB)`;
-  if (partCount(length, partSize) > S3_LIMITS.maxParts) {
-    return `partSize ${partSize} would need ${partCount(length, partSize)} parts; S3 allows at most ${S3_LIMITS.maxParts}`;
+  if (partCount(length, partSize) > maxParts) {
+    return `partSize ${partSize} would need ${partCount(length, partSize)} parts; this server allows at most ${maxParts}`;
   }
   return undefined;
 }

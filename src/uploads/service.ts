@@ -9,10 +9,10 @@
  *      │                     failed
  *      └──────────┬───────────┘
  *                 ▼
- *        aborted (DELETE) / expired (past expires_at)
+ *        aborted (DELETE) / expired (past expires_at) / lost (storage lost its bytes)
  */
-import { conflict, gone, notFound } from '../errors.js';
-import type { UploadRepository } from '../db/repository.js';
+import { FreightError, badRequest, conflict, gone, notFound } from '../errors.js';
+import type { StoredAdvance, UploadRepository } from '../db/repository.js';
 import type { FileUpload, UploadProtocol, UploadStatus } from '../db/schema.js';
 import { partCount } from './planner.js';
 import { checkParts, describePartProblems, type ExpectedPart, type StoredPart } from './parts.js';
@@ -35,17 +35,6 @@ export interface NewUpload {
 
 /** States from which an upload can still receive bytes, complete, fail or be aborted. */
 export const OPEN_STATUSES: readonly UploadStatus[] = ['pending', 'uploading', 'failed'];
-
-/**
- * The offset durably stored, when the record alone can tell it: no write in flight or interrupted, and not the
- * case of every byte stored but the upload not recorded as completed (storage, and its recovery, decide that).
- */
-export function knownOffset(upload: FileUpload): number | undefined {
-  const offset = upload.storedOffset;
-  if (offset === null) return undefined;
-  if (offset === upload.totalSize && upload.status !== 'completed') return undefined;
-  return offset;
-}
 
 export class UploadService {
   constructor(
@@ -84,6 +73,7 @@ export class UploadService {
     const upload = await this.getOwned(userId, id);
     if (upload.status === 'aborted') throw gone('the upload was terminated');
     if (upload.status === 'expired') throw gone('the upload expired');
+    if (upload.status === 'lost') throw gone(`the upload cannot be resumed: ${upload.error ?? 'storage lost its bytes'}`);
     if (OPEN_STATUSES.includes(upload.status) && upload.expiresAt && upload.expiresAt <= this.now()) {
       await this.repo.transition(id, OPEN_STATUSES, { status: 'expired' });
       throw gone(`the upload expired at ${upload.expiresAt.toISOString()}`);
@@ -109,24 +99,80 @@ export class UploadService {
     return upload;
   }
 
-  async attachS3Upload(id: string, s3UploadId: string): Promise<void> {
-    await this.repo.updateUpload(id, { s3UploadId });
+  /** The S3 multipart upload of an upload that had none: false if another request recorded one first. */
+  async attachS3Upload(id: string, s3UploadId: string): Promise<boolean> {
+    return this.repo.setOnce(id, { s3UploadId });
   }
 
-  /** tus creation-defer-length: the length arrives with a later PATCH. */
+  /** tus creation-defer-length: the length arrives with a later PATCH, once. */
   async declareLength(id: string, totalSize: number): Promise<void> {
-    await this.repo.updateUpload(id, { totalSize });
+    const upload = await this.getUploadForStorage(id);
+    // "The Server MUST respond with 400 if ... the length is smaller than the offset" (checked by @tus/server
+    // before it asks); a second declaration is a conflict.
+    if (upload.storedOffset !== null && totalSize < upload.storedOffset) {
+      throw badRequest(`Upload-Length ${totalSize} is smaller than the ${upload.storedOffset} bytes already stored`);
+    }
+    if (!(await this.repo.setOnce(id, { totalSize }))) {
+      throw conflict('the upload length was already declared');
+    }
   }
 
-  /** A write starts: until it ends, the stored offset is storage's to tell. */
-  async beginWrite(id: string): Promise<void> {
-    await this.repo.updateUpload(id, { storedOffset: null });
+  /**
+   * Storage now holds the upload up to `advance.to` (and the part it completed, if any): the one way the
+   * stored offset of a tus upload moves. Only from `advance.from`: if another request moved it meanwhile (it
+   * took over the upload), nothing is recorded and this request must stop (409: the client asks for the
+   * offset and resumes).
+   */
+  async advanceStoredOffset(id: string, advance: StoredAdvance): Promise<void> {
+    if (await this.repo.advanceStoredOffset(id, advance)) return;
+    const current = await this.repo.findUpload(id);
+    if (current && !OPEN_STATUSES.includes(current.status)) throw gone(`the upload is ${current.status}`);
+    throw conflict(
+      `the upload moved on to offset ${current?.storedOffset} while this request wrote from ${advance.from}; ask for its offset (HEAD) and resume`,
+    );
   }
 
-  /** A write ended with `offset` bytes durably stored. */
-  async endWrite(id: string, offset: number): Promise<void> {
-    await this.repo.updateUpload(id, { storedOffset: offset });
-    await this.recordProgress(id, offset);
+  /** Staged bytes were lost in storage: the upload goes back to `to`, with the reason kept. */
+  async rewindStoredOffset(id: string, from: number, to: number, reason: string): Promise<void> {
+    if (await this.repo.rewindStoredOffset(id, from, to)) {
+      await this.repo.transition(id, OPEN_STATUSES, { status: 'failed', error: reason });
+    }
+  }
+
+  /** Open uploads of `protocol` past their expiry, now marked expired (the janitor removes their storage). */
+  async expireOpenUploads(protocol: UploadProtocol): Promise<FileUpload[]> {
+    return this.repo.expireOpenUploads(protocol, this.now());
+  }
+
+  /**
+   * An upload whose multipart upload S3 no longer has: completed if the object is there at its full length
+   * (an earlier assembly whose answer was lost), otherwise its bytes are lost: failed, and gone (410).
+   */
+  async recognizeObject(upload: FileUpload, objectSize: number | undefined): Promise<void> {
+    if (upload.totalSize !== null && objectSize === upload.totalSize) {
+      await this.markCompleted(upload.id, upload.totalSize);
+      return;
+    }
+    throw await this.markLost(upload.id, 'the multipart upload no longer exists in storage');
+  }
+
+  /**
+   * Storage no longer holds the upload's bytes: it can never be resumed or completed. Its offset goes back to 0
+   * (it must not claim bytes that are gone), and the answer is 410 with the reason.
+   */
+  async markLost(id: string, reason: string): Promise<FreightError> {
+    await this.repo.transition(id, OPEN_STATUSES, { status: 'lost', error: reason, storedOffset: 0, bytesReceived: 0, staging: null, lockedUntil: null });
+    return gone(`the upload cannot be resumed: ${reason}`);
+  }
+
+  /** The parts S3 lists checked against the plan and the recorded ETags; a mismatch fails the upload (409). */
+  async verifyStoredParts(upload: FileUpload, stored: readonly StoredPart[]): Promise<StoredPart[]> {
+    try {
+      return await this.verifyParts(upload, stored);
+    } catch (error) {
+      if (error instanceof FreightError) await this.markFailed(upload.id, error.message);
+      throw error;
+    }
   }
 
   /** The server now holds `bytes` bytes of the upload (called once per request and at most once a second). */
@@ -166,7 +212,8 @@ export class UploadService {
     reported: readonly ExpectedPart[] = [],
   ): Promise<StoredPart[]> {
     const rows = await this.repo.listParts(upload.id);
-    const planned = upload.protocol === 'direct' && upload.totalSize !== null && upload.partSize !== null;
+    // With a plan (every direct upload of known size, every tus upload on S3), parts 1..N of planned sizes.
+    const planned = upload.totalSize !== null && upload.partSize !== null;
     const expected = new Map<number, ExpectedPart>();
     for (const row of rows) {
       if (planned || row.status === 'stored') {
@@ -218,8 +265,9 @@ export class UploadService {
     const aborted = await this.repo.transition(id, OPEN_STATUSES, { status: 'aborted', lockedUntil: null });
     if (aborted) return;
     const current = await this.repo.findUpload(id);
-    if (current?.status === 'aborted') return;
-    throw conflict(`the upload is ${current?.status ?? 'missing'} and cannot be aborted`);
+    if (!current) throw notFound();
+    if (current.status === 'aborted') return;
+    throw conflict(`the upload is ${current.status} and cannot be aborted`);
   }
 
   /** The last attempt failed (the reason is kept); the upload stays resumable and goes back to `uploading` on progress. */

@@ -80,7 +80,7 @@ describe('the uploads API', () => {
       status: 'completed',
       totalSize: data.length,
       bytesReceived: data.length,
-      partSize: null,
+      partSize: 5 * MiB,
       partsCount: 3,
       storageKey: id,
       error: null,
@@ -100,7 +100,7 @@ describe('the uploads API', () => {
   test('bad query parameters are 400 with the reason', async () => {
     const user = uniqueUser('q');
     for (const [query, reason] of [
-      ['status=lost', /status/],
+      ['status=vanished', /status/],
       ['limit=0', /limit/],
       ['limit=1000', /limit/],
       ['cursor=bm9wZQ', /cursor/],

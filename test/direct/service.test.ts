@@ -34,7 +34,7 @@ const bucketStorage = () => new S3MultipartStorage(s3, bucket.bucket, inject('s3
 
 /** The service over `storage`, with 5 MiB parts. */
 const directOver = (storage: MultipartStorage) =>
-  new DirectUploads(uploads, storage, new PartPresigner(s3, bucket.bucket, 900), { preferredPartSize: 5 * MiB, maxUploadSize: 100 * MiB });
+  new DirectUploads(uploads, storage, new PartPresigner(s3, bucket.bucket, 900), { preferredPartSize: 5 * MiB, maxParts: 10_000, maxUploadSize: 100 * MiB });
 
 function countingStorage(real: MultipartStorage): MultipartStorage & { completes: number } {
   const wrapper = Object.create(real) as MultipartStorage & { completes: number };
@@ -102,7 +102,7 @@ describe('direct upload service', () => {
     expect((await uploads.getOwned(user, id)).status).toBe('completed');
   });
 
-  test('an upload whose multipart upload vanished is gone, and marked failed', async () => {
+  test('an upload whose multipart upload vanished is gone, and marked lost', async () => {
     const real = bucketStorage();
     const direct = directOver(real);
     const user = uniqueUser('svc');
@@ -112,6 +112,6 @@ describe('direct upload service', () => {
     // an object of another length under the key does not count as this upload
     await s3.send(new PutObjectCommand({ Bucket: bucket.bucket, Key: upload.storageKey, Body: 'short' }));
     await expect(direct.complete(user, id, etags)).rejects.toMatchObject({ status: 410 });
-    expect(await uploads.getOwned(user, id)).toMatchObject({ status: 'failed', error: 'the multipart upload no longer exists in storage' });
+    expect(await uploads.getOwned(user, id)).toMatchObject({ status: 'lost', error: 'the multipart upload no longer exists in storage' });
   });
 });

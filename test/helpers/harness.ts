@@ -17,7 +17,7 @@ import {
   S3Client,
   type Part,
 } from '@aws-sdk/client-s3';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { SignJWT } from 'jose';
 import postgres from 'postgres';
 import { afterAll, beforeAll, inject } from 'vitest';
@@ -187,3 +187,20 @@ export async function eventually<T>(probe: () => Promise<T | undefined>, timeout
 
 /** A TCP relay to `target` that can be taken down and brought back on the same port: a storage outage. */
 export { holdingProxy as outageProxy } from './proxy.js';
+
+/** A logger that says nothing, for parts built outside an app (stores, services). */
+export function silentLogger(): FastifyBaseLogger {
+  const noop = () => {};
+  const logger: FastifyBaseLogger = {
+    level: 'silent',
+    fatal: noop,
+    error: noop,
+    warn: noop,
+    info: noop,
+    debug: noop,
+    trace: noop,
+    silent: noop,
+    child: () => logger,
+  };
+  return logger;
+}

@@ -5,21 +5,37 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { DataStore, Upload } from '@tus/utils';
+import type { Upload } from '@tus/utils';
 import { inject } from 'vitest';
+import { S3Client } from '@aws-sdk/client-s3';
 import { loadConfig, type Config } from '../../src/config/index.js';
 import { openPglite, openPostgres, type Database } from '../../src/db/client.js';
 import { UploadRepository } from '../../src/db/repository.js';
+import { s3ClientConfig } from '../../src/storage/s3.js';
 import { createTusStore } from '../../src/tus/store.js';
+import type { FreightStore } from '../../src/tus/upload-record.js';
 import { UploadService } from '../../src/uploads/service.js';
-import { createTestBucket, serviceEnv, testS3Client } from '../helpers/harness.js';
-import { UPLOAD_EXPIRY_MS, dataStoreContract, type ContractOptions, type StoreUnderTest } from './datastore.contract.js';
+import { createTestBucket, serviceEnv, silentLogger, testS3Client } from '../helpers/harness.js';
+import { UPLOAD_EXPIRY_MS, dataStoreContract, type StoreUnderTest } from './datastore.contract.js';
 
-/** The store under test, as the app builds it: point this at a new store to hold it to the contract. */
-const buildStore = (config: Config, uploads: UploadService): DataStore => createTusStore(config, uploads);
+/** The store under test, as the app builds it (src/app.ts). */
+function buildStore(config: Config, uploads: UploadService, tempDir: string): { store: FreightStore; close(): void } {
+  const s3 = config.s3 && {
+    client: new S3Client(s3ClientConfig(config.s3, {}, config.s3RequestTimeoutMs)),
+    bodyClient: new S3Client(s3ClientConfig(config.s3, { maxAttempts: 1 }, config.s3RequestTimeoutMs)),
+  };
+  const log = silentLogger();
+  return {
+    store: createTusStore({ config, uploads, log, tempDir, s3 }),
+    close: () => {
+      s3?.client.destroy();
+      s3?.bodyClient.destroy();
+    },
+  };
+}
 
-/** The row onUploadCreate (src/tus/server.ts) inserts for a tus POST. */
-function registerWith(uploads: UploadService) {
+/** The row onUploadCreate (src/tus/server.ts) inserts for a tus POST, with the part size the store plans. */
+function registerWith(uploads: UploadService, store: FreightStore) {
   return async (upload: Upload): Promise<void> => {
     await uploads.create({
       id: upload.id,
@@ -30,6 +46,7 @@ function registerWith(uploads: UploadService) {
       totalSize: upload.size ?? null,
       storageKey: upload.id,
       metadata: upload.metadata ?? null,
+      partSize: store.partSizeFor(upload.size),
       storedOffset: 0,
     });
   };
@@ -43,29 +60,17 @@ const configFor = (env: Record<string, string | undefined>): Config => ({
 
 async function storeOver(config: Config, database: Database, cleanup: () => Promise<void>): Promise<StoreUnderTest> {
   const uploads = new UploadService(new UploadRepository(database.db), { expiryMs: config.uploadExpiryMs });
+  const { store, close } = buildStore(config, uploads, config.dataDir);
   return {
-    store: buildStore(config, uploads),
-    register: registerWith(uploads),
+    store,
+    register: registerWith(uploads, store),
     teardown: async () => {
+      close();
       await database.close();
       await cleanup();
     },
   };
 }
-
-/**
- * Defects of RecordingStore, the wrapper around both stores. The HTTP path hides the first two (every request
- * naming an upload first checks its row: 404 when missing, 410 once aborted or expired); nothing in Freight calls
- * deleteExpired yet, so the third is latent.
- */
-const recordingStoreDefects: ContractOptions['knownDefects'] = {
-  'a removed upload is gone':
-    'RecordingStore.getUpload answers from the row (its stored offset) although the row is aborted and storage removed the upload',
-  'removing an upload that was never created rejects with 404':
-    'RecordingStore.remove marks the row aborted first, and with no row that is a 409 ("the upload is missing and cannot be aborted")',
-  'an unfinished upload past its expiry is gone after deleteExpired':
-    'RecordingStore.deleteExpired leaves the rows as they were, and getUpload answers from the row',
-};
 
 const tempDataDir = () => mkdtemp(path.join(os.tmpdir(), 'freight-store-contract-'));
 
@@ -80,23 +85,10 @@ dataStoreContract('S3 store (Ceph RGW) and PostgreSQL', async () => {
     s3.destroy();
     await rm(dataDir, { recursive: true, force: true });
   });
-}, {
-  knownDefects: {
-    ...recordingStoreDefects,
-    // Seen end to end: POST /files with Upload-Length: 0 and Content-Type: application/offset+octet-stream → 503.
-    'the empty body of a zero-byte upload is written':
-      'FreightS3Store.create assembles a zero-byte upload at once, so the empty write @tus/server makes next finds no multipart upload (NoSuchKey)',
-  },
 });
 
 dataStoreContract('file store and PGlite (embedded defaults)', async () => {
   const dataDir = await tempDataDir();
   const config = configFor({ DATA_DIR: dataDir, LOG_LEVEL: 'silent' });
   return storeOver(config, await openPglite('memory://'), () => rm(dataDir, { recursive: true, force: true }));
-}, {
-  knownDefects: {
-    ...recordingStoreDefects,
-    'a finished upload outlives its expiry':
-      "@tus/file-store's deleteExpired compares the size with the offset in its .json, which stays 0, so it deletes finished uploads too",
-  },
 });

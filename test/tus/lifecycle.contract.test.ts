@@ -34,7 +34,7 @@ function s3Setup(): Setup {
       s3 = testS3Client();
       const created = await createTestBucket(s3, 'freight-lifecycle');
       bucket = created;
-      return startFreight(serviceEnv(created.bucket, { S3_PART_SIZE: '5MiB' }));
+      return startFreight(serviceEnv(created.bucket, { S3_PART_SIZE: '5MiB', UPLOAD_STALL_TIMEOUT: '2s' }));
     },
     async stop() {
       await bucket?.drop();
@@ -45,7 +45,7 @@ function s3Setup(): Setup {
 
 function embeddedSetup(): Setup {
   return {
-    start: () => startFreight({ AUTH_JWT_SECRET: JWT_SECRET, LOG_LEVEL: 'silent' }),
+    start: () => startFreight({ AUTH_JWT_SECRET: JWT_SECRET, LOG_LEVEL: 'silent', UPLOAD_STALL_TIMEOUT: '2s' }),
     stop: async () => {},
   };
 }
@@ -114,7 +114,7 @@ describe.each([
     const url = created.headers.get('location')!;
     const id = uploadIdOf(url);
 
-    // 6 MiB arrive, then the link goes dead and is cut.
+    // 6 MiB arrive, then the link goes dead: once the body has stalled for 2 s the server keeps what arrived.
     const patch = stalledPatch(url, headers, data, 0, 6 * MiB);
     await eventually(async () => ((await api(user, id)).bytesReceived === 6 * MiB ? true : undefined));
     patch.cut();

@@ -22,8 +22,9 @@ import {
 } from '../helpers/harness.js';
 import { stalledPatch, startTusUpload, uploadIdOf } from '../helpers/tus-client.js';
 
-// 5 MiB parts (S3's minimum) so that tens of MiB make many parts.
-const ctx = freightOnS3('freight-tus', { S3_PART_SIZE: '5MiB' });
+// 5 MiB parts (S3's minimum) so that tens of MiB make many parts; a PATCH whose body stops for 2 s is ended
+// by the server with what arrived stored (what a test that "cuts the link" waits for).
+const ctx = freightOnS3('freight-tus', { S3_PART_SIZE: '5MiB', UPLOAD_STALL_TIMEOUT: '2s' });
 
 const uploadRow = async (id: string) => {
   const [row] = await ctx.sql`select * from file_uploads where id = ${id}`;
@@ -96,7 +97,8 @@ describe('tus uploads onto S3 multipart', () => {
     const data = randomData(32 * MiB);
     const cutAt = 13 * MiB;
 
-    // Client A creates the upload and streams the file in one PATCH; after 13 MiB the link dies and is cut.
+    // Client A creates the upload and streams the file in one PATCH; after 13 MiB the link goes dead: the server
+    // stores what arrived once the body has stalled, then the link is cut.
     const created = await fetch(`${ctx.freight.url}/files/`, {
       method: 'POST',
       headers: { 'Tus-Resumable': '1.0.0', Authorization: `Bearer ${token}`, 'Upload-Length': String(data.length) },
@@ -115,10 +117,9 @@ describe('tus uploads onto S3 multipart', () => {
     expect((await uploadRow(id))?.status).toBe('uploading');
     const { s3Parts, dbParts } = await partsInS3AndDb(id);
     expect(dbParts).toEqual(s3Parts);
-    const inParts = s3Parts.reduce((sum, p) => sum + (p.size ?? 0), 0);
-    expect(inParts).toBeGreaterThan(0);
-    // What is not in a part yet (less than the 5 MiB minimum) waits in the incomplete-part object.
-    expect(offset - inParts).toBeLessThan(5 * MiB);
+    // Two whole parts; the 3 MiB after them wait, staged, for the bytes that complete part 3.
+    expect(s3Parts.map((p) => p.size)).toEqual([5 * MiB, 5 * MiB]);
+    expect((await uploadRow(id))?.staging).toMatchObject({ partNumber: 3, tail: { size: 3 * MiB } });
 
     // Client B knows only the upload URL: it asks for the offset and sends the rest.
     const second = startTusUpload(data, {
@@ -272,26 +273,29 @@ describe('tus uploads onto S3 multipart', () => {
     }
   });
 
-  test('an upload whose multipart upload vanished from storage is gone (410), not reported complete', async () => {
+  test('an upload whose multipart upload vanished from storage is gone (410) and lost, not reported complete', async () => {
     const token = await tokenFor(uniqueUser('ida'));
     const headers = { 'Tus-Resumable': '1.0.0', Authorization: `Bearer ${token}` };
-    const created = await fetch(`${ctx.freight.url}/files/`, { method: 'POST', headers: { ...headers, 'Upload-Length': String(6 * MiB) } });
+    const data = randomData(8 * MiB);
+    const created = await fetch(`${ctx.freight.url}/files/`, { method: 'POST', headers: { ...headers, 'Upload-Length': String(data.length) } });
     const url = created.headers.get('location')!;
     const id = uploadIdOf(url);
-    // A ctx.bucket lifecycle rule or an operator aborts it behind Freight's back.
+    const patch = (from: number, to: number) =>
+      fetch(url, {
+        method: 'PATCH',
+        headers: { ...headers, 'Upload-Offset': String(from), 'Content-Type': 'application/offset+octet-stream' },
+        body: data.subarray(from, to),
+      });
+    expect((await patch(0, 6 * MiB)).status).toBe(204);
+    // A bucket lifecycle rule or an operator aborts it behind Freight's back.
     await ctx.s3.send(new AbortMultipartUploadCommand({ Bucket: ctx.bucket.bucket, Key: id, UploadId: await s3UploadIdOf(id) }));
 
-    // The next write finds out (the resume check before it is answered from Postgres) …
-    const patched = await fetch(url, {
-      method: 'PATCH',
-      headers: { ...headers, 'Upload-Offset': '0', 'Content-Type': 'application/offset+octet-stream' },
-      body: randomData(MiB),
-    });
-    expect(patched.status).toBe(503);
-    // … and from then on the upload is gone, never reported complete.
-    const head = await fetch(url, { method: 'HEAD', headers });
-    expect(head.status).toBe(410);
-    expect(await uploadRow(id)).toMatchObject({ status: 'failed', error: 'the multipart upload no longer exists in storage' });
+    // The next write finds out: 410, and the upload is lost for good (its offset no longer claims any bytes).
+    const last = await patch(6 * MiB, data.length);
+    expect(last.status).toBe(410);
+    expect(await last.text()).toMatch(/multipart upload no longer exists/);
+    expect((await fetch(url, { method: 'HEAD', headers })).status).toBe(410);
+    expect(await uploadRow(id)).toMatchObject({ status: 'lost', error: 'the multipart upload no longer exists in storage', stored_offset: '0' });
   });
 
   test('parts that do not match what was recorded are never assembled; once they do, the next HEAD finishes the upload', async () => {
@@ -325,7 +329,7 @@ describe('tus uploads onto S3 multipart', () => {
     expect(await sha256OfObject(ctx.s3, ctx.bucket.bucket, id)).toBe(sha256(data));
   });
 
-  test('resume checks are answered from Postgres when it knows the stored offset, from S3 while it does not', async () => {
+  test('resume checks are answered from Postgres while S3 is down; an upload S3 has yet to assemble is 423 until it is back', async () => {
     const proxy = await outageProxy(inject('s3').endpoint);
     const flaky = await startFreight(serviceEnv(ctx.bucket.bucket, { S3_ENDPOINT: proxy.url, S3_PART_SIZE: '5MiB' }));
     try {
@@ -335,30 +339,42 @@ describe('tus uploads onto S3 multipart', () => {
       const created = await fetch(`${flaky.url}/files/`, { method: 'POST', headers: { ...headers, 'Upload-Length': String(data.length) } });
       const url = created.headers.get('location')!;
       const id = uploadIdOf(url);
-      expect(Number((await uploadRow(id))?.stored_offset)).toBe(0);
+      const patch = (from: number, to: number) =>
+        fetch(url, {
+          method: 'PATCH',
+          headers: { ...headers, 'Upload-Offset': String(from), 'Content-Type': 'application/offset+octet-stream' },
+          body: data.subarray(from, to),
+        });
+      expect((await patch(0, 6 * MiB)).status).toBe(204);
 
-      // While bytes stream, the durable offset is storage's to tell.
-      const patch = stalledPatch(url, { Authorization: `Bearer ${token}` }, data, 0, 6 * MiB);
-      await eventually(async () => (Number((await uploadRow(id))?.bytes_received) === 6 * MiB ? true : undefined));
-      expect((await uploadRow(id))?.stored_offset).toBeNull();
-      patch.cut();
-      await patch.settled;
-      await eventually(async () => (Number((await uploadRow(id))?.stored_offset) === 6 * MiB ? true : undefined));
-
-      // With S3 down, the resume check still answers: from Postgres.
+      // With S3 down, the resume check still answers, from Postgres; a write is 503 with Retry-After.
       await proxy.down();
       const head = await fetch(url, { method: 'HEAD', headers });
       expect(head.status).toBe(200);
       expect(head.headers.get('upload-offset')).toBe(String(6 * MiB));
       expect(head.headers.get('upload-length')).toBe(String(data.length));
+      const refused = await patch(6 * MiB, data.length);
+      expect(refused.status).toBe(503);
+      expect(refused.headers.get('retry-after')).toBe('5');
+      expect(Number((await uploadRow(id))?.stored_offset)).toBe(6 * MiB);
 
-      // A write that never finished (a crash) leaves no stored offset: the check must ask S3, which is down.
-      await ctx.sql`update file_uploads set stored_offset = null where id = ${id}`;
-      expect((await fetch(url, { method: 'HEAD', headers })).status).toBe(503);
+      // Every byte stored, but S3 failed to assemble the object (here: down at that very moment).
       await proxy.up();
-      const asked = await fetch(url, { method: 'HEAD', headers });
-      expect(asked.status).toBe(200);
-      expect(asked.headers.get('upload-offset')).toBe(String(6 * MiB));
+      const [part1] = await ctx.sql`select etag from upload_parts where upload_id = ${id} and part_number = 1`;
+      await ctx.sql`update upload_parts set etag = 'x' where upload_id = ${id} and part_number = 1`;
+      expect((await patch(6 * MiB, data.length)).status).toBe(409);
+      await ctx.sql`update upload_parts set etag = ${part1!.etag} where upload_id = ${id} and part_number = 1`;
+      await proxy.down();
+      // The check cannot finish it now: 423 (a client retries), never a failure that makes it start over.
+      const locked = await fetch(url, { method: 'HEAD', headers });
+      expect(locked.status).toBe(423);
+      expect(locked.headers.get('retry-after')).toBe('5');
+      await proxy.up();
+      const finished = await fetch(url, { method: 'HEAD', headers });
+      expect(finished.status).toBe(200);
+      expect(finished.headers.get('upload-offset')).toBe(String(data.length));
+      expect((await uploadRow(id))?.status).toBe('completed');
+      expect(await sha256OfObject(ctx.s3, ctx.bucket.bucket, id)).toBe(sha256(data));
     } finally {
       await flaky.close();
       await proxy.down();

@@ -1,0 +1,85 @@
+/**
+ * Every database call is bounded in time, and a database that is down, restarting or silent is one typed
+ * error (503 database_unavailable, or 423 on a resume check) instead of a driver error, a 500 or a hang.
+ *
+ * postgres.js has connect and statement timeouts (set in client.ts), but a server that stopped answering on an
+ * open connection (a paused process, a dead link that still ACKs) holds a query forever: the deadline here is
+ * the client-side bound. A query abandoned at its deadline may still finish later; every write Freight makes
+ * is a guarded UPDATE that is correct whenever it lands, so a late commit never makes state lie.
+ */
+import { databaseUnavailable } from '../errors.js';
+
+/** Driver and server codes that mean "the database cannot be reached or cannot serve now", not "bad query". */
+const UNAVAILABLE = new Set([
+  // postgres.js
+  'CONNECTION_CLOSED',
+  'CONNECTION_DESTROYED',
+  'CONNECTION_ENDED',
+  'CONNECT_TIMEOUT',
+  // the network
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EPIPE',
+  // PostgreSQL: shutting down, starting up, out of connections, statement_timeout
+  '57P01',
+  '57P02',
+  '57P03',
+  '53300',
+  '57014',
+]);
+
+/** The error's code, or that of an error it wraps (drizzle wraps driver errors in `cause`). */
+function codesOf(error: unknown): string[] {
+  const codes: string[] = [];
+  for (let current = error, depth = 0; current && depth < 5; depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === 'string') codes.push(code);
+    current = (current as { cause?: unknown }).cause;
+  }
+  return codes;
+}
+
+export function isDatabaseUnavailable(error: unknown): boolean {
+  // SQLSTATE class 08: connection exception.
+  return codesOf(error).some((code) => UNAVAILABLE.has(code) || /^08[0-9A-Z]{3}$/.test(code));
+}
+
+/** `work`, or database_unavailable once `timeoutMs` pass or when it fails for lack of a database. */
+export async function withinDeadline<T>(work: Promise<T>, timeoutMs: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(databaseUnavailable(`the database did not answer within ${timeoutMs / 1000} s`)),
+      timeoutMs,
+    );
+  });
+  try {
+    return await Promise.race([work, deadline]);
+  } catch (error) {
+    if (isDatabaseUnavailable(error)) {
+      throw databaseUnavailable(`the database is unavailable (${codesOf(error)[0]})`, error);
+    }
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The same object, with every method that returns a promise bounded by withinDeadline. */
+export function withDeadlines<T extends object>(target: T, timeoutMs: number): T {
+  return new Proxy(target, {
+    get(object, property, receiver) {
+      const value: unknown = Reflect.get(object, property, receiver);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        const result: unknown = value.apply(object, args);
+        return result instanceof Promise ? withinDeadline(result, timeoutMs) : result;
+      };
+    },
+  });
+}

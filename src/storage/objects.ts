@@ -1,0 +1,133 @@
+/**
+ * The object operations of the tus path, over the multipart operations both paths share (multipart.ts):
+ * parts and small objects sent from temp files, objects read back, parts copied inside S3, prefixes removed.
+ *
+ * A body read from a file is sent by a client without SDK retries (the SDK cannot replay a consumed stream):
+ * it is retried here, from the file, when the failure is transient.
+ */
+import { createReadStream } from 'node:fs';
+import type { Readable } from 'node:stream';
+import {
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  UploadPartCommand,
+  UploadPartCopyCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { isTransientStorageError } from './s3.js';
+
+/** Bytes to send: a temp file (read in 1 MiB chunks) or, for a few KiB, memory. */
+export interface FileBody {
+  path: string;
+  size: number;
+}
+export type Body = FileBody | Buffer;
+
+const READ_CHUNK = 1024 * 1024;
+const ATTEMPTS = 3;
+const BACKOFF_MS = [250, 1_000];
+
+const bodyStream = (body: Body): Readable | Buffer =>
+  Buffer.isBuffer(body) ? body : createReadStream(body.path, { highWaterMark: READ_CHUNK });
+const bodySize = (body: Body): number => (Buffer.isBuffer(body) ? body.length : body.size);
+
+export class S3Objects {
+  constructor(
+    /** For everything but bodies from files: the SDK's own retries apply. */
+    private readonly client: S3Client,
+    /** For bodies from files: no SDK retries (see sendBody). */
+    private readonly bodyClient: S3Client,
+    readonly bucket: string,
+  ) {}
+
+  /** Sends `body` with `send`, again from the start of the file after a transient failure. */
+  private async sendBody<T>(body: Body, signal: AbortSignal | undefined, send: (stream: Readable | Buffer) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      const stream = bodyStream(body);
+      try {
+        return await send(stream);
+      } catch (error) {
+        if (attempt >= ATTEMPTS || signal?.aborted || !isTransientStorageError(error)) throw error;
+        await new Promise((resolve) => setTimeout(resolve, BACKOFF_MS[attempt - 1]));
+      } finally {
+        if (!Buffer.isBuffer(stream)) stream.destroy();
+      }
+    }
+  }
+
+  /** UploadPart; returns the part's ETag. */
+  async uploadPart(key: string, uploadId: string, partNumber: number, body: Body, signal?: AbortSignal): Promise<string> {
+    return this.sendBody(body, signal, async (stream) => {
+      const sent = await this.bodyClient.send(
+        new UploadPartCommand({
+          Bucket: this.bucket,
+          Key: key,
+          UploadId: uploadId,
+          PartNumber: partNumber,
+          Body: stream,
+          ContentLength: bodySize(body),
+        }),
+        { abortSignal: signal },
+      );
+      if (!sent.ETag) throw new Error(`UploadPart ${partNumber} of ${key} answered without an ETag`);
+      return sent.ETag;
+    });
+  }
+
+  async putObject(key: string, body: Body, signal?: AbortSignal): Promise<void> {
+    await this.sendBody(body, signal, (stream) =>
+      this.bodyClient.send(
+        new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: stream, ContentLength: bodySize(body) }),
+        { abortSignal: signal },
+      ),
+    );
+  }
+
+  /** The object's bytes as a stream (a stall half-way fails it after S3_REQUEST_TIMEOUT). */
+  async getObject(key: string, signal?: AbortSignal): Promise<Readable> {
+    const object = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }), { abortSignal: signal });
+    if (!object.Body) throw new Error(`GetObject ${key} answered without a body`);
+    return object.Body as Readable;
+  }
+
+  /** UploadPartCopy of a whole object: the bytes move inside S3, not through this server. Returns the ETag. */
+  async copyPart(key: string, uploadId: string, partNumber: number, sourceKey: string, signal?: AbortSignal): Promise<string> {
+    const copied = await this.client.send(
+      new UploadPartCopyCommand({
+        Bucket: this.bucket,
+        Key: key,
+        UploadId: uploadId,
+        PartNumber: partNumber,
+        CopySource: `${this.bucket}/${encodeURIComponent(sourceKey)}`,
+      }),
+      { abortSignal: signal },
+    );
+    const etag = copied.CopyPartResult?.ETag;
+    if (!etag) throw new Error(`UploadPartCopy ${partNumber} of ${key} answered without an ETag`);
+    return etag;
+  }
+
+  /** Removes the objects (missing ones are fine). */
+  async deleteObjects(keys: readonly string[]): Promise<void> {
+    for (let i = 0; i < keys.length; i += 1000) {
+      const batch = keys.slice(i, i + 1000);
+      await this.client.send(
+        new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }),
+      );
+    }
+  }
+
+  /** Removes every object whose key starts with `prefix`. */
+  async deletePrefix(prefix: string): Promise<void> {
+    let token: string | undefined;
+    do {
+      const page = await this.client.send(
+        new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }),
+      );
+      await this.deleteObjects((page.Contents ?? []).flatMap((object) => (object.Key ? [object.Key] : [])));
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+  }
+}

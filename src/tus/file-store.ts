@@ -1,0 +1,94 @@
+/**
+ * The tus store of the embedded defaults: @tus/file-store under DATA_DIR/files, with the upload's state in the
+ * database exactly as on S3. The stored offset moves once per PATCH, when the file store has written it.
+ * (A process killed in the middle of a PATCH leaves the file longer than the recorded offset; the client resends
+ * from the offset and @tus/file-store overwrites from there.)
+ */
+import { Readable } from 'node:stream';
+import type { FileStore } from '@tus/file-store';
+import type { Upload } from '@tus/utils';
+import type { FastifyBaseLogger } from 'fastify';
+import { conflict } from '../errors.js';
+import type { UploadService } from '../uploads/service.js';
+import { BodyReader, type StallRule } from './body.js';
+import { FreightStore, liveRecord, tusUpload } from './upload-record.js';
+
+export class RecordedFileStore extends FreightStore {
+  constructor(
+    private readonly inner: FileStore,
+    private readonly uploads: UploadService,
+    private readonly log: FastifyBaseLogger,
+    private readonly stall: StallRule,
+  ) {
+    super();
+    this.extensions = inner.extensions.filter((extension) => extension !== 'concatentation');
+  }
+
+  partSizeFor(): null {
+    return null;
+  }
+
+  override async create(upload: Upload): Promise<Upload> {
+    const created = await this.inner.create(upload);
+    if (created.size === 0) await this.uploads.markCompleted(created.id, 0);
+    return created;
+  }
+
+  override async write(stream: Readable, id: string, offset: number): Promise<number> {
+    const record = await liveRecord(this.uploads, id);
+    if (record.storedOffset !== offset) {
+      throw conflict(`the upload is at offset ${record.storedOffset}, not ${offset}; ask for its offset (HEAD) and resume`);
+    }
+    // The same stall rule as on S3: a body that stalls ends here, and what arrived is kept.
+    const body = new BodyReader(stream, this.stall);
+    const end = await this.inner.write(Readable.from(body.chunks()), id, offset);
+    if (end !== offset) await this.uploads.advanceStoredOffset(id, { from: offset, to: end, staging: null });
+    await this.finish(id);
+    return end;
+  }
+
+  override async getUpload(id: string): Promise<Upload> {
+    return tusUpload(await liveRecord(this.uploads, id));
+  }
+
+  override async declareUploadLength(id: string, length: number): Promise<void> {
+    await this.uploads.declareLength(id, length);
+    await this.inner.declareUploadLength(id, length);
+  }
+
+  /** The row first: once a client asked to terminate, no later request may resume the upload. */
+  override async remove(id: string): Promise<void> {
+    await liveRecord(this.uploads, id);
+    await this.uploads.markAborted(id);
+    await this.discard(id);
+  }
+
+  override async deleteExpired(): Promise<number> {
+    const expired = await this.uploads.expireOpenUploads('tus');
+    for (const record of expired) await this.discard(record.id);
+    return expired.length;
+  }
+
+  override getExpiration(): number {
+    return this.inner.getExpiration();
+  }
+
+  async read(id: string): Promise<Readable> {
+    await liveRecord(this.uploads, id);
+    return this.inner.read(id);
+  }
+
+  /** Nothing to assemble: every byte is in the file once the offset reaches the length. */
+  async finish(id: string): Promise<void> {
+    const record = await this.uploads.getUploadForStorage(id);
+    if (record.status !== 'completed' && record.totalSize !== null && record.storedOffset === record.totalSize) {
+      await this.uploads.markCompleted(id, record.totalSize);
+    }
+  }
+
+  private async discard(id: string): Promise<void> {
+    await this.inner.remove(id).catch((error: unknown) => {
+      this.log.warn({ err: error, uploadId: id }, 'could not remove the file of an abandoned upload');
+    });
+  }
+}

@@ -1,0 +1,32 @@
+/**
+ * What S3 lost behind Freight's back (a lifecycle rule, an operator, a writer that lost its lock), told apart
+ * from S3 being down, which is passed on unchanged (503, retry later).
+ *
+ * Staged bytes that S3 no longer holds as recorded (a staging upload or tail object removed behind Freight's
+ * back, a segment overwritten by a writer that lost its lock): the offset must go back to the start of the
+ * part, where the client resends from. Any other failure of the same call (S3 down) is passed on unchanged.
+ */
+import { isNoSuchUpload } from '../../storage/s3.js';
+
+/** S3 error names that mean "what you refer to is not there (as you describe it)". */
+const LOST = new Set(['NoSuchUpload', 'NoSuchKey', 'InvalidPart', 'InvalidPartOrder', 'NotFound']);
+
+export class StagedBytesLost extends Error {
+  override readonly name = 'StagedBytesLost';
+}
+
+export function stagedBytesLost(error: unknown, what: string): unknown {
+  const name = (error as { name?: string } | null)?.name ?? '';
+  if (error instanceof StagedBytesLost) return error;
+  if (isNoSuchUpload(error) || LOST.has(name)) return new StagedBytesLost(`${what} is gone from storage (${name})`, { cause: error });
+  return error;
+}
+
+/** The upload's own multipart upload is gone, and every part in it: the upload cannot be finished (410). */
+export class MainUploadLost extends Error {
+  override readonly name = 'MainUploadLost';
+}
+
+export function mainUploadLost(error: unknown): unknown {
+  return isNoSuchUpload(error) ? new MainUploadLost('the multipart upload no longer exists in storage', { cause: error }) : error;
+}

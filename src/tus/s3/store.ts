@@ -1,0 +1,237 @@
+/**
+ * The tus data store on S3. PostgreSQL holds the truth about every upload (length, metadata, the stored offset,
+ * the parts and staged bytes); S3 holds the bytes. No `.info` objects, no cache: any instance answers any
+ * request of any upload from the database, and an outage of S3 never hides an offset.
+ *
+ * @tus/s3-store's write path stores the end of every PATCH as a part of its own (so 10,000 PATCHes are the end
+ * of an upload), derives offsets from S3 listings and keeps metadata in per-process caches: the three things
+ * this store exists to do differently. So it implements @tus/utils' DataStore itself, over Freight's S3 layer,
+ * and is held to the DataStore contract in test/tus/datastore.contract.ts.
+ */
+import type { Readable } from 'node:stream';
+import type { Upload } from '@tus/utils';
+import type { FastifyBaseLogger } from 'fastify';
+import type { FileUpload } from '../../db/schema.js';
+import { conflict } from '../../errors.js';
+import type { S3MultipartStorage } from '../../storage/multipart.js';
+import type { S3Objects } from '../../storage/objects.js';
+import { planPartSize } from '../../uploads/planner.js';
+import type { UploadService } from '../../uploads/service.js';
+import type { StallRule } from '../body.js';
+import { PartLayout, stagingKey, stagingPrefix } from './layout.js';
+import type { PartSlots } from './slots.js';
+import { MainUploadLost, StagedBytesLost, stagedBytesLost } from './losses.js';
+import { PatchWrite } from './writer.js';
+import { FreightStore, liveRecord, tusUpload } from '../upload-record.js';
+
+export interface FreightS3StoreOptions {
+  uploads: UploadService;
+  multipart: S3MultipartStorage;
+  objects: S3Objects;
+  slots: PartSlots;
+  /** This process's own temp directory. */
+  tempDir: string;
+  stall: StallRule;
+  log: FastifyBaseLogger;
+  expiryMs: number;
+  preferredPartSize: number;
+  maxParts: number;
+  /** Deferred-length uploads are planned as if they were this long. */
+  maxUploadSize: number;
+}
+
+const once = <T>(make: () => Promise<T>): (() => Promise<T>) => {
+  let made: Promise<T> | undefined;
+  return () => (made ??= make());
+};
+
+export class FreightS3Store extends FreightStore {
+  constructor(private readonly options: FreightS3StoreOptions) {
+    super();
+    this.extensions = ['creation', 'creation-with-upload', 'creation-defer-length', 'termination', 'expiration'];
+  }
+
+  /** The part size of a new upload: its parts are this size whatever its PATCHes are. */
+  partSizeFor(size: number | undefined): number {
+    const { maxUploadSize, preferredPartSize, maxParts } = this.options;
+    return planPartSize(size ?? maxUploadSize, preferredPartSize, maxParts);
+  }
+
+  /** The row was written by the creation hook; S3 is not asked until bytes arrive (a zero-byte upload is done). */
+  override async create(upload: Upload): Promise<Upload> {
+    if (upload.size === 0) await this.finish(upload.id);
+    return upload;
+  }
+
+  override async write(stream: Readable, id: string, offset: number): Promise<number> {
+    const record = await this.record(id);
+    if (record.storedOffset !== offset) {
+      throw conflict(`the upload is at offset ${record.storedOffset}, not ${offset}; ask for its offset (HEAD) and resume`);
+    }
+    if (record.totalSize !== null && offset === record.totalSize) {
+      await this.finish(id);
+      return offset;
+    }
+    const write = new PatchWrite(this.options, record, once(() => this.mainUpload(record)));
+    let end: number;
+    try {
+      end = await write.run(stream);
+    } catch (error) {
+      if (error instanceof StagedBytesLost) await this.rewind(record, error);
+      if (error instanceof MainUploadLost) throw await this.options.uploads.markLost(id, error.message);
+      throw error;
+    }
+    if (write.stalled) this.options.log.info({ uploadId: id, offset: end }, 'PATCH body stalled; stored what arrived');
+    if (record.totalSize !== null && end === record.totalSize) await this.finish(id);
+    return end;
+  }
+
+  override async getUpload(id: string): Promise<Upload> {
+    return tusUpload(await this.record(id));
+  }
+
+  override async declareUploadLength(id: string, length: number): Promise<void> {
+    await this.options.uploads.declareLength(id, length);
+  }
+
+  /** Termination: the row first (no request may resume it after this), then S3, as far as S3 lets us now. */
+  override async remove(id: string): Promise<void> {
+    const record = await this.record(id);
+    await this.options.uploads.markAborted(id);
+    await this.discard(record);
+  }
+
+  /** Open uploads past their expiry: marked expired, their S3 multipart uploads and staged objects removed. */
+  override async deleteExpired(): Promise<number> {
+    const expired = await this.options.uploads.expireOpenUploads('tus');
+    for (const record of expired) await this.discard(record);
+    return expired.length;
+  }
+
+  override getExpiration(): number {
+    return this.options.expiryMs;
+  }
+
+  /** GET /files/:id: the object of a completed upload. */
+  async read(id: string): Promise<Readable> {
+    const record = await this.record(id);
+    return this.options.objects.getObject(record.storageKey);
+  }
+
+  /**
+   * Assembles an upload whose bytes are all stored: its last staged bytes become its last part, the parts S3
+   * lists are checked against the recorded ones, and S3 joins them. Idempotent, and called again by the next
+   * resume check when S3 failed half-way. The caller holds the upload's lock.
+   */
+  async finish(id: string): Promise<void> {
+    const { uploads, multipart, objects, log } = this.options;
+    let record = await uploads.getUploadForStorage(id);
+    const totalSize = record.totalSize;
+    if (record.status === 'completed' || totalSize === null || record.storedOffset !== totalSize) return;
+    if (totalSize === 0) {
+      await objects.putObject(record.storageKey, Buffer.alloc(0));
+      await uploads.markCompleted(id, 0);
+      return;
+    }
+    if (record.staging) {
+      await this.sealStaged(record);
+      record = await uploads.getUploadForStorage(id);
+    }
+    const uploadId = record.s3UploadId;
+    const parts = uploadId === null ? undefined : await multipart.listParts(record.storageKey, uploadId);
+    if (parts === undefined) {
+      // No multipart upload: either an earlier finish completed it (and its answer or record was lost), or it
+      // vanished from storage.
+      await uploads.recognizeObject(record, await multipart.objectSize(record.storageKey));
+      return;
+    }
+    const verified = await uploads.verifyStoredParts(record, parts);
+    await multipart.complete(record.storageKey, uploadId!, verified);
+    await uploads.markCompleted(id, totalSize);
+    objects.deletePrefix(stagingPrefix(record.storageKey)).catch((error: unknown) => {
+      log.warn({ err: error, uploadId: id }, 'could not remove staged objects of a completed upload');
+    });
+  }
+
+  /**
+   * The staged bytes of the last part become that part without new bytes (the length was declared at the
+   * offset already stored): the tail and the segments are joined and copied inside S3.
+   */
+  private async sealStaged(record: FileUpload): Promise<void> {
+    const { objects, multipart, uploads } = this.options;
+    const staging = record.staging!;
+    const key = record.storageKey;
+    const main = await this.mainUpload(record);
+    let source = staging.tail?.key;
+    try {
+      if (staging.uploadId) {
+        const staged = stagingKey(key, staging.partNumber);
+        const segments = [...staging.segments];
+        if (staging.tail) {
+          const partNumber = segments.length + 1;
+          const etag = await objects.copyPart(staged, staging.uploadId, partNumber, staging.tail.key);
+          segments.push({ partNumber, size: staging.tail.size, etag });
+        }
+        await multipart.complete(staged, staging.uploadId, segments);
+        source = staged;
+      }
+      if (source === undefined) throw new Error(`upload ${record.id} has staged bytes in neither segments nor a tail`);
+      const etag = await objects.copyPart(key, main, staging.partNumber, source);
+      const layout = new PartLayout(record.partSize!, record.totalSize);
+      const offset = record.storedOffset!;
+      const size = offset - layout.start(staging.partNumber);
+      await uploads.advanceStoredOffset(record.id, {
+        from: offset,
+        to: offset,
+        staging: null,
+        part: { partNumber: staging.partNumber, size, etag },
+      });
+    } catch (error) {
+      const lost = stagedBytesLost(error, `staged bytes of part ${staging.partNumber}`);
+      if (lost instanceof StagedBytesLost) await this.rewind(record, lost);
+      throw lost;
+    }
+  }
+
+  /** The upload's own multipart upload: the recorded one, or a new one recorded now. */
+  private async mainUpload(record: FileUpload): Promise<string> {
+    if (record.s3UploadId) return record.s3UploadId;
+    const { multipart, uploads } = this.options;
+    const uploadId = await multipart.create(record.storageKey, {
+      contentType: 'application/octet-stream',
+      filename: record.filename ?? record.id,
+    });
+    if (await uploads.attachS3Upload(record.id, uploadId)) return uploadId;
+    // Another writer recorded one first (it lost its lock to us in between): use that one.
+    await multipart.abort(record.storageKey, uploadId).catch(() => {});
+    const current = await uploads.getUploadForStorage(record.id);
+    if (!current.s3UploadId) throw new Error(`upload ${record.id} has no multipart upload after one was recorded`);
+    return current.s3UploadId;
+  }
+
+  /** Staged bytes are gone: the offset goes back to the start of their part, and the client is told to resume. */
+  private async rewind(record: FileUpload, error: StagedBytesLost): Promise<never> {
+    const staging = record.staging;
+    const to = staging ? new PartLayout(record.partSize!, record.totalSize).start(staging.partNumber) : 0;
+    await this.options.uploads.rewindStoredOffset(record.id, record.storedOffset ?? 0, to, error.message);
+    await this.options.objects.deletePrefix(stagingPrefix(record.storageKey)).catch(() => {});
+    throw conflict(`${error.message}; the upload continues from offset ${to}: ask for its offset (HEAD) and resume`);
+  }
+
+  /** What S3 holds of an upload that will never complete: removed now, as far as S3 lets us. */
+  private async discard(record: FileUpload): Promise<void> {
+    const { multipart, objects, log } = this.options;
+    const key = record.storageKey;
+    try {
+      if (record.s3UploadId) await multipart.abort(key, record.s3UploadId);
+      if (record.staging?.uploadId) await multipart.abort(stagingKey(key, record.staging.partNumber), record.staging.uploadId);
+      await objects.deletePrefix(stagingPrefix(key));
+    } catch (error) {
+      log.warn({ err: error, uploadId: record.id }, 'could not remove the storage of an abandoned upload');
+    }
+  }
+
+  private record(id: string): Promise<FileUpload> {
+    return liveRecord(this.options.uploads, id);
+  }
+}
