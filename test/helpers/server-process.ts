@@ -41,10 +41,9 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * Spawns dist/src/server.js with `env` (plus PATH and HOME, nothing else of the test process's environment) on a
  * free port of 127.0.0.1 and resolves once GET /healthz answers 200.
  *
- * DATA_DIR, when `env` has none, is a new temporary directory. TMPDIR, unless `env` has the key (even set to
- * undefined, which lets the server use DATA_DIR/tmp), is a temporary directory of this process alone: at start-up
- * server.ts empties DATA_DIR/tmp as a crashed predecessor's leftovers, which for two processes on one DATA_DIR would
- * be the other one's part buffers of uploads in flight.
+ * DATA_DIR, when `env` has none, is a new temporary directory. TMPDIR is left to the server (DATA_DIR/tmp) unless
+ * `env` names one: each process buffers parts in a directory of its own there (src/storage/temp-dir.ts), which
+ * is what two processes sharing DATA_DIR must show.
  */
 export async function startServerProcess(env: Env): Promise<ServerProcess> {
   const port = await freePort();
@@ -62,7 +61,6 @@ export async function startServerProcess(env: Env): Promise<ServerProcess> {
     MALLOC_ARENA_MAX: '2',
   };
   if (env.DATA_DIR === undefined) childEnv.DATA_DIR = await ownDir('freight-proc-data-');
-  if (!('TMPDIR' in env)) childEnv.TMPDIR = await ownDir('freight-proc-tmp-');
   for (const [name, value] of Object.entries(env)) if (value !== undefined) childEnv[name] = value;
   childEnv.HOST = '127.0.0.1';
   childEnv.PORT = String(port);
