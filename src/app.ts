@@ -24,6 +24,7 @@ import { directPlugin } from './direct/plugin.js';
 import { PartPresigner } from './direct/presigner.js';
 import { DirectUploads } from './direct/service.js';
 import { UploadRepository } from './db/repository.js';
+import { corsPolicy } from './http/cors.js';
 import { healthRoutes, type ReadinessCheck } from './ops/health.js';
 import { S3MultipartStorage } from './storage/multipart.js';
 import { createS3Client } from './storage/s3.js';
@@ -86,6 +87,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const direct = config.s3 && s3 ? createDirectUploads(config, config.s3, s3, uploads) : undefined;
 
   app.decorateRequest('user', null as unknown as User);
+  await app.register(cors, corsPolicy(config));
   app.setErrorHandler(jsonErrorHandler);
   app.setNotFoundHandler(notFoundHandler);
 
@@ -98,12 +100,6 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   });
 
   await app.register(async (api) => {
-    await api.register(cors, {
-      origin: config.corsOrigins === '*' ? '*' : config.corsOrigins,
-      allowedHeaders: ['Authorization', 'Content-Type'],
-      exposedHeaders: ['Location', 'WWW-Authenticate'],
-      maxAge: 86_400,
-    });
     api.addHook('onRequest', authHook(authenticator));
     await api.register(uploadsApi, { uploads });
     await api.register(directPlugin, { direct });

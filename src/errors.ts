@@ -1,27 +1,48 @@
 /**
- * Every error Freight answers with, declared in one place (as tusd does), and the one function that turns any
- * thrown value into an HTTP answer. Services throw these; only the error handlers write them.
+ * Every error Freight answers, by name, in one table (as tusd declares ErrMismatchOffset and the others): a
+ * stable code for machines, the HTTP status it carries, and what it means. Services throw FreightError; the one
+ * function toHttpAnswer turns anything thrown into an answer, and only the error handlers write it: JSON routes
+ * as `{"error": "<code>", "message": "…"}`, tus (text/plain, like tusd) as `<code>: <message>`.
  */
 import { ERRORS as TUS_ERRORS } from '@tus/utils';
 
-const STATUS = {
-  bad_request: 400,
-  unauthorized: 401,
-  not_found: 404,
-  conflict: 409,
-  gone: 410,
-  precondition_failed: 412,
-  payload_too_large: 413,
-  unsupported_media_type: 415,
-  locked: 423,
-  internal: 500,
-  not_implemented: 501,
-  storage_unavailable: 503,
-  database_unavailable: 503,
-  insufficient_storage: 507,
+export const ERROR_CODES = {
+  /** The request cannot be read: a malformed header, parameter or body (the message says which). */
+  ERR_BAD_REQUEST: 400,
+  /** No token, a bad signature, an expired token, a missing claim. */
+  ERR_UNAUTHORIZED: 401,
+  /** No such upload, or not the caller's (the same answer, on purpose). */
+  ERR_UPLOAD_NOT_FOUND: 404,
+  ERR_ROUTE_NOT_FOUND: 404,
+  /** tus: the PATCH's Upload-Offset is not the upload's offset; nothing was written. */
+  ERR_MISMATCHED_OFFSET: 409,
+  /** The upload's state does not allow this (completed, being completed by another request, moved on meanwhile). */
+  ERR_UPLOAD_CONFLICT: 409,
+  /** The parts storage holds are not the upload's planned parts (missing, wrong size, wrong ETag): nothing assembled. */
+  ERR_PARTS_MISMATCH: 409,
+  /** The upload was terminated, expired, or storage lost it: it can never be resumed. */
+  ERR_UPLOAD_GONE: 410,
+  /** tus: an unsupported Tus-Resumable version (Tus-Version says which are). */
+  ERR_UNSUPPORTED_VERSION: 412,
+  /** Larger than MAX_UPLOAD_SIZE or than the upload's declared length. */
+  ERR_UPLOAD_TOO_LARGE: 413,
+  ERR_UNSUPPORTED_MEDIA_TYPE: 415,
+  /** Another request holds the upload, or the offset cannot be told right now: retry (Retry-After). */
+  ERR_UPLOAD_LOCKED: 423,
+  /** The user has USER_MAX_OPEN_UPLOADS unfinished uploads. */
+  ERR_TOO_MANY_UPLOADS: 429,
+  ERR_INTERNAL: 500,
+  /** Storage refused the request for a reason a retry will not change (credentials, permissions, no bucket). */
+  ERR_STORAGE_REFUSED: 500,
+  ERR_NOT_IMPLEMENTED: 501,
+  /** S3 is down, failing or not answering in time: retry (Retry-After); the upload keeps what was stored. */
+  ERR_STORAGE_UNAVAILABLE: 503,
+  /** PostgreSQL is down, restarting or not answering in time: retry (Retry-After); nothing was half-recorded. */
+  ERR_DATABASE_UNAVAILABLE: 503,
+  ERR_INSUFFICIENT_STORAGE: 507,
 } as const;
 
-export type ErrorCode = keyof typeof STATUS;
+export type ErrorCode = keyof typeof ERROR_CODES;
 
 export class FreightError extends Error {
   readonly status: number;
@@ -34,62 +55,77 @@ export class FreightError extends Error {
   ) {
     super(message, options);
     this.name = 'FreightError';
-    this.status = STATUS[code];
+    this.status = ERROR_CODES[code];
   }
 }
 
 /** Seconds a client is asked to wait before retrying after a dependency failed or an upload was busy (Retry-After). */
 export const RETRY_AFTER_SECONDS = 5;
+const retryAfter = { 'Retry-After': String(RETRY_AFTER_SECONDS) };
 
-export const badRequest = (message: string, details?: unknown) =>
-  new FreightError('bad_request', message, {}, details);
+export const badRequest = (message: string, details?: unknown) => new FreightError('ERR_BAD_REQUEST', message, {}, details);
 export const unauthorized = (message: string) =>
-  new FreightError('unauthorized', message, { 'WWW-Authenticate': 'Bearer realm="freight"' });
-export const notFound = (message = 'upload not found') => new FreightError('not_found', message);
-export const conflict = (message: string, details?: unknown) => new FreightError('conflict', message, {}, details);
-export const gone = (message: string) => new FreightError('gone', message);
-export const payloadTooLarge = (message: string) => new FreightError('payload_too_large', message);
+  new FreightError('ERR_UNAUTHORIZED', message, { 'WWW-Authenticate': 'Bearer realm="freight"' });
+export const notFound = (message = 'upload not found') => new FreightError('ERR_UPLOAD_NOT_FOUND', message);
+export const conflict = (message: string, details?: unknown) => new FreightError('ERR_UPLOAD_CONFLICT', message, {}, details);
+export const offsetMismatch = (message: string) => new FreightError('ERR_MISMATCHED_OFFSET', message);
+export const partsMismatch = (message: string, details?: unknown) => new FreightError('ERR_PARTS_MISMATCH', message, {}, details);
+export const gone = (message: string) => new FreightError('ERR_UPLOAD_GONE', message);
+export const payloadTooLarge = (message: string) => new FreightError('ERR_UPLOAD_TOO_LARGE', message);
 /** 423 Locked: tus clients retry it on their schedule (Retry-After says when). */
-export const locked = (message: string, retryAfterSeconds = RETRY_AFTER_SECONDS) =>
-  new FreightError('locked', message, { 'Retry-After': String(retryAfterSeconds) });
-export const notImplemented = (message: string) => new FreightError('not_implemented', message);
+export const locked = (message: string) => new FreightError('ERR_UPLOAD_LOCKED', message, retryAfter);
+export const notImplemented = (message: string) => new FreightError('ERR_NOT_IMPLEMENTED', message);
 /** The S3 server (or the disk) failed; the upload stays resumable. */
-export const storageUnavailable = (message: string) =>
-  new FreightError('storage_unavailable', message, { 'Retry-After': String(RETRY_AFTER_SECONDS) });
+export const storageUnavailable = (message: string) => new FreightError('ERR_STORAGE_UNAVAILABLE', message, retryAfter);
 /** PostgreSQL is down, restarting or not answering in time; nothing was half-recorded. */
 export const databaseUnavailable = (message: string, cause?: unknown) =>
-  new FreightError('database_unavailable', `${message}; retry later`, { 'Retry-After': String(RETRY_AFTER_SECONDS) }, undefined, {
-    cause,
-  });
-
-/** A dependency failed or is busy, so the request could not be served now; a retry later may succeed. */
-export const isTransient = (error: unknown): boolean => {
-  const { status } = toHttpAnswer(error);
-  return status === 503 || status === 423;
-};
+  new FreightError('ERR_DATABASE_UNAVAILABLE', `${message}; retry later`, retryAfter, undefined, { cause });
 
 export interface HttpAnswer {
   status: number;
-  code: string;
+  code: ErrorCode;
   message: string;
   headers: Record<string, string>;
   details?: unknown;
 }
 
-/** The tus library's own errors, re-mapped where its defaults differ from the tus 1.0 spec. */
-const TUS_REMAP = new Map<unknown, { code: ErrorCode; message: string }>([
+const answer = (code: ErrorCode, message: string, headers: Record<string, string> = {}): HttpAnswer => ({
+  status: ERROR_CODES[code],
+  code,
+  message,
+  headers,
+});
+
+/** @tus/server's own errors, by name, where its status or wording differs from the tus 1.0 spec or is vague. */
+const TUS_ERRORS_BY_NAME = new Map<unknown, HttpAnswer>([
   // "The request MUST include a Upload-Offset header" – a malformed request is a 400, not 403.
-  [TUS_ERRORS.MISSING_OFFSET, { code: 'bad_request', message: 'Upload-Offset header required' }],
+  [TUS_ERRORS.MISSING_OFFSET, answer('ERR_BAD_REQUEST', 'Upload-Offset header required')],
   // A PATCH without the tus media type cannot be processed: 415 Unsupported Media Type.
-  [
-    TUS_ERRORS.INVALID_CONTENT_TYPE,
-    { code: 'unsupported_media_type', message: 'Content-Type must be application/offset+octet-stream' },
-  ],
-  // The upload is busy with another request that did not give its lock back in time: 423 Locked.
-  [
-    TUS_ERRORS.ERR_LOCK_TIMEOUT,
-    { code: 'locked', message: 'the upload is locked by another request; retry shortly' },
-  ],
+  [TUS_ERRORS.INVALID_CONTENT_TYPE, answer('ERR_UNSUPPORTED_MEDIA_TYPE', 'Content-Type must be application/offset+octet-stream')],
+  // The upload is busy with another request that did not give its lock back in time: 423 Locked, not 500.
+  [TUS_ERRORS.ERR_LOCK_TIMEOUT, answer('ERR_UPLOAD_LOCKED', 'the upload is locked by another request; retry shortly', retryAfter)],
+  // "If the offsets do not match, the Server MUST respond with the 409 Conflict status"
+  [TUS_ERRORS.INVALID_OFFSET, answer('ERR_MISMATCHED_OFFSET', "Upload-Offset is not the upload's offset; ask for it (HEAD) and resume")],
+  [TUS_ERRORS.FILE_NOT_FOUND, answer('ERR_UPLOAD_NOT_FOUND', 'upload not found')],
+  [TUS_ERRORS.FILE_NO_LONGER_EXISTS, answer('ERR_UPLOAD_GONE', 'the upload no longer exists')],
+  [TUS_ERRORS.ERR_SIZE_EXCEEDED, answer('ERR_UPLOAD_TOO_LARGE', "the body goes past the upload's length")],
+  [TUS_ERRORS.ERR_MAX_SIZE_EXCEEDED, answer('ERR_UPLOAD_TOO_LARGE', "the upload exceeds this server's maximum size (Tus-Max-Size)")],
+  [TUS_ERRORS.INVALID_TERMINATION, answer('ERR_UPLOAD_CONFLICT', 'a completed upload cannot be terminated')],
+]);
+
+/** Any other error @tus/server produces: its status and body, named by status. */
+const CODE_BY_STATUS = new Map<number, ErrorCode>([
+  [400, 'ERR_BAD_REQUEST'],
+  [403, 'ERR_BAD_REQUEST'],
+  [404, 'ERR_UPLOAD_NOT_FOUND'],
+  [409, 'ERR_UPLOAD_CONFLICT'],
+  [410, 'ERR_UPLOAD_GONE'],
+  [412, 'ERR_UNSUPPORTED_VERSION'],
+  [413, 'ERR_UPLOAD_TOO_LARGE'],
+  [415, 'ERR_UNSUPPORTED_MEDIA_TYPE'],
+  [423, 'ERR_UPLOAD_LOCKED'],
+  [429, 'ERR_TOO_MANY_UPLOADS'],
+  [501, 'ERR_NOT_IMPLEMENTED'],
 ]);
 
 interface TusStyleError {
@@ -111,26 +147,33 @@ function isS3Error(error: unknown): error is Error & { $metadata: { httpStatusCo
   return error instanceof Error && typeof (error as { $metadata?: unknown }).$metadata === 'object';
 }
 
-const NETWORK_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN']);
+const NETWORK_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH']);
 
-/** "storage error: NoSuchKey (S3 answered 404)" / "storage unreachable (ECONNREFUSED)", or undefined if not storage's. */
-export function storageProblem(error: unknown): string | undefined {
+/**
+ * What went wrong in storage, for the answer and the upload's record: "storage unreachable (ECONNREFUSED)",
+ * "storage error: SlowDown (S3 answered 503)", …; `permanent` when S3 refused for a reason a retry will not change
+ * (a 4xx other than throttling: AccessDenied, NoSuchBucket, InvalidAccessKeyId …). Undefined if not storage's.
+ */
+export function storageFailure(error: unknown): { problem: string; permanent: boolean } | undefined {
   const errno = (error as NodeJS.ErrnoException | null)?.code;
   if (errno !== undefined && NETWORK_ERRORS.has(errno) && (isS3Error(error) || (error as { syscall?: string }).syscall)) {
-    return `storage unreachable (${errno})`;
+    return { problem: `storage unreachable (${errno})`, permanent: false };
   }
+  if (error instanceof Error && error.name === 'TimeoutError') return { problem: 'storage did not answer in time', permanent: false };
   if (isS3Error(error)) {
     const status = error.$metadata.httpStatusCode;
-    return `storage error: ${error.name}${status ? ` (S3 answered ${status})` : ''}`;
+    const permanent = status !== undefined && status >= 400 && status < 500 && status !== 429 && status !== 408;
+    return { problem: `storage error: ${error.name}${status ? ` (S3 answered ${status})` : ''}`, permanent };
   }
   return undefined;
 }
 
+/** The problem text alone (kept on a failed upload's record). */
+export const storageProblem = (error: unknown): string | undefined => storageFailure(error)?.problem;
+
 interface FastifyStyleError {
   statusCode?: number;
-  code?: string;
   message: string;
-  validation?: unknown;
 }
 
 /** Maps anything thrown to the answer the client gets. Unknown errors are 500s (and get logged by the caller). */
@@ -138,37 +181,32 @@ export function toHttpAnswer(error: unknown): HttpAnswer {
   if (error instanceof FreightError) {
     return { status: error.status, code: error.code, message: error.message, headers: error.headers, details: error.details };
   }
-  const remapped = TUS_REMAP.get(error);
-  if (remapped) {
-    const headers: Record<string, string> = remapped.code === 'locked' ? { 'Retry-After': String(RETRY_AFTER_SECONDS) } : {};
-    return { status: STATUS[remapped.code], code: remapped.code, message: remapped.message, headers };
-  }
+  const known = TUS_ERRORS_BY_NAME.get(error);
+  if (known) return known;
   if (isTusStyle(error)) {
-    const code = (Object.keys(STATUS) as ErrorCode[]).find((key) => STATUS[key] === error.status_code) ?? 'internal';
-    return { status: error.status_code, code, message: error.body.trim(), headers: {} };
+    return answer(CODE_BY_STATUS.get(error.status_code) ?? 'ERR_INTERNAL', error.body.trim());
   }
-  // Storage failures are the server's, and temporary as far as the client can tell: 503, the upload stays
-  // resumable from what was stored. The message names the failure, never S3's internals.
-  const errno = (error as NodeJS.ErrnoException | null)?.code;
-  if (errno === 'ENOSPC') {
-    return { status: 507, code: 'insufficient_storage', message: 'the server is out of disk space; retry later', headers: {} };
+  if ((error as NodeJS.ErrnoException | null)?.code === 'ENOSPC') {
+    return answer('ERR_INSUFFICIENT_STORAGE', 'the server is out of disk space; retry later', retryAfter);
   }
-  const problem = storageProblem(error);
-  if (problem) {
-    return {
-      status: 503,
-      code: 'storage_unavailable',
-      message: `${problem}; retry later`,
-      headers: { 'Retry-After': String(RETRY_AFTER_SECONDS) },
-    };
-  }
+  // Storage failures are the server's: 503 and retry later (the upload stays resumable from what was stored),
+  // unless storage refused for good. The message names the failure, never S3's internals.
+  const storage = storageFailure(error);
+  if (storage?.permanent) return answer('ERR_STORAGE_REFUSED', `${storage.problem}; the server's storage refuses this request`);
+  if (storage) return answer('ERR_STORAGE_UNAVAILABLE', `${storage.problem}; retry later`, retryAfter);
   if (error instanceof Error) {
     const fastify = error as FastifyStyleError;
     // Route-schema validation, malformed JSON, unsupported body types, oversize bodies: client errors.
     if (typeof fastify.statusCode === 'number' && fastify.statusCode >= 400 && fastify.statusCode < 500) {
-      const code = (Object.keys(STATUS) as ErrorCode[]).find((key) => STATUS[key] === fastify.statusCode) ?? 'bad_request';
+      const code = CODE_BY_STATUS.get(fastify.statusCode) ?? 'ERR_BAD_REQUEST';
       return { status: fastify.statusCode, code, message: fastify.message, headers: {} };
     }
   }
-  return { status: 500, code: 'internal', message: 'internal server error', headers: {} };
+  return answer('ERR_INTERNAL', 'internal server error');
 }
+
+/** A dependency failed or the upload is busy, so the request could not be served now; a retry may succeed. */
+export const isTransient = (error: unknown): boolean => {
+  const { status } = toHttpAnswer(error);
+  return status === 503 || status === 423;
+};

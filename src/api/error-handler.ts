@@ -12,5 +12,5 @@ export function jsonErrorHandler(error: FastifyError, request: FastifyRequest, r
 }
 
 export function notFoundHandler(request: FastifyRequest, reply: FastifyReply) {
-  return reply.code(404).send({ error: 'not_found', message: `no route ${request.method} ${request.url.split('?')[0]}` });
+  return reply.code(404).send({ error: 'ERR_ROUTE_NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0]}` });
 }

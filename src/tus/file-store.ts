@@ -8,7 +8,7 @@ import { Readable } from 'node:stream';
 import type { FileStore } from '@tus/file-store';
 import type { Upload } from '@tus/utils';
 import type { FastifyBaseLogger } from 'fastify';
-import { conflict } from '../errors.js';
+import { offsetMismatch } from '../errors.js';
 import type { UploadService } from '../uploads/service.js';
 import { BodyReader, type StallRule } from './body.js';
 import { FreightStore, liveRecord, tusUpload } from './upload-record.js';
@@ -37,7 +37,7 @@ export class RecordedFileStore extends FreightStore {
   override async write(stream: Readable, id: string, offset: number): Promise<number> {
     const record = await liveRecord(this.uploads, id);
     if (record.storedOffset !== offset) {
-      throw conflict(`the upload is at offset ${record.storedOffset}, not ${offset}; ask for its offset (HEAD) and resume`);
+      throw offsetMismatch(`the upload is at offset ${record.storedOffset}, not ${offset}; ask for its offset (HEAD) and resume`);
     }
     // The same stall rule as on S3: a body that stalls ends here, and what arrived is kept.
     const body = new BodyReader(stream, this.stall);

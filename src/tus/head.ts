@@ -11,7 +11,7 @@
 import type { Locker } from '@tus/server';
 import { Metadata, TUS_RESUMABLE } from '@tus/utils';
 import type { FileUpload } from '../db/schema.js';
-import { isTransient, locked, notFound, RETRY_AFTER_SECONDS } from '../errors.js';
+import { isTransient, locked, notFound } from '../errors.js';
 import type { UploadService } from '../uploads/service.js';
 import type { FreightStore } from './upload-record.js';
 
@@ -42,7 +42,7 @@ export async function resumeCheck(deps: ResumeCheckDeps, userId: string, id: str
     return resumeCheckHeaders(upload);
   } catch (error) {
     if (!isTransient(error)) throw error;
-    throw locked(`cannot tell the offset right now (${error instanceof Error ? error.message : 'unavailable'})`, RETRY_AFTER_SECONDS);
+    throw locked(`cannot tell the offset right now (${error instanceof Error ? error.message : 'unavailable'})`);
   }
 }
 

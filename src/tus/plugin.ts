@@ -1,20 +1,21 @@
 /**
  * Mounts @tus/server under /files. Fastify authenticates and applies the spec checks of protocol.ts, then the
- * raw request and response are handed to tus, which streams the body straight into the data store.
+ * raw request and response are handed to tus, which streams the body straight into the data store. The resume
+ * check (HEAD) is answered here (head.ts), never by @tus/server.
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { ServerResponse } from 'node:http';
 import type { Locker } from '@tus/server';
 import { TUS_RESUMABLE } from '@tus/utils';
 import type { Authenticator } from '../auth/authenticator.js';
 import { authHook } from '../auth/hook.js';
 import type { Config } from '../config/index.js';
-import { RETRY_AFTER_SECONDS, toHttpAnswer } from '../errors.js';
+import { toHttpAnswer } from '../errors.js';
 import type { UploadService } from '../uploads/service.js';
 import { resumeCheck } from './head.js';
 import { checkTusRequest } from './protocol.js';
+import { prepareRawReply } from './raw-reply.js';
 import { bindContext } from './request-context.js';
-import { TUS_PATH, createTusServer } from './server.js';
+import { TUS_PATH, createTusServer, tusErrorBody } from './server.js';
 import type { FreightStore } from './upload-record.js';
 
 export interface TusPluginOptions {
@@ -24,25 +25,6 @@ export interface TusPluginOptions {
   store: FreightStore;
   locker: Locker;
 }
-
-/**
- * @tus/server writes its error answers itself and lets a hook choose only their status and body: the
- * Retry-After that tells clients when to come back is added here, on every 503 and 423.
- */
-function addRetryAfter(response: ServerResponse): void {
-  const writeHead = response.writeHead;
-  response.writeHead = function (this: ServerResponse, status: number, ...rest: unknown[]) {
-    if ((status === 503 || status === 423) && !this.hasHeader('Retry-After')) {
-      this.setHeader('Retry-After', String(RETRY_AFTER_SECONDS));
-    }
-    return (writeHead as (...args: unknown[]) => ServerResponse).call(this, status, ...rest);
-  } as ServerResponse['writeHead'];
-}
-
-/** tus headers a browser must be allowed to read on error answers too (tus adds them on its own answers). */
-const EXPOSE =
-  'Location, Tus-Resumable, Tus-Version, Tus-Extension, Tus-Max-Size, Upload-Offset, Upload-Length, ' +
-  'Upload-Metadata, Upload-Defer-Length, Upload-Expires, Retry-After, WWW-Authenticate';
 
 export async function tusPlugin(app: FastifyInstance, options: TusPluginOptions): Promise<void> {
   const { config, uploads, store, locker } = options;
@@ -57,23 +39,15 @@ export async function tusPlugin(app: FastifyInstance, options: TusPluginOptions)
     checkTusRequest(request.method, request.headers, config.maxUploadSize);
   });
 
-  /** What tus sends a browser on its own answers, for the answers given here. */
-  const cors = (request: FastifyRequest): Record<string, string> => {
-    const origin = request.headers.origin;
-    const allowed = config.corsOrigins === '*' ? '*' : origin && config.corsOrigins.includes(origin) ? origin : undefined;
-    return allowed ? { 'Access-Control-Allow-Origin': allowed, 'Access-Control-Expose-Headers': EXPOSE } : {};
-  };
-
-  // Errors raised before tus takes over (401, 412, 415, 400 …) get the headers tus would have sent.
+  // Errors raised before tus takes over (401, 412, 415, 400 …) and by the resume check, in tus's form.
   app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     const answer = toHttpAnswer(error);
     if (answer.status >= 500) request.log.error({ err: error }, 'tus request failed before reaching tus');
     return reply
-      .headers(cors(request))
       .code(answer.status)
       .headers({ 'Tus-Resumable': TUS_RESUMABLE, ...answer.headers })
       .type('text/plain; charset=utf-8')
-      .send(`${answer.message}\n`);
+      .send(tusErrorBody(answer));
   });
 
   const handler = async (request: FastifyRequest<{ Params: { '*'?: string } }>, reply: FastifyReply) => {
@@ -82,11 +56,11 @@ export async function tusPlugin(app: FastifyInstance, options: TusPluginOptions)
       const aborted = new AbortController();
       request.raw.once('close', () => aborted.abort());
       const headers = await resumeCheck({ uploads, store, locker }, request.user.id, id, aborted.signal);
-      return reply.code(200).headers({ ...cors(request), ...headers }).send();
+      return reply.code(200).headers(headers).send();
     }
+    prepareRawReply(reply);
     reply.hijack();
     bindContext(request.raw, { user: request.user });
-    addRetryAfter(reply.raw);
     await tus.handle(request.raw, reply.raw);
     // A body not read to its end (a PATCH answered early: a stall, a conflict, a failure) is not drained at the
     // client's pace: once the answer is out, the connection closes and the client resumes on a new one.

@@ -30,7 +30,7 @@ export function checkTusRequest(method: string, headers: Headers, maxSize: numbe
   const version = header(headers, 'tus-resumable');
   if (version !== TUS_RESUMABLE) {
     throw new FreightError(
-      'precondition_failed',
+      'ERR_UNSUPPORTED_VERSION',
       version === undefined
         ? 'Tus-Resumable header required'
         : `unsupported Tus-Resumable "${version}"; this server speaks ${TUS_RESUMABLE}`,
@@ -48,7 +48,7 @@ function checkPatch(headers: Headers, maxSize: number): void {
   const contentType = header(headers, 'content-type');
   if (contentType?.split(';')[0]?.trim().toLowerCase() !== 'application/offset+octet-stream') {
     throw new FreightError(
-      'unsupported_media_type',
+      'ERR_UNSUPPORTED_MEDIA_TYPE',
       `PATCH requests must use Content-Type: application/offset+octet-stream, got ${contentType ? `"${contentType}"` : 'none'}`,
     );
   }

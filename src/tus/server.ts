@@ -6,15 +6,15 @@ import { randomUUID } from 'node:crypto';
 import { Server, type Locker, type Upload } from '@tus/server';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../config/index.js';
-import { storageProblem, toHttpAnswer } from '../errors.js';
+import { storageProblem, toHttpAnswer, type HttpAnswer } from '../errors.js';
 import type { UploadService } from '../uploads/service.js';
 import { contextOf } from './request-context.js';
 import type { FreightStore } from './upload-record.js';
 
 export const TUS_PATH = '/files';
 
-/** Headers a browser must be able to read beyond @tus/server's list (which lacks Upload-Expires). */
-const EXTRA_EXPOSED_HEADERS = ['Upload-Expires'];
+/** The body of a tus error answer, as tusd writes them: "ERR_MISMATCHED_OFFSET: …". */
+export const tusErrorBody = (answer: HttpAnswer): string => `${answer.code}: ${answer.message}\n`;
 
 /** "filename"/"filetype" (tus-js-client's convention) or "name"/"type" (Uppy's). */
 function fileFacts(metadata: Upload['metadata']) {
@@ -39,8 +39,6 @@ export function createTusServer(deps: {
     datastore: store,
     maxSize: config.maxUploadSize,
     locker,
-    allowedOrigins: config.corsOrigins === '*' ? undefined : config.corsOrigins,
-    exposedHeaders: EXTRA_EXPOSED_HEADERS,
     // Finished uploads are files now, not uploads: DELETE answers 400 instead of removing them.
     disableTerminationForFinishedUploads: true,
     generateUrl: config.publicUrl ? (_req, { path, id }) => `${config.publicUrl}${path}/${id}` : undefined,
@@ -88,7 +86,7 @@ export function createTusServer(deps: {
           });
         }
       }
-      return { status_code: answer.status, body: `${answer.message}\n` };
+      return { status_code: answer.status, body: tusErrorBody(answer) };
     },
   });
 

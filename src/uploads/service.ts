@@ -11,7 +11,7 @@
  *                 ▼
  *        aborted (DELETE) / expired (past expires_at) / lost (storage lost its bytes)
  */
-import { FreightError, badRequest, conflict, gone, notFound } from '../errors.js';
+import { FreightError, badRequest, conflict, gone, notFound, offsetMismatch, partsMismatch } from '../errors.js';
 import type { StoredAdvance, UploadRepository } from '../db/repository.js';
 import type { FileUpload, UploadProtocol, UploadStatus } from '../db/schema.js';
 import { partCount } from './planner.js';
@@ -126,8 +126,10 @@ export class UploadService {
   async advanceStoredOffset(id: string, advance: StoredAdvance): Promise<void> {
     if (await this.repo.advanceStoredOffset(id, advance)) return;
     const current = await this.repo.findUpload(id);
-    if (current && !OPEN_STATUSES.includes(current.status)) throw gone(`the upload is ${current.status}`);
-    throw conflict(
+    // A request that lost a race to the request that completed the upload: 409 (its client asks for the offset
+    // and finds the upload done); only a terminated, expired or lost upload is gone.
+    if (current && current.status !== 'completed' && !OPEN_STATUSES.includes(current.status)) throw gone(`the upload is ${current.status}`);
+    throw offsetMismatch(
       `the upload moved on to offset ${current?.storedOffset} while this request wrote from ${advance.from}; ask for its offset (HEAD) and resume`,
     );
   }
@@ -236,7 +238,7 @@ export class UploadService {
       partCount: planned ? partCount(upload.totalSize ?? 0, upload.partSize ?? 1) : undefined,
     });
     if (report.problems.length > 0) {
-      throw conflict(`cannot complete the upload: ${describePartProblems(report.problems)}`, {
+      throw partsMismatch(`cannot complete the upload: ${describePartProblems(report.problems)}`, {
         problems: report.problems,
       });
     }

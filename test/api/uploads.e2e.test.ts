@@ -93,7 +93,7 @@ describe('the uploads API', () => {
     for (const path of [`/api/uploads/${id}`, '/api/uploads/6f1d2c1e-0000-4000-8000-000000000000', '/api/uploads/zzz']) {
       const { status, body } = await get(uniqueUser('stranger'), path);
       expect(status, path).toBe(404);
-      expect(body).toEqual({ error: 'not_found', message: 'upload not found' });
+      expect(body).toEqual({ error: 'ERR_UPLOAD_NOT_FOUND', message: 'upload not found' });
     }
   });
 
@@ -114,7 +114,7 @@ describe('the uploads API', () => {
   test('the API needs a token and allows cross-origin calls with it', async () => {
     const res = await fetch(`${ctx.freight.url}/api/uploads`);
     expect(res.status).toBe(401);
-    expect(await res.json()).toMatchObject({ error: 'unauthorized' });
+    expect(await res.json()).toMatchObject({ error: 'ERR_UNAUTHORIZED' });
     const preflight = await fetch(`${ctx.freight.url}/api/uploads`, {
       method: 'OPTIONS',
       headers: { Origin: 'https://app.example.com', 'Access-Control-Request-Method': 'GET', 'Access-Control-Request-Headers': 'authorization' },
@@ -126,6 +126,6 @@ describe('the uploads API', () => {
   test('an unknown route is a JSON 404', async () => {
     const res = await fetch(`${ctx.freight.url}/nope`);
     expect(res.status).toBe(404);
-    expect(await res.json()).toEqual({ error: 'not_found', message: 'no route GET /nope' });
+    expect(await res.json()).toEqual({ error: 'ERR_ROUTE_NOT_FOUND', message: 'no route GET /nope' });
   });
 });

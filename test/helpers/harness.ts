@@ -204,3 +204,13 @@ export function silentLogger(): FastifyBaseLogger {
   };
   return logger;
 }
+
+/**
+ * The named error code of an answer (src/errors.ts): `error` of a JSON body, or the `CODE:` a tus text body
+ * starts with. Reads the body.
+ */
+export async function errorCodeOf(res: Response): Promise<string | undefined> {
+  const text = await res.text();
+  if (res.headers.get('content-type')?.includes('application/json')) return (JSON.parse(text) as { error?: string }).error;
+  return /^(ERR_[A-Z_]+):/.exec(text)?.[1];
+}

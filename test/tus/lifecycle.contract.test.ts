@@ -7,6 +7,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
   JWT_SECRET,
+  errorCodeOf,
   MiB,
   createTestBucket,
   eventually,
@@ -157,8 +158,8 @@ describe.each([
     expect(created.headers.get('upload-offset')).toBe('5');
     const url = created.headers.get('location')!;
     const deleted = await fetch(url, { method: 'DELETE', headers });
-    expect(deleted.status).toBe(400);
-    expect(await deleted.text()).toMatch(/completed/);
+    expect(deleted.status).toBe(409);
+    expect(await errorCodeOf(deleted)).toBe('ERR_UPLOAD_CONFLICT');
     expect((await api(user, uploadIdOf(url))).status).toBe('completed');
     expect((await download(user, url)).toString()).toBe('hello');
   });

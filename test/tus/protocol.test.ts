@@ -77,14 +77,14 @@ describe('errors to HTTP', () => {
     expect(toHttpAnswer(ERRORS.MISSING_OFFSET).status).toBe(400);
     expect(toHttpAnswer(ERRORS.INVALID_CONTENT_TYPE).status).toBe(415);
     expect(toHttpAnswer(ERRORS.ERR_LOCK_TIMEOUT).status).toBe(423);
-    expect(toHttpAnswer(ERRORS.INVALID_OFFSET)).toMatchObject({ status: 409, code: 'conflict' });
-    expect(toHttpAnswer(ERRORS.FILE_NOT_FOUND)).toMatchObject({ status: 404, code: 'not_found' });
+    expect(toHttpAnswer(ERRORS.INVALID_OFFSET)).toMatchObject({ status: 409, code: 'ERR_MISMATCHED_OFFSET' });
+    expect(toHttpAnswer(ERRORS.FILE_NOT_FOUND)).toMatchObject({ status: 404, code: 'ERR_UPLOAD_NOT_FOUND' });
   });
 
   test('unknown errors are a 500 that reveals nothing', () => {
     expect(toHttpAnswer(new Error('password=hunter2'))).toEqual({
       status: 500,
-      code: 'internal',
+      code: 'ERR_INTERNAL',
       message: 'internal server error',
       headers: {},
     });

@@ -259,7 +259,8 @@ describe('tus uploads onto S3 multipart', () => {
         body: data,
       });
       expect(res.status).toBe(503);
-      expect(await res.text()).toMatch(/^storage unreachable \(ECONNREFUSED\)/);
+      expect(await res.text()).toMatch(/^ERR_STORAGE_UNAVAILABLE: storage unreachable \(ECONNREFUSED\)/);
+      expect(res.headers.get('retry-after')).toBe('5');
       expect(await uploadRow(id)).toMatchObject({ status: 'failed', error: expect.stringMatching(/ECONNREFUSED/) });
 
       await proxy.up();

@@ -12,7 +12,7 @@ import type { Readable } from 'node:stream';
 import type { Upload } from '@tus/utils';
 import type { FastifyBaseLogger } from 'fastify';
 import type { FileUpload } from '../../db/schema.js';
-import { conflict } from '../../errors.js';
+import { conflict, offsetMismatch } from '../../errors.js';
 import type { S3MultipartStorage } from '../../storage/multipart.js';
 import type { S3Objects } from '../../storage/objects.js';
 import { planPartSize } from '../../uploads/planner.js';
@@ -66,7 +66,7 @@ export class FreightS3Store extends FreightStore {
   override async write(stream: Readable, id: string, offset: number): Promise<number> {
     const record = await this.record(id);
     if (record.storedOffset !== offset) {
-      throw conflict(`the upload is at offset ${record.storedOffset}, not ${offset}; ask for its offset (HEAD) and resume`);
+      throw offsetMismatch(`the upload is at offset ${record.storedOffset}, not ${offset}; ask for its offset (HEAD) and resume`);
     }
     if (record.totalSize !== null && offset === record.totalSize) {
       await this.finish(id);
