@@ -1,7 +1,7 @@
 /**
  * Mounts @tus/server under /files. Fastify authenticates and applies the spec checks of protocol.ts, then the
  * raw request and response are handed to tus, which streams the body straight into the data store. The resume
- * check (HEAD) is answered here (head.ts), never by @tus/server.
+ * check (HEAD, head.ts) and downloads (GET, download.ts) are answered here, never by @tus/server.
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Locker } from '@tus/server';
@@ -9,8 +9,9 @@ import { TUS_RESUMABLE } from '@tus/utils';
 import type { Authenticator } from '../auth/authenticator.js';
 import { authHook } from '../auth/hook.js';
 import type { Config } from '../config/index.js';
-import { toHttpAnswer } from '../errors.js';
+import { notFound, toHttpAnswer } from '../errors.js';
 import type { UploadService } from '../uploads/service.js';
+import { openDownload, sendDownload } from './download.js';
 import { resumeCheck } from './head.js';
 import { checkTusRequest } from './protocol.js';
 import { prepareRawReply } from './raw-reply.js';
@@ -52,6 +53,14 @@ export async function tusPlugin(app: FastifyInstance, options: TusPluginOptions)
 
   const handler = async (request: FastifyRequest<{ Params: { '*'?: string } }>, reply: FastifyReply) => {
     const id = request.params['*']?.replace(/\/$/, '');
+    // An upload URL is exactly /files/<id>: anything deeper names no upload.
+    if (id?.includes('/')) throw notFound();
+    if (request.method === 'GET' && id) {
+      const opened = await openDownload({ uploads, store }, request.user.id, id);
+      prepareRawReply(reply);
+      reply.hijack();
+      return sendDownload(opened, reply.raw);
+    }
     if (request.method === 'HEAD' && id) {
       const aborted = new AbortController();
       request.raw.once('close', () => aborted.abort());

@@ -45,13 +45,10 @@ export function createTusServer(deps: {
     // Upload ids are UUIDs: they are the primary key of file_uploads.
     namingFunction: () => randomUUID(),
 
-    // Every request naming an upload: the caller must own it (else 404) and it must not be gone (else 410);
-    // a download (GET) only needs ownership.
+    // Every request naming an upload: the caller must own it (else 404) and it must not be gone (else 410).
     async onIncomingRequest(req, id) {
       if (req.method === 'POST') return;
-      const { user } = contextOf(req);
-      if (req.method === 'GET') await uploads.getOwned(user.id, id);
-      else await uploads.getOwnedLive(user.id, id);
+      await uploads.getOwnedLive(contextOf(req).user.id, id);
     },
 
     async onUploadCreate(req, upload) {
