@@ -19,7 +19,7 @@ import { Authenticator, type User } from './auth/authenticator.js';
 import { authHook } from './auth/hook.js';
 import type { Config, S3Config } from './config/index.js';
 import { withDeadlines } from './db/availability.js';
-import { openDatabase } from './db/client.js';
+import { openDatabase, type Database } from './db/client.js';
 import { directPlugin } from './direct/plugin.js';
 import { PartPresigner } from './direct/presigner.js';
 import { DirectUploads } from './direct/service.js';
@@ -30,6 +30,7 @@ import { S3MultipartStorage } from './storage/multipart.js';
 import { createS3Client } from './storage/s3.js';
 import { processTempDir } from './storage/temp-dir.js';
 import { MemoryLocker } from '@tus/server';
+import { PostgresLocker } from './tus/lockers/postgres-locker.js';
 import { tusPlugin } from './tus/plugin.js';
 import { createTusStore } from './tus/store.js';
 import { UploadService } from './uploads/service.js';
@@ -51,6 +52,22 @@ function createDirectUploads(config: Config, s3Config: S3Config, s3: S3Client, u
     new PartPresigner(presignClient, s3Config.bucket, config.presignExpiresMs / 1000),
     { preferredPartSize: config.partSize, maxParts: config.maxParts, maxUploadSize: config.maxUploadSize },
   );
+}
+
+/**
+ * The tus lock: on PostgreSQL, advisory locks every instance shares (so two instances never write one upload at
+ * once); on the embedded PGlite, which only one process can open, the in-memory locker.
+ */
+async function createLocker(app: FastifyInstance, config: Config, database: Database): Promise<Locker> {
+  if (database.kind === 'pglite' || !config.databaseUrl) return new MemoryLocker({ acquireLockTimeout: config.lockTimeoutMs });
+  const locker = await PostgresLocker.create({
+    url: config.databaseUrl,
+    acquireTimeoutMs: config.lockTimeoutMs,
+    queryTimeoutMs: config.databaseTimeoutMs,
+    log: app.log,
+  });
+  app.addHook('onClose', () => locker.close());
+  return locker;
 }
 
 export async function buildApp(config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
@@ -96,7 +113,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     authenticator,
     uploads,
     store: createTusStore({ config, uploads, log: app.log, tempDir: tempDir.dir, s3: s3 && s3Bodies && { client: s3, bodyClient: s3Bodies } }),
-    locker: deps.locker ?? new MemoryLocker({ acquireLockTimeout: config.lockTimeoutMs }),
+    locker: deps.locker ?? (await createLocker(app, config, database)),
   });
 
   await app.register(async (api) => {

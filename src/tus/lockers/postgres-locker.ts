@@ -14,15 +14,18 @@
 import { createHash } from 'node:crypto';
 import { ERRORS, type Lock, type Locker, type RequestRelease } from '@tus/utils';
 import postgres, { type PendingQuery, type Sql } from 'postgres';
+import { FreightError, RETRY_AFTER_SECONDS } from '../../errors.js';
 
 const RELEASE_CHANNEL = 'freight_lock_release';
 const RELEASED_CHANNEL = 'freight_lock_released';
 
-/** The database did not answer (down, unreachable, or slower than queryTimeoutMs): the lock state is unknown. */
-export class LockerUnavailableError extends Error {
-  readonly code = 'DATABASE_UNAVAILABLE';
+/**
+ * The database did not answer (down, unreachable, or slower than queryTimeoutMs): the lock state is unknown.
+ * Answered like any database outage: 503 (423 on a resume check) with Retry-After.
+ */
+export class LockerUnavailableError extends FreightError {
   constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
+    super('ERR_DATABASE_UNAVAILABLE', `the database that holds upload locks is unavailable (${message}); retry later`, { 'Retry-After': String(RETRY_AFTER_SECONDS) }, undefined, options);
     this.name = 'LockerUnavailableError';
   }
 }

@@ -283,7 +283,7 @@ describe('PostgresLocker across instances', () => {
     relay.stall();
     await told.called; // the heartbeat went unanswered: the lock is in doubt, its holder must stop
     let started = performance.now();
-    await expect(locker.newLock(randomUUID()).lock(noStop, ignore)).rejects.toMatchObject({ code: 'DATABASE_UNAVAILABLE' });
+    await expect(locker.newLock(randomUUID()).lock(noStop, ignore)).rejects.toMatchObject({ code: 'ERR_DATABASE_UNAVAILABLE' });
     expect(performance.now() - started).toBeGreaterThanOrEqual(400);
     expect(performance.now() - started).toBeLessThan(1_500);
     await held.unlock();
@@ -291,10 +291,10 @@ describe('PostgresLocker across instances', () => {
 
     await relay.down();
     started = performance.now();
-    await expect(locker.newLock(randomUUID()).lock(noStop, ignore)).rejects.toMatchObject({ code: 'DATABASE_UNAVAILABLE' });
+    await expect(locker.newLock(randomUUID()).lock(noStop, ignore)).rejects.toMatchObject({ code: 'ERR_DATABASE_UNAVAILABLE' });
     expect(performance.now() - started).toBeLessThan(1_500);
     await expect(PostgresLocker.create({ url: relay.url, queryTimeoutMs: 500 })).rejects.toMatchObject({
-      code: 'DATABASE_UNAVAILABLE',
+      code: 'ERR_DATABASE_UNAVAILABLE',
     });
   });
 });
