@@ -113,12 +113,24 @@ function isS3Error(error: unknown): error is Error & { $metadata: { httpStatusCo
 
 const NETWORK_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN']);
 
-/** "storage error: NoSuchKey (S3 answered 404)" / "storage unreachable (ECONNREFUSED)", or undefined if not storage's. */
+/**
+ * The S3 client's own timeouts (S3_REQUEST_TIMEOUT of silence, the connect timeout: storage/s3.ts). The SDK
+ * gives them no code, and for a request with a streamed body (every part sent from a temp file) not even the
+ * $metadata that marks its other errors, so they are recognised by name, as isTransientStorageError does.
+ * Nothing else in Freight throws a TimeoutError (database deadlines are FreightErrors).
+ */
+const isStorageTimeout = (error: unknown): boolean => error instanceof Error && error.name === 'TimeoutError';
+
+/**
+ * "storage error: NoSuchKey (S3 answered 404)" / "storage unreachable (ECONNREFUSED)" / "storage did not answer
+ * in time (TimeoutError)", or undefined if not storage's.
+ */
 export function storageProblem(error: unknown): string | undefined {
   const errno = (error as NodeJS.ErrnoException | null)?.code;
   if (errno !== undefined && NETWORK_ERRORS.has(errno) && (isS3Error(error) || (error as { syscall?: string }).syscall)) {
     return `storage unreachable (${errno})`;
   }
+  if (isStorageTimeout(error)) return 'storage did not answer in time (TimeoutError)';
   if (isS3Error(error)) {
     const status = error.$metadata.httpStatusCode;
     return `storage error: ${error.name}${status ? ` (S3 answered ${status})` : ''}`;
