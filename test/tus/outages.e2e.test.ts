@@ -560,4 +560,33 @@ describe('PostgreSQL outages (a throwaway cluster of this file, never the machin
       await pgProxy.down();
     }
   });
+
+  // Known defect, run as test.fails: the INSERT of a creation is already on the wire when the deadline answers
+  // 503, and Postgres runs it once it answers again. The client retries its POST and uploads into a second
+  // upload; the first stays `pending` (no bytes, nothing in S3) until it expires. No progress is lost, but the
+  // 503 promises that nothing was recorded (errors.ts: databaseUnavailable) and availability.ts's "every write
+  // is a guarded UPDATE that is correct whenever it lands" does not hold for this INSERT.
+  test.fails('a POST answered 503 while Postgres is held leaves no upload behind once Postgres answers again (fails: the INSERT lands late)', async () => {
+    const pgProxy = await holdingProxy(cluster.url);
+    const freight = await startFreight(serviceEnv(bucket.bucket, { DATABASE_URL: pgProxy.url, DATABASE_TIMEOUT: '2s' }));
+    try {
+      // A connection in the pool, as on any server that has served a request: the INSERT goes out on it.
+      await createUpload(freight, uniqueUser('pg-held-warm'), 8 * MiB);
+      const newcomer = uniqueUser('pg-held-post');
+      await pgProxy.hold();
+      const creation = await ask(`${freight.url}/files/`, {
+        method: 'POST',
+        headers: { ...TUS, ...(await bearer(newcomer)), 'Upload-Length': String(8 * MiB) },
+      });
+      log(describeAnswer('Postgres held: POST', creation));
+      expect(creation).toMatchObject({ status: 503, retryAfter: RETRY_AFTER });
+      await pgProxy.release();
+      // Once Postgres answers again, whatever was sent to it has run.
+      expect((await fetch(`${freight.url}/readyz`)).status).toBe(200);
+      expect(await sql`select id, status from file_uploads where user_id = ${newcomer}`).toEqual([]);
+    } finally {
+      await freight.close();
+      await pgProxy.down();
+    }
+  });
 });
