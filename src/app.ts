@@ -27,7 +27,7 @@ import { UploadRepository } from './db/repository.js';
 import { corsPolicy } from './http/cors.js';
 import { healthRoutes, type ReadinessCheck } from './ops/health.js';
 import { S3MultipartStorage } from './storage/multipart.js';
-import { createS3Client } from './storage/s3.js';
+import { createS3Client, sdkLogger } from './storage/s3.js';
 import { processTempDir } from './storage/temp-dir.js';
 import { MemoryLocker } from '@tus/server';
 import { PostgresLocker } from './tus/lockers/postgres-locker.js';
@@ -92,11 +92,14 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     app.log.warn(`no AUTH_JWT_SECRET: using a development secret kept in ${config.auth.secretFile} (npm run token -- <user>)`);
   }
 
-  const repository = withDeadlines(new UploadRepository(database.db), config.databaseTimeoutMs);
+  const queries = new UploadRepository(database.db);
+  // A creation answered 503 at its deadline but recorded later is removed: its client never saw it.
+  const repository = withDeadlines(queries, config.databaseTimeoutMs, { insertUpload: (row) => queries.deleteUnusedUpload(row.id) });
   const uploads = new UploadService(repository, { expiryMs: config.uploadExpiryMs });
-  const s3 = config.s3 ? createS3Client(config.s3, {}, config.s3RequestTimeoutMs) : undefined;
+  const logger = sdkLogger(app.log);
+  const s3 = config.s3 ? createS3Client(config.s3, { logger }, config.s3RequestTimeoutMs) : undefined;
   // Bodies read from temp files are retried by the store itself (the SDK cannot replay a consumed stream).
-  const s3Bodies = config.s3 ? createS3Client(config.s3, { maxAttempts: 1 }, config.s3RequestTimeoutMs) : undefined;
+  const s3Bodies = config.s3 ? createS3Client(config.s3, { logger, maxAttempts: 1 }, config.s3RequestTimeoutMs) : undefined;
   app.addHook('onClose', async () => {
     s3?.destroy();
     s3Bodies?.destroy();

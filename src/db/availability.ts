@@ -4,8 +4,10 @@
  *
  * postgres.js has connect and statement timeouts (set in client.ts), but a server that stopped answering on an
  * open connection (a paused process, a dead link that still ACKs) holds a query forever: the deadline here is
- * the client-side bound. A query abandoned at its deadline may still finish later; every write Freight makes
- * is a guarded UPDATE that is correct whenever it lands, so a late commit never makes state lie.
+ * the client-side bound. A query abandoned at its deadline may still finish later. Every UPDATE Freight makes
+ * is guarded and true whenever it lands, so a late one never makes state lie; an INSERT that lands after its
+ * request was answered 503 (the client never learnt of the row and will create another) is undone then: each
+ * such write names its undo.
  */
 import { databaseUnavailable } from '../errors.js';
 
@@ -49,14 +51,32 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   return codesOf(error).some((code) => UNAVAILABLE.has(code) || /^08[0-9A-Z]{3}$/.test(code));
 }
 
-/** `work`, or database_unavailable once `timeoutMs` pass or when it fails for lack of a database. */
-export async function withinDeadline<T>(work: Promise<T>, timeoutMs: number): Promise<T> {
+const UNDO_ATTEMPTS = 5;
+const UNDO_PAUSE_MS = 2_000;
+
+/** Runs `undo` (a guarded write), a few times if the database is still shaky. */
+async function undoLate(undo: () => Promise<unknown>): Promise<void> {
+  for (let attempt = 1; attempt <= UNDO_ATTEMPTS; attempt++) {
+    try {
+      await undo();
+      return;
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, UNDO_PAUSE_MS));
+    }
+  }
+}
+
+/**
+ * `work`, or database_unavailable once `timeoutMs` pass or when it fails for lack of a database. If the deadline
+ * answered first and `work` succeeds later, `undoIfLate` runs.
+ */
+export async function withinDeadline<T>(work: Promise<T>, timeoutMs: number, undoIfLate?: () => Promise<unknown>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(databaseUnavailable(`the database did not answer within ${timeoutMs / 1000} s`)),
-      timeoutMs,
-    );
+    timer = setTimeout(() => {
+      if (undoIfLate) work.then(() => undoLate(undoIfLate), () => {});
+      reject(databaseUnavailable(`the database did not answer within ${timeoutMs / 1000} s`));
+    }, timeoutMs);
   });
   try {
     return await Promise.race([work, deadline]);
@@ -70,15 +90,21 @@ export async function withinDeadline<T>(work: Promise<T>, timeoutMs: number): Pr
   }
 }
 
+/** For methods whose late success must be undone: the undo, given the same arguments. */
+export type LateUndos<T> = {
+  [K in keyof T]?: T[K] extends (...args: infer A) => Promise<unknown> ? (...args: A) => Promise<unknown> : never;
+};
+
 /** The same object, with every method that returns a promise bounded by withinDeadline. */
-export function withDeadlines<T extends object>(target: T, timeoutMs: number): T {
+export function withDeadlines<T extends object>(target: T, timeoutMs: number, undos: LateUndos<T> = {}): T {
   return new Proxy(target, {
     get(object, property, receiver) {
       const value: unknown = Reflect.get(object, property, receiver);
       if (typeof value !== 'function') return value;
+      const undo = undos[property as keyof T] as ((...args: unknown[]) => Promise<unknown>) | undefined;
       return (...args: unknown[]) => {
         const result: unknown = value.apply(object, args);
-        return result instanceof Promise ? withinDeadline(result, timeoutMs) : result;
+        return result instanceof Promise ? withinDeadline(result, timeoutMs, undo && (() => undo(...args))) : result;
       };
     },
   });

@@ -67,6 +67,13 @@ export class UploadRepository {
     return created;
   }
 
+  /** Removes an upload nobody has used: created, and no byte or state recorded since. */
+  async deleteUnusedUpload(id: string): Promise<void> {
+    await this.db
+      .delete(fileUploads)
+      .where(and(eq(fileUploads.id, id), eq(fileUploads.status, 'pending'), eq(fileUploads.bytesReceived, 0), isNull(fileUploads.s3UploadId)));
+  }
+
   async findUpload(id: string): Promise<FileUpload | undefined> {
     if (!isUploadId(id)) return undefined;
     const [row] = await this.byId.execute({ id });

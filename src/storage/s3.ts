@@ -61,3 +61,12 @@ export function isTransientStorageError(error: unknown): boolean {
   const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
   return status === undefined ? (error as { $metadata?: unknown }).$metadata !== undefined : status >= 500 || status === 429;
 }
+
+/**
+ * The SDK's own log lines (a failed streaming upload, retries) go to Freight's log at debug level: Freight logs
+ * every failure it answers for itself, with the upload's id. Without a logger the SDK prints to stderr.
+ */
+export function sdkLogger(log: { debug(obj: object, msg: string): void }): NonNullable<S3ClientConfig['logger']> {
+  const toDebug = (...content: unknown[]) => log.debug({ sdk: content }, 'aws sdk');
+  return { trace: () => {}, debug: () => {}, info: () => {}, warn: toDebug, error: toDebug };
+}

@@ -11,7 +11,7 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { loadConfig, type Config } from '../../src/config/index.js';
 import { openPglite, openPostgres, type Database } from '../../src/db/client.js';
 import { UploadRepository } from '../../src/db/repository.js';
-import { s3ClientConfig } from '../../src/storage/s3.js';
+import { s3ClientConfig, sdkLogger } from '../../src/storage/s3.js';
 import { createTusStore } from '../../src/tus/store.js';
 import type { FreightStore } from '../../src/tus/upload-record.js';
 import { UploadService } from '../../src/uploads/service.js';
@@ -20,11 +20,12 @@ import { UPLOAD_EXPIRY_MS, dataStoreContract, type StoreUnderTest } from './data
 
 /** The store under test, as the app builds it (src/app.ts). */
 function buildStore(config: Config, uploads: UploadService, tempDir: string): { store: FreightStore; close(): void } {
-  const s3 = config.s3 && {
-    client: new S3Client(s3ClientConfig(config.s3, {}, config.s3RequestTimeoutMs)),
-    bodyClient: new S3Client(s3ClientConfig(config.s3, { maxAttempts: 1 }, config.s3RequestTimeoutMs)),
-  };
   const log = silentLogger();
+  const logger = sdkLogger(log);
+  const s3 = config.s3 && {
+    client: new S3Client(s3ClientConfig(config.s3, { logger }, config.s3RequestTimeoutMs)),
+    bodyClient: new S3Client(s3ClientConfig(config.s3, { logger, maxAttempts: 1 }, config.s3RequestTimeoutMs)),
+  };
   return {
     store: createTusStore({ config, uploads, log, tempDir, s3 }),
     close: () => {

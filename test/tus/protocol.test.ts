@@ -81,6 +81,18 @@ describe('errors to HTTP', () => {
     expect(toHttpAnswer(ERRORS.FILE_NOT_FOUND)).toMatchObject({ status: 404, code: 'ERR_UPLOAD_NOT_FOUND' });
   });
 
+  test("the S3 client's timeout is a 503 with Retry-After even without the SDK's $metadata (a streamed part body)", () => {
+    // What @smithy/node-http-handler throws after S3_REQUEST_TIMEOUT of silence; the retry middleware adds no
+    // $metadata to it for a request whose body is a stream.
+    const timeout = Object.assign(new Error('the request socket timed out after 2000 ms of inactivity'), { name: 'TimeoutError' });
+    expect(toHttpAnswer(timeout)).toEqual({
+      status: 503,
+      code: 'ERR_STORAGE_UNAVAILABLE',
+      message: 'storage did not answer in time; retry later',
+      headers: { 'Retry-After': '5' },
+    });
+  });
+
   test('unknown errors are a 500 that reveals nothing', () => {
     expect(toHttpAnswer(new Error('password=hunter2'))).toEqual({
       status: 500,
