@@ -59,6 +59,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     connectionTimeout: 120_000,
     // A body field the schema does not know is a client mistake to report (400), not to drop silently.
     ajv: { customOptions: { removeAdditional: false } },
+    // S3 UploadIds are route parameters of the Companion routes, and AWS and R2 hand out ids of ~340
+    // characters (the router's default limit is 100). Longer than any real id: Fastify's 414.
+    routerOptions: { maxParamLength: 1000 },
   });
 
   const database = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, timeoutMs: config.databaseTimeoutMs });

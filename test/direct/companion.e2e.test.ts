@@ -1,6 +1,7 @@
 /**
  * The Uppy Companion routes (/s3/multipart), as @uppy/aws-s3 calls them, answering in Companion's JSON shapes.
  */
+import { randomBytes } from 'node:crypto';
 import { describe, expect, test } from 'vitest';
 import {
   freightOnS3,
@@ -82,6 +83,49 @@ describe('Uppy Companion S3 multipart routes', () => {
     const aborted = await companion(user, 'DELETE', path);
     expect(aborted).toEqual({ status: 200, body: {} });
     expect((await listMultipartUploads(ctx.s3, ctx.bucket.bucket)).map((u) => u.key)).not.toContain(body.key);
+  });
+
+  test('an UploadId as long as AWS and R2 hand out (340 characters) reaches Freight: 404, no such upload', async () => {
+    const user = uniqueUser('uppy');
+    const longId = randomBytes(255).toString('base64url');
+    expect(longId).toHaveLength(340);
+    const query = '?key=some-key';
+    for (const [method, path, body] of [
+      ['GET', `/multipart/${longId}/1${query}`, undefined],
+      ['GET', `/multipart/${longId}/batch${query}&partNumbers=1,2`, undefined],
+      ['GET', `/multipart/${longId}${query}`, undefined],
+      ['POST', `/multipart/${longId}/complete${query}`, { parts: [{ PartNumber: 1, ETag: '"x"' }] }],
+      ['DELETE', `/multipart/${longId}${query}`, undefined],
+    ] as const) {
+      const res = await companion(user, method, path, body);
+      expect(res, `${method} ${path.slice(0, 40)}…`).toEqual({ status: 404, body: { error: 'not_found', message: 'upload not found' } });
+    }
+  });
+
+  test('an id of any length on any upload route is a 4xx, never a 500', async () => {
+    const user = uniqueUser('uppy');
+    const token = await tokenFor(user);
+    for (const length of [340, 1000, 5000]) {
+      const id = 'a'.repeat(length);
+      for (const [method, path] of [
+        ['GET', `/s3/multipart/${id}/1?key=k`],
+        ['POST', `/api/multipart/${id}/sign`],
+        ['GET', `/api/multipart/${id}/parts`],
+        ['POST', `/api/multipart/${id}/complete`],
+        ['DELETE', `/api/multipart/${id}`],
+        ['GET', `/api/uploads/${id}`],
+      ] as const) {
+        const res = await fetch(`${ctx.freight.url}${path}`, {
+          method,
+          headers: { Authorization: `Bearer ${token}`, ...(method === 'POST' ? { 'content-type': 'application/json' } : {}) },
+          body: method === 'POST' ? JSON.stringify(path.endsWith('sign') ? { parts: [{ partNumber: 1 }] } : { parts: [{ partNumber: 1, etag: 'x' }] }) : undefined,
+        });
+        const label = `${method} ${path.slice(0, 30)}… (${length})`;
+        // Up to the router's 1000 characters Freight answers itself; beyond, Fastify's router says 414 URI Too Long.
+        expect(res.status, label).toBe(length <= 1000 ? 404 : 414);
+        expect(await res.json(), label).toMatchObject({ message: expect.any(String) });
+      }
+    }
   });
 
   test('a key that does not belong to the upload is refused', async () => {
