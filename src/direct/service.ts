@@ -141,7 +141,7 @@ export class DirectUploads {
 
   /** What S3 holds (a resuming client asks this), merged into the part rows. */
   async listParts(userId: string, id: string): Promise<{ upload: FileUpload; parts: StoredPart[] }> {
-    const upload = await this.uploads.getOwnedLive(userId, id);
+    const upload = await this.uploads.getOwnedLive(userId, id, 'direct');
     if (upload.status === 'completed') {
       const rows = await this.uploads.listParts(id);
       return { upload, parts: rows.map((row) => ({ partNumber: row.partNumber, size: row.size, etag: row.etag ?? '' })) };
@@ -169,11 +169,11 @@ export class DirectUploads {
     id: string,
     reported: ReadonlyArray<{ partNumber: number; etag: string }>,
   ): Promise<CompletedUpload> {
-    const upload = await this.uploads.getOwnedLive(userId, id);
+    const upload = await this.uploads.getOwnedLive(userId, id, 'direct');
     if (upload.status === 'completed') return this.completedAnswer(upload);
     const claimed = await this.uploads.claim(id, CLAIM_MS);
     if (!claimed) {
-      const current = await this.uploads.getOwned(userId, id);
+      const current = await this.uploads.getOwned(userId, id, 'direct');
       if (current.status === 'completed') return this.completedAnswer(current);
       throw conflict('another request is completing or aborting this upload; retry shortly');
     }
@@ -198,7 +198,7 @@ export class DirectUploads {
 
   /** Aborts the multipart upload in S3. A completed upload cannot be aborted; aborting twice is fine. */
   async abort(userId: string, id: string): Promise<void> {
-    const upload = await this.uploads.getOwned(userId, id);
+    const upload = await this.uploads.getOwned(userId, id, 'direct');
     if (upload.status === 'aborted') return;
     if (upload.status === 'completed') throw conflict('the upload is completed and cannot be aborted');
     const claimed = await this.uploads.claim(id, CLAIM_MS);
@@ -214,13 +214,13 @@ export class DirectUploads {
 
   /** Companion's routes name uploads by S3 UploadId and key. */
   async findByS3UploadId(userId: string, s3UploadId: string, key: string): Promise<FileUpload> {
-    const upload = await this.uploads.findByS3UploadId(userId, s3UploadId);
-    if (upload.storageKey !== key || upload.protocol !== 'direct') throw badRequest('key does not match the upload');
+    const upload = await this.uploads.findByS3UploadId(userId, s3UploadId, 'direct');
+    if (upload.storageKey !== key) throw badRequest('key does not match the upload');
     return upload;
   }
 
   private async open(userId: string, id: string): Promise<FileUpload> {
-    const upload = await this.uploads.getOwnedLive(userId, id);
+    const upload = await this.uploads.getOwnedLive(userId, id, 'direct');
     if (!OPEN_STATUSES.includes(upload.status)) throw conflict(`the upload is ${upload.status}`);
     return upload;
   }

@@ -57,10 +57,13 @@ export class UploadService {
     });
   }
 
-  /** The caller's upload. Another user's upload is answered exactly like a missing one: 404. */
-  async getOwned(userId: string, id: string): Promise<FileUpload> {
+  /**
+   * The caller's upload. Another user's upload is answered exactly like a missing one: 404; so is, when
+   * `protocol` is given, an upload of the other protocol (each path acts only on its own uploads).
+   */
+  async getOwned(userId: string, id: string, protocol?: UploadProtocol): Promise<FileUpload> {
     const upload = await this.repo.findOwnedUpload(userId, id);
-    if (!upload) throw notFound();
+    if (!upload || (protocol !== undefined && upload.protocol !== protocol)) throw notFound();
     return upload;
   }
 
@@ -69,8 +72,8 @@ export class UploadService {
    * expiry is marked `expired` here and is gone too (tus: "The Server SHOULD respond with the 410 Gone status
    * if the Server is keeping track of expired uploads").
    */
-  async getOwnedLive(userId: string, id: string): Promise<FileUpload> {
-    const upload = await this.getOwned(userId, id);
+  async getOwnedLive(userId: string, id: string, protocol?: UploadProtocol): Promise<FileUpload> {
+    const upload = await this.getOwned(userId, id, protocol);
     if (upload.status === 'aborted') throw gone('the upload was terminated');
     if (upload.status === 'expired') throw gone('the upload expired');
     if (upload.status === 'lost') throw gone(`the upload cannot be resumed: ${upload.error ?? 'storage lost its bytes'}`);
@@ -93,9 +96,9 @@ export class UploadService {
     return upload;
   }
 
-  async findByS3UploadId(userId: string, s3UploadId: string): Promise<FileUpload> {
+  async findByS3UploadId(userId: string, s3UploadId: string, protocol?: UploadProtocol): Promise<FileUpload> {
     const upload = await this.repo.findOwnedUploadByS3UploadId(userId, s3UploadId);
-    if (!upload) throw notFound();
+    if (!upload || (protocol !== undefined && upload.protocol !== protocol)) throw notFound();
     return upload;
   }
 

@@ -284,6 +284,51 @@ describe('abort, ownership and validation', () => {
     }
   });
 
+  test('the direct routes, native and Companion, do not act on a tus upload: 404 as if there were none', async () => {
+    const user = uniqueUser('tusser');
+    const auth = { Authorization: `Bearer ${await tokenFor(user)}`, 'Tus-Resumable': '1.0.0' };
+    const created = await fetch(`${ctx.freight.url}/files/`, { method: 'POST', headers: { ...auth, 'Upload-Length': String(10 * MiB) } });
+    expect(created.status).toBe(201);
+    const id = new URL(created.headers.get('location')!).pathname.split('/').pop()!;
+    // One whole part (8 MiB, S3_PART_SIZE) gives the tus upload its S3 multipart upload.
+    const patched = await fetch(`${ctx.freight.url}/files/${id}`, {
+      method: 'PATCH',
+      headers: { ...auth, 'Upload-Offset': '0', 'Content-Type': 'application/offset+octet-stream' },
+      body: randomData(8 * MiB),
+    });
+    expect(patched.status).toBe(204);
+    const s3UploadId: string = (await uploadRow(id))!.s3_upload_id;
+    expect(s3UploadId).toEqual(expect.any(String));
+
+    const companionQuery = `?key=${encodeURIComponent(id)}`;
+    const companionPath = `/s3/multipart/${encodeURIComponent(s3UploadId)}`;
+    for (const [method, path, body] of [
+      ['POST', `/api/multipart/${id}/sign`, { parts: [{ partNumber: 1 }] }],
+      ['GET', `/api/multipart/${id}/parts`, undefined],
+      ['POST', `/api/multipart/${id}/complete`, { parts: [{ partNumber: 1, etag: 'x' }] }],
+      ['DELETE', `/api/multipart/${id}`, undefined],
+      ['GET', `${companionPath}/1${companionQuery}`, undefined],
+      ['GET', `${companionPath}/batch${companionQuery}&partNumbers=1,2`, undefined],
+      ['GET', `${companionPath}${companionQuery}`, undefined],
+      ['POST', `${companionPath}/complete${companionQuery}`, { parts: [{ PartNumber: 1, ETag: 'x' }] }],
+      ['DELETE', `${companionPath}${companionQuery}`, undefined],
+    ] as const) {
+      const res = await api(user, method, path, body);
+      expect(res, `${method} ${path}`).toEqual({ status: 404, body: { error: 'not_found', message: 'upload not found' } });
+    }
+
+    // The tus upload is untouched and finishes as tus.
+    expect(await uploadRow(id)).toMatchObject({ protocol: 'tus', status: 'uploading', stored_offset: String(8 * MiB), locked_until: null });
+    expect((await listMultipartUploads(ctx.s3, ctx.bucket.bucket)).map((u) => u.uploadId)).toContain(s3UploadId);
+    const rest = await fetch(`${ctx.freight.url}/files/${id}`, {
+      method: 'PATCH',
+      headers: { ...auth, 'Upload-Offset': String(8 * MiB), 'Content-Type': 'application/offset+octet-stream' },
+      body: randomData(2 * MiB),
+    });
+    expect(rest.status).toBe(204);
+    expect(await uploadRow(id)).toMatchObject({ status: 'completed' });
+  });
+
   test.each([
     [{ filename: 'a.bin', size: 0 }, 400, /size/],
     [{ filename: 'a.bin', size: 2 * 1024 * MiB }, 413, /exceeds this server's maximum/],
