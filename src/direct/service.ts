@@ -187,8 +187,9 @@ export class DirectUploads {
         return this.completedAnswer(await this.uploads.markCompleted(id, size));
       }
       const parts = await this.uploads.verifyParts(claimed, stored, reported);
-      await this.storage.complete(key, this.s3UploadIdOf(claimed), parts);
       const size = parts.reduce((sum, part) => sum + part.size, 0);
+      if (size > this.options.maxUploadSize) throw await this.refuseOversize(claimed, size);
+      await this.storage.complete(key, this.s3UploadIdOf(claimed), parts);
       return this.completedAnswer(await this.uploads.markCompleted(id, size));
     } catch (error) {
       await this.uploads.release(id);
@@ -210,6 +211,19 @@ export class DirectUploads {
       await this.uploads.release(id);
       throw error;
     }
+  }
+
+  /**
+   * An upload of unknown size (Companion's) whose parts add up to more than MAX_UPLOAD_SIZE: S3 keeps every part
+   * it was sent and has no way to drop one, so the upload could never complete. Rather than leave it (and its
+   * bytes, which the bucket's owner pays for) open until it expires, its multipart upload is aborted now and the
+   * upload is `aborted` with the reason kept; the client gets 413, and 410 from then on.
+   */
+  private async refuseOversize(upload: FileUpload, size: number) {
+    const reason = `the parts hold ${size} bytes, more than this server's maximum of ${this.options.maxUploadSize} bytes; the upload was aborted`;
+    await this.storage.abort(upload.storageKey, this.s3UploadIdOf(upload));
+    await this.uploads.markAborted(upload.id, reason);
+    return payloadTooLarge(reason);
   }
 
   /** Companion's routes name uploads by S3 UploadId and key. */

@@ -263,9 +263,16 @@ export class UploadService {
     throw conflict(`the upload is ${current?.status ?? 'missing'} and cannot be completed`);
   }
 
-  /** A completed upload cannot be aborted; aborting an aborted one is a no-op. */
-  async markAborted(id: string): Promise<void> {
-    const aborted = await this.repo.transition(id, OPEN_STATUSES, { status: 'aborted', lockedUntil: null });
+  /**
+   * A completed upload cannot be aborted; aborting an aborted one is a no-op. `reason`: why the server aborted it
+   * (kept as its error); without one, the owner did.
+   */
+  async markAborted(id: string, reason?: string): Promise<void> {
+    const aborted = await this.repo.transition(id, OPEN_STATUSES, {
+      status: 'aborted',
+      lockedUntil: null,
+      ...(reason === undefined ? {} : { error: reason }),
+    });
     if (aborted) return;
     const current = await this.repo.findUpload(id);
     if (!current) throw notFound();

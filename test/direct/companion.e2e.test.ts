@@ -3,13 +3,16 @@
  */
 import { randomBytes } from 'node:crypto';
 import { describe, expect, test } from 'vitest';
+import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import {
   freightOnS3,
   listMultipartUploads,
   MiB,
   randomData,
   sha256,
+  serviceEnv,
   sha256OfObject,
+  startFreight,
   tokenFor,
   uniqueUser,
 } from '../helpers/harness.js';
@@ -125,6 +128,48 @@ describe('Uppy Companion S3 multipart routes', () => {
         expect(res.status, label).toBe(length <= 1000 ? 404 : 414);
         expect(await res.json(), label).toMatchObject({ message: expect.any(String) });
       }
+    }
+  });
+
+  test('parts adding up to more than MAX_UPLOAD_SIZE are refused at complete: 413, nothing assembled, the upload aborted', async () => {
+    const small = await startFreight(serviceEnv(ctx.bucket.bucket, { MAX_UPLOAD_SIZE: '8MiB' }));
+    try {
+      const user = uniqueUser('uppy');
+      const call = async (method: string, path: string, body?: unknown) => {
+        const res = await fetch(`${small.url}/s3${path}`, {
+          method,
+          headers: { Authorization: `Bearer ${await tokenFor(user)}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+          body: body === undefined ? undefined : JSON.stringify(body),
+        });
+        return { status: res.status, body: (await res.json()) as any };
+      };
+      // Uppy never says the size: the server learns it only from the parts.
+      const { body: created } = await call('POST', '/multipart', { filename: 'big.bin', type: 'application/octet-stream' });
+      const path = `/multipart/${encodeURIComponent(created.uploadId)}`;
+      const query = `?key=${encodeURIComponent(created.key)}`;
+      const parts = [];
+      for (const partNumber of [1, 2]) {
+        const signed = await call('GET', `${path}/${partNumber}${query}`);
+        const put = await fetch(signed.body.url, { method: 'PUT', body: randomData(5 * MiB) });
+        expect(put.status).toBe(200);
+        parts.push({ PartNumber: partNumber, ETag: put.headers.get('etag')! });
+      }
+
+      const refused = await call('POST', `${path}/complete${query}`, { parts });
+      expect(refused.status).toBe(413);
+      expect(refused.body).toEqual({
+        error: 'payload_too_large',
+        message: `the parts hold ${10 * MiB} bytes, more than this server's maximum of ${8 * MiB} bytes; the upload was aborted`,
+      });
+      await expect(ctx.s3.send(new HeadObjectCommand({ Bucket: ctx.bucket.bucket, Key: created.key }))).rejects.toMatchObject({
+        name: 'NotFound',
+      });
+      expect((await listMultipartUploads(ctx.s3, ctx.bucket.bucket)).map((u) => u.uploadId)).not.toContain(created.uploadId);
+      const [row] = await ctx.sql`select status, error from file_uploads where s3_upload_id = ${created.uploadId}`;
+      expect(row).toEqual({ status: 'aborted', error: refused.body.message });
+      expect((await call('POST', `${path}/complete${query}`, { parts })).status).toBe(410);
+    } finally {
+      await small.close();
     }
   });
 
