@@ -78,7 +78,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   }
 
   const repository = withDeadlines(new UploadRepository(database.db), config.databaseTimeoutMs);
-  const uploads = new UploadService(repository, { expiryMs: config.uploadExpiryMs });
+  const uploads = new UploadService(repository, { expiryMs: config.uploadExpiryMs, maxOpenUploadsPerUser: config.userMaxOpenUploads });
   const s3 = config.s3 ? createS3Client(config.s3, {}, config.s3RequestTimeoutMs) : undefined;
   // Bodies read from temp files are retried by the store itself (the SDK cannot replay a consumed stream).
   const s3Bodies = config.s3 ? createS3Client(config.s3, { maxAttempts: 1 }, config.s3RequestTimeoutMs) : undefined;

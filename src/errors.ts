@@ -14,6 +14,7 @@ const STATUS = {
   payload_too_large: 413,
   unsupported_media_type: 415,
   locked: 423,
+  too_many_requests: 429,
   internal: 500,
   not_implemented: 501,
   storage_unavailable: 503,
@@ -53,6 +54,8 @@ export const payloadTooLarge = (message: string) => new FreightError('payload_to
 export const locked = (message: string, retryAfterSeconds = RETRY_AFTER_SECONDS) =>
   new FreightError('locked', message, { 'Retry-After': String(retryAfterSeconds) });
 export const notImplemented = (message: string) => new FreightError('not_implemented', message);
+/** 429: a per-user limit is reached (the message says which and what frees it). */
+export const tooManyRequests = (message: string) => new FreightError('too_many_requests', message);
 /** The S3 server (or the disk) failed; the upload stays resumable. */
 export const storageUnavailable = (message: string) =>
   new FreightError('storage_unavailable', message, { 'Retry-After': String(RETRY_AFTER_SECONDS) });

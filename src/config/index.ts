@@ -53,6 +53,8 @@ export interface Config {
   minUploadRate: number;
   stallTimeoutMs: number;
   maxUploadSize: number;
+  /** Open uploads (pending, uploading, failed) one user may have at once; 0: no limit. */
+  userMaxOpenUploads: number;
   uploadExpiryMs: number;
   presignExpiresMs: number;
   auth: AuthConfig;
@@ -174,6 +176,7 @@ export function loadConfig(env: Env = process.env): Config {
   const lockTimeoutMs = duration('LOCK_TIMEOUT', 30_000, 1_000, 600_000);
   const minUploadRate = size('UPLOAD_MIN_RATE', 16 * KiB, 0, GiB);
   const stallTimeoutMs = duration('UPLOAD_STALL_TIMEOUT', 30_000, 1_000, 3_600_000);
+  const userMaxOpenUploads = int('USER_MAX_OPEN_UPLOADS', 1000, 0, 1_000_000);
   const uploadExpiryMs = duration('UPLOAD_EXPIRY', 24 * 3_600_000, 60_000, 365 * 86_400_000);
   const presignExpiresMs = duration('PRESIGN_EXPIRES', 15 * 60_000, 60_000, 60 * 60_000);
 
@@ -212,6 +215,7 @@ export function loadConfig(env: Env = process.env): Config {
     minUploadRate,
     stallTimeoutMs,
     maxUploadSize,
+    userMaxOpenUploads,
     uploadExpiryMs,
     presignExpiresMs,
     auth,

@@ -11,7 +11,7 @@
  *                 ▼
  *        aborted (DELETE) / expired (past expires_at) / lost (storage lost its bytes)
  */
-import { FreightError, badRequest, conflict, gone, notFound } from '../errors.js';
+import { FreightError, badRequest, conflict, gone, notFound, tooManyRequests } from '../errors.js';
 import type { StoredAdvance, UploadRepository } from '../db/repository.js';
 import type { FileUpload, UploadProtocol, UploadStatus } from '../db/schema.js';
 import { partCount } from './planner.js';
@@ -36,25 +36,46 @@ export interface NewUpload {
 /** States from which an upload can still receive bytes, complete, fail or be aborted. */
 export const OPEN_STATUSES: readonly UploadStatus[] = ['pending', 'uploading', 'failed'];
 
+export interface UploadServiceOptions {
+  expiryMs: number;
+  /** USER_MAX_OPEN_UPLOADS: open uploads (pending, uploading, failed) one user may have at once; 0 or unset: no limit. */
+  maxOpenUploadsPerUser?: number;
+  now?: () => Date;
+}
+
 export class UploadService {
   constructor(
     private readonly repo: UploadRepository,
-    private readonly options: { expiryMs: number; now?: () => Date },
+    private readonly options: UploadServiceOptions,
   ) {}
 
   private now(): Date {
     return this.options.now?.() ?? new Date();
   }
 
+  /**
+   * Records a new upload (both paths create through here, before storage is asked for anything). Beyond the
+   * user's limit of open uploads it is 429 and nothing is recorded; an upload stops counting once it is
+   * completed, aborted, expired or lost.
+   */
   async create(input: NewUpload): Promise<FileUpload> {
     const now = this.now();
-    return this.repo.insertUpload({
+    const row = {
       ...input,
-      status: 'pending',
+      status: 'pending' as const,
       createdAt: now,
       updatedAt: now,
       expiresAt: new Date(now.getTime() + this.options.expiryMs),
-    });
+    };
+    const limit = this.options.maxOpenUploadsPerUser ?? 0;
+    if (limit === 0) return this.repo.insertUpload(row);
+    const result = await this.repo.insertUploadWithinLimit(row, limit, now);
+    if ('open' in result) {
+      throw tooManyRequests(
+        `too many open uploads: you have ${result.open} and this server allows ${limit} per user; complete or abort one before starting another`,
+      );
+    }
+    return result.created;
   }
 
   /**

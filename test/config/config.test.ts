@@ -18,6 +18,7 @@ describe('configuration from the environment', () => {
       partSize: 8 * MiB,
       partConcurrency: 4,
       maxUploadSize: 5 * TiB,
+      userMaxOpenUploads: 1000,
       uploadExpiryMs: 24 * 3600 * 1000,
       presignExpiresMs: 15 * 60 * 1000,
       corsOrigins: '*',
@@ -42,6 +43,7 @@ describe('configuration from the environment', () => {
       S3_PART_SIZE: '16MiB',
       S3_PART_CONCURRENCY: '12',
       MAX_UPLOAD_SIZE: '1TiB',
+      USER_MAX_OPEN_UPLOADS: '25',
       AUTH_JWT_SECRET: SECRET,
       CORS_ORIGINS: 'https://a.example.com, https://b.example.com',
       UPLOAD_EXPIRY: '7d',
@@ -66,6 +68,7 @@ describe('configuration from the environment', () => {
       partSize: 16 * MiB,
       partConcurrency: 12,
       maxUploadSize: TiB,
+      userMaxOpenUploads: 25,
       corsOrigins: ['https://a.example.com', 'https://b.example.com'],
       uploadExpiryMs: 7 * 86_400_000,
       presignExpiresMs: 5 * 60_000,
@@ -84,6 +87,9 @@ describe('configuration from the environment', () => {
     [{ S3_PART_SIZE: 'big' }, 'S3_PART_SIZE'],
     [{ S3_PART_CONCURRENCY: '0' }, 'S3_PART_CONCURRENCY'],
     [{ MAX_UPLOAD_SIZE: '6TiB' }, 'MAX_UPLOAD_SIZE'],
+    [{ USER_MAX_OPEN_UPLOADS: '-1' }, 'USER_MAX_OPEN_UPLOADS'],
+    [{ USER_MAX_OPEN_UPLOADS: 'lots' }, 'USER_MAX_OPEN_UPLOADS'],
+    [{ USER_MAX_OPEN_UPLOADS: '2.5' }, 'USER_MAX_OPEN_UPLOADS'],
     [{ UPLOAD_EXPIRY: 'forever' }, 'UPLOAD_EXPIRY'],
     [{ PRESIGN_EXPIRES: '2h' }, 'PRESIGN_EXPIRES'],
     [{ PRESIGN_EXPIRES: '30s' }, 'PRESIGN_EXPIRES'],
@@ -102,6 +108,10 @@ describe('configuration from the environment', () => {
     expect((error as ConfigError).variable).toBe(variable);
     expect((error as ConfigError).message.startsWith(variable)).toBe(true);
     expect((error as ConfigError).message).not.toContain('\n');
+  });
+
+  test('USER_MAX_OPEN_UPLOADS=0 turns the limit off', () => {
+    expect(loadConfig({ AUTH_JWT_SECRET: SECRET, USER_MAX_OPEN_UPLOADS: '0' }).userMaxOpenUploads).toBe(0);
   });
 
   describe('authentication settings', () => {
