@@ -70,7 +70,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   if (tempDir.reclaimed.length > 0) app.log.info({ reclaimed: tempDir.reclaimed }, 'removed part files of processes that no longer run');
   app.addHook('onClose', () => tempDir.remove());
 
-  const authenticator = await Authenticator.create(config.auth);
+  const authenticator = await Authenticator.create(config.auth, config.tokens);
   if (config.auth.mode === 'disabled') {
     app.log.warn('AUTH_DISABLED=true: every request is the user "anonymous". Never run like this in production.');
   } else if (config.auth.mode === 'dev-secret') {

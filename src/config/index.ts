@@ -25,6 +25,16 @@ export type AuthConfig =
   | { mode: 'dev-secret'; secretFile: string }
   | { mode: 'disabled' };
 
+/** What a bearer token must satisfy beyond its signature and `sub`. */
+export interface TokenChecks {
+  /** AUTH_CLOCK_TOLERANCE: leeway for `exp`, `nbf` and `iat` against this server's clock (issuers' clocks drift). */
+  clockToleranceSeconds: number;
+  /** AUTH_JWT_ISSUER: when set, the `iss` a token must carry. */
+  issuer: string | undefined;
+  /** AUTH_JWT_AUDIENCE: when set, the audience a token's `aud` must name. */
+  audience: string | undefined;
+}
+
 export interface Config {
   host: string;
   port: number;
@@ -58,6 +68,7 @@ export interface Config {
   uploadExpiryMs: number;
   presignExpiresMs: number;
   auth: AuthConfig;
+  tokens: TokenChecks;
   corsOrigins: '*' | string[];
   logLevel: LogLevel;
 }
@@ -197,6 +208,11 @@ export function loadConfig(env: Env = process.env): Config {
   }
 
   const auth = readAuth(read, bool, { host, dataDir, embedded: databaseUrl === undefined && s3 === undefined });
+  const tokens: TokenChecks = {
+    clockToleranceSeconds: duration('AUTH_CLOCK_TOLERANCE', 30_000, 0, 600_000) / 1000,
+    issuer: read('AUTH_JWT_ISSUER'),
+    audience: read('AUTH_JWT_AUDIENCE'),
+  };
 
   return {
     host,
@@ -219,6 +235,7 @@ export function loadConfig(env: Env = process.env): Config {
     uploadExpiryMs,
     presignExpiresMs,
     auth,
+    tokens,
     corsOrigins,
     logLevel,
   };

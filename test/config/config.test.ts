@@ -23,6 +23,7 @@ describe('configuration from the environment', () => {
       presignExpiresMs: 15 * 60 * 1000,
       corsOrigins: '*',
       auth: { mode: 'jwt', secret: SECRET },
+      tokens: { clockToleranceSeconds: 30, issuer: undefined, audience: undefined },
     });
   });
 
@@ -45,6 +46,9 @@ describe('configuration from the environment', () => {
       MAX_UPLOAD_SIZE: '1TiB',
       USER_MAX_OPEN_UPLOADS: '25',
       AUTH_JWT_SECRET: SECRET,
+      AUTH_CLOCK_TOLERANCE: '2m',
+      AUTH_JWT_ISSUER: 'https://id.example.com',
+      AUTH_JWT_AUDIENCE: 'freight',
       CORS_ORIGINS: 'https://a.example.com, https://b.example.com',
       UPLOAD_EXPIRY: '7d',
       PRESIGN_EXPIRES: '5m',
@@ -69,6 +73,7 @@ describe('configuration from the environment', () => {
       partConcurrency: 12,
       maxUploadSize: TiB,
       userMaxOpenUploads: 25,
+      tokens: { clockToleranceSeconds: 120, issuer: 'https://id.example.com', audience: 'freight' },
       corsOrigins: ['https://a.example.com', 'https://b.example.com'],
       uploadExpiryMs: 7 * 86_400_000,
       presignExpiresMs: 5 * 60_000,
@@ -95,6 +100,8 @@ describe('configuration from the environment', () => {
     [{ PRESIGN_EXPIRES: '30s' }, 'PRESIGN_EXPIRES'],
     [{ CORS_ORIGINS: 'example.com' }, 'CORS_ORIGINS'],
     [{ AUTH_DISABLED: 'maybe' }, 'AUTH_DISABLED'],
+    [{ AUTH_CLOCK_TOLERANCE: 'a little' }, 'AUTH_CLOCK_TOLERANCE'],
+    [{ AUTH_CLOCK_TOLERANCE: '1h' }, 'AUTH_CLOCK_TOLERANCE'],
     [{ S3_FORCE_PATH_STYLE: 'yes please' }, 'S3_FORCE_PATH_STYLE'],
     [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
   ])('%o is refused, naming %s', (env, variable) => {
@@ -115,6 +122,10 @@ describe('configuration from the environment', () => {
   });
 
   describe('authentication settings', () => {
+    test('AUTH_CLOCK_TOLERANCE=0 makes the token times exact', () => {
+      expect(loadConfig({ AUTH_JWT_SECRET: SECRET, AUTH_CLOCK_TOLERANCE: '0' }).tokens.clockToleranceSeconds).toBe(0);
+    });
+
     test('a short secret is refused', () => {
       expect(() => loadConfig({ AUTH_JWT_SECRET: 'short' })).toThrow(/AUTH_JWT_SECRET must be at least 32/);
     });
