@@ -87,7 +87,8 @@ export class DirectUploads {
 
     let s3UploadId: string;
     try {
-      s3UploadId = await this.storage.create(id, { contentType: input.mimeType, filename: input.filename });
+      // The client's mimeType is recorded, not given to S3: the object is bytes to download (see MultipartStorage).
+      s3UploadId = await this.storage.create(id, { filename: input.filename });
     } catch (error) {
       await this.uploads.markFailed(id, storageProblem(error) ?? (error instanceof Error ? error.message : String(error)));
       throw error;

@@ -3,6 +3,7 @@
  * with Freight only planning, signing, recording (real PostgreSQL) and verifying.
  */
 import { createHash } from 'node:crypto';
+import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { describe, expect, test } from 'vitest';
 import { bufferSource, uploadDirect } from '../../src/client/direct-upload.js';
 import { PartPresigner } from '../../src/direct/presigner.js';
@@ -79,6 +80,25 @@ describe('direct uploads with the project client', () => {
     expect(parts.every((p) => p.status === 'stored' && p.etag)).toBe(true);
     expect(Number(parts[12]!.size)).toBe(4 * MiB + 999);
     expect((await listMultipartUploads(ctx.s3, ctx.bucket.bucket)).map((u) => u.key)).not.toContain(result.key);
+  });
+
+  test('the object is served as a download whatever type the client claimed; the claimed type stays in the API', async () => {
+    const user = uniqueUser('mallory');
+    const filename = "rapport d'été (final)*.html";
+    const result = await uploadDirect({
+      endpoint: ctx.freight.url,
+      token: await tokenFor(user),
+      source: bufferSource(Buffer.from('<script>alert(document.cookie)</script>') as Buffer<ArrayBuffer>),
+      filename,
+      mimeType: 'text/html',
+    });
+    const head = await ctx.s3.send(new HeadObjectCommand({ Bucket: ctx.bucket.bucket, Key: result.key }));
+    expect(head.ContentType).toBe('application/octet-stream');
+    // RFC 6266 / RFC 8187: every byte outside attr-char percent-encoded, ' ( ) * included.
+    expect(head.ContentDisposition).toBe("attachment; filename*=UTF-8''rapport%20d%27%C3%A9t%C3%A9%20%28final%29%2A.html");
+    expect(await uploadRow(result.id)).toMatchObject({ mime_type: 'text/html', filename });
+    const shown = await api(user, 'GET', `/api/uploads/${result.id}`);
+    expect(shown.body).toMatchObject({ mimeType: 'text/html', filename });
   });
 
   test('one part that fails is retried alone, after a backoff', async () => {
