@@ -41,6 +41,18 @@ export interface CompletedUpload {
   size: number;
 }
 
+/** An upload's parts: all `partSize` bytes but the last. */
+interface PartPlan {
+  size: number;
+  partSize: number;
+  count: number;
+}
+
+/** The parts signed with the creation answer: those the client listed, else the first FIRST_BATCH. */
+function firstParts(input: CreateInput, plan: PartPlan | undefined): ReadonlyArray<{ partNumber: number; md5?: string | undefined }> {
+  return input.parts ?? Array.from({ length: Math.min(plan?.count ?? FIRST_BATCH, FIRST_BATCH) }, (_, i) => ({ partNumber: i + 1 }));
+}
+
 export class DirectUploads {
   constructor(
     private readonly uploads: UploadService,
@@ -53,18 +65,30 @@ export class DirectUploads {
     return this.storage.bucket;
   }
 
+  /** Plans the upload, records it, opens its S3 multipart upload and signs a first batch of parts. */
   async create(userId: string, input: CreateInput): Promise<CreatedUpload> {
-    const { size } = input;
-    if (size !== undefined && size > this.options.maxUploadSize) {
-      throw payloadTooLarge(`size ${size} exceeds this server's maximum of ${this.options.maxUploadSize} bytes`);
-    }
-    let partSize: number | null = null;
-    if (size !== undefined) {
-      partSize = input.partSize ?? planPartSize(size, this.options.preferredPartSize, this.options.maxParts);
-      const problem = partSizeProblem(size, partSize, this.options.maxParts);
-      if (problem) throw badRequest(problem);
-    }
+    const plan = this.plan(input.size, input.partSize);
+    const recorded = await this.record(userId, input, plan);
+    const upload = await this.openMultipartUpload(recorded, input.filename);
+    return { upload, partCount: plan?.count ?? null, parts: await this.signFor(upload, firstParts(input, plan)) };
+  }
 
+  /**
+   * How an upload of `size` bytes is cut into parts: the client's part size or the planner's, checked against
+   * S3's limits and S3_MAX_PARTS (400); over MAX_UPLOAD_SIZE is 413. No plan while the size is unknown.
+   */
+  private plan(size: number | undefined, requestedPartSize: number | undefined): PartPlan | undefined {
+    if (size === undefined) return undefined;
+    const { maxUploadSize, preferredPartSize, maxParts } = this.options;
+    if (size > maxUploadSize) throw payloadTooLarge(`size ${size} exceeds this server's maximum of ${maxUploadSize} bytes`);
+    const partSize = requestedPartSize ?? planPartSize(size, preferredPartSize, maxParts);
+    const problem = partSizeProblem(size, partSize, maxParts);
+    if (problem) throw badRequest(problem);
+    return { size, partSize, count: partCount(size, partSize) };
+  }
+
+  /** The upload's row (429 beyond the user's open uploads) and a row per planned part. */
+  private async record(userId: string, input: CreateInput, plan: PartPlan | undefined): Promise<FileUpload> {
     const id = randomUUID();
     const upload = await this.uploads.create({
       id,
@@ -72,34 +96,32 @@ export class DirectUploads {
       protocol: 'direct',
       filename: input.filename,
       mimeType: input.mimeType,
-      totalSize: size ?? null,
+      totalSize: plan?.size ?? null,
       storageKey: id,
-      partSize,
+      partSize: plan?.partSize ?? null,
       metadata: input.metadata ?? null,
     });
-    const count = size !== undefined && partSize !== null ? partCount(size, partSize) : null;
-    if (count !== null && partSize !== null && size !== undefined) {
+    if (plan) {
       await this.uploads.recordPlannedParts(
         id,
-        Array.from({ length: count }, (_, i) => ({ partNumber: i + 1, size: plannedPartSize(size, partSize, i + 1) })),
+        Array.from({ length: plan.count }, (_, i) => ({ partNumber: i + 1, size: plannedPartSize(plan.size, plan.partSize, i + 1) })),
       );
     }
+    return upload;
+  }
 
+  /** The upload's S3 multipart upload, opened and recorded; if S3 fails, the upload is marked failed with the reason. */
+  private async openMultipartUpload(upload: FileUpload, filename: string): Promise<FileUpload> {
     let s3UploadId: string;
     try {
       // The client's mimeType is recorded, not given to S3: the object is bytes to download (see MultipartStorage).
-      s3UploadId = await this.storage.create(id, { filename: input.filename });
+      s3UploadId = await this.storage.create(upload.storageKey, { filename });
     } catch (error) {
-      await this.uploads.markFailed(id, storageProblem(error) ?? (error instanceof Error ? error.message : String(error)));
+      await this.uploads.markFailed(upload.id, storageProblem(error) ?? (error instanceof Error ? error.message : String(error)));
       throw error;
     }
-    await this.uploads.attachS3Upload(id, s3UploadId);
-    const created = { ...upload, s3UploadId };
-
-    const first =
-      input.parts ??
-      Array.from({ length: Math.min(count ?? FIRST_BATCH, FIRST_BATCH) }, (_, i) => ({ partNumber: i + 1 }));
-    return { upload: created, partCount: count, parts: await this.signFor(created, first) };
+    await this.uploads.attachS3Upload(upload.id, s3UploadId);
+    return { ...upload, s3UploadId };
   }
 
   /** Presigned URLs for the caller's open upload. */
