@@ -77,6 +77,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     connectionTimeout: 120_000,
     // A body field the schema does not know is a client mistake to report (400), not to drop silently.
     ajv: { customOptions: { removeAdditional: false } },
+    // S3 UploadIds are route parameters of the Companion routes, and AWS and R2 hand out ids of ~340
+    // characters (the router's default limit is 100). Longer than any real id: Fastify's 414.
+    routerOptions: { maxParamLength: 1000 },
   });
 
   const database = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, timeoutMs: config.databaseTimeoutMs });
@@ -85,7 +88,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   if (tempDir.reclaimed.length > 0) app.log.info({ reclaimed: tempDir.reclaimed }, 'removed part files of processes that no longer run');
   app.addHook('onClose', () => tempDir.remove());
 
-  const authenticator = await Authenticator.create(config.auth);
+  const authenticator = await Authenticator.create(config.auth, config.tokens);
   if (config.auth.mode === 'disabled') {
     app.log.warn('AUTH_DISABLED=true: every request is the user "anonymous". Never run like this in production.');
   } else if (config.auth.mode === 'dev-secret') {
@@ -94,8 +97,12 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
 
   const queries = new UploadRepository(database.db);
   // A creation answered 503 at its deadline but recorded later is removed: its client never saw it.
-  const repository = withDeadlines(queries, config.databaseTimeoutMs, { insertUpload: (row) => queries.deleteUnusedUpload(row.id) });
-  const uploads = new UploadService(repository, { expiryMs: config.uploadExpiryMs });
+  const undoLateCreation = (row: { id: string }) => queries.deleteUnusedUpload(row.id);
+  const repository = withDeadlines(queries, config.databaseTimeoutMs, {
+    insertUpload: undoLateCreation,
+    insertUploadWithinLimit: undoLateCreation,
+  });
+  const uploads = new UploadService(repository, { expiryMs: config.uploadExpiryMs, maxOpenUploadsPerUser: config.userMaxOpenUploads });
   const logger = sdkLogger(app.log);
   const s3 = config.s3 ? createS3Client(config.s3, { logger }, config.s3RequestTimeoutMs) : undefined;
   // Bodies read from temp files are retried by the store itself (the SDK cannot replay a consumed stream).

@@ -75,6 +75,7 @@ export const payloadTooLarge = (message: string) => new FreightError('ERR_UPLOAD
 /** 423 Locked: tus clients retry it on their schedule (Retry-After says when). */
 export const locked = (message: string) => new FreightError('ERR_UPLOAD_LOCKED', message, retryAfter);
 export const notImplemented = (message: string) => new FreightError('ERR_NOT_IMPLEMENTED', message);
+export const tooManyUploads = (message: string) => new FreightError('ERR_TOO_MANY_UPLOADS', message);
 /** The S3 server (or the disk) failed; the upload stays resumable. */
 export const storageUnavailable = (message: string) => new FreightError('ERR_STORAGE_UNAVAILABLE', message, retryAfter);
 /** PostgreSQL is down, restarting or not answering in time; nothing was half-recorded. */

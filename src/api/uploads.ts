@@ -1,7 +1,7 @@
 /** GET /api/uploads and GET /api/uploads/:id: the owner's view of their uploads, from Postgres. */
 import type { FastifyPluginAsyncJsonSchemaToTs } from '@fastify/type-provider-json-schema-to-ts';
 import { UPLOAD_STATUSES } from '../db/schema.js';
-import type { ListCursor } from '../db/repository.js';
+import { isUploadId, type ListCursor } from '../db/repository.js';
 import { badRequest } from '../errors.js';
 import type { UploadService } from '../uploads/service.js';
 import { ErrorBody, IdParams, UploadView, uploadView } from './views.js';
@@ -10,10 +10,18 @@ function encodeCursor(cursor: ListCursor): string {
   return Buffer.from(`${cursor.createdAt.toISOString()}|${cursor.id}`).toString('base64url');
 }
 
+/** An ISO 8601 timestamp with its zone, as encodeCursor writes it (Date.parse alone also takes "12" or "May 5"). */
+const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$/;
+
+/** A cursor is base64url of "<timestamp>|<upload id>"; anything else is the client's mistake (400), not a query to run. */
 function decodeCursor(text: string): ListCursor {
-  const [createdAt, id] = Buffer.from(text, 'base64url').toString('utf8').split('|');
-  const date = new Date(createdAt ?? '');
-  if (!id || Number.isNaN(date.getTime())) throw badRequest('cursor is not one this server handed out');
+  const invalid = () => badRequest('cursor is not one this server handed out (pass nextCursor from the previous page)');
+  if (!/^[A-Za-z0-9_-]+$/.test(text)) throw invalid();
+  const fields = Buffer.from(text, 'base64url').toString('utf8').split('|');
+  const [createdAt, id] = fields;
+  if (fields.length !== 2 || !createdAt || !id || !TIMESTAMP.test(createdAt) || !isUploadId(id)) throw invalid();
+  const date = new Date(createdAt);
+  if (Number.isNaN(date.getTime())) throw invalid();
   return { createdAt: date, id };
 }
 

@@ -1,12 +1,13 @@
 /**
- * Bearer-token authentication: HS256 JWTs signed with AUTH_JWT_SECRET, the user id is `sub`, `exp` enforced.
+ * Bearer-token authentication: HS256 JWTs signed with AUTH_JWT_SECRET, the user id is `sub`; `exp`, `nbf` and
+ * `iat` are checked with AUTH_CLOCK_TOLERANCE of leeway, `iss` and `aud` when AUTH_JWT_ISSUER/AUDIENCE are set.
  * AUTH_DISABLED=true makes every request the user "anonymous" (development only).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { SignJWT, errors as joseErrors, jwtVerify } from 'jose';
-import type { AuthConfig } from '../config/index.js';
+import { SignJWT, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
+import type { AuthConfig, TokenChecks } from '../config/index.js';
 import { unauthorized } from '../errors.js';
 
 export interface User {
@@ -20,21 +21,47 @@ async function hmacKey(secret: string): Promise<CryptoKey> {
   return crypto.subtle.importKey('raw', new TextEncoder().encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify']);
 }
 
+/** The defaults of AUTH_CLOCK_TOLERANCE, AUTH_JWT_ISSUER and AUTH_JWT_AUDIENCE. */
+export const DEFAULT_TOKEN_CHECKS: TokenChecks = { clockToleranceSeconds: 30, issuer: undefined, audience: undefined };
+
+const epochSeconds = () => Math.floor(Date.now() / 1000);
+
+/** Why jose refused a token, as the 401 says it: which claim, and what was wrong with it. */
+function refusal(error: InstanceType<typeof joseErrors.JOSEError>, payload: JWTPayload | undefined, toleranceSeconds: number): string {
+  if (error instanceof joseErrors.JWTExpired) return 'token expired';
+  if (error instanceof joseErrors.JWTClaimValidationFailed) {
+    const { claim, reason } = error;
+    if (claim === 'nbf' && typeof payload?.nbf === 'number') {
+      return `token not valid yet: its "nbf" is ${payload.nbf - epochSeconds()} s ahead of this server's clock (tolerance ${toleranceSeconds} s)`;
+    }
+    if (claim === 'iss' || claim === 'aud') {
+      const name = claim === 'iss' ? 'issuer' : 'audience';
+      return reason === 'missing'
+        ? `token has no "${claim}" (${name}) claim; this server requires one`
+        : `token's "${claim}" (${name}) claim is not one this server accepts`;
+    }
+  }
+  return `invalid token: ${error.message}`;
+}
+
 export class Authenticator {
-  private constructor(private readonly key: CryptoKey | undefined) {}
+  private constructor(
+    private readonly key: CryptoKey | undefined,
+    private readonly checks: TokenChecks,
+  ) {}
 
   get disabled(): boolean {
     return this.key === undefined;
   }
 
-  static async create(auth: AuthConfig): Promise<Authenticator> {
+  static async create(auth: AuthConfig, checks: TokenChecks = DEFAULT_TOKEN_CHECKS): Promise<Authenticator> {
     switch (auth.mode) {
       case 'disabled':
-        return new Authenticator(undefined);
+        return new Authenticator(undefined, checks);
       case 'jwt':
-        return new Authenticator(await hmacKey(auth.secret));
+        return new Authenticator(await hmacKey(auth.secret), checks);
       case 'dev-secret':
-        return new Authenticator(await hmacKey(await devSecret(auth.secretFile)));
+        return new Authenticator(await hmacKey(await devSecret(auth.secretFile)), checks);
     }
   }
 
@@ -44,27 +71,45 @@ export class Authenticator {
     if (!authorization) throw unauthorized('missing Authorization header (expected "Bearer <token>")');
     const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
     if (!match?.[1]) throw unauthorized('Authorization header must be "Bearer <token>"');
-    let sub: unknown;
+    const { clockToleranceSeconds: tolerance, issuer, audience } = this.checks;
+    let payload: JWTPayload;
     try {
-      ({ payload: { sub } } = await jwtVerify(match[1], this.key, { algorithms: ['HS256'] }));
+      ({ payload } = await jwtVerify(match[1], this.key, {
+        algorithms: ['HS256'],
+        clockTolerance: tolerance,
+        ...(issuer === undefined ? {} : { issuer }),
+        ...(audience === undefined ? {} : { audience }),
+      }));
     } catch (error) {
-      if (error instanceof joseErrors.JWTExpired) throw unauthorized('token expired');
-      if (error instanceof joseErrors.JOSEError) throw unauthorized(`invalid token: ${error.message}`);
+      if (error instanceof joseErrors.JOSEError) {
+        const claims = error instanceof joseErrors.JWTClaimValidationFailed ? error.payload : undefined;
+        throw unauthorized(refusal(error, claims, tolerance));
+      }
       throw error;
     }
+    // jose compares `iat` with the clock only when given a maximum token age: a token issued in the future
+    // (further than the tolerance) is checked here.
+    if (typeof payload.iat === 'number' && payload.iat > epochSeconds() + tolerance) {
+      throw unauthorized(
+        `token issued in the future: its "iat" is ${payload.iat - epochSeconds()} s ahead of this server's clock (tolerance ${tolerance} s)`,
+      );
+    }
+    const { sub } = payload;
     if (typeof sub !== 'string' || sub.length === 0) throw unauthorized('token has no "sub" (user id) claim');
     return { id: sub };
   }
 
-  /** A token for `userId` that expires after `ttlSeconds` (for `npm run token` and tests). */
+  /** A token for `userId` that expires after `ttlSeconds`, with the issuer and audience required (for `npm run token` and tests). */
   async issue(userId: string, ttlSeconds = 24 * 3600): Promise<string> {
     if (this.key === undefined) throw new Error('authentication is disabled; there is no secret to sign with');
-    return new SignJWT({})
+    const token = new SignJWT({})
       .setProtectedHeader({ alg: 'HS256' })
       .setSubject(userId)
       .setIssuedAt()
-      .setExpirationTime(`${ttlSeconds}s`)
-      .sign(this.key);
+      .setExpirationTime(`${ttlSeconds}s`);
+    if (this.checks.issuer !== undefined) token.setIssuer(this.checks.issuer);
+    if (this.checks.audience !== undefined) token.setAudience(this.checks.audience);
+    return token.sign(this.key);
   }
 }
 

@@ -148,19 +148,45 @@ const md5Base64 = (data: Uint8Array) => createHash('md5').update(data).digest('b
 const md5Hex = (data: Uint8Array) => createHash('md5').update(data).digest('hex');
 const bareEtag = (etag: string) => etag.replace(/"/g, '');
 
+/** Uploads `options.source` to S3 through Freight's direct API: start (or resume), send the parts, complete. */
 export async function uploadDirect(options: DirectUploadOptions): Promise<DirectUploadResult> {
-  const http = options.fetch ?? fetch;
-  const { source, signal } = options;
-  const checksums = options.checksums ?? true;
-  const backoff = { ...DEFAULT_BACKOFF, ...options.retry };
+  const api = freightApi(options);
+  const { id, partSize, stored } = await startUpload(api, options);
+  const run: PartRun = {
+    options,
+    http: options.fetch ?? fetch,
+    layout: partLayout(options.source.size, partSize),
+    sign: async (parts) => (await api<{ parts: SignedUrl[] }>('POST', `/api/multipart/${id}/sign`, { parts })).parts,
+    progress: progressReporter(options),
+  };
+  const { etags, todo } = await reuseStoredParts(run, stored);
+  let uploadedParts: number;
+  try {
+    uploadedParts = await sendParts(run, todo, etags);
+  } finally {
+    await options.source.close?.();
+  }
+  const parts = [...etags.entries()].sort(([a], [b]) => a - b).map(([partNumber, etag]) => ({ partNumber, etag }));
+  const completed = await api<{ id: string; key: string; location: string; size: number }>(
+    'POST',
+    `/api/multipart/${id}/complete`,
+    { parts },
+  );
+  return { ...completed, uploadedParts };
+}
 
-  async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
+/** A call to Freight's JSON API; an answer other than 2xx is a DirectUploadError with Freight's message. */
+type FreightApi = <T>(method: string, path: string, body?: unknown) => Promise<T>;
+
+function freightApi(options: DirectUploadOptions): FreightApi {
+  const http = options.fetch ?? fetch;
+  return async <T>(method: string, path: string, body?: unknown): Promise<T> => {
     const token = typeof options.token === 'function' ? await options.token() : options.token;
     const res = await http(`${options.endpoint}${path}`, {
       method,
       headers: { Authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'Content-Type': 'application/json' }) },
       body: body === undefined ? undefined : JSON.stringify(body),
-      signal,
+      signal: options.signal,
     });
     const text = await res.text();
     const parsed: unknown = text ? JSON.parse(text) : undefined;
@@ -169,14 +195,20 @@ export async function uploadDirect(options: DirectUploadOptions): Promise<Direct
       throw new DirectUploadError(`${method} ${path}: ${res.status} ${message}`, 'freight', res.status, parsed);
     }
     return parsed as T;
-  }
+  };
+}
 
-  // Plan (or find the plan of the upload being resumed) and what is already stored.
-  let id: string;
-  let partSize: number;
-  const stored = new Map<number, { size: number; etag: string }>();
+type StoredParts = Map<number, { size: number; etag: string }>;
+
+/** The upload to send to: created with the server's plan, or the one being resumed with what S3 already holds. */
+async function startUpload(
+  api: FreightApi,
+  options: DirectUploadOptions,
+): Promise<{ id: string; partSize: number; stored: StoredParts }> {
+  const { source } = options;
+  const stored: StoredParts = new Map();
   if (options.resume) {
-    id = options.resume.id;
+    const { id } = options.resume;
     const state = await api<{ size: number | null; partSize: number | null; parts: Array<{ partNumber: number; size: number; etag: string }> }>(
       'GET',
       `/api/multipart/${id}/parts`,
@@ -184,140 +216,173 @@ export async function uploadDirect(options: DirectUploadOptions): Promise<Direct
     if (state.size !== source.size || !state.partSize) {
       throw new DirectUploadError(`upload ${id} is ${state.size} bytes; the source has ${source.size}`, 'freight', undefined);
     }
-    partSize = state.partSize;
     for (const part of state.parts) stored.set(part.partNumber, part);
-  } else {
-    const created = await api<{ id: string; partSize: number }>('POST', '/api/multipart', {
-      filename: options.filename,
-      size: source.size,
-      mimeType: options.mimeType,
-      partSize: options.partSize,
-      metadata: options.metadata,
-      parts: [],
-    });
-    id = created.id;
-    partSize = created.partSize;
-    options.onCreated?.(id);
+    return { id, partSize: state.partSize, stored };
   }
+  const created = await api<{ id: string; partSize: number }>('POST', '/api/multipart', {
+    filename: options.filename,
+    size: source.size,
+    mimeType: options.mimeType,
+    partSize: options.partSize,
+    metadata: options.metadata,
+    parts: [],
+  });
+  options.onCreated?.(created.id);
+  return { id: created.id, partSize: created.partSize, stored };
+}
 
-  const count = Math.max(1, Math.ceil(source.size / partSize));
-  const bounds = (partNumber: number) => [(partNumber - 1) * partSize, Math.min(partNumber * partSize, source.size)] as const;
-  const etags = new Map<number, string>();
-  let uploadedBytes = 0;
-  const progress = (bytes: number) => {
-    uploadedBytes += bytes;
-    options.onProgress?.(uploadedBytes, source.size);
+/** How the source is cut: `count` parts, part n covering bytes [start, end). */
+interface PartLayout {
+  count: number;
+  bounds(partNumber: number): readonly [start: number, end: number];
+}
+
+function partLayout(size: number, partSize: number): PartLayout {
+  return {
+    count: Math.max(1, Math.ceil(size / partSize)),
+    bounds: (partNumber) => [(partNumber - 1) * partSize, Math.min(partNumber * partSize, size)] as const,
   };
+}
 
-  const signBatch = async (parts: ReadonlyArray<{ partNumber: number; md5: string | undefined }>) =>
-    (await api<{ parts: SignedUrl[] }>('POST', `/api/multipart/${id}/sign`, { parts })).parts;
+/** Counts the bytes that are in S3 (stored before or sent now) and reports them. */
+function progressReporter(options: DirectUploadOptions): (bytes: number) => void {
+  let uploadedBytes = 0;
+  return (bytes) => {
+    uploadedBytes += bytes;
+    options.onProgress?.(uploadedBytes, options.source.size);
+  };
+}
 
-  // A part ready to go: hashed, its URL signed (in a batch with its neighbours), its bytes kept only when the
-  // source cannot be read again.
-  interface Prepared {
-    partNumber: number;
-    md5: string | undefined;
-    signed: SignedUrl;
-    data: Uint8Array<ArrayBuffer> | undefined;
-  }
+/** What sending the parts of one upload needs. */
+interface PartRun {
+  options: DirectUploadOptions;
+  http: typeof fetch;
+  layout: PartLayout;
+  sign(parts: ReadonlyArray<{ partNumber: number; md5: string | undefined }>): Promise<SignedUrl[]>;
+  progress(bytes: number): void;
+}
 
-  async function putPart(part: Prepared): Promise<string> {
-    const [start, end] = bounds(part.partNumber);
-    const data = part.data ?? (await source.read(start, end));
-    return retrying(
-      async (attempt) => {
-        // A retry gets a fresh URL: the old one may have expired while the part waited or failed.
-        const signed = attempt === 0 ? part.signed : (await signBatch([{ partNumber: part.partNumber, md5: part.md5 }]))[0]!;
-        const res = await http(signed.url, { method: 'PUT', body: data, headers: signed.headers, signal });
-        const detail = await res.text();
-        if (!res.ok) throw new DirectUploadError(`part ${part.partNumber}: S3 answered ${res.status} ${detail.slice(0, 200)}`, 's3', res.status);
-        const etag = res.headers.get('etag');
-        if (!etag) throw new DirectUploadError(`part ${part.partNumber}: S3 sent no ETag (is it exposed by the bucket's CORS rules?)`, 's3', res.status);
-        return etag;
-      },
-      {
-        ...backoff,
-        signal,
-        // A sign request Freight refuses (4xx) will not get better; anything from S3 or the network may.
-        retryable: (error) =>
-          !(error instanceof DirectUploadError && error.origin === 'freight' && error.status !== undefined && error.status < 500),
-      },
-    );
-  }
-
-  // Parts still to send; stored parts count only if they are the same bytes (same MD5) or at least the same size.
+/**
+ * The ETags of the parts S3 already holds that can stay (the same bytes: same MD5, or when that cannot be told,
+ * at least the same size), and the part numbers still to send.
+ */
+async function reuseStoredParts(run: PartRun, stored: StoredParts): Promise<{ etags: Map<number, string>; todo: number[] }> {
+  const { source } = run.options;
+  const checksums = run.options.checksums ?? true;
+  const etags = new Map<number, string>();
   const todo: number[] = [];
-  for (let partNumber = 1; partNumber <= count; partNumber++) {
-    const [start, end] = bounds(partNumber);
+  for (let partNumber = 1; partNumber <= run.layout.count; partNumber++) {
+    const [start, end] = run.layout.bounds(partNumber);
     const have = stored.get(partNumber);
     if (have && have.size === end - start) {
       const etag = bareEtag(have.etag);
       const same = !checksums || !/^[0-9a-f]{32}$/.test(etag) || md5Hex(await source.read(start, end)) === etag;
       if (same) {
         etags.set(partNumber, have.etag);
-        progress(end - start);
+        run.progress(end - start);
         continue;
       }
     }
     todo.push(partNumber);
   }
+  return { etags, todo };
+}
 
-  const concurrency = Math.min(options.concurrency ?? 4, Math.max(1, todo.length));
-  // Parts are hashed and signed a batch ahead of the uploads: one sign request per batch keeps the server's
-  // share of the work to a few requests per GiB.
-  const batchSize = Math.min(1000, source.rereadable ? Math.max(32, concurrency * 8) : concurrency * 2);
-  const prepare = async (from: number): Promise<Prepared[]> => {
-    const numbers = todo.slice(from, from + batchSize);
-    const hashed = [];
-    for (const partNumber of numbers) {
-      const [start, end] = bounds(partNumber);
-      const data = checksums || !source.rereadable ? await source.read(start, end) : undefined;
-      hashed.push({ partNumber, md5: checksums && data ? md5Base64(data) : undefined, data: source.rereadable ? undefined : data });
-    }
-    const signed = await signBatch(hashed.map(({ partNumber, md5 }) => ({ partNumber, md5 })));
-    return hashed.map((part, i) => ({ ...part, signed: signed[i]! }));
-  };
-  async function* prepared(): AsyncGenerator<Prepared> {
-    let ahead: Promise<Prepared[]> | undefined = prepare(0);
-    for (let from = 0; ahead; from += batchSize) {
-      const batch: Prepared[] = await ahead;
-      ahead = from + batchSize < todo.length ? prepare(from + batchSize) : undefined;
-      ahead?.catch(() => {}); // awaited in its turn
-      yield* batch;
-    }
-  }
+/**
+ * A part ready to go: hashed, its URL signed (in a batch with its neighbours), its bytes kept only when the
+ * source cannot be read again.
+ */
+interface Prepared {
+  partNumber: number;
+  md5: string | undefined;
+  signed: SignedUrl;
+  data: Uint8Array<ArrayBuffer> | undefined;
+}
 
-  const queue = prepared();
-  let uploadedParts = 0;
+/**
+ * Sends the `todo` parts, `concurrency` at once, recording their ETags in `etags`; returns how many it sent.
+ * Workers share one generator: each next() hands out the following part. After one part fails for good, the
+ * others finish what they are sending and take no more.
+ */
+async function sendParts(run: PartRun, todo: readonly number[], etags: Map<number, string>): Promise<number> {
+  if (todo.length === 0) return 0;
+  const concurrency = Math.min(run.options.concurrency ?? 4, Math.max(1, todo.length));
+  const queue = preparedParts(run, todo, concurrency);
+  let sent = 0;
   let failed = false;
   const worker = async () => {
     try {
-      // Workers share one generator: each next() hands out the following part. After one part fails for good,
-      // the others finish what they are sending and take no more.
       for (let item = await queue.next(); !item.done && !failed; item = await queue.next()) {
-        signal?.throwIfAborted();
+        run.options.signal?.throwIfAborted();
         const part = item.value;
-        etags.set(part.partNumber, await putPart(part));
-        uploadedParts++;
-        const [start, end] = bounds(part.partNumber);
-        progress(end - start);
+        etags.set(part.partNumber, await putPart(run, part));
+        sent++;
+        const [start, end] = run.layout.bounds(part.partNumber);
+        run.progress(end - start);
       }
     } catch (error) {
       failed = true;
       throw error;
     }
   };
-  try {
-    if (todo.length > 0) await Promise.all(Array.from({ length: concurrency }, worker));
-  } finally {
-    await source.close?.();
-  }
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  return sent;
+}
 
-  const parts = [...etags.entries()].sort(([a], [b]) => a - b).map(([partNumber, etag]) => ({ partNumber, etag }));
-  const completed = await api<{ id: string; key: string; location: string; size: number }>(
-    'POST',
-    `/api/multipart/${id}/complete`,
-    { parts },
+/**
+ * The parts to send, in order, prepared a batch ahead of the uploads: one sign request per batch keeps the
+ * server's share of the work to a few requests per GiB.
+ */
+async function* preparedParts(run: PartRun, todo: readonly number[], concurrency: number): AsyncGenerator<Prepared> {
+  const { source } = run.options;
+  const batchSize = Math.min(1000, source.rereadable ? Math.max(32, concurrency * 8) : concurrency * 2);
+  let ahead: Promise<Prepared[]> | undefined = prepareBatch(run, todo.slice(0, batchSize));
+  for (let from = 0; ahead; from += batchSize) {
+    const batch: Prepared[] = await ahead;
+    const next = from + batchSize;
+    ahead = next < todo.length ? prepareBatch(run, todo.slice(next, next + batchSize)) : undefined;
+    ahead?.catch(() => {}); // awaited in its turn
+    yield* batch;
+  }
+}
+
+/** Hashes the parts (when checksums are on, or their bytes must be kept) and gets their URLs in one request. */
+async function prepareBatch(run: PartRun, partNumbers: readonly number[]): Promise<Prepared[]> {
+  const { source } = run.options;
+  const checksums = run.options.checksums ?? true;
+  const hashed = [];
+  for (const partNumber of partNumbers) {
+    const [start, end] = run.layout.bounds(partNumber);
+    const data = checksums || !source.rereadable ? await source.read(start, end) : undefined;
+    hashed.push({ partNumber, md5: checksums && data ? md5Base64(data) : undefined, data: source.rereadable ? undefined : data });
+  }
+  const signed = await run.sign(hashed.map(({ partNumber, md5 }) => ({ partNumber, md5 })));
+  return hashed.map((part, i) => ({ ...part, signed: signed[i]! }));
+}
+
+/** PUTs one part to S3, retrying with backoff (a fresh URL each retry); returns its ETag. */
+async function putPart(run: PartRun, part: Prepared): Promise<string> {
+  const { source, signal } = run.options;
+  const [start, end] = run.layout.bounds(part.partNumber);
+  const data = part.data ?? (await source.read(start, end));
+  return retrying(
+    async (attempt) => {
+      // A retry gets a fresh URL: the old one may have expired while the part waited or failed.
+      const signed = attempt === 0 ? part.signed : (await run.sign([{ partNumber: part.partNumber, md5: part.md5 }]))[0]!;
+      const res = await run.http(signed.url, { method: 'PUT', body: data, headers: signed.headers, signal });
+      const detail = await res.text();
+      if (!res.ok) throw new DirectUploadError(`part ${part.partNumber}: S3 answered ${res.status} ${detail.slice(0, 200)}`, 's3', res.status);
+      const etag = res.headers.get('etag');
+      if (!etag) throw new DirectUploadError(`part ${part.partNumber}: S3 sent no ETag (is it exposed by the bucket's CORS rules?)`, 's3', res.status);
+      return etag;
+    },
+    {
+      ...DEFAULT_BACKOFF,
+      ...run.options.retry,
+      signal,
+      // A sign request Freight refuses (4xx) will not get better; anything from S3 or the network may.
+      retryable: (error) =>
+        !(error instanceof DirectUploadError && error.origin === 'freight' && error.status !== undefined && error.status < 500),
+    },
   );
-  return { ...completed, uploadedParts };
 }

@@ -25,6 +25,16 @@ export type AuthConfig =
   | { mode: 'dev-secret'; secretFile: string }
   | { mode: 'disabled' };
 
+/** What a bearer token must satisfy beyond its signature and `sub`. */
+export interface TokenChecks {
+  /** AUTH_CLOCK_TOLERANCE: leeway for `exp`, `nbf` and `iat` against this server's clock (issuers' clocks drift). */
+  clockToleranceSeconds: number;
+  /** AUTH_JWT_ISSUER: when set, the `iss` a token must carry. */
+  issuer: string | undefined;
+  /** AUTH_JWT_AUDIENCE: when set, the audience a token's `aud` must name. */
+  audience: string | undefined;
+}
+
 export interface Config {
   host: string;
   port: number;
@@ -53,9 +63,12 @@ export interface Config {
   minUploadRate: number;
   stallTimeoutMs: number;
   maxUploadSize: number;
+  /** Open uploads (pending, uploading, failed) one user may have at once; 0: no limit. */
+  userMaxOpenUploads: number;
   uploadExpiryMs: number;
   presignExpiresMs: number;
   auth: AuthConfig;
+  tokens: TokenChecks;
   corsOrigins: '*' | string[];
   logLevel: LogLevel;
 }
@@ -174,6 +187,7 @@ export function loadConfig(env: Env = process.env): Config {
   const lockTimeoutMs = duration('LOCK_TIMEOUT', 30_000, 1_000, 600_000);
   const minUploadRate = size('UPLOAD_MIN_RATE', 16 * KiB, 0, GiB);
   const stallTimeoutMs = duration('UPLOAD_STALL_TIMEOUT', 30_000, 1_000, 3_600_000);
+  const userMaxOpenUploads = int('USER_MAX_OPEN_UPLOADS', 1000, 0, 1_000_000);
   const uploadExpiryMs = duration('UPLOAD_EXPIRY', 24 * 3_600_000, 60_000, 365 * 86_400_000);
   const presignExpiresMs = duration('PRESIGN_EXPIRES', 15 * 60_000, 60_000, 60 * 60_000);
 
@@ -194,6 +208,11 @@ export function loadConfig(env: Env = process.env): Config {
   }
 
   const auth = readAuth(read, bool, { host, dataDir, embedded: databaseUrl === undefined && s3 === undefined });
+  const tokens: TokenChecks = {
+    clockToleranceSeconds: duration('AUTH_CLOCK_TOLERANCE', 30_000, 0, 600_000) / 1000,
+    issuer: read('AUTH_JWT_ISSUER'),
+    audience: read('AUTH_JWT_AUDIENCE'),
+  };
 
   return {
     host,
@@ -212,9 +231,11 @@ export function loadConfig(env: Env = process.env): Config {
     minUploadRate,
     stallTimeoutMs,
     maxUploadSize,
+    userMaxOpenUploads,
     uploadExpiryMs,
     presignExpiresMs,
     auth,
+    tokens,
     corsOrigins,
     logLevel,
   };

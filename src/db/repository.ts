@@ -2,7 +2,7 @@
  * Every query Freight makes, under domain names. Status changes are single guarded UPDATEs
  * (`where status in (...)`), so two racing requests cannot both make the same transition.
  */
-import { and, asc, count, desc, eq, inArray, isNull, lt, or, sql } from 'drizzle-orm';
+import { and, asc, count, desc, eq, gt, inArray, isNull, lt, or, sql } from 'drizzle-orm';
 import type { Db } from './client.js';
 import {
   fileUploads,
@@ -38,6 +38,9 @@ export interface StoredAdvance {
 const rowsOf = <T>(result: unknown): T[] =>
   Array.isArray(result) ? (result as T[]) : ((result as { rows?: T[] }).rows ?? []);
 
+/** The class of the per-user advisory locks taken to count open uploads (two int4 keys: class, hash of the user). */
+const OPEN_UPLOADS_LOCK = 0x4f50454e; // "OPEN"
+
 export interface ListCursor {
   createdAt: Date;
   id: string;
@@ -72,6 +75,41 @@ export class UploadRepository {
     await this.db
       .delete(fileUploads)
       .where(and(eq(fileUploads.id, id), eq(fileUploads.status, 'pending'), eq(fileUploads.bytesReceived, 0), isNull(fileUploads.s3UploadId)));
+  }
+
+  /**
+   * Inserts the upload unless its user already has `limit` open uploads (pending, uploading or failed, and not
+   * past their expiry as of `now`); then nothing is inserted and the count is returned.
+   *
+   * Exact under concurrency: the count and the insert run in one transaction that first takes an advisory lock
+   * of its own for the user, so a user's concurrent creates take turns (each sees the rows of those before it)
+   * while other users' creates never wait on it. A single INSERT … SELECT … WHERE (select count(*) …) < limit
+   * would not do: under READ COMMITTED each of N racing statements counts from its own snapshot, so all N could
+   * see limit - 1 and insert. The lock is released at commit or rollback, whatever happens to the connection.
+   */
+  async insertUploadWithinLimit(
+    row: NewFileUpload,
+    limit: number,
+    now: Date,
+  ): Promise<{ created: FileUpload } | { open: number }> {
+    return this.db.transaction(async (tx) => {
+      await tx.execute(sql`select pg_advisory_xact_lock(${OPEN_UPLOADS_LOCK}::integer, hashtext(${row.userId}))`);
+      const [counted] = await tx
+        .select({ open: count() })
+        .from(fileUploads)
+        .where(
+          and(
+            eq(fileUploads.userId, row.userId),
+            inArray(fileUploads.status, ['pending', 'uploading', 'failed']),
+            or(isNull(fileUploads.expiresAt), gt(fileUploads.expiresAt, now)),
+          ),
+        );
+      const open = counted?.open ?? 0;
+      if (open >= limit) return { open };
+      const [created] = await tx.insert(fileUploads).values(row).returning();
+      if (!created) throw new Error(`insert of upload ${row.id} returned no row`);
+      return { created };
+    });
   }
 
   async findUpload(id: string): Promise<FileUpload | undefined> {

@@ -41,6 +41,18 @@ export interface CompletedUpload {
   size: number;
 }
 
+/** An upload's parts: all `partSize` bytes but the last. */
+interface PartPlan {
+  size: number;
+  partSize: number;
+  count: number;
+}
+
+/** The parts signed with the creation answer: those the client listed, else the first FIRST_BATCH. */
+function firstParts(input: CreateInput, plan: PartPlan | undefined): ReadonlyArray<{ partNumber: number; md5?: string | undefined }> {
+  return input.parts ?? Array.from({ length: Math.min(plan?.count ?? FIRST_BATCH, FIRST_BATCH) }, (_, i) => ({ partNumber: i + 1 }));
+}
+
 export class DirectUploads {
   constructor(
     private readonly uploads: UploadService,
@@ -53,18 +65,30 @@ export class DirectUploads {
     return this.storage.bucket;
   }
 
+  /** Plans the upload, records it, opens its S3 multipart upload and signs a first batch of parts. */
   async create(userId: string, input: CreateInput): Promise<CreatedUpload> {
-    const { size } = input;
-    if (size !== undefined && size > this.options.maxUploadSize) {
-      throw payloadTooLarge(`size ${size} exceeds this server's maximum of ${this.options.maxUploadSize} bytes`);
-    }
-    let partSize: number | null = null;
-    if (size !== undefined) {
-      partSize = input.partSize ?? planPartSize(size, this.options.preferredPartSize, this.options.maxParts);
-      const problem = partSizeProblem(size, partSize, this.options.maxParts);
-      if (problem) throw badRequest(problem);
-    }
+    const plan = this.plan(input.size, input.partSize);
+    const recorded = await this.record(userId, input, plan);
+    const upload = await this.openMultipartUpload(recorded, input.filename);
+    return { upload, partCount: plan?.count ?? null, parts: await this.signFor(upload, firstParts(input, plan)) };
+  }
 
+  /**
+   * How an upload of `size` bytes is cut into parts: the client's part size or the planner's, checked against
+   * S3's limits and S3_MAX_PARTS (400); over MAX_UPLOAD_SIZE is 413. No plan while the size is unknown.
+   */
+  private plan(size: number | undefined, requestedPartSize: number | undefined): PartPlan | undefined {
+    if (size === undefined) return undefined;
+    const { maxUploadSize, preferredPartSize, maxParts } = this.options;
+    if (size > maxUploadSize) throw payloadTooLarge(`size ${size} exceeds this server's maximum of ${maxUploadSize} bytes`);
+    const partSize = requestedPartSize ?? planPartSize(size, preferredPartSize, maxParts);
+    const problem = partSizeProblem(size, partSize, maxParts);
+    if (problem) throw badRequest(problem);
+    return { size, partSize, count: partCount(size, partSize) };
+  }
+
+  /** The upload's row (429 beyond the user's open uploads) and a row per planned part. */
+  private async record(userId: string, input: CreateInput, plan: PartPlan | undefined): Promise<FileUpload> {
     const id = randomUUID();
     const upload = await this.uploads.create({
       id,
@@ -72,33 +96,32 @@ export class DirectUploads {
       protocol: 'direct',
       filename: input.filename,
       mimeType: input.mimeType,
-      totalSize: size ?? null,
+      totalSize: plan?.size ?? null,
       storageKey: id,
-      partSize,
+      partSize: plan?.partSize ?? null,
       metadata: input.metadata ?? null,
     });
-    const count = size !== undefined && partSize !== null ? partCount(size, partSize) : null;
-    if (count !== null && partSize !== null && size !== undefined) {
+    if (plan) {
       await this.uploads.recordPlannedParts(
         id,
-        Array.from({ length: count }, (_, i) => ({ partNumber: i + 1, size: plannedPartSize(size, partSize, i + 1) })),
+        Array.from({ length: plan.count }, (_, i) => ({ partNumber: i + 1, size: plannedPartSize(plan.size, plan.partSize, i + 1) })),
       );
     }
+    return upload;
+  }
 
+  /** The upload's S3 multipart upload, opened and recorded; if S3 fails, the upload is marked failed with the reason. */
+  private async openMultipartUpload(upload: FileUpload, filename: string): Promise<FileUpload> {
     let s3UploadId: string;
     try {
-      s3UploadId = await this.storage.create(id, { contentType: input.mimeType, filename: input.filename });
+      // The client's mimeType is recorded, not given to S3: the object is bytes to download (see MultipartStorage).
+      s3UploadId = await this.storage.create(upload.storageKey, { filename });
     } catch (error) {
-      await this.uploads.markFailed(id, storageProblem(error) ?? (error instanceof Error ? error.message : String(error)));
+      await this.uploads.markFailed(upload.id, storageProblem(error) ?? (error instanceof Error ? error.message : String(error)));
       throw error;
     }
-    await this.uploads.attachS3Upload(id, s3UploadId);
-    const created = { ...upload, s3UploadId };
-
-    const first =
-      input.parts ??
-      Array.from({ length: Math.min(count ?? FIRST_BATCH, FIRST_BATCH) }, (_, i) => ({ partNumber: i + 1 }));
-    return { upload: created, partCount: count, parts: await this.signFor(created, first) };
+    await this.uploads.attachS3Upload(upload.id, s3UploadId);
+    return { ...upload, s3UploadId };
   }
 
   /** Presigned URLs for the caller's open upload. */
@@ -141,7 +164,7 @@ export class DirectUploads {
 
   /** What S3 holds (a resuming client asks this), merged into the part rows. */
   async listParts(userId: string, id: string): Promise<{ upload: FileUpload; parts: StoredPart[] }> {
-    const upload = await this.uploads.getOwnedLive(userId, id);
+    const upload = await this.uploads.getOwnedLive(userId, id, 'direct');
     if (upload.status === 'completed') {
       const rows = await this.uploads.listParts(id);
       return { upload, parts: rows.map((row) => ({ partNumber: row.partNumber, size: row.size, etag: row.etag ?? '' })) };
@@ -169,11 +192,11 @@ export class DirectUploads {
     id: string,
     reported: ReadonlyArray<{ partNumber: number; etag: string }>,
   ): Promise<CompletedUpload> {
-    const upload = await this.uploads.getOwnedLive(userId, id);
+    const upload = await this.uploads.getOwnedLive(userId, id, 'direct');
     if (upload.status === 'completed') return this.completedAnswer(upload);
     const claimed = await this.uploads.claim(id, CLAIM_MS);
     if (!claimed) {
-      const current = await this.uploads.getOwned(userId, id);
+      const current = await this.uploads.getOwned(userId, id, 'direct');
       if (current.status === 'completed') return this.completedAnswer(current);
       throw conflict('another request is completing or aborting this upload; retry shortly');
     }
@@ -187,8 +210,9 @@ export class DirectUploads {
         return this.completedAnswer(await this.uploads.markCompleted(id, size));
       }
       const parts = await this.uploads.verifyParts(claimed, stored, reported);
-      await this.storage.complete(key, this.s3UploadIdOf(claimed), parts);
       const size = parts.reduce((sum, part) => sum + part.size, 0);
+      if (size > this.options.maxUploadSize) throw await this.refuseOversize(claimed, size);
+      await this.storage.complete(key, this.s3UploadIdOf(claimed), parts);
       return this.completedAnswer(await this.uploads.markCompleted(id, size));
     } catch (error) {
       await this.uploads.release(id);
@@ -198,7 +222,7 @@ export class DirectUploads {
 
   /** Aborts the multipart upload in S3. A completed upload cannot be aborted; aborting twice is fine. */
   async abort(userId: string, id: string): Promise<void> {
-    const upload = await this.uploads.getOwned(userId, id);
+    const upload = await this.uploads.getOwned(userId, id, 'direct');
     if (upload.status === 'aborted') return;
     if (upload.status === 'completed') throw conflict('the upload is completed and cannot be aborted');
     const claimed = await this.uploads.claim(id, CLAIM_MS);
@@ -212,15 +236,28 @@ export class DirectUploads {
     }
   }
 
+  /**
+   * An upload of unknown size (Companion's) whose parts add up to more than MAX_UPLOAD_SIZE: S3 keeps every part
+   * it was sent and has no way to drop one, so the upload could never complete. Rather than leave it (and its
+   * bytes, which the bucket's owner pays for) open until it expires, its multipart upload is aborted now and the
+   * upload is `aborted` with the reason kept; the client gets 413, and 410 from then on.
+   */
+  private async refuseOversize(upload: FileUpload, size: number) {
+    const reason = `the parts hold ${size} bytes, more than this server's maximum of ${this.options.maxUploadSize} bytes; the upload was aborted`;
+    await this.storage.abort(upload.storageKey, this.s3UploadIdOf(upload));
+    await this.uploads.markAborted(upload.id, reason);
+    return payloadTooLarge(reason);
+  }
+
   /** Companion's routes name uploads by S3 UploadId and key. */
   async findByS3UploadId(userId: string, s3UploadId: string, key: string): Promise<FileUpload> {
-    const upload = await this.uploads.findByS3UploadId(userId, s3UploadId);
-    if (upload.storageKey !== key || upload.protocol !== 'direct') throw badRequest('key does not match the upload');
+    const upload = await this.uploads.findByS3UploadId(userId, s3UploadId, 'direct');
+    if (upload.storageKey !== key) throw badRequest('key does not match the upload');
     return upload;
   }
 
   private async open(userId: string, id: string): Promise<FileUpload> {
-    const upload = await this.uploads.getOwnedLive(userId, id);
+    const upload = await this.uploads.getOwnedLive(userId, id, 'direct');
     if (!OPEN_STATUSES.includes(upload.status)) throw conflict(`the upload is ${upload.status}`);
     return upload;
   }

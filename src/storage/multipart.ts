@@ -10,12 +10,21 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import type { StoredPart } from '../uploads/parts.js';
+import { attachment } from '../http/content-disposition.js';
 import { isNoSuchUpload, objectSize } from './s3.js';
+
+/** What a stored upload is served as, unless a caller that knows better says otherwise: bytes, to download. */
+export const STORED_CONTENT_TYPE = 'application/octet-stream';
+
 
 export interface MultipartStorage {
   readonly bucket: string;
-  /** Without options: an object of no type or name (staging). */
-  create(key: string, options?: { contentType: string; filename: string }): Promise<string>;
+  /**
+   * Without options: an object of no type or name (staging). With a file name: served as a download of that
+   * name, typed `contentType` or STORED_CONTENT_TYPE. Never pass a type a client chose: a bucket served to
+   * browsers would serve a client's text/html as a page of its origin.
+   */
+  create(key: string, options?: { filename: string; contentType?: string }): Promise<string>;
   /** Every part S3 holds (all pages); undefined when the multipart upload no longer exists. */
   listParts(key: string, uploadId: string): Promise<StoredPart[] | undefined>;
   complete(key: string, uploadId: string, parts: readonly StoredPart[]): Promise<{ location: string }>;
@@ -33,14 +42,14 @@ export class S3MultipartStorage implements MultipartStorage {
     private readonly endpoint: string | undefined,
   ) {}
 
-  async create(key: string, options?: { contentType: string; filename: string }): Promise<string> {
+  async create(key: string, options?: { filename: string; contentType?: string }): Promise<string> {
     const created = await this.client.send(
       new CreateMultipartUploadCommand({
         Bucket: this.bucket,
         Key: key,
         ...(options && {
-          ContentType: options.contentType,
-          ContentDisposition: `attachment; filename*=UTF-8''${encodeURIComponent(options.filename)}`,
+          ContentType: options.contentType ?? STORED_CONTENT_TYPE,
+          ContentDisposition: attachment(options.filename),
         }),
       }),
     );

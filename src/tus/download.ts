@@ -18,7 +18,7 @@ export interface Download {
 
 /** Checks and opens the download; every refusal (404, 410, 409) happens here, before anything is sent. */
 export async function openDownload(deps: { uploads: UploadService; store: FreightStore }, userId: string, id: string): Promise<Download> {
-  const upload = await deps.uploads.getOwnedLive(userId, id);
+  const upload = await deps.uploads.getOwnedLive(userId, id, 'tus');
   if (upload.status !== 'completed') throw conflict('the upload is not complete yet; download it once it is');
   return { upload, body: await deps.store.read(id) };
 }

@@ -11,7 +11,7 @@
 import type { Locker } from '@tus/server';
 import { Metadata, TUS_RESUMABLE } from '@tus/utils';
 import type { FileUpload } from '../db/schema.js';
-import { isTransient, locked, notFound } from '../errors.js';
+import { isTransient, locked } from '../errors.js';
 import type { UploadService } from '../uploads/service.js';
 import type { FreightStore } from './upload-record.js';
 
@@ -27,8 +27,7 @@ const needsAssembly = (upload: FileUpload): boolean =>
 /** The HEAD answer's headers for the caller's upload; 404/410 as for any request, 423 when it cannot tell now. */
 export async function resumeCheck(deps: ResumeCheckDeps, userId: string, id: string, signal: AbortSignal): Promise<Record<string, string>> {
   try {
-    let upload = await deps.uploads.getOwnedLive(userId, id);
-    if (upload.protocol !== 'tus') throw notFound();
+    let upload = await deps.uploads.getOwnedLive(userId, id, 'tus');
     if (needsAssembly(upload)) {
       const lock = deps.locker.newLock(id);
       await lock.lock(signal, () => {});
@@ -37,7 +36,7 @@ export async function resumeCheck(deps: ResumeCheckDeps, userId: string, id: str
       } finally {
         await lock.unlock();
       }
-      upload = await deps.uploads.getOwnedLive(userId, id);
+      upload = await deps.uploads.getOwnedLive(userId, id, 'tus');
     }
     return resumeCheckHeaders(upload);
   } catch (error) {

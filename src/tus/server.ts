@@ -45,10 +45,11 @@ export function createTusServer(deps: {
     // Upload ids are UUIDs: they are the primary key of file_uploads.
     namingFunction: () => randomUUID(),
 
-    // Every request naming an upload: the caller must own it (else 404) and it must not be gone (else 410).
+    // Every request naming an upload: the caller must own it, and it must be a tus upload (else 404: the tus
+    // routes never act on a direct upload), and it must not be gone (else 410).
     async onIncomingRequest(req, id) {
       if (req.method === 'POST') return;
-      await uploads.getOwnedLive(contextOf(req).user.id, id);
+      await uploads.getOwnedLive(contextOf(req).user.id, id, 'tus');
     },
 
     async onUploadCreate(req, upload) {

@@ -11,7 +11,7 @@
  *                 ▼
  *        aborted (DELETE) / expired (past expires_at) / lost (storage lost its bytes)
  */
-import { FreightError, badRequest, conflict, gone, notFound, offsetMismatch, partsMismatch } from '../errors.js';
+import { FreightError, badRequest, conflict, gone, notFound, offsetMismatch, partsMismatch, tooManyUploads } from '../errors.js';
 import type { StoredAdvance, UploadRepository } from '../db/repository.js';
 import type { FileUpload, UploadProtocol, UploadStatus } from '../db/schema.js';
 import { partCount } from './planner.js';
@@ -36,31 +36,55 @@ export interface NewUpload {
 /** States from which an upload can still receive bytes, complete, fail or be aborted. */
 export const OPEN_STATUSES: readonly UploadStatus[] = ['pending', 'uploading', 'failed'];
 
+export interface UploadServiceOptions {
+  expiryMs: number;
+  /** USER_MAX_OPEN_UPLOADS: open uploads (pending, uploading, failed) one user may have at once; 0 or unset: no limit. */
+  maxOpenUploadsPerUser?: number;
+  now?: () => Date;
+}
+
 export class UploadService {
   constructor(
     private readonly repo: UploadRepository,
-    private readonly options: { expiryMs: number; now?: () => Date },
+    private readonly options: UploadServiceOptions,
   ) {}
 
   private now(): Date {
     return this.options.now?.() ?? new Date();
   }
 
+  /**
+   * Records a new upload (both paths create through here, before storage is asked for anything). Beyond the
+   * user's limit of open uploads it is 429 and nothing is recorded; an upload stops counting once it is
+   * completed, aborted, expired or lost.
+   */
   async create(input: NewUpload): Promise<FileUpload> {
     const now = this.now();
-    return this.repo.insertUpload({
+    const row = {
       ...input,
-      status: 'pending',
+      status: 'pending' as const,
       createdAt: now,
       updatedAt: now,
       expiresAt: new Date(now.getTime() + this.options.expiryMs),
-    });
+    };
+    const limit = this.options.maxOpenUploadsPerUser ?? 0;
+    if (limit === 0) return this.repo.insertUpload(row);
+    const result = await this.repo.insertUploadWithinLimit(row, limit, now);
+    if ('open' in result) {
+      throw tooManyUploads(
+        `too many open uploads: you have ${result.open} and this server allows ${limit} per user; complete or abort one before starting another`,
+      );
+    }
+    return result.created;
   }
 
-  /** The caller's upload. Another user's upload is answered exactly like a missing one: 404. */
-  async getOwned(userId: string, id: string): Promise<FileUpload> {
+  /**
+   * The caller's upload. Another user's upload is answered exactly like a missing one: 404; so is, when
+   * `protocol` is given, an upload of the other protocol (each path acts only on its own uploads).
+   */
+  async getOwned(userId: string, id: string, protocol?: UploadProtocol): Promise<FileUpload> {
     const upload = await this.repo.findOwnedUpload(userId, id);
-    if (!upload) throw notFound();
+    if (!upload || (protocol !== undefined && upload.protocol !== protocol)) throw notFound();
     return upload;
   }
 
@@ -69,8 +93,8 @@ export class UploadService {
    * expiry is marked `expired` here and is gone too (tus: "The Server SHOULD respond with the 410 Gone status
    * if the Server is keeping track of expired uploads").
    */
-  async getOwnedLive(userId: string, id: string): Promise<FileUpload> {
-    const upload = await this.getOwned(userId, id);
+  async getOwnedLive(userId: string, id: string, protocol?: UploadProtocol): Promise<FileUpload> {
+    const upload = await this.getOwned(userId, id, protocol);
     if (upload.status === 'aborted') throw gone('the upload was terminated');
     if (upload.status === 'expired') throw gone('the upload expired');
     if (upload.status === 'lost') throw gone(`the upload cannot be resumed: ${upload.error ?? 'storage lost its bytes'}`);
@@ -93,9 +117,9 @@ export class UploadService {
     return upload;
   }
 
-  async findByS3UploadId(userId: string, s3UploadId: string): Promise<FileUpload> {
+  async findByS3UploadId(userId: string, s3UploadId: string, protocol?: UploadProtocol): Promise<FileUpload> {
     const upload = await this.repo.findOwnedUploadByS3UploadId(userId, s3UploadId);
-    if (!upload) throw notFound();
+    if (!upload || (protocol !== undefined && upload.protocol !== protocol)) throw notFound();
     return upload;
   }
 
@@ -262,9 +286,16 @@ export class UploadService {
     throw conflict(`the upload is ${current?.status ?? 'missing'} and cannot be completed`);
   }
 
-  /** A completed upload cannot be aborted; aborting an aborted one is a no-op. */
-  async markAborted(id: string): Promise<void> {
-    const aborted = await this.repo.transition(id, OPEN_STATUSES, { status: 'aborted', lockedUntil: null });
+  /**
+   * A completed upload cannot be aborted; aborting an aborted one is a no-op. `reason`: why the server aborted it
+   * (kept as its error); without one, the owner did.
+   */
+  async markAborted(id: string, reason?: string): Promise<void> {
+    const aborted = await this.repo.transition(id, OPEN_STATUSES, {
+      status: 'aborted',
+      lockedUntil: null,
+      ...(reason === undefined ? {} : { error: reason }),
+    });
     if (aborted) return;
     const current = await this.repo.findUpload(id);
     if (!current) throw notFound();

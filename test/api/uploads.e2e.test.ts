@@ -111,6 +111,32 @@ describe('the uploads API', () => {
     }
   });
 
+  test('a cursor that is not a timestamp and an upload id is 400 naming the cursor, never a 500', async () => {
+    const user = uniqueUser('cursor');
+    const cursor = (text: string) => Buffer.from(text).toString('base64url');
+    const id = '6f1d2c1e-0000-4000-8000-000000000000';
+    for (const malformed of [
+      cursor('2024-01-01T00:00:00Z|x'),
+      cursor('2024-01-01T00:00:00Z|6f1d2c1e-0000-4000-8000'),
+      cursor(`not a date|${id}`),
+      cursor(`12|${id}`),
+      cursor(`2024-13-45T00:00:00Z|${id}`),
+      cursor(`2024-01-01T00:00:00Z|${id}|extra`),
+      cursor('2024-01-01T00:00:00Z'),
+      cursor(`|${id}`),
+      cursor('|'),
+      '%21%21%21',
+      'bm9wZQ',
+    ]) {
+      const { status, body } = await get(user, `/api/uploads?cursor=${malformed}`);
+      expect(status, Buffer.from(decodeURIComponent(malformed), 'base64url').toString()).toBe(400);
+      expect(body).toMatchObject({ error: 'ERR_BAD_REQUEST', message: expect.stringMatching(/cursor/) });
+    }
+    // A well-formed cursor nobody handed out is just a position: an empty page.
+    const wellFormed = await get(user, `/api/uploads?cursor=${cursor(`2024-01-01T00:00:00.000Z|${id}`)}`);
+    expect(wellFormed).toEqual({ status: 200, body: { uploads: [], nextCursor: null } });
+  });
+
   test('the API needs a token and allows cross-origin calls with it', async () => {
     const res = await fetch(`${ctx.freight.url}/api/uploads`);
     expect(res.status).toBe(401);

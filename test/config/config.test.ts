@@ -17,11 +17,19 @@ describe('configuration from the environment', () => {
       s3: undefined,
       partSize: 8 * MiB,
       partConcurrency: 4,
+      maxParts: 10_000,
+      s3RequestTimeoutMs: 60_000,
+      databaseTimeoutMs: 10_000,
+      lockTimeoutMs: 30_000,
+      minUploadRate: 16 * 1024,
+      stallTimeoutMs: 30_000,
       maxUploadSize: 5 * TiB,
+      userMaxOpenUploads: 1000,
       uploadExpiryMs: 24 * 3600 * 1000,
       presignExpiresMs: 15 * 60 * 1000,
       corsOrigins: '*',
       auth: { mode: 'jwt', secret: SECRET },
+      tokens: { clockToleranceSeconds: 30, issuer: undefined, audience: undefined },
     });
   });
 
@@ -41,8 +49,19 @@ describe('configuration from the environment', () => {
       S3_FORCE_PATH_STYLE: 'true',
       S3_PART_SIZE: '16MiB',
       S3_PART_CONCURRENCY: '12',
+      S3_MAX_PARTS: '5000',
+      S3_ACCELERATE: 'true',
+      S3_REQUEST_TIMEOUT: '2m',
+      DATABASE_TIMEOUT: '20s',
+      LOCK_TIMEOUT: '45s',
+      UPLOAD_MIN_RATE: '1KiB',
+      UPLOAD_STALL_TIMEOUT: '1m',
       MAX_UPLOAD_SIZE: '1TiB',
+      USER_MAX_OPEN_UPLOADS: '25',
       AUTH_JWT_SECRET: SECRET,
+      AUTH_CLOCK_TOLERANCE: '2m',
+      AUTH_JWT_ISSUER: 'https://id.example.com',
+      AUTH_JWT_AUDIENCE: 'freight',
       CORS_ORIGINS: 'https://a.example.com, https://b.example.com',
       UPLOAD_EXPIRY: '7d',
       PRESIGN_EXPIRES: '5m',
@@ -61,11 +80,19 @@ describe('configuration from the environment', () => {
         region: 'eu-west-1',
         credentials: { accessKeyId: 'key', secretAccessKey: 'secret' },
         forcePathStyle: true,
-        accelerate: false,
+        accelerate: true,
       },
       partSize: 16 * MiB,
       partConcurrency: 12,
+      maxParts: 5000,
+      s3RequestTimeoutMs: 120_000,
+      databaseTimeoutMs: 20_000,
+      lockTimeoutMs: 45_000,
+      minUploadRate: 1024,
+      stallTimeoutMs: 60_000,
       maxUploadSize: TiB,
+      userMaxOpenUploads: 25,
+      tokens: { clockToleranceSeconds: 120, issuer: 'https://id.example.com', audience: 'freight' },
       corsOrigins: ['https://a.example.com', 'https://b.example.com'],
       uploadExpiryMs: 7 * 86_400_000,
       presignExpiresMs: 5 * 60_000,
@@ -83,12 +110,26 @@ describe('configuration from the environment', () => {
     [{ S3_PART_SIZE: '1MiB' }, 'S3_PART_SIZE'],
     [{ S3_PART_SIZE: 'big' }, 'S3_PART_SIZE'],
     [{ S3_PART_CONCURRENCY: '0' }, 'S3_PART_CONCURRENCY'],
+    [{ S3_MAX_PARTS: '0' }, 'S3_MAX_PARTS'],
+    [{ S3_MAX_PARTS: '10001' }, 'S3_MAX_PARTS'],
+    [{ S3_MAX_PARTS: '100' }, 'S3_MAX_PARTS'],
+    [{ S3_BUCKET: 'with.dots', S3_ACCELERATE: 'true' }, 'S3_ACCELERATE'],
+    [{ S3_REQUEST_TIMEOUT: '0' }, 'S3_REQUEST_TIMEOUT'],
+    [{ DATABASE_TIMEOUT: 'never' }, 'DATABASE_TIMEOUT'],
+    [{ LOCK_TIMEOUT: '1h' }, 'LOCK_TIMEOUT'],
+    [{ UPLOAD_MIN_RATE: 'fast' }, 'UPLOAD_MIN_RATE'],
+    [{ UPLOAD_STALL_TIMEOUT: '500ms' }, 'UPLOAD_STALL_TIMEOUT'],
     [{ MAX_UPLOAD_SIZE: '6TiB' }, 'MAX_UPLOAD_SIZE'],
+    [{ USER_MAX_OPEN_UPLOADS: '-1' }, 'USER_MAX_OPEN_UPLOADS'],
+    [{ USER_MAX_OPEN_UPLOADS: 'lots' }, 'USER_MAX_OPEN_UPLOADS'],
+    [{ USER_MAX_OPEN_UPLOADS: '2.5' }, 'USER_MAX_OPEN_UPLOADS'],
     [{ UPLOAD_EXPIRY: 'forever' }, 'UPLOAD_EXPIRY'],
     [{ PRESIGN_EXPIRES: '2h' }, 'PRESIGN_EXPIRES'],
     [{ PRESIGN_EXPIRES: '30s' }, 'PRESIGN_EXPIRES'],
     [{ CORS_ORIGINS: 'example.com' }, 'CORS_ORIGINS'],
     [{ AUTH_DISABLED: 'maybe' }, 'AUTH_DISABLED'],
+    [{ AUTH_CLOCK_TOLERANCE: 'a little' }, 'AUTH_CLOCK_TOLERANCE'],
+    [{ AUTH_CLOCK_TOLERANCE: '1h' }, 'AUTH_CLOCK_TOLERANCE'],
     [{ S3_FORCE_PATH_STYLE: 'yes please' }, 'S3_FORCE_PATH_STYLE'],
     [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
   ])('%o is refused, naming %s', (env, variable) => {
@@ -104,7 +145,15 @@ describe('configuration from the environment', () => {
     expect((error as ConfigError).message).not.toContain('\n');
   });
 
+  test('USER_MAX_OPEN_UPLOADS=0 turns the limit off', () => {
+    expect(loadConfig({ AUTH_JWT_SECRET: SECRET, USER_MAX_OPEN_UPLOADS: '0' }).userMaxOpenUploads).toBe(0);
+  });
+
   describe('authentication settings', () => {
+    test('AUTH_CLOCK_TOLERANCE=0 makes the token times exact', () => {
+      expect(loadConfig({ AUTH_JWT_SECRET: SECRET, AUTH_CLOCK_TOLERANCE: '0' }).tokens.clockToleranceSeconds).toBe(0);
+    });
+
     test('a short secret is refused', () => {
       expect(() => loadConfig({ AUTH_JWT_SECRET: 'short' })).toThrow(/AUTH_JWT_SECRET must be at least 32/);
     });

@@ -72,6 +72,25 @@ describe.each([
     expect(await repo.lockForCompletion(row.id, ['completed'], until)).toBeUndefined();
   });
 
+  test('an upload is inserted only while its user has fewer open uploads than the limit, even when racing', async () => {
+    const user = `limited-${randomUUID()}`;
+    const now = new Date();
+    const racing = await Promise.all(Array.from({ length: 12 }, () => repo.insertUploadWithinLimit(newUpload(user), 3, now)));
+    expect(racing.filter((result) => 'created' in result)).toHaveLength(3);
+    expect(racing.filter((result) => 'open' in result)).toEqual(Array.from({ length: 9 }, () => ({ open: 3 })));
+
+    // Finished uploads and open ones past their expiry do not count; other users are not limited by this one.
+    const [first] = await repo.listOwnedUploads(user, { limit: 1 });
+    await repo.transition(first!.id, ['pending'], { status: 'completed' });
+    const expiring = await repo.insertUploadWithinLimit(newUpload(user, { expiresAt: new Date(now.getTime() + 1000) }), 3, now);
+    expect(expiring).toEqual({ created: expect.objectContaining({ userId: user }) });
+    expect(await repo.insertUploadWithinLimit(newUpload(user), 3, now)).toEqual({ open: 3 });
+    expect(await repo.insertUploadWithinLimit(newUpload(user), 3, new Date(now.getTime() + 2000))).toEqual({
+      created: expect.objectContaining({ userId: user }),
+    });
+    expect(await repo.insertUploadWithinLimit(newUpload(`${user}-other`), 3, now)).toEqual({ created: expect.any(Object) });
+  });
+
   test('part rows are upserted (in batches) and listed in order', async () => {
     const row = await repo.insertUpload(newUpload('owner-5', { protocol: 'direct' }));
     const planned = Array.from({ length: 2500 }, (_, i) => ({ partNumber: 2500 - i, size: 5, etag: null, status: 'pending' as const }));

@@ -1,14 +1,18 @@
 /**
  * The Uppy Companion routes (/s3/multipart), as @uppy/aws-s3 calls them, answering in Companion's JSON shapes.
  */
+import { randomBytes } from 'node:crypto';
 import { describe, expect, test } from 'vitest';
+import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import {
   freightOnS3,
   listMultipartUploads,
   MiB,
   randomData,
   sha256,
+  serviceEnv,
   sha256OfObject,
+  startFreight,
   tokenFor,
   uniqueUser,
 } from '../helpers/harness.js';
@@ -82,6 +86,91 @@ describe('Uppy Companion S3 multipart routes', () => {
     const aborted = await companion(user, 'DELETE', path);
     expect(aborted).toEqual({ status: 200, body: {} });
     expect((await listMultipartUploads(ctx.s3, ctx.bucket.bucket)).map((u) => u.key)).not.toContain(body.key);
+  });
+
+  test('an UploadId as long as AWS and R2 hand out (340 characters) reaches Freight: 404, no such upload', async () => {
+    const user = uniqueUser('uppy');
+    const longId = randomBytes(255).toString('base64url');
+    expect(longId).toHaveLength(340);
+    const query = '?key=some-key';
+    for (const [method, path, body] of [
+      ['GET', `/multipart/${longId}/1${query}`, undefined],
+      ['GET', `/multipart/${longId}/batch${query}&partNumbers=1,2`, undefined],
+      ['GET', `/multipart/${longId}${query}`, undefined],
+      ['POST', `/multipart/${longId}/complete${query}`, { parts: [{ PartNumber: 1, ETag: '"x"' }] }],
+      ['DELETE', `/multipart/${longId}${query}`, undefined],
+    ] as const) {
+      const res = await companion(user, method, path, body);
+      expect(res, `${method} ${path.slice(0, 40)}…`).toEqual({ status: 404, body: { error: 'ERR_UPLOAD_NOT_FOUND', message: 'upload not found' } });
+    }
+  });
+
+  test('an id of any length on any upload route is a 4xx, never a 500', async () => {
+    const user = uniqueUser('uppy');
+    const token = await tokenFor(user);
+    for (const length of [340, 1000, 5000]) {
+      const id = 'a'.repeat(length);
+      for (const [method, path] of [
+        ['GET', `/s3/multipart/${id}/1?key=k`],
+        ['POST', `/api/multipart/${id}/sign`],
+        ['GET', `/api/multipart/${id}/parts`],
+        ['POST', `/api/multipart/${id}/complete`],
+        ['DELETE', `/api/multipart/${id}`],
+        ['GET', `/api/uploads/${id}`],
+      ] as const) {
+        const res = await fetch(`${ctx.freight.url}${path}`, {
+          method,
+          headers: { Authorization: `Bearer ${token}`, ...(method === 'POST' ? { 'content-type': 'application/json' } : {}) },
+          body: method === 'POST' ? JSON.stringify(path.endsWith('sign') ? { parts: [{ partNumber: 1 }] } : { parts: [{ partNumber: 1, etag: 'x' }] }) : undefined,
+        });
+        const label = `${method} ${path.slice(0, 30)}… (${length})`;
+        // Up to the router's 1000 characters Freight answers itself; beyond, Fastify's router says 414 URI Too Long.
+        expect(res.status, label).toBe(length <= 1000 ? 404 : 414);
+        expect(await res.json(), label).toMatchObject({ message: expect.any(String) });
+      }
+    }
+  });
+
+  test('parts adding up to more than MAX_UPLOAD_SIZE are refused at complete: 413, nothing assembled, the upload aborted', async () => {
+    const small = await startFreight(serviceEnv(ctx.bucket.bucket, { MAX_UPLOAD_SIZE: '8MiB' }));
+    try {
+      const user = uniqueUser('uppy');
+      const call = async (method: string, path: string, body?: unknown) => {
+        const res = await fetch(`${small.url}/s3${path}`, {
+          method,
+          headers: { Authorization: `Bearer ${await tokenFor(user)}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+          body: body === undefined ? undefined : JSON.stringify(body),
+        });
+        return { status: res.status, body: (await res.json()) as any };
+      };
+      // Uppy never says the size: the server learns it only from the parts.
+      const { body: created } = await call('POST', '/multipart', { filename: 'big.bin', type: 'application/octet-stream' });
+      const path = `/multipart/${encodeURIComponent(created.uploadId)}`;
+      const query = `?key=${encodeURIComponent(created.key)}`;
+      const parts = [];
+      for (const partNumber of [1, 2]) {
+        const signed = await call('GET', `${path}/${partNumber}${query}`);
+        const put = await fetch(signed.body.url, { method: 'PUT', body: randomData(5 * MiB) });
+        expect(put.status).toBe(200);
+        parts.push({ PartNumber: partNumber, ETag: put.headers.get('etag')! });
+      }
+
+      const refused = await call('POST', `${path}/complete${query}`, { parts });
+      expect(refused.status).toBe(413);
+      expect(refused.body).toEqual({
+        error: 'ERR_UPLOAD_TOO_LARGE',
+        message: `the parts hold ${10 * MiB} bytes, more than this server's maximum of ${8 * MiB} bytes; the upload was aborted`,
+      });
+      await expect(ctx.s3.send(new HeadObjectCommand({ Bucket: ctx.bucket.bucket, Key: created.key }))).rejects.toMatchObject({
+        name: 'NotFound',
+      });
+      expect((await listMultipartUploads(ctx.s3, ctx.bucket.bucket)).map((u) => u.uploadId)).not.toContain(created.uploadId);
+      const [row] = await ctx.sql`select status, error from file_uploads where s3_upload_id = ${created.uploadId}`;
+      expect(row).toEqual({ status: 'aborted', error: refused.body.message });
+      expect((await call('POST', `${path}/complete${query}`, { parts })).status).toBe(410);
+    } finally {
+      await small.close();
+    }
   });
 
   test('a key that does not belong to the upload is refused', async () => {

@@ -3,7 +3,8 @@
  * with Freight only planning, signing, recording (real PostgreSQL) and verifying.
  */
 import { createHash } from 'node:crypto';
-import { describe, expect, test } from 'vitest';
+import { CompleteMultipartUploadCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, test, vi, type MockInstance } from 'vitest';
 import { bufferSource, uploadDirect } from '../../src/client/direct-upload.js';
 import { PartPresigner } from '../../src/direct/presigner.js';
 import {
@@ -11,13 +12,27 @@ import {
   listMultipartUploads,
   MiB,
   randomData,
+  serviceEnv,
   sha256,
   sha256OfObject,
+  startFreight,
   tokenFor,
   uniqueUser,
 } from '../helpers/harness.js';
 
 const ctx = freightOnS3('freight-direct', { MAX_UPLOAD_SIZE: '1GiB' });
+
+// Every S3 request of this process goes through S3Client.send, Freight's included (it runs in the test's process):
+// watching it tells how often Freight asked S3 to assemble an object.
+let s3Sends: MockInstance<S3Client['send']>;
+beforeAll(() => {
+  s3Sends = vi.spyOn(S3Client.prototype, 'send');
+});
+afterAll(() => {
+  s3Sends.mockRestore();
+});
+const completeRequestsFor = (key: string) =>
+  s3Sends.mock.calls.filter(([command]) => command instanceof CompleteMultipartUploadCommand && command.input.Key === key).length;
 
 const md5 = (data: Uint8Array) => createHash('md5').update(data).digest('base64');
 
@@ -81,12 +96,36 @@ describe('direct uploads with the project client', () => {
     expect((await listMultipartUploads(ctx.s3, ctx.bucket.bucket)).map((u) => u.key)).not.toContain(result.key);
   });
 
+  test('the object is served as a download whatever type the client claimed; the claimed type stays in the API', async () => {
+    const user = uniqueUser('mallory');
+    const filename = "rapport d'été (final)*.html";
+    const result = await uploadDirect({
+      endpoint: ctx.freight.url,
+      token: await tokenFor(user),
+      source: bufferSource(Buffer.from('<script>alert(document.cookie)</script>') as Buffer<ArrayBuffer>),
+      filename,
+      mimeType: 'text/html',
+    });
+    const head = await ctx.s3.send(new HeadObjectCommand({ Bucket: ctx.bucket.bucket, Key: result.key }));
+    expect(head.ContentType).toBe('application/octet-stream');
+    // RFC 6266 / RFC 8187: every byte outside attr-char percent-encoded, ' ( ) * included.
+    expect(head.ContentDisposition).toBe(`attachment; filename="rapport d'_t_ (final)*.html"; filename*=UTF-8''rapport%20d%27%C3%A9t%C3%A9%20%28final%29%2A.html`);
+    expect(await uploadRow(result.id)).toMatchObject({ mime_type: 'text/html', filename });
+    const shown = await api(user, 'GET', `/api/uploads/${result.id}`);
+    expect(shown.body).toMatchObject({ mimeType: 'text/html', filename });
+  });
+
   test('one part that fails is retried alone, after a backoff', async () => {
     const data = randomData(16 * MiB);
     const puts = new Map<number, number>();
+    const signed: number[][] = [];
+    const sleeps: number[] = [];
     let failed = false;
     const flakyFetch: typeof fetch = async (input, init) => {
       const url = new URL(String(input));
+      if (url.pathname.endsWith('/sign')) {
+        signed.push(JSON.parse(String(init?.body)).parts.map((part: { partNumber: number }) => part.partNumber));
+      }
       if (init?.method === 'PUT') {
         const partNumber = Number(url.searchParams.get('partNumber'));
         puts.set(partNumber, (puts.get(partNumber) ?? 0) + 1);
@@ -104,9 +143,13 @@ describe('direct uploads with the project client', () => {
       filename: 'flaky.bin',
       partSize: 5 * MiB,
       fetch: flakyFetch,
-      retry: { baseMs: 10, capMs: 50 },
+      // Full jitter drawn at the middle: the first retry waits half of baseMs.
+      retry: { baseMs: 10, capMs: 50, random: () => 0.5, sleep: async (ms) => void sleeps.push(ms) },
     });
     expect(Object.fromEntries(puts)).toEqual({ 1: 1, 2: 1, 3: 2, 4: 1 });
+    expect(sleeps).toEqual([5]);
+    // one batch for all four parts, then a fresh URL for the retry of part 3
+    expect(signed).toEqual([[1, 2, 3, 4], [3]]);
     expect(await sha256OfObject(ctx.s3, ctx.bucket.bucket, result.key)).toBe(sha256(data));
   });
 
@@ -209,9 +252,12 @@ describe('completion', () => {
     expect(done.body).toMatchObject({ id, size: data.length, key: id, location: expect.stringContaining(id) });
     expect(await sha256OfObject(ctx.s3, ctx.bucket.bucket, id)).toBe(sha256(data));
 
+    expect(completeRequestsFor(id)).toBe(1);
+
     // a second complete is idempotent: same answer, S3 not called again
     const again = await api(user, 'POST', `/api/multipart/${id}/complete`, { parts: [{ partNumber: 1, etag: etag1 }] });
     expect(again).toEqual(done);
+    expect(completeRequestsFor(id)).toBe(1);
   });
 
   test('a wrong ETag is a 409 naming the part', async () => {
@@ -228,7 +274,7 @@ describe('completion', () => {
     expect((await listMultipartUploads(ctx.s3, ctx.bucket.bucket)).map((u) => u.key)).toContain(id);
   });
 
-  test('concurrent completes of one upload: one assembles it, none fails it', async () => {
+  test('concurrent completes of one upload: one asks S3 to assemble it, none fails it', async () => {
     const user = uniqueUser('lou');
     const data = randomData(6 * MiB);
     const { id } = await createUpload(user, data.length);
@@ -241,6 +287,9 @@ describe('completion', () => {
     expect(statuses.filter((s) => s === 200).length).toBeGreaterThanOrEqual(1);
     expect(statuses.every((s) => s === 200 || s === 409)).toBe(true);
     for (const answer of answers.filter((a) => a.status === 409)) expect(answer.body.message).toMatch(/another request is completing/);
+    // Every 200 is the same answer, from the one completion S3 was asked for.
+    expect(completeRequestsFor(id)).toBe(1);
+    for (const answer of answers.filter((a) => a.status === 200)) expect(answer.body).toEqual({ id, key: id, location: expect.any(String), size: data.length });
     expect(await uploadRow(id)).toMatchObject({ status: 'completed' });
     expect(await sha256OfObject(ctx.s3, ctx.bucket.bucket, id)).toBe(sha256(data));
   });
@@ -284,6 +333,51 @@ describe('abort, ownership and validation', () => {
     }
   });
 
+  test('the direct routes, native and Companion, do not act on a tus upload: 404 as if there were none', async () => {
+    const user = uniqueUser('tusser');
+    const auth = { Authorization: `Bearer ${await tokenFor(user)}`, 'Tus-Resumable': '1.0.0' };
+    const created = await fetch(`${ctx.freight.url}/files/`, { method: 'POST', headers: { ...auth, 'Upload-Length': String(10 * MiB) } });
+    expect(created.status).toBe(201);
+    const id = new URL(created.headers.get('location')!).pathname.split('/').pop()!;
+    // One whole part (8 MiB, S3_PART_SIZE) gives the tus upload its S3 multipart upload.
+    const patched = await fetch(`${ctx.freight.url}/files/${id}`, {
+      method: 'PATCH',
+      headers: { ...auth, 'Upload-Offset': '0', 'Content-Type': 'application/offset+octet-stream' },
+      body: randomData(8 * MiB),
+    });
+    expect(patched.status).toBe(204);
+    const s3UploadId: string = (await uploadRow(id))!.s3_upload_id;
+    expect(s3UploadId).toEqual(expect.any(String));
+
+    const companionQuery = `?key=${encodeURIComponent(id)}`;
+    const companionPath = `/s3/multipart/${encodeURIComponent(s3UploadId)}`;
+    for (const [method, path, body] of [
+      ['POST', `/api/multipart/${id}/sign`, { parts: [{ partNumber: 1 }] }],
+      ['GET', `/api/multipart/${id}/parts`, undefined],
+      ['POST', `/api/multipart/${id}/complete`, { parts: [{ partNumber: 1, etag: 'x' }] }],
+      ['DELETE', `/api/multipart/${id}`, undefined],
+      ['GET', `${companionPath}/1${companionQuery}`, undefined],
+      ['GET', `${companionPath}/batch${companionQuery}&partNumbers=1,2`, undefined],
+      ['GET', `${companionPath}${companionQuery}`, undefined],
+      ['POST', `${companionPath}/complete${companionQuery}`, { parts: [{ PartNumber: 1, ETag: 'x' }] }],
+      ['DELETE', `${companionPath}${companionQuery}`, undefined],
+    ] as const) {
+      const res = await api(user, method, path, body);
+      expect(res, `${method} ${path}`).toEqual({ status: 404, body: { error: 'ERR_UPLOAD_NOT_FOUND', message: 'upload not found' } });
+    }
+
+    // The tus upload is untouched and finishes as tus.
+    expect(await uploadRow(id)).toMatchObject({ protocol: 'tus', status: 'uploading', stored_offset: String(8 * MiB), locked_until: null });
+    expect((await listMultipartUploads(ctx.s3, ctx.bucket.bucket)).map((u) => u.uploadId)).toContain(s3UploadId);
+    const rest = await fetch(`${ctx.freight.url}/files/${id}`, {
+      method: 'PATCH',
+      headers: { ...auth, 'Upload-Offset': String(8 * MiB), 'Content-Type': 'application/offset+octet-stream' },
+      body: randomData(2 * MiB),
+    });
+    expect(rest.status).toBe(204);
+    expect(await uploadRow(id)).toMatchObject({ status: 'completed' });
+  });
+
   test.each([
     [{ filename: 'a.bin', size: 0 }, 400, /size/],
     [{ filename: 'a.bin', size: 2 * 1024 * MiB }, 413, /exceeds this server's maximum/],
@@ -300,12 +394,55 @@ describe('abort, ownership and validation', () => {
     expect(res.body.message).toMatch(message);
   });
 
-  test('a part size that would need more than 10,000 parts is refused', async () => {
-    const res = await api(uniqueUser('v'), 'POST', '/api/multipart', { filename: 'a', size: 1024 * MiB - 1, partSize: 5 * MiB });
-    expect(res.status).toBe(201);
+  test('the planner keeps S3_PART_SIZE while it fits, and signs the first 20 parts', async () => {
     const planned = await api(uniqueUser('v'), 'POST', '/api/multipart', { filename: 'a', size: 1024 * MiB });
     expect(planned.body).toMatchObject({ partSize: 8 * MiB, partCount: 128 });
     expect(planned.body.parts).toHaveLength(20);
+  });
+
+  /** Creates on a Freight of its own (this file's allows 1 GiB, which no part size can cut into too many parts). */
+  async function createOn(overrides: Record<string, string>, bodies: object[]) {
+    const freight = await startFreight(serviceEnv(ctx.bucket.bucket, overrides));
+    try {
+      const answers = [];
+      for (const body of bodies) {
+        const res = await fetch(`${freight.url}/api/multipart`, {
+          method: 'POST',
+          headers: { Authorization: `Bearer ${await tokenFor(uniqueUser('v'))}`, 'Content-Type': 'application/json' },
+          body: JSON.stringify({ filename: 'a', parts: [], ...body }),
+        });
+        answers.push({ status: res.status, body: (await res.json()) as any });
+      }
+      return answers;
+    } finally {
+      await freight.close();
+    }
+  }
+
+  test("a part size that would need more than S3's 10,000 parts is refused; the planner stays within them", async () => {
+    const [tooMany, fits, planned] = await createOn({ MAX_UPLOAD_SIZE: '5TiB' }, [
+      { size: 10_000 * 5 * MiB + 1, partSize: 5 * MiB },
+      { size: 10_000 * 5 * MiB, partSize: 5 * MiB },
+      { size: 1024 * 1024 * MiB },
+    ]);
+    expect(tooMany).toEqual({
+      status: 400,
+      body: { error: 'ERR_BAD_REQUEST', message: `partSize ${5 * MiB} would need 10001 parts; this server allows at most 10000` },
+    });
+    expect(fits).toMatchObject({ status: 201, body: { partSize: 5 * MiB, partCount: 10_000 } });
+    expect(planned).toMatchObject({ status: 201, body: { partSize: Math.ceil((1024 * 1024 * MiB) / 10_000), partCount: 10_000 } });
+  });
+
+  test('S3_MAX_PARTS lowers that limit, for the client and the planner alike', async () => {
+    const [tooMany, planned] = await createOn({ MAX_UPLOAD_SIZE: '1GiB', S3_MAX_PARTS: '100' }, [
+      { size: 100 * 5 * MiB + 1, partSize: 5 * MiB },
+      { size: 1024 * MiB },
+    ]);
+    expect(tooMany).toEqual({
+      status: 400,
+      body: { error: 'ERR_BAD_REQUEST', message: `partSize ${5 * MiB} would need 101 parts; this server allows at most 100` },
+    });
+    expect(planned).toMatchObject({ status: 201, body: { partSize: Math.ceil((1024 * MiB) / 100), partCount: 100 } });
   });
 
   test('sign requests are checked: at most 1000 parts, known part numbers, real MD5s', async () => {
@@ -318,6 +455,7 @@ describe('abort, ownership and validation', () => {
     expect(beyond.status).toBe(400);
     expect(beyond.body.message).toMatch(/outside this upload's parts 1..2/);
     const twice = await api(user, 'POST', `/api/multipart/${id}/sign`, { parts: [{ partNumber: 1 }, { partNumber: 1 }] });
+    expect(twice.status).toBe(400);
     expect(twice.body.message).toMatch(/listed twice/);
     const badMd5 = await api(user, 'POST', `/api/multipart/${id}/sign`, { parts: [{ partNumber: 1, md5: 'abc' }] });
     expect(badMd5.status).toBe(400);

@@ -1,6 +1,6 @@
 /**
- * The direct-upload service on real PostgreSQL and real S3, with the storage wrapped to count and slow down
- * CompleteMultipartUpload: concurrent completes must not both reach S3.
+ * The direct-upload service on real PostgreSQL and real S3, with the storage wrapped to count and hold
+ * CompleteMultipartUpload until the test lets it go: concurrent completes must not both reach S3.
  */
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
@@ -36,15 +36,43 @@ const bucketStorage = () => new S3MultipartStorage(s3, bucket.bucket, inject('s3
 const directOver = (storage: MultipartStorage) =>
   new DirectUploads(uploads, storage, new PartPresigner(s3, bucket.bucket, 900), { preferredPartSize: 5 * MiB, maxParts: 10_000, maxUploadSize: 100 * MiB });
 
-function countingStorage(real: MultipartStorage): MultipartStorage & { completes: number } {
-  const wrapper = Object.create(real) as MultipartStorage & { completes: number };
-  wrapper.completes = 0;
-  wrapper.complete = async (...args) => {
-    wrapper.completes++;
-    await new Promise((resolve) => setTimeout(resolve, 300));
+/**
+ * `real`, counting its completes; the first one waits, once it has reached S3's doorstep (`reached`), until the
+ * test calls `release()`. Any later complete goes straight through (so a second one that got past the claim
+ * shows in the count instead of hanging the test).
+ */
+function gatedStorage(real: MultipartStorage) {
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  let arrive!: () => void;
+  const reached = new Promise<void>((resolve) => (arrive = resolve));
+  const storage = Object.create(real) as MultipartStorage;
+  const counts = { completes: 0 };
+  storage.complete = async (...args) => {
+    if (counts.completes++ === 0) {
+      arrive();
+      await gate;
+    }
     return real.complete(...args);
   };
-  return wrapper;
+  return { storage, counts, reached, release };
+}
+
+/** The outcomes of the first `n` of `promises` to settle. */
+function firstSettled<T>(promises: ReadonlyArray<Promise<T>>, n: number): Promise<Array<PromiseSettledResult<T>>> {
+  return new Promise((resolve) => {
+    const outcomes: Array<PromiseSettledResult<T>> = [];
+    const record = (outcome: PromiseSettledResult<T>) => {
+      outcomes.push(outcome);
+      if (outcomes.length === n) resolve(outcomes);
+    };
+    for (const promise of promises) {
+      promise.then(
+        (value) => record({ status: 'fulfilled', value }),
+        (reason: unknown) => record({ status: 'rejected', reason }),
+      );
+    }
+  });
 }
 
 async function uploadedDirectly(direct: DirectUploads, user: string, size: number) {
@@ -58,31 +86,38 @@ async function uploadedDirectly(direct: DirectUploads, user: string, size: numbe
 }
 
 describe('direct upload service', () => {
-  test('of eight concurrent completes only one calls S3; the others wait their turn or see it done', async () => {
-    const storage = countingStorage(bucketStorage());
-    const direct = directOver(storage);
+  test('of eight concurrent completes only one calls S3; the others are told to retry while it runs', async () => {
+    const gated = gatedStorage(bucketStorage());
+    const direct = directOver(gated.storage);
     const user = uniqueUser('svc');
     const { id, etags } = await uploadedDirectly(direct, user, 7 * MiB);
-    const results = await Promise.allSettled(Array.from({ length: 8 }, () => direct.complete(user, id, etags)));
-    expect(storage.completes).toBe(1);
-    const fulfilled = results.filter((r) => r.status === 'fulfilled');
-    expect(fulfilled.length).toBeGreaterThanOrEqual(1);
-    for (const result of results) {
-      if (result.status === 'rejected') expect(String(result.reason)).toMatch(/another request is completing/);
-    }
-    // and afterwards every complete answers the same, still without S3
-    expect(await direct.complete(user, id, etags)).toEqual((fulfilled[0] as PromiseFulfilledResult<unknown>).value);
-    expect(storage.completes).toBe(1);
+    const attempts = Array.from({ length: 8 }, () => direct.complete(user, id, etags));
+    const firstSeven = firstSettled(attempts, 7);
+    await gated.reached;
+    // While one complete holds the upload at S3, the seven others answer.
+    const others = await firstSeven;
+    expect(others.map((outcome) => (outcome.status === 'rejected' ? String(outcome.reason) : 'completed'))).toEqual(
+      Array.from({ length: 7 }, () => expect.stringMatching(/another request is completing/)),
+    );
+    expect(gated.counts.completes).toBe(1);
+    gated.release();
+    const results = await Promise.allSettled(attempts);
+    const fulfilled = results.filter((result) => result.status === 'fulfilled');
+    expect(fulfilled).toHaveLength(1);
+    // and afterwards every complete answers the same, without S3
+    expect(await direct.complete(user, id, etags)).toEqual(fulfilled[0]!.value);
+    expect(gated.counts.completes).toBe(1);
   });
 
   test('an abort racing a complete cannot abort the completed upload', async () => {
-    const storage = countingStorage(bucketStorage());
-    const direct = directOver(storage);
+    const gated = gatedStorage(bucketStorage());
+    const direct = directOver(gated.storage);
     const user = uniqueUser('svc');
     const { id, etags } = await uploadedDirectly(direct, user, 6 * MiB);
     const completing = direct.complete(user, id, etags);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await gated.reached;
     await expect(direct.abort(user, id)).rejects.toThrow(/another request is completing/);
+    gated.release();
     await completing;
     await expect(direct.abort(user, id)).rejects.toThrow(/completed and cannot be aborted/);
     expect((await uploads.getOwned(user, id)).status).toBe('completed');

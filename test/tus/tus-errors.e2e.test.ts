@@ -70,6 +70,30 @@ describe('authentication', () => {
     expect(head.headers.get('upload-offset')).toBe('0');
   });
 
+  test("a direct upload is no tus upload: HEAD, PATCH, DELETE and GET under /files are 404 and leave it untouched", async () => {
+    const headers = await auth(uniqueUser('direct-owner'));
+    const created = await fetch(`${ctx.freight.url}/api/multipart`, {
+      method: 'POST',
+      headers: { ...headers, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ filename: 'direct.bin', size: 6 * MiB, parts: [] }),
+    });
+    expect(created.status).toBe(201);
+    const { id } = (await created.json()) as { id: string };
+    const attempts: Array<[string, Record<string, string>]> = [
+      ['HEAD', { ...TUS }],
+      ['PATCH', { ...TUS, ...OCTETS, 'Upload-Offset': '0' }],
+      ['DELETE', { ...TUS }],
+      ['GET', {}],
+    ];
+    for (const [method, extra] of attempts) {
+      const res = await fetch(`${ctx.freight.url}/files/${id}`, { method, headers: { ...extra, ...headers }, body: method === 'PATCH' ? 'x' : undefined });
+      expect(res.status, method).toBe(404);
+    }
+    const parts = await fetch(`${ctx.freight.url}/api/multipart/${id}/parts`, { headers });
+    expect(parts.status).toBe(200);
+    expect(await parts.json()).toMatchObject({ status: 'pending' });
+  });
+
   test('a preflight for PATCH with Authorization is answered by tus with every method and header allowed', async () => {
     const res = await fetch(`${ctx.freight.url}/files/some-id`, {
       method: 'OPTIONS',

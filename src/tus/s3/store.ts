@@ -197,10 +197,7 @@ export class FreightS3Store extends FreightStore {
   private async mainUpload(record: FileUpload): Promise<string> {
     if (record.s3UploadId) return record.s3UploadId;
     const { multipart, uploads } = this.options;
-    const uploadId = await multipart.create(record.storageKey, {
-      contentType: 'application/octet-stream',
-      filename: record.filename ?? record.id,
-    });
+    const uploadId = await multipart.create(record.storageKey, { filename: record.filename ?? record.id });
     if (await uploads.attachS3Upload(record.id, uploadId)) return uploadId;
     // Another writer recorded one first (it lost its lock to us in between): use that one.
     await multipart.abort(record.storageKey, uploadId).catch(() => {});
