@@ -13,6 +13,8 @@ export interface HoldingProxy {
   readonly url: string;
   readonly port: number;
   readonly mode: ProxyMode;
+  /** Bytes relayed so far each way, over every connection: what the client sent the target, and back. */
+  readonly relayed: { readonly toTarget: number; readonly fromTarget: number };
   /** Relays again (listening on the same port as before). */
   up(): Promise<void>;
   /** Closes the listener and every relayed socket: new connections get ECONNREFUSED, open ones are reset. */
@@ -41,11 +43,13 @@ export async function holdingProxy(target: string): Promise<HoldingProxy> {
   let mode: ProxyMode = 'down';
   let server: net.Server | undefined;
   let listenPort = 0;
+  const relayed = { toTarget: 0, fromTarget: 0 };
 
   // One direction of a pair. Not stream.pipe(): pipe() resumes its source on the destination's 'drain', which would
   // undo a hold; here the flow only resumes when the relay is up.
-  const relay = (from: net.Socket, to: net.Socket) => {
+  const relay = (from: net.Socket, to: net.Socket, direction: keyof typeof relayed) => {
     from.on('data', (chunk: Buffer) => {
+      relayed[direction] += chunk.length;
       if (!to.write(chunk)) from.pause();
     });
     to.on('drain', () => {
@@ -69,8 +73,8 @@ export async function holdingProxy(target: string): Promise<HoldingProxy> {
       });
       if (mode !== 'up') socket.pause();
     }
-    relay(client, upstream);
-    relay(upstream, client);
+    relay(client, upstream, 'toTarget');
+    relay(upstream, client, 'fromTarget');
   };
 
   const listen = () =>
@@ -135,6 +139,7 @@ export async function holdingProxy(target: string): Promise<HoldingProxy> {
     get mode() {
       return mode;
     },
+    relayed,
     up,
     down,
     hold,

@@ -81,3 +81,59 @@ export function stalledPatch(
   request.write(data.subarray(offset, offset + bytes));
   return { cut: () => request.destroy(), settled };
 }
+
+/** The answer to a raw PATCH: its status, the Upload-Offset it gave (if any) and its text. */
+export interface PatchAnswer {
+  status: number;
+  offset: number | undefined;
+  text: string;
+}
+
+/**
+ * A PATCH whose body is sent piece by piece (one Content-Length for all of them), calling `after(i)` once piece i
+ * is written and waiting for it before the next: a client whose link pauses at known bytes.
+ */
+export function pausingPatch(
+  url: string,
+  headers: Record<string, string>,
+  offset: number,
+  pieces: Buffer[],
+  after: (index: number) => Promise<void>,
+): Promise<PatchAnswer> {
+  return new Promise<PatchAnswer>((resolve, reject) => {
+    const request = http.request(url, {
+      method: 'PATCH',
+      headers: {
+        ...headers,
+        'Tus-Resumable': '1.0.0',
+        'Upload-Offset': String(offset),
+        'Content-Type': 'application/offset+octet-stream',
+        'Content-Length': String(pieces.reduce((sum, piece) => sum + piece.length, 0)),
+      },
+    });
+    request.on('error', reject);
+    request.on('response', (response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.on('error', reject);
+      response.on('end', () => {
+        const answered = response.headers['upload-offset'];
+        resolve({
+          status: response.statusCode ?? 0,
+          offset: answered === undefined ? undefined : Number(answered),
+          text: Buffer.concat(chunks).toString(),
+        });
+      });
+    });
+    void (async () => {
+      for (const [index, piece] of pieces.entries()) {
+        if (!request.write(piece)) await new Promise((drained) => request.once('drain', drained));
+        await after(index);
+      }
+      request.end();
+    })().catch((error: unknown) => {
+      request.destroy();
+      reject(error);
+    });
+  });
+}

@@ -75,7 +75,8 @@ export class PatchWrite {
           await piece.append(take);
           rest = rest.subarray(take.length);
           if (piece.end === partEnd) {
-            from = this.schedule(piece, from, (sealed) => this.storePart(sealed, from === this.committed ? this.upload.staging : null));
+            const prefix = this.stagedBefore(from);
+            from = this.schedule(piece, from, (sealed) => this.storePart(sealed, prefix));
             piece = this.newPiece(piece.partNumber + 1, piece.end);
           }
         }
@@ -85,7 +86,7 @@ export class PatchWrite {
     }
     this.stalled = reader.stalled;
     if (!this.failure && piece.fresh > 0) {
-      const prefix = from === this.upload.storedOffset ? this.upload.staging : null;
+      const prefix = this.stagedBefore(from);
       this.schedule(piece, from, (sealed) => this.stage(sealed, prefix));
     } else {
       await piece.release();
@@ -115,6 +116,15 @@ export class PatchWrite {
       signal: this.abort.signal,
       prefix,
     });
+  }
+
+  /**
+   * The staged start of the part a piece from `from` belongs to: only the write's first piece has one, the
+   * staging recorded when the write began. Not judged by `this.committed`, which moves as earlier steps are
+   * recorded: a later piece would take the staging of a part already stored for its own.
+   */
+  private stagedBefore(from: number): StagingState | null {
+    return from === this.upload.storedOffset ? this.upload.staging : null;
   }
 
   private newPiece(partNumber: number, start: number): Piece {
