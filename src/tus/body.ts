@@ -9,6 +9,18 @@
  */
 import type { Readable } from 'node:stream';
 
+/**
+ * Thrown by a store once it has stored what a stalled body brought (`offset`): @tus/server only answers a PATCH
+ * whose store returns early when the body ends, which a trickling client's never does, but it answers at once
+ * when the store throws. The hook turns this into the 204 the stored bytes deserve (src/tus/server.ts).
+ */
+export class BodyStalled extends Error {
+  override readonly name = 'BodyStalled';
+  constructor(readonly offset: number) {
+    super(`the request body stalled; ${offset} bytes of the upload are stored`);
+  }
+}
+
 export interface StallRule {
   /** Bytes per second; 0 turns the rule off. */
   minRate: number;

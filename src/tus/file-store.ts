@@ -10,7 +10,7 @@ import type { Upload } from '@tus/utils';
 import type { FastifyBaseLogger } from 'fastify';
 import { offsetMismatch } from '../errors.js';
 import type { UploadService } from '../uploads/service.js';
-import { BodyReader, type StallRule } from './body.js';
+import { BodyReader, BodyStalled, type StallRule } from './body.js';
 import { FreightStore, liveRecord, tusUpload } from './upload-record.js';
 
 export class RecordedFileStore extends FreightStore {
@@ -44,6 +44,7 @@ export class RecordedFileStore extends FreightStore {
     const end = await this.inner.write(Readable.from(body.chunks()), id, offset);
     if (end !== offset) await this.uploads.advanceStoredOffset(id, { from: offset, to: end, staging: null });
     await this.finish(id);
+    if (body.stalled) throw new BodyStalled(end);
     return end;
   }
 

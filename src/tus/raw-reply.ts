@@ -4,11 +4,13 @@
  * - the headers hooks set on the Fastify reply (CORS, by @fastify/cors, the one CORS of the whole server) are
  *   carried over, and @tus/server's own Access-Control-* headers are dropped, so that every answer has exactly
  *   one CORS policy;
- * - every 503 and 423 gets Retry-After: @tus/server lets a hook choose an error's status and body, not headers.
+ * - every 503 and 423 gets Retry-After, and the 204 of a PATCH whose body stalled its Upload-Offset:
+ *   @tus/server lets a hook choose an error's status and body, not headers.
  */
 import type { ServerResponse } from 'node:http';
 import type { FastifyReply } from 'fastify';
 import { RETRY_AFTER_SECONDS } from '../errors.js';
+import { contextOfRaw } from './request-context.js';
 
 type RawHeaders = string[] | Record<string, unknown> | undefined;
 
@@ -33,6 +35,8 @@ export function prepareRawReply(reply: FastifyReply): void {
   const writeHead = raw.writeHead;
   raw.writeHead = function (this: ServerResponse, status: number, ...rest: unknown[]) {
     if ((status === 503 || status === 423) && !this.hasHeader('Retry-After')) this.setHeader('Retry-After', String(RETRY_AFTER_SECONDS));
+    const stalledAt = contextOfRaw(this.req)?.stalledAt;
+    if (status === 204 && stalledAt !== undefined) this.setHeader('Upload-Offset', String(stalledAt));
     // writeHead(status, headers) or writeHead(status, statusMessage, headers)
     const last = rest.length - 1;
     if (last >= 0 && typeof rest[last] !== 'string') rest[last] = withoutCors(rest[last] as RawHeaders);

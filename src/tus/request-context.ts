@@ -12,6 +12,8 @@ export interface TusRequestContext {
   user: User;
   /** The id given to an upload this request created (a POST), for error bookkeeping. */
   createdId?: string;
+  /** Set when the PATCH body stalled: the offset stored, which the answer reports. */
+  stalledAt?: number;
 }
 
 /** The request object @tus/server hands its hooks. */
@@ -22,6 +24,9 @@ const contexts = new WeakMap<IncomingMessage, TusRequestContext>();
 export function bindContext(request: IncomingMessage, context: TusRequestContext): void {
   contexts.set(request, context);
 }
+
+/** The context of a raw request, if it came through the Fastify route. */
+export const contextOfRaw = (request: IncomingMessage): TusRequestContext | undefined => contexts.get(request);
 
 export function contextOf(request: TusRequest): TusRequestContext {
   const raw = request.runtime?.node?.req as IncomingMessage | undefined;

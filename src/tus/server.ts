@@ -8,6 +8,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../config/index.js';
 import { storageProblem, toHttpAnswer, type HttpAnswer } from '../errors.js';
 import type { UploadService } from '../uploads/service.js';
+import { BodyStalled } from './body.js';
 import { contextOf } from './request-context.js';
 import type { FreightStore } from './upload-record.js';
 
@@ -72,6 +73,14 @@ export function createTusServer(deps: {
 
     // Every error answer passes here: spec-exact statuses, and storage failures recorded on the upload.
     async onResponseError(req, error) {
+      // A body that stalled was ended with what arrived stored: the PATCH succeeded up to there. "The Server
+      // MUST acknowledge successful PATCH requests with the 204 No Content status. It MUST include the
+      // Upload-Offset header containing the new offset" (added in raw-reply.ts); the client continues from it.
+      if (error instanceof BodyStalled) {
+        contextOf(req).stalledAt = error.offset;
+        log.info({ uploadId: uploadIdFromUrl(req.url), offset: error.offset }, 'PATCH body stalled; answered with what was stored');
+        return { status_code: 204, body: '' };
+      }
       const answer = toHttpAnswer(error);
       if (answer.status >= 500) {
         const id = req.method === 'POST' ? contextOf(req).createdId : uploadIdFromUrl(req.url);

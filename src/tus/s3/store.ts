@@ -17,7 +17,7 @@ import type { S3MultipartStorage } from '../../storage/multipart.js';
 import type { S3Objects } from '../../storage/objects.js';
 import { planPartSize } from '../../uploads/planner.js';
 import type { UploadService } from '../../uploads/service.js';
-import type { StallRule } from '../body.js';
+import { BodyStalled, type StallRule } from '../body.js';
 import { PartLayout, stagingKey, stagingPrefix } from './layout.js';
 import type { PartSlots } from './slots.js';
 import { MainUploadLost, StagedBytesLost, stagedBytesLost } from './losses.js';
@@ -81,8 +81,8 @@ export class FreightS3Store extends FreightStore {
       if (error instanceof MainUploadLost) throw await this.options.uploads.markLost(id, error.message);
       throw error;
     }
-    if (write.stalled) this.options.log.info({ uploadId: id, offset: end }, 'PATCH body stalled; stored what arrived');
     if (record.totalSize !== null && end === record.totalSize) await this.finish(id);
+    if (write.stalled) throw new BodyStalled(end);
     return end;
   }
 
