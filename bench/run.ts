@@ -235,7 +235,7 @@ async function main() {
     const targets = evaluateTargets(result);
     await mkdir(path.join(ROOT, 'bench', 'results'), { recursive: true });
     const jsonPath = path.join(ROOT, 'bench', 'results', `${date}.json`);
-    await writeFile(jsonPath, JSON.stringify({ ...result, targets }, null, 2) + '\n');
+    await writeFile(jsonPath, `${JSON.stringify({ ...result, targets }, null, 2)}\n`);
     let svgName: string | undefined;
     if (memory) {
       svgName = `${date}-rss.svg`;
@@ -250,7 +250,7 @@ async function main() {
     }
     await writeFile(path.join(ROOT, 'BENCHMARKS.md'), benchmarksPage(result, targets, svgName));
     log(`results: ${path.relative(ROOT, jsonPath)}, BENCHMARKS.md${svgName ? `, bench/results/${svgName}` : ''}`);
-    console.log('\n' + summaryTable(summaries));
+    console.log(`\n${summaryTable(summaries)}`);
     for (const target of targets) console.log(`${target.met ? 'met    ' : 'NOT MET'}  ${target.target}: ${target.measured}`);
   } finally {
     for (const server of servers) await server.stop();

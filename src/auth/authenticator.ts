@@ -123,7 +123,7 @@ async function devSecret(file: string): Promise<string> {
   await mkdir(path.dirname(file), { recursive: true });
   const secret = randomBytes(32).toString('base64url');
   try {
-    await writeFile(file, secret + '\n', { mode: 0o600, flag: 'wx' });
+    await writeFile(file, `${secret}\n`, { mode: 0o600, flag: 'wx' });
     return secret;
   } catch (error) {
     // Another process created it first: use theirs.

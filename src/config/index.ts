@@ -259,7 +259,7 @@ function readS3(
   if ((accessKeyId === undefined) !== (secretAccessKey === undefined)) {
     throw new ConfigError(
       accessKeyId === undefined ? 'S3_ACCESS_KEY_ID' : 'S3_SECRET_ACCESS_KEY',
-      'must be set together with ' + (accessKeyId === undefined ? 'S3_SECRET_ACCESS_KEY' : 'S3_ACCESS_KEY_ID'),
+      `must be set together with ${accessKeyId === undefined ? 'S3_SECRET_ACCESS_KEY' : 'S3_ACCESS_KEY_ID'}`,
     );
   }
   if (accelerate && bucket.includes('.')) {

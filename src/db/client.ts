@@ -27,7 +27,7 @@ function migrationsFolder(): string {
     const candidate = path.join(dir, 'drizzle');
     if (existsSync(path.join(candidate, 'meta', '_journal.json'))) return candidate;
     const parent = path.dirname(dir);
-    if (parent === dir) throw new Error('drizzle/ migrations folder not found above ' + import.meta.url);
+    if (parent === dir) throw new Error(`drizzle/ migrations folder not found above ${import.meta.url}`);
     dir = parent;
   }
 }

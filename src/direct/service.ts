@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { S3_LIMITS } from '../config/index.js';
 import type { FileUpload } from '../db/schema.js';
-import { badRequest, conflict, gone, payloadTooLarge, storageProblem } from '../errors.js';
+import { badRequest, conflict, payloadTooLarge, storageProblem } from '../errors.js';
 import type { MultipartStorage } from '../storage/multipart.js';
 import type { StoredPart } from '../uploads/parts.js';
 import { partCount, partSizeProblem, planPartSize, plannedPartSize } from '../uploads/planner.js';

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { SignJWT, UnsecuredJWT, decodeJwt } from 'jose';
 import { describe, expect, test } from 'vitest';
 import { Authenticator, DEFAULT_TOKEN_CHECKS } from '../../src/auth/authenticator.js';
-import { FreightError } from '../../src/errors.js';
+import type { FreightError } from '../../src/errors.js';
 
 const SECRET = 'authenticator-test-secret-0123456789';
 const key = new TextEncoder().encode(SECRET);

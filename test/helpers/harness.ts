@@ -14,7 +14,7 @@ import {
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
   ListPartsCommand,
-  S3Client,
+  type S3Client,
   type Part,
 } from '@aws-sdk/client-s3';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';

@@ -11,7 +11,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Readable } from 'node:stream';
-import { DataStore, ERRORS, Upload } from '@tus/utils';
+import { type DataStore, ERRORS, Upload } from '@tus/utils';
 import { afterAll, beforeAll, describe, expect, test, type TestContext } from 'vitest';
 import { toHttpAnswer } from '../../src/errors.js';
 import { MiB, randomData, sha256 } from '../helpers/harness.js';

@@ -1,6 +1,6 @@
 import { ERRORS } from '@tus/utils';
 import { describe, expect, test } from 'vitest';
-import { FreightError, toHttpAnswer } from '../../src/errors.js';
+import { type FreightError, toHttpAnswer } from '../../src/errors.js';
 import { checkTusRequest, parseUploadMetadata } from '../../src/tus/protocol.js';
 
 const status = (fn: () => void): number | undefined => {

@@ -2,7 +2,7 @@
  * tus uploads end to end: tus-js-client → Freight → real S3 (Ceph RGW) multipart, state in real PostgreSQL.
  */
 import { Readable } from 'node:stream';
-import { AbortMultipartUploadCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { AbortMultipartUploadCommand, HeadObjectCommand, } from '@aws-sdk/client-s3';
 import { Upload } from 'tus-js-client';
 import { describe, expect, inject, test } from 'vitest';
 import {
