@@ -137,3 +137,33 @@ export function pausingPatch(
     });
   });
 }
+
+/** An upload created with a raw POST, and raw PATCHes of slices of its data. */
+export interface RawUpload {
+  url: string;
+  id: string;
+  /** PATCHes data[from, to) at offset `from`. */
+  patch(from: number, to: number, extra?: Record<string, string>): Promise<Response>;
+}
+
+export async function createRawUpload(
+  baseUrl: string,
+  headers: Record<string, string>,
+  data: Buffer<ArrayBuffer>,
+  creation: Record<string, string> = { 'Upload-Length': String(data.length) },
+): Promise<RawUpload> {
+  const tus = { ...headers, 'Tus-Resumable': '1.0.0' };
+  const created = await fetch(`${baseUrl}/files/`, { method: 'POST', headers: { ...tus, ...creation } });
+  if (created.status !== 201) throw new Error(`POST answered ${created.status}: ${await created.text()}`);
+  const url = created.headers.get('location')!;
+  return {
+    url,
+    id: uploadIdOf(url),
+    patch: (from, to, extra = {}) =>
+      fetch(url, {
+        method: 'PATCH',
+        headers: { ...tus, ...extra, 'Upload-Offset': String(from), 'Content-Type': 'application/offset+octet-stream' },
+        body: data.subarray(from, to),
+      }),
+  };
+}

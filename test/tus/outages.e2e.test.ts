@@ -250,6 +250,27 @@ async function expectSurvived(options: {
   return resent;
 }
 
+/**
+ * The flow of every client case: tus-js-client uploads a new file to `freight` (recording in `sql`); once storage holds some of it,
+ * `outage` runs (it starts an outage, probes what it likes, and ends it); then the upload must have survived.
+ */
+async function throughOutage(
+  label: string,
+  freight: RunningFreight,
+  /** The database Freight records in. */
+  sql: Sql,
+  outage: (upload: { id: string; user: string; storedOffset: number }) => Promise<void>,
+): Promise<number> {
+  const user = uniqueUser(label.replace(/\W+/g, '-').toLowerCase());
+  const data = randomData(FILE_SIZE);
+  const run = startCountedUpload(freight, await tokenFor(user), data);
+  const { id, storedOffset } = await onceBytesStored(run, sql);
+  const outageStartedAt = run.stack.elapsed();
+  await outage({ id, user, storedOffset });
+  const url = await run.done;
+  return expectSurvived({ label, run, url, data, user, sql, s3, bucket: bucket.bucket, freight, storedAtOutage: storedOffset, outageStartedAt });
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // raw HTTP
 
@@ -355,29 +376,10 @@ describe('S3 outages (Freight reaches S3 through a relay that goes down or silen
 
   test('S3 restarts (refused for 4 s): the client resumes the same upload', async () => {
     try {
-      const user = uniqueUser('s3-restart');
-      const data = randomData(FILE_SIZE);
-      const run = startCountedUpload(freight, await tokenFor(user), data);
-      const { storedOffset } = await onceBytesStored(run, sql);
-
-      const outageStartedAt = run.stack.elapsed();
-      await s3Proxy.down();
-      await sleep(4_000);
-      await s3Proxy.up();
-
-      const url = await run.done;
-      await expectSurvived({
-        label: 'S3 down 4 s',
-        run,
-        url,
-        data,
-        user,
-        sql,
-        s3,
-        bucket: bucket.bucket,
-        freight,
-        storedAtOutage: storedOffset,
-        outageStartedAt,
+      await throughOutage('S3 down 4 s', freight, sql, async () => {
+        await s3Proxy.down();
+        await sleep(4_000);
+        await s3Proxy.up();
       });
     } finally {
       await relayUp();
@@ -386,49 +388,30 @@ describe('S3 outages (Freight reaches S3 through a relay that goes down or silen
 
   test('S3 stops answering (held longer than S3_REQUEST_TIMEOUT): HEAD answers from Postgres, PATCH 503 in bounded time, the client resumes', async () => {
     try {
-      const user = uniqueUser('s3-held');
       // A second user's upload for the raw PATCH: a PATCH of the client's own upload would take its lock away.
       const prober = uniqueUser('s3-held-probe');
       const probeUrl = await createUpload(freight, prober, 16 * MiB);
-      const data = randomData(FILE_SIZE);
-      const run = startCountedUpload(freight, await tokenFor(user), data);
-      const { id, storedOffset } = await onceBytesStored(run, sql);
+      await throughOutage('S3 held', freight, sql, async ({ id, user, storedOffset }) => {
+        const heldSince = performance.now();
+        await s3Proxy.hold();
 
-      const outageStartedAt = run.stack.elapsed();
-      const heldSince = performance.now();
-      await s3Proxy.hold();
+        const resume = await head(`${freight.url}/files/${id}`, user);
+        log(describeAnswer('S3 held: HEAD', resume));
+        expect(resume.status).toBe(200);
+        expect(Number(resume.offset)).toBeGreaterThanOrEqual(storedOffset);
+        expect(resume.ms).toBeLessThan(1_000);
 
-      const resume = await head(`${freight.url}/files/${id}`, user);
-      log(describeAnswer('S3 held: HEAD', resume));
-      expect(resume.status).toBe(200);
-      expect(Number(resume.offset)).toBeGreaterThanOrEqual(storedOffset);
-      expect(resume.ms).toBeLessThan(1_000);
+        // The staged 64 KiB go to S3 as one object: three attempts of S3_REQUEST_TIMEOUT of silence each, with the
+        // backoff between them (7.3 s here alone, 8.2 s beside another test file); the rest is slack for 2 cores.
+        const write = await patch(probeUrl, prober, 0, randomData(64 * 1024));
+        log(describeAnswer('S3 held: PATCH', write));
+        expect(write).toMatchObject({ status: 503, retryAfter: RETRY_AFTER });
+        expect(write.body).toMatch(/retry later$/);
+        expect(write.ms).toBeLessThan(3 * S3_REQUEST_TIMEOUT_MS + BODY_RETRY_BACKOFF_MS + 3_000);
 
-      // The staged 64 KiB go to S3 as one object: three attempts of S3_REQUEST_TIMEOUT of silence each, with the
-      // backoff between them (7.3 s here alone, 8.2 s beside another test file); the rest is slack for 2 cores.
-      const write = await patch(probeUrl, prober, 0, randomData(64 * 1024));
-      log(describeAnswer('S3 held: PATCH', write));
-      expect(write).toMatchObject({ status: 503, retryAfter: RETRY_AFTER });
-      expect(write.body).toMatch(/retry later$/);
-      expect(write.ms).toBeLessThan(3 * S3_REQUEST_TIMEOUT_MS + BODY_RETRY_BACKOFF_MS + 3_000);
-
-      await sleep(Math.max(0, 5_000 - (performance.now() - heldSince)));
-      await s3Proxy.release();
-      log(`S3 held for ${Math.round(performance.now() - heldSince)} ms`);
-
-      const url = await run.done;
-      await expectSurvived({
-        label: 'S3 held',
-        run,
-        url,
-        data,
-        user,
-        sql,
-        s3,
-        bucket: bucket.bucket,
-        freight,
-        storedAtOutage: storedOffset,
-        outageStartedAt,
+        await sleep(Math.max(0, 5_000 - (performance.now() - heldSince)));
+        await s3Proxy.release();
+        log(`S3 held for ${Math.round(performance.now() - heldSince)} ms`);
       });
     } finally {
       await relayUp();
@@ -486,29 +469,10 @@ describe('PostgreSQL outages (a throwaway cluster of this file, never the machin
   test('Postgres restarts (down ~4 s plus its start): the client resumes the same upload', async () => {
     const freight = await startFreight(serviceEnv(bucket.bucket, { DATABASE_URL: cluster.url, DATABASE_TIMEOUT: '3s' }));
     try {
-      const user = uniqueUser('pg-restart');
-      const data = randomData(FILE_SIZE);
-      const run = startCountedUpload(freight, await tokenFor(user), data);
-      const { storedOffset } = await onceBytesStored(run, sql);
-
-      const outageStartedAt = run.stack.elapsed();
-      const restarting = performance.now();
-      await cluster.restart(4_000);
-      log(`Postgres restart took ${Math.round(performance.now() - restarting)} ms`);
-
-      const url = await run.done;
-      await expectSurvived({
-        label: 'Postgres restart',
-        run,
-        url,
-        data,
-        user,
-        sql,
-        s3,
-        bucket: bucket.bucket,
-        freight,
-        storedAtOutage: storedOffset,
-        outageStartedAt,
+      await throughOutage('Postgres restart', freight, sql, async () => {
+        const restarting = performance.now();
+        await cluster.restart(4_000);
+        log(`Postgres restart took ${Math.round(performance.now() - restarting)} ms`);
       });
     } finally {
       await cluster.start();
@@ -520,45 +484,26 @@ describe('PostgreSQL outages (a throwaway cluster of this file, never the machin
     const pgProxy = await holdingProxy(cluster.url);
     const freight = await startFreight(serviceEnv(bucket.bucket, { DATABASE_URL: pgProxy.url, DATABASE_TIMEOUT: '2s' }));
     try {
-      const user = uniqueUser('pg-held');
       const prober = uniqueUser('pg-held-probe');
       const probeUrl = await createUpload(freight, prober, 16 * MiB);
-      const data = randomData(FILE_SIZE);
-      const run = startCountedUpload(freight, await tokenFor(user), data);
-      const { id, storedOffset } = await onceBytesStored(run, sql);
+      await throughOutage('Postgres held', freight, sql, async ({ id, user }) => {
+        const heldSince = performance.now();
+        await pgProxy.hold();
 
-      const outageStartedAt = run.stack.elapsed();
-      const heldSince = performance.now();
-      await pgProxy.hold();
+        const resume = await head(`${freight.url}/files/${id}`, user);
+        log(describeAnswer('Postgres held: HEAD', resume));
+        expect(resume).toMatchObject({ status: 423, retryAfter: RETRY_AFTER });
+        expect(resume.ms).toBeLessThan(2_000 + 1_500);
 
-      const resume = await head(`${freight.url}/files/${id}`, user);
-      log(describeAnswer('Postgres held: HEAD', resume));
-      expect(resume).toMatchObject({ status: 423, retryAfter: RETRY_AFTER });
-      expect(resume.ms).toBeLessThan(2_000 + 1_500);
+        const write = await patch(probeUrl, prober, 0, randomData(64 * 1024));
+        log(describeAnswer('Postgres held: PATCH', write));
+        expect(write).toMatchObject({ status: 503, retryAfter: RETRY_AFTER });
+        expect(write.body).toMatch(/^ERR_DATABASE_UNAVAILABLE: the database did not answer within 2 s; retry later$/);
+        expect(write.ms).toBeLessThan(2_000 + 1_500);
 
-      const write = await patch(probeUrl, prober, 0, randomData(64 * 1024));
-      log(describeAnswer('Postgres held: PATCH', write));
-      expect(write).toMatchObject({ status: 503, retryAfter: RETRY_AFTER });
-      expect(write.body).toMatch(/^ERR_DATABASE_UNAVAILABLE: the database did not answer within 2 s; retry later$/);
-      expect(write.ms).toBeLessThan(2_000 + 1_500);
-
-      await sleep(Math.max(0, 5_000 - (performance.now() - heldSince)));
-      await pgProxy.release();
-      log(`Postgres held for ${Math.round(performance.now() - heldSince)} ms`);
-
-      const url = await run.done;
-      await expectSurvived({
-        label: 'Postgres held',
-        run,
-        url,
-        data,
-        user,
-        sql,
-        s3,
-        bucket: bucket.bucket,
-        freight,
-        storedAtOutage: storedOffset,
-        outageStartedAt,
+        await sleep(Math.max(0, 5_000 - (performance.now() - heldSince)));
+        await pgProxy.release();
+        log(`Postgres held for ${Math.round(performance.now() - heldSince)} ms`);
       });
     } finally {
       await freight.close();

@@ -20,7 +20,7 @@ import {
   tokenFor,
   uniqueUser,
 } from '../helpers/harness.js';
-import { stalledPatch, startTusUpload, uploadIdOf } from '../helpers/tus-client.js';
+import { createRawUpload, stalledPatch, startTusUpload, uploadIdOf } from '../helpers/tus-client.js';
 
 // 5 MiB parts (S3's minimum) so that tens of MiB make many parts; a PATCH whose body stops for 2 s is ended
 // by the server with what arrived stored (what a test that "cuts the link" waits for).
@@ -278,15 +278,7 @@ describe('tus uploads onto S3 multipart', () => {
     const token = await tokenFor(uniqueUser('ida'));
     const headers = { 'Tus-Resumable': '1.0.0', Authorization: `Bearer ${token}` };
     const data = randomData(8 * MiB);
-    const created = await fetch(`${ctx.freight.url}/files/`, { method: 'POST', headers: { ...headers, 'Upload-Length': String(data.length) } });
-    const url = created.headers.get('location')!;
-    const id = uploadIdOf(url);
-    const patch = (from: number, to: number) =>
-      fetch(url, {
-        method: 'PATCH',
-        headers: { ...headers, 'Upload-Offset': String(from), 'Content-Type': 'application/offset+octet-stream' },
-        body: data.subarray(from, to),
-      });
+    const { url, id, patch } = await createRawUpload(ctx.freight.url, headers, data);
     expect((await patch(0, 6 * MiB)).status).toBe(204);
     // A bucket lifecycle rule or an operator aborts it behind Freight's back.
     await ctx.s3.send(new AbortMultipartUploadCommand({ Bucket: ctx.bucket.bucket, Key: id, UploadId: await s3UploadIdOf(id) }));
@@ -303,15 +295,7 @@ describe('tus uploads onto S3 multipart', () => {
     const token = await tokenFor(uniqueUser('hal'));
     const headers = { 'Tus-Resumable': '1.0.0', Authorization: `Bearer ${token}` };
     const data = randomData(11 * MiB);
-    const created = await fetch(`${ctx.freight.url}/files/`, { method: 'POST', headers: { ...headers, 'Upload-Length': String(data.length) } });
-    const url = created.headers.get('location')!;
-    const id = uploadIdOf(url);
-    const patch = (from: number, to: number) =>
-      fetch(url, {
-        method: 'PATCH',
-        headers: { ...headers, 'Upload-Offset': String(from), 'Content-Type': 'application/offset+octet-stream' },
-        body: data.subarray(from, to),
-      });
+    const { url, id, patch } = await createRawUpload(ctx.freight.url, headers, data);
     expect((await patch(0, 10 * MiB)).status).toBe(204);
 
     // Part 1 as recorded no longer matches the part S3 holds.
@@ -337,15 +321,7 @@ describe('tus uploads onto S3 multipart', () => {
       const token = await tokenFor(uniqueUser('jay'));
       const headers = { 'Tus-Resumable': '1.0.0', Authorization: `Bearer ${token}` };
       const data = randomData(8 * MiB);
-      const created = await fetch(`${flaky.url}/files/`, { method: 'POST', headers: { ...headers, 'Upload-Length': String(data.length) } });
-      const url = created.headers.get('location')!;
-      const id = uploadIdOf(url);
-      const patch = (from: number, to: number) =>
-        fetch(url, {
-          method: 'PATCH',
-          headers: { ...headers, 'Upload-Offset': String(from), 'Content-Type': 'application/offset+octet-stream' },
-          body: data.subarray(from, to),
-        });
+      const { url, id, patch } = await createRawUpload(flaky.url, headers, data);
       expect((await patch(0, 6 * MiB)).status).toBe(204);
 
       // With S3 down, the resume check still answers, from Postgres; a write is 503 with Retry-After.

@@ -10,29 +10,16 @@
  */
 import type { Readable } from 'node:stream';
 import type { Upload } from '@tus/utils';
-import type { FastifyBaseLogger } from 'fastify';
 import type { FileUpload } from '../../db/schema.js';
 import { conflict, offsetMismatch } from '../../errors.js';
-import type { S3MultipartStorage } from '../../storage/multipart.js';
-import type { S3Objects } from '../../storage/objects.js';
 import { planPartSize } from '../../uploads/planner.js';
-import type { UploadService } from '../../uploads/service.js';
-import { BodyStalled, type StallRule } from '../body.js';
+import { BodyStalled, } from '../body.js';
 import { PartLayout, stagingKey, stagingPrefix } from './layout.js';
-import type { PartSlots } from './slots.js';
 import { MainUploadLost, StagedBytesLost, stagedBytesLost } from './losses.js';
-import { PatchWrite } from './writer.js';
+import { PatchWrite, type WriterDeps } from './writer.js';
 import { FreightStore, liveRecord, tusUpload } from '../upload-record.js';
 
-export interface FreightS3StoreOptions {
-  uploads: UploadService;
-  multipart: S3MultipartStorage;
-  objects: S3Objects;
-  slots: PartSlots;
-  /** This process's own temp directory. */
-  tempDir: string;
-  stall: StallRule;
-  log: FastifyBaseLogger;
+export interface FreightS3StoreOptions extends WriterDeps {
   expiryMs: number;
   preferredPartSize: number;
   maxParts: number;

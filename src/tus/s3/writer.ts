@@ -26,6 +26,7 @@ export interface WriterDeps {
   multipart: S3MultipartStorage;
   objects: S3Objects;
   slots: PartSlots;
+  /** This process's own temp directory (part files). */
   tempDir: string;
   stall: StallRule;
   log: FastifyBaseLogger;
