@@ -5,6 +5,7 @@
  * as `{"error": "<code>", "message": "…"}`, tus (text/plain, like tusd) as `<code>: <message>`.
  */
 import { ERRORS as TUS_ERRORS } from '@tus/utils';
+import { storageFailure } from './storage/s3.js';
 
 export const ERROR_CODES = {
   /** The request cannot be read: a malformed header, parameter or body (the message says which). */
@@ -143,34 +144,12 @@ function isTusStyle(error: unknown): error is TusStyleError {
   );
 }
 
-/** An error answered by S3 (or an S3-compatible server), or the failure to reach it: the AWS SDK's shape. */
-function isS3Error(error: unknown): error is Error & { $metadata: { httpStatusCode?: number } } {
-  return error instanceof Error && typeof (error as { $metadata?: unknown }).$metadata === 'object';
-}
-
-const NETWORK_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH']);
-
-/**
- * What went wrong in storage, for the answer and the upload's record: "storage unreachable (ECONNREFUSED)",
- * "storage error: SlowDown (S3 answered 503)", …; `permanent` when S3 refused for a reason a retry will not change
- * (a 4xx other than throttling: AccessDenied, NoSuchBucket, InvalidAccessKeyId …). Undefined if not storage's.
- */
-export function storageFailure(error: unknown): { problem: string; permanent: boolean } | undefined {
-  const errno = (error as NodeJS.ErrnoException | null)?.code;
-  if (errno !== undefined && NETWORK_ERRORS.has(errno) && (isS3Error(error) || (error as { syscall?: string }).syscall)) {
-    return { problem: `storage unreachable (${errno})`, permanent: false };
-  }
-  if (error instanceof Error && error.name === 'TimeoutError') return { problem: 'storage did not answer in time', permanent: false };
-  if (isS3Error(error)) {
-    const status = error.$metadata.httpStatusCode;
-    const permanent = status !== undefined && status >= 400 && status < 500 && status !== 429 && status !== 408;
-    return { problem: `storage error: ${error.name}${status ? ` (S3 answered ${status})` : ''}`, permanent };
-  }
-  return undefined;
-}
-
 /** The problem text alone (kept on a failed upload's record). */
 export const storageProblem = (error: unknown): string | undefined => storageFailure(error)?.problem;
+
+/** Why an upload failed, for its record: storage's problem, else the error's message. */
+export const failureReason = (error: unknown): string =>
+  storageProblem(error) ?? (error instanceof Error ? error.message : String(error));
 
 interface FastifyStyleError {
   statusCode?: number;

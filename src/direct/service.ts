@@ -5,9 +5,9 @@
 import { randomUUID } from 'node:crypto';
 import { S3_LIMITS } from '../config/index.js';
 import type { FileUpload } from '../db/schema.js';
-import { badRequest, conflict, payloadTooLarge, storageProblem } from '../errors.js';
+import { badRequest, conflict, failureReason, payloadTooLarge } from '../errors.js';
 import type { MultipartStorage } from '../storage/multipart.js';
-import type { StoredPart } from '../uploads/parts.js';
+import { sumOfSizes, type StoredPart } from '../uploads/parts.js';
 import { partCount, partSizeProblem, planPartSize, plannedPartSize } from '../uploads/planner.js';
 import { OPEN_STATUSES, type UploadService } from '../uploads/service.js';
 import type { PartPresigner, SignedPart } from './presigner.js';
@@ -117,7 +117,7 @@ export class DirectUploads {
       // The client's mimeType is recorded, not given to S3: the object is bytes to download (see MultipartStorage).
       s3UploadId = await this.storage.create(upload.storageKey, { filename });
     } catch (error) {
-      await this.uploads.markFailed(upload.id, storageProblem(error) ?? (error instanceof Error ? error.message : String(error)));
+      await this.uploads.markFailed(upload.id, failureReason(error));
       throw error;
     }
     await this.uploads.attachS3Upload(upload.id, s3UploadId);
@@ -210,7 +210,7 @@ export class DirectUploads {
         return this.completedAnswer(await this.uploads.markCompleted(id, size));
       }
       const parts = await this.uploads.verifyParts(claimed, stored, reported);
-      const size = parts.reduce((sum, part) => sum + part.size, 0);
+      const size = sumOfSizes(parts);
       if (size > this.options.maxUploadSize) throw await this.refuseOversize(claimed, size);
       await this.storage.complete(key, this.s3UploadIdOf(claimed), parts);
       return this.completedAnswer(await this.uploads.markCompleted(id, size));

@@ -5,6 +5,7 @@ import {
   PutBucketCorsCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
+import { s3StatusOf } from './s3.js';
 
 export async function ensureBucket(
   client: S3Client,
@@ -15,8 +16,7 @@ export async function ensureBucket(
   try {
     await client.send(new HeadBucketCommand({ Bucket: bucket }));
   } catch (error) {
-    const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-    if (status !== 404) throw error;
+    if (s3StatusOf(error) !== 404) throw error;
     await client.send(new CreateBucketCommand({ Bucket: bucket }));
     created = true;
   }

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { Server, type Locker, type Upload } from '@tus/server';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../config/index.js';
-import { storageProblem, toHttpAnswer, type HttpAnswer } from '../errors.js';
+import { failureReason, storageProblem, toHttpAnswer, type HttpAnswer } from '../errors.js';
 import type { UploadService } from '../uploads/service.js';
 import { BodyStalled } from './body.js';
 import { contextOf } from './request-context.js';
@@ -87,8 +87,7 @@ export function createTusServer(deps: {
         log.error({ err: error, uploadId: id, method: req.method }, 'tus request failed');
         // A storage failure is kept on the upload (the API shows it); it stays resumable.
         if (id && (req.method === 'POST' || req.method === 'PATCH') && storageProblem(error)) {
-          const reason = storageProblem(error) ?? answer.message;
-          await uploads.markFailed(id, reason).catch((err: unknown) => {
+          await uploads.markFailed(id, failureReason(error)).catch((err: unknown) => {
             log.error({ err, uploadId: id }, 'could not mark the upload failed');
           });
         }

@@ -85,7 +85,7 @@ export function checkParts(input: {
   }
   if (count === 0) report({ partNumber: 1, problem: 'missing' });
 
-  const storedBytes = parts.reduce((sum, part) => sum + part.size, 0);
+  const storedBytes = sumOfSizes(parts);
   if (problems.length === 0 && input.totalSize !== null && storedBytes !== input.totalSize) {
     report({ partNumber: 0, problem: 'wrong_total', expected: input.totalSize, actual: storedBytes });
   }
@@ -114,3 +114,6 @@ export function describePartProblems(problems: readonly PartProblem[]): string {
   });
   return [missing.length > 0 ? `missing parts ${missing.join(', ')}` : '', ...rest].filter(Boolean).join('; ');
 }
+
+/** The bytes the parts hold together. */
+export const sumOfSizes = (parts: ReadonlyArray<{ size: number }>): number => parts.reduce((sum, part) => sum + part.size, 0);

@@ -15,7 +15,7 @@ import { FreightError, badRequest, conflict, gone, notFound, offsetMismatch, par
 import type { StoredAdvance, UploadRepository } from '../db/repository.js';
 import type { FileUpload, UploadProtocol, UploadStatus } from '../db/schema.js';
 import { partCount } from './planner.js';
-import { checkParts, describePartProblems, type ExpectedPart, type StoredPart } from './parts.js';
+import { checkParts, describePartProblems, sumOfSizes, type ExpectedPart, type StoredPart } from './parts.js';
 
 export interface NewUpload {
   id: string;
@@ -223,7 +223,7 @@ export class UploadService {
   async mergeStoredParts(id: string, stored: readonly StoredPart[]): Promise<void> {
     if (stored.length === 0) return;
     await this.repo.upsertParts(id, stored.map((part) => ({ ...part, status: 'stored' as const })));
-    await this.recordProgress(id, stored.reduce((sum, part) => sum + part.size, 0));
+    await this.recordProgress(id, sumOfSizes(stored));
   }
 
   /**
