@@ -16,11 +16,18 @@ import {
   uuid,
 } from 'drizzle-orm/pg-core';
 
-/** `lost`: storage no longer holds the upload's bytes (its multipart upload vanished); it cannot be resumed. */
-export const UPLOAD_STATUSES = ['pending', 'uploading', 'completed', 'failed', 'aborted', 'expired', 'lost'] as const;
+/**
+ * `lost`: storage no longer holds the upload's bytes (its multipart upload vanished); `rejected`: its bytes are
+ * not the file its client announced (the whole-file SHA-256 differs). Neither can be resumed or completed.
+ */
+export const UPLOAD_STATUSES = ['pending', 'uploading', 'completed', 'failed', 'aborted', 'expired', 'lost', 'rejected'] as const;
 export const uploadStatus = pgEnum('upload_status', UPLOAD_STATUSES);
 export const uploadProtocol = pgEnum('upload_protocol', ['tus', 'direct']);
 export const partStatus = pgEnum('part_status', ['pending', 'stored']);
+/** tus concatenation: a partial upload, or the final upload made of partials. */
+export const concatKind = pgEnum('concat_kind', ['partial', 'final']);
+export const WEBHOOK_EVENTS = ['upload.created', 'upload.completed', 'upload.failed', 'upload.aborted', 'upload.expired'] as const;
+export const webhookEvent = pgEnum('webhook_event', WEBHOOK_EVENTS);
 
 /**
  * tus on S3: the bytes of the part under construction that are stored but not yet a part of the upload's own
@@ -72,6 +79,14 @@ export const fileUploads = pgTable(
     storedOffset: bigint('stored_offset', { mode: 'number' }),
     /** tus on S3: bytes past the last whole part, stored but not yet joined into one (see StagingState). */
     staging: jsonb('staging').$type<StagingState>(),
+    /** The running SHA-256 of the bytes before stored_offset (hash-wasm's saved state, base64): resumes hashing anywhere. */
+    hashState: text('hash_state'),
+    /** The SHA-256 (hex) of the whole upload, once completed. */
+    sha256: text('sha256'),
+    /** tus concatenation: partial or final (null: an ordinary upload). */
+    concat: concatKind('concat'),
+    /** A final upload's partials, in order. */
+    concatPartials: uuid('concat_partials').array(),
     /** The planned part size (direct uploads and S3-backed tus uploads). */
     partSize: bigint('part_size', { mode: 'number' }),
     /** The metadata the client sent (tus Upload-Metadata: a key without a value is null). */
@@ -99,10 +114,34 @@ export const uploadParts = pgTable(
     size: bigint('size', { mode: 'number' }).notNull(),
     etag: text('etag'),
     status: partStatus('status').notNull().default('pending'),
+    /** Direct uploads: the base64 MD5 the client signed the part with, if it did. */
+    md5: text('md5'),
+    /** tus: the running SHA-256 state at the end of this part (so an upload can go back to any part boundary). */
+    hashState: text('hash_state'),
     ...timestamps,
   },
   // The primary key is the unique (upload_id, part_number) pair.
   (table) => [primaryKey({ name: 'upload_parts_upload_id_part_number_pk', columns: [table.uploadId, table.partNumber] })],
+);
+
+/**
+ * The webhook outbox: every event is written here in the same moment as the state change it reports, and a
+ * deliverer sends it (and retries) until WEBHOOK_URL acknowledges it: delivered at least once, across restarts.
+ */
+export const webhookOutbox = pgTable(
+  'webhook_outbox',
+  {
+    id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    event: webhookEvent('event').notNull(),
+    uploadId: uuid('upload_id').notNull(),
+    payload: jsonb('payload').$type<Record<string, unknown>>().notNull(),
+    attempts: integer('attempts').notNull().default(0),
+    nextAttemptAt: timestamp('next_attempt_at', MS).notNull().defaultNow(),
+    deliveredAt: timestamp('delivered_at', MS),
+    lastError: text('last_error'),
+    createdAt: timestamp('created_at', MS).notNull().defaultNow(),
+  },
+  (table) => [index('webhook_outbox_due_idx').on(table.nextAttemptAt).where(sql`delivered_at is null`)],
 );
 
 export type FileUpload = typeof fileUploads.$inferSelect;
@@ -110,3 +149,5 @@ export type NewFileUpload = typeof fileUploads.$inferInsert;
 export type UploadPart = typeof uploadParts.$inferSelect;
 export type UploadStatus = FileUpload['status'];
 export type UploadProtocol = FileUpload['protocol'];
+export type WebhookOutboxRow = typeof webhookOutbox.$inferSelect;
+export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];

@@ -14,11 +14,13 @@ export abstract class FreightStore extends DataStore {
   abstract finish(id: string): Promise<void>;
 }
 
+const GONE = new Set<FileUpload['status']>(['aborted', 'expired', 'lost', 'rejected']);
+
 /** The row of an upload that can still be written to or read: 404 when there is none, 410 when it is gone. */
 export async function liveRecord(uploads: UploadService, id: string): Promise<FileUpload> {
   const record = await uploads.findForStorage(id);
   if (!record) throw ERRORS.FILE_NOT_FOUND;
-  if (record.status === 'aborted' || record.status === 'expired' || record.status === 'lost') throw ERRORS.FILE_NO_LONGER_EXISTS;
+  if (GONE.has(record.status)) throw ERRORS.FILE_NO_LONGER_EXISTS;
   return record;
 }
 

@@ -97,7 +97,9 @@ export class UploadService {
     const upload = await this.getOwned(userId, id, protocol);
     if (upload.status === 'aborted') throw gone('the upload was terminated');
     if (upload.status === 'expired') throw gone('the upload expired');
-    if (upload.status === 'lost') throw gone(`the upload cannot be resumed: ${upload.error ?? 'storage lost its bytes'}`);
+    if (upload.status === 'lost' || upload.status === 'rejected') {
+      throw gone(`the upload cannot be resumed: ${upload.error ?? 'storage lost its bytes'}`);
+    }
     if (OPEN_STATUSES.includes(upload.status) && upload.expiresAt && upload.expiresAt <= this.now()) {
       await this.repo.transition(id, OPEN_STATUSES, { status: 'expired' });
       throw gone(`the upload expired at ${upload.expiresAt.toISOString()}`);
