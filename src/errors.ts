@@ -21,6 +21,8 @@ export const ERROR_CODES = {
   ERR_UPLOAD_CONFLICT: 409,
   /** The parts storage holds are not the upload's planned parts (missing, wrong size, wrong ETag): nothing assembled. */
   ERR_PARTS_MISMATCH: 409,
+  /** tus concatenation: a final upload takes no PATCH (it is made of its partial uploads). */
+  ERR_UPLOAD_IS_FINAL: 403,
   /** The upload was terminated, expired, or storage lost it: it can never be resumed. */
   ERR_UPLOAD_GONE: 410,
   /** tus: an unsupported Tus-Resumable version (Tus-Version says which are). */
@@ -32,6 +34,10 @@ export const ERROR_CODES = {
   ERR_UPLOAD_LOCKED: 423,
   /** The user has USER_MAX_OPEN_UPLOADS unfinished uploads. */
   ERR_TOO_MANY_UPLOADS: 429,
+  /** tus checksum: the PATCH's bytes do not have its Upload-Checksum (or did not all arrive); nothing was recorded. */
+  ERR_CHECKSUM_MISMATCH: 460,
+  /** The whole upload's SHA-256 is not the one its client announced: it is rejected, never completed. */
+  ERR_DIGEST_MISMATCH: 460,
   ERR_INTERNAL: 500,
   /** Storage refused the request for a reason a retry will not change (credentials, permissions, no bucket). */
   ERR_STORAGE_REFUSED: 500,
@@ -77,6 +83,8 @@ export const payloadTooLarge = (message: string) => new FreightError('ERR_UPLOAD
 export const locked = (message: string) => new FreightError('ERR_UPLOAD_LOCKED', message, retryAfter);
 export const notImplemented = (message: string) => new FreightError('ERR_NOT_IMPLEMENTED', message);
 export const tooManyUploads = (message: string) => new FreightError('ERR_TOO_MANY_UPLOADS', message);
+export const checksumMismatch = (message: string) => new FreightError('ERR_CHECKSUM_MISMATCH', message);
+export const digestMismatch = (message: string) => new FreightError('ERR_DIGEST_MISMATCH', message);
 /** The S3 server (or the disk) failed; the upload stays resumable. */
 export const storageUnavailable = (message: string) => new FreightError('ERR_STORAGE_UNAVAILABLE', message, retryAfter);
 /** PostgreSQL is down, restarting or not answering in time; nothing was half-recorded. */
@@ -127,6 +135,7 @@ const CODE_BY_STATUS = new Map<number, ErrorCode>([
   [415, 'ERR_UNSUPPORTED_MEDIA_TYPE'],
   [423, 'ERR_UPLOAD_LOCKED'],
   [429, 'ERR_TOO_MANY_UPLOADS'],
+  [460, 'ERR_CHECKSUM_MISMATCH'],
   [501, 'ERR_NOT_IMPLEMENTED'],
 ]);
 

@@ -20,6 +20,12 @@ export const UploadView = {
     bytesReceived: { type: 'integer' },
     partSize: nullable('integer'),
     storageKey: { type: 'string' },
+    /** The SHA-256 (hex) of the stored bytes, once completed (tus uploads; concatenated ones once hashed). */
+    sha256: nullable('string'),
+    /** tus concatenation: partial, final, or null. */
+    concat: { type: ['string', 'null'], enum: ['partial', 'final', null] },
+    /** A final upload's partial uploads, in order. */
+    partials: { type: ['array', 'null'], items: { type: 'string' } },
     error: nullable('string'),
     createdAt: timestamp,
     updatedAt: timestamp,
@@ -36,6 +42,9 @@ export const UploadView = {
     'bytesReceived',
     'partSize',
     'storageKey',
+    'sha256',
+    'concat',
+    'partials',
     'error',
     'createdAt',
     'updatedAt',
@@ -58,6 +67,9 @@ export function uploadView(upload: FileUpload): UploadView {
     bytesReceived: upload.bytesReceived,
     partSize: upload.partSize,
     storageKey: upload.storageKey,
+    sha256: upload.sha256,
+    concat: upload.concat,
+    partials: upload.concatPartials,
     error: upload.error,
     createdAt: upload.createdAt.toISOString(),
     updatedAt: upload.updatedAt.toISOString(),

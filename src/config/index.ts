@@ -17,6 +17,8 @@ export interface S3Config {
   forcePathStyle: boolean;
   /** Sign direct-upload part URLs for S3 Transfer Acceleration. */
   accelerate: boolean;
+  /** Tag completed objects (their SHA-256); off for S3-compatible servers without object tagging (R2). */
+  tagging: boolean;
 }
 
 export type AuthConfig =
@@ -252,6 +254,7 @@ function readS3(
   const secretAccessKey = read('S3_SECRET_ACCESS_KEY');
   const forcePathStyle = bool('S3_FORCE_PATH_STYLE');
   const accelerate = bool('S3_ACCELERATE');
+  const tagging = read('S3_TAGGING') === undefined ? true : bool('S3_TAGGING');
   if (bucket === undefined) return undefined;
   if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) {
     throw new ConfigError('S3_BUCKET', `is not a valid bucket name: "${bucket}"`);
@@ -272,6 +275,7 @@ function readS3(
     credentials: accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey } : undefined,
     forcePathStyle,
     accelerate,
+    tagging,
   };
 }
 

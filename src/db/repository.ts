@@ -32,6 +32,8 @@ export interface StoredAdvance {
   to: number;
   staging: StagingState | null;
   part?: { partNumber: number; size: number; etag: string } | undefined;
+  /** The running SHA-256's state at `to` (null: none kept). */
+  hashState: string | null;
 }
 
 /** postgres.js answers execute() with the rows; PGlite with { rows }. */
@@ -193,22 +195,24 @@ export class UploadRepository {
    * `from`, so a writer working from a stale view can never overwrite a newer truth. False in that case.
    */
   async advanceStoredOffset(id: string, advance: StoredAdvance): Promise<boolean> {
-    const { from, to, staging, part } = advance;
+    const { from, to, staging, part, hashState } = advance;
     const result = await this.db.execute(sql`
       with moved as (
         update ${fileUploads}
         set stored_offset = ${to}, bytes_received = ${to},
             staging = ${staging === null ? null : JSON.stringify(staging)}::jsonb,
+            hash_state = ${hashState}::text,
             status = 'uploading', error = null, updated_at = now()
         where id = ${id} and stored_offset = ${from} and status in ('pending', 'uploading', 'failed')
         returning id
       ), recorded as (
-        insert into ${uploadParts} (upload_id, part_number, size, etag, status)
+        insert into ${uploadParts} (upload_id, part_number, size, etag, status, hash_state)
         select id, ${part?.partNumber ?? 0}::integer, ${part?.size ?? 0}::bigint, ${part?.etag ?? null}::text,
-          'stored'::part_status from moved
+          'stored'::part_status, ${hashState}::text from moved
         where ${part !== undefined}::boolean
         on conflict (upload_id, part_number) do update
-          set size = excluded.size, etag = excluded.etag, status = excluded.status, updated_at = now()
+          set size = excluded.size, etag = excluded.etag, status = excluded.status, hash_state = excluded.hash_state,
+              updated_at = now()
       )
       select count(*)::int as moved from moved`);
     return (rowsOf<{ moved: number }>(result)[0]?.moved ?? 0) > 0;
@@ -229,11 +233,19 @@ export class UploadRepository {
       .returning();
   }
 
-  /** Back to an earlier offset: the staged bytes past it were lost in storage (never called on a whim). */
-  async rewindStoredOffset(id: string, from: number, to: number): Promise<boolean> {
+  /**
+   * Back to the start of part `partNumber` (offset `to`): the staged bytes past it were lost in storage (never
+   * called on a whim). The running digest goes back with it, to the state recorded at the end of the part before.
+   */
+  async rewindStoredOffset(id: string, from: number, partNumber: number, to: number): Promise<boolean> {
     const rows = await this.db
       .update(fileUploads)
-      .set({ storedOffset: to, bytesReceived: to, staging: null })
+      .set({
+        storedOffset: to,
+        bytesReceived: to,
+        staging: null,
+        hashState: sql`(select ${uploadParts.hashState} from ${uploadParts} where ${uploadParts.uploadId} = ${id} and ${uploadParts.partNumber} = ${partNumber - 1})`,
+      })
       .where(and(eq(fileUploads.id, id), eq(fileUploads.storedOffset, from)))
       .returning({ id: fileUploads.id });
     return rows.length > 0;

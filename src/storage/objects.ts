@@ -12,6 +12,7 @@ import {
   GetObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
+  PutObjectTaggingCommand,
   UploadPartCommand,
   UploadPartCopyCommand,
   type S3Client,
@@ -107,6 +108,17 @@ export class S3Objects {
     const etag = copied.CopyPartResult?.ETag;
     if (!etag) throw new Error(`UploadPartCopy ${partNumber} of ${key} answered without an ETag`);
     return etag;
+  }
+
+  /** Sets the object's tags (replacing any). */
+  async tag(key: string, tags: Record<string, string>): Promise<void> {
+    await this.client.send(
+      new PutObjectTaggingCommand({
+        Bucket: this.bucket,
+        Key: key,
+        Tagging: { TagSet: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) },
+      }),
+    );
   }
 
   /** Removes the objects (missing ones are fine). */

@@ -8,10 +8,19 @@ import { Readable } from 'node:stream';
 import type { FileStore } from '@tus/file-store';
 import type { Upload } from '@tus/utils';
 import type { FastifyBaseLogger } from 'fastify';
-import { offsetMismatch } from '../errors.js';
+import { checksumMismatch, offsetMismatch } from '../errors.js';
+import { RunningDigest } from '../uploads/digest.js';
 import type { UploadService } from '../uploads/service.js';
 import { BodyReader, BodyStalled, type StallRule } from './body.js';
-import { FreightStore, liveRecord, tusUpload } from './upload-record.js';
+import { FreightStore, liveRecord, tusUpload, type WriteOptions } from './upload-record.js';
+
+/** The chunks, each fed to the digest on its way. */
+async function* hashed(chunks: AsyncIterable<Buffer>, digest: RunningDigest | undefined): AsyncGenerator<Buffer> {
+  for await (const chunk of chunks) {
+    digest?.update(chunk);
+    yield chunk;
+  }
+}
 
 export class RecordedFileStore extends FreightStore {
   constructor(
@@ -21,7 +30,6 @@ export class RecordedFileStore extends FreightStore {
     private readonly stall: StallRule,
   ) {
     super();
-    this.extensions = inner.extensions.filter((extension) => extension !== 'concatentation');
   }
 
   partSizeFor(): null {
@@ -30,19 +38,23 @@ export class RecordedFileStore extends FreightStore {
 
   override async create(upload: Upload): Promise<Upload> {
     const created = await this.inner.create(upload);
-    if (created.size === 0) await this.uploads.markCompleted(created.id, 0);
+    if (created.size === 0) await this.finish(created.id);
     return created;
   }
 
-  override async write(stream: Readable, id: string, offset: number): Promise<number> {
+  override async write(stream: Readable, id: string, offset: number, options: WriteOptions = {}): Promise<number> {
     const record = await liveRecord(this.uploads, id);
     if (record.storedOffset !== offset) {
       throw offsetMismatch(`the upload is at offset ${record.storedOffset}, not ${offset}; ask for its offset (HEAD) and resume`);
     }
-    // The same stall rule as on S3: a body that stalls ends here, and what arrived is kept.
-    const body = new BodyReader(stream, this.stall);
-    const end = await this.inner.write(Readable.from(body.chunks()), id, offset);
-    if (end !== offset) await this.uploads.advanceStoredOffset(id, { from: offset, to: end, staging: null });
+    // The same rules as on S3: a body that stalls or is stopped ends here and what arrived is kept; the running
+    // SHA-256 goes on from the state recorded with the offset; a checksummed body is recorded only if it matches
+    // (otherwise its bytes stay in the file past the recorded offset, and the next PATCH overwrites them).
+    const body = new BodyReader(stream, { ...options, stall: this.stall });
+    const digest = await RunningDigest.resume(record.hashState, offset);
+    const end = await this.inner.write(Readable.from(hashed(body.chunks(), digest)), id, offset);
+    if (!body.checksumMatches()) throw checksumMismatch('the body does not have its Upload-Checksum (or did not arrive whole); nothing was recorded');
+    if (end !== offset) await this.uploads.advanceStoredOffset(id, { from: offset, to: end, staging: null, hashState: digest?.save() ?? null });
     await this.finish(id);
     if (body.stalled) throw new BodyStalled(end);
     return end;
@@ -79,11 +91,15 @@ export class RecordedFileStore extends FreightStore {
     return this.inner.read(id);
   }
 
-  /** Nothing to assemble: every byte is in the file once the offset reaches the length. */
+  /** Nothing to assemble: every byte is in the file once the offset reaches the length (and has the digest announced). */
   async finish(id: string): Promise<void> {
     const record = await this.uploads.getUploadForStorage(id);
     if (record.status !== 'completed' && record.totalSize !== null && record.storedOffset === record.totalSize) {
-      await this.uploads.markCompleted(id, record.totalSize);
+      const sha256 = await this.uploads.verifyDigest(record).catch(async (error: unknown) => {
+        await this.discard(id);
+        throw error;
+      });
+      await this.uploads.markCompleted(id, record.totalSize, sha256);
     }
   }
 

@@ -13,6 +13,8 @@ import { notFound, toHttpAnswer } from '../errors.js';
 import type { UploadService } from '../uploads/service.js';
 import { openDownload, sendDownload } from './download.js';
 import { resumeCheck } from './head.js';
+import { discoveryHeaders } from './options.js';
+import { patchUpload } from './patch.js';
 import { checkTusRequest } from './protocol.js';
 import { prepareRawReply } from './raw-reply.js';
 import { bindContext } from './request-context.js';
@@ -25,6 +27,13 @@ export interface TusPluginOptions {
   uploads: UploadService;
   store: FreightStore;
   locker: Locker;
+}
+
+function closeIfBodyUnread(request: FastifyRequest, reply: FastifyReply): void {
+  if (request.raw.complete) return;
+  const cut = () => request.raw.socket?.destroy();
+  if (reply.raw.writableFinished) cut();
+  else reply.raw.once('finish', cut);
 }
 
 export async function tusPlugin(app: FastifyInstance, options: TusPluginOptions): Promise<void> {
@@ -61,6 +70,8 @@ export async function tusPlugin(app: FastifyInstance, options: TusPluginOptions)
       reply.hijack();
       return sendDownload(opened, reply.raw);
     }
+    if (request.method === 'OPTIONS') return reply.code(204).headers(discoveryHeaders(config.maxUploadSize)).send();
+    if (request.method === 'PATCH' && id) return patchUpload({ uploads, store, locker, maxUploadSize: config.maxUploadSize }, request, reply, id);
     if (request.method === 'HEAD' && id) {
       const aborted = new AbortController();
       request.raw.once('close', () => aborted.abort());
@@ -71,14 +82,15 @@ export async function tusPlugin(app: FastifyInstance, options: TusPluginOptions)
     reply.hijack();
     bindContext(request.raw, { user: request.user });
     await tus.handle(request.raw, reply.raw);
-    // A body not read to its end (a PATCH answered early: a stall, a conflict, a failure) is not drained at the
-    // client's pace: once the answer is out, the connection closes and the client resumes on a new one.
-    if (!request.raw.complete) {
-      const cut = () => request.raw.socket?.destroy();
-      if (reply.raw.writableFinished) cut();
-      else reply.raw.once('finish', cut);
-    }
+    closeIfBodyUnread(request, reply);
   };
+
+  // Answers given before the body was read to its end (a stall, a conflict, a failure, a body too large) close
+  // the connection rather than drain the rest at the client's pace; the client resumes on a new one.
+  app.addHook('onSend', async (request, reply) => {
+    if (!request.raw.complete) reply.header('Connection', 'close');
+  });
+  app.addHook('onResponse', async (request, reply) => closeIfBodyUnread(request, reply));
   const methods = ['GET', 'HEAD', 'POST', 'PATCH', 'DELETE', 'OPTIONS'];
   app.route({ method: methods, url: TUS_PATH, exposeHeadRoute: false, handler });
   app.route({ method: methods, url: `${TUS_PATH}/*`, exposeHeadRoute: false, handler });

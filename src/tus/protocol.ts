@@ -4,6 +4,7 @@
  */
 import { TUS_RESUMABLE } from '@tus/utils';
 import { FreightError, badRequest, payloadTooLarge } from '../errors.js';
+import { isSha256Hex } from '../uploads/digest.js';
 
 type Headers = Record<string, string | string[] | undefined>;
 
@@ -79,7 +80,11 @@ function checkPost(headers: Headers, maxSize: number): void {
   if (length !== undefined) checkLength(length, maxSize);
 
   const metadata = header(headers, 'upload-metadata');
-  if (metadata !== undefined) parseUploadMetadata(metadata);
+  const parsed = metadata === undefined ? {} : parseUploadMetadata(metadata);
+  // Freight's own key: the digest the whole upload must have (checked at completion).
+  if (parsed.sha256 !== undefined && !isSha256Hex(parsed.sha256)) {
+    throw badRequest('Upload-Metadata sha256 must be the SHA-256 of the file in hex (64 digits)');
+  }
 }
 
 function checkLength(value: string, maxSize: number): void {

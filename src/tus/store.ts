@@ -35,6 +35,7 @@ export function createTusStore({ config, uploads, log, tempDir, s3 }: TusStoreDe
       stall,
       log,
       expiryMs: config.uploadExpiryMs,
+      tagging: config.s3.tagging,
       preferredPartSize: config.partSize,
       maxParts: config.maxParts,
       maxUploadSize: config.maxUploadSize,

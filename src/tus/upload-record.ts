@@ -1,11 +1,49 @@
 /** How both tus stores read an upload: its row in PostgreSQL is the truth, for @tus/server as for clients. */
 import type { Readable } from 'node:stream';
 import { DataStore, ERRORS, Upload } from '@tus/utils';
+import type { ExpectedChecksum } from './checksum.js';
 import type { FileUpload } from '../db/schema.js';
 import type { UploadService } from '../uploads/service.js';
 
+/** What Freight's own PATCH handler (patch.ts) tells a store beyond @tus/server's write(stream, id, offset). */
+export interface WriteOptions {
+  /** Aborted when another request wants the upload: the store keeps what arrived and returns. */
+  stop?: AbortSignal | undefined;
+  /** The most bytes the body may bring; more is 413. */
+  limit?: number | undefined;
+  /** Upload-Checksum: nothing is recorded unless the whole body has this digest (else 460). */
+  checksum?: ExpectedChecksum | undefined;
+}
+
+/** The tus extensions both stores offer (OPTIONS: Tus-Extension). */
+export const TUS_EXTENSIONS = [
+  'creation',
+  'creation-with-upload',
+  'creation-defer-length',
+  'termination',
+  'expiration',
+  'checksum',
+  'concatenation',
+] as const;
+
+/**
+ * @tus/server 2.4.5's PostHandler accepts an Upload-Concat header only from a store with this (misspelled)
+ * extension; Freight answers final uploads itself and lets @tus/server create partial ones like any other.
+ */
+const TUS_SERVER_CONCATENATION = 'concatentation';
+
 /** What Freight asks of a tus store beyond @tus/server's DataStore. */
 export abstract class FreightStore extends DataStore {
+  constructor() {
+    super();
+    this.extensions = [...TUS_EXTENSIONS, TUS_SERVER_CONCATENATION];
+  }
+
+  /**
+   * Writes the body from `offset` and returns the offset now stored. Throws BodyStalled (with the offset stored)
+   * when the body stalled, and a 460 when an Upload-Checksum did not match (nothing recorded).
+   */
+  abstract override write(stream: Readable, id: string, offset: number, options?: WriteOptions): Promise<number>;
   /** The part size of a new upload of `size` bytes (undefined: deferred), or null where there are no parts. */
   abstract partSizeFor(size: number | undefined): number | null;
   /** The bytes of a completed upload (GET /files/:id). */

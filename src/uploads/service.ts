@@ -11,7 +11,18 @@
  *                 ▼
  *        aborted (DELETE) / expired (past expires_at) / lost (storage lost its bytes)
  */
-import { FreightError, badRequest, conflict, gone, notFound, offsetMismatch, partsMismatch, tooManyUploads } from '../errors.js';
+import {
+  FreightError,
+  badRequest,
+  conflict,
+  digestMismatch,
+  gone,
+  notFound,
+  offsetMismatch,
+  partsMismatch,
+  tooManyUploads,
+} from '../errors.js';
+import { RunningDigest } from './digest.js';
 import type { StoredAdvance, UploadRepository } from '../db/repository.js';
 import type { FileUpload, UploadProtocol, UploadStatus } from '../db/schema.js';
 import { partCount } from './planner.js';
@@ -160,9 +171,9 @@ export class UploadService {
     );
   }
 
-  /** Staged bytes were lost in storage: the upload goes back to `to`, with the reason kept. */
-  async rewindStoredOffset(id: string, from: number, to: number, reason: string): Promise<void> {
-    if (await this.repo.rewindStoredOffset(id, from, to)) {
+  /** Staged bytes were lost in storage: the upload goes back to the start of part `partNumber` (`to`), the reason kept. */
+  async rewindStoredOffset(id: string, from: number, partNumber: number, to: number, reason: string): Promise<void> {
+    if (await this.repo.rewindStoredOffset(id, from, partNumber, to)) {
       await this.repo.transition(id, OPEN_STATUSES, { status: 'failed', error: reason });
     }
   }
@@ -272,7 +283,7 @@ export class UploadService {
   }
 
   /** Idempotent: completing a completed upload returns it unchanged. */
-  async markCompleted(id: string, size: number): Promise<FileUpload> {
+  async markCompleted(id: string, size: number, sha256?: string): Promise<FileUpload> {
     const now = this.now();
     const completed = await this.repo.transition(id, OPEN_STATUSES, {
       status: 'completed',
@@ -281,11 +292,28 @@ export class UploadService {
       completedAt: now,
       lockedUntil: null,
       error: null,
+      ...(sha256 === undefined ? {} : { sha256 }),
     });
     if (completed) return completed;
     const current = await this.repo.findUpload(id);
     if (current?.status === 'completed') return current;
     throw conflict(`the upload is ${current?.status ?? 'missing'} and cannot be completed`);
+  }
+
+  /**
+   * The SHA-256 of a tus upload whose every byte is stored, from the running digest recorded with its offset
+   * (undefined when none was kept). If its client announced one (Upload-Metadata `sha256`) and they differ, the
+   * upload is rejected for good (460): it is never presented as completed, and the API says why.
+   */
+  async verifyDigest(upload: FileUpload): Promise<string | undefined> {
+    const sha256 = await RunningDigest.hexOf(upload.hashState, upload.storedOffset ?? 0);
+    const announced = upload.metadata?.sha256?.toLowerCase();
+    if (announced && sha256 && announced !== sha256) {
+      const reason = `sha256 mismatch: the stored bytes have ${sha256}, the client announced ${announced}`;
+      await this.repo.transition(upload.id, OPEN_STATUSES, { status: 'rejected', error: reason, lockedUntil: null });
+      throw digestMismatch(reason);
+    }
+    return sha256;
   }
 
   /**

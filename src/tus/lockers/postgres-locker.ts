@@ -11,7 +11,7 @@
  * Waiters ask the holder to let go (NOTIFY freight_lock_release), are woken by NOTIFY freight_lock_released, and
  * also retry every pollMs (backing off to 4x) so that a missed notification only costs latency.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { ERRORS, type Lock, type Locker, type RequestRelease } from '@tus/utils';
 import postgres, { type PendingQuery, type Sql } from 'postgres';
 import { FreightError, RETRY_AFTER_SECONDS } from '../../errors.js';
@@ -68,7 +68,19 @@ interface Holder {
   requestRelease: RequestRelease;
   /** The session holding this request's advisory lock; undefined while the request is still asking for it. */
   session?: Session;
+  /** When it got the lock, by the database's clock (ms): release requests sent before are not for it. */
+  acquiredAt?: number;
 }
+
+/**
+ * A release request names its sender and when it was sent, by the database's clock (the one clock all instances
+ * share): "<sender> <ms> <upload id>". A holder ignores its own instance's requests (a waiter's last ones may
+ * arrive after it got the lock itself) and those sent before it got the lock (meant for a holder before it).
+ */
+const releaseRequest = (payload: string) => {
+  const [sender, at, id] = payload.split(' ');
+  return { sender, at: Number(at), id: id ?? '' };
+};
 
 /** Resolves with `promise`, or rejects once `ms` have passed. */
 async function within<T>(promise: PromiseLike<T>, ms: number, what: string): Promise<T> {
@@ -93,6 +105,8 @@ export class PostgresLocker implements Locker {
   /** Callbacks of requests waiting for an id to change hands. */
   private readonly waiters = new Map<string, Set<() => void>>();
   private readonly listener: Sql;
+  /** Names this instance's release requests. */
+  private readonly instance = randomBytes(8).toString('hex');
   private current?: Session;
   private opening?: Promise<Session>;
   private heartbeat?: NodeJS.Timeout;
@@ -112,7 +126,7 @@ export class PostgresLocker implements Locker {
     try {
       const listening = (channel: string, onNotify: (id: string) => void) =>
         within(locker.listener.listen(channel, onNotify), locker.queryTimeoutMs, `listen ${channel}`);
-      await listening(RELEASE_CHANNEL, (id) => locker.releaseRequested(id));
+      await listening(RELEASE_CHANNEL, (payload) => locker.releaseRequested(payload));
       await listening(RELEASED_CHANNEL, (id) => locker.wake(id));
       await locker.session();
     } catch (error) {
@@ -162,16 +176,23 @@ export class PostgresLocker implements Locker {
         const changed = this.nextChange(id, AbortSignal.any([signal, AbortSignal.timeout(delay)]));
         try {
           const session = await this.session();
-          const { locked } = await this.query(session, (sql) =>
-            sql<{ pid: number; locked: boolean }[]>`select pg_backend_pid() as pid, pg_try_advisory_lock(${key}::bigint) as locked`,
+          const { locked, now } = await this.query(session, (sql) =>
+            sql<{ pid: number; locked: boolean; now: number }[]>`
+              select pg_backend_pid() as pid, pg_try_advisory_lock(${key}::bigint) as locked,
+                     (extract(epoch from clock_timestamp()) * 1000)::float8 as now`,
           );
           if (locked) {
             holder.session = session;
+            holder.acquiredAt = now;
             this.wake(id); // local waiters now have a holder to ask
             return holder;
           }
           // Held by another instance: ask its holder to let go. It may not, or not hear us; we retry anyway.
-          await this.query(session, (sql) => sql<{ pid: number }[]>`select pg_backend_pid() as pid, pg_notify(${RELEASE_CHANNEL}, ${id})`);
+          await this.query(session, (sql) =>
+            sql<{ pid: number }[]>`
+              select pg_backend_pid() as pid,
+                     pg_notify(${RELEASE_CHANNEL}, ${this.instance} || ' ' || (extract(epoch from clock_timestamp()) * 1000)::float8 || ' ' || ${id})`,
+          );
           await changed.done;
         } finally {
           changed.cancel();
@@ -284,10 +305,12 @@ export class PostgresLocker implements Locker {
     this.beating = false;
   }
 
-  /** Another instance wants `id`: ask our holder, if we really hold it (not if we are only asking for it). */
-  private releaseRequested(id: string): void {
+  /** Another instance wants an upload: ask our holder, if we really hold it (not if we are only asking for it). */
+  private releaseRequested(payload: string): void {
+    const { sender, at, id } = releaseRequest(payload);
+    if (sender === this.instance) return;
     const holder = this.holders.get(id);
-    if (holder?.session) this.ask(holder);
+    if (holder?.session && (holder.acquiredAt === undefined || at >= holder.acquiredAt)) this.ask(holder);
   }
 
   private ask(holder: Holder): void {

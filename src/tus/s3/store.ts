@@ -17,10 +17,12 @@ import { BodyStalled, } from '../body.js';
 import { PartLayout, stagingKey, stagingPrefix } from './layout.js';
 import { MainUploadLost, StagedBytesLost, stagedBytesLost } from './losses.js';
 import { PatchWrite, type WriterDeps } from './writer.js';
-import { FreightStore, liveRecord, tusUpload } from '../upload-record.js';
+import { FreightStore, liveRecord, tusUpload, type WriteOptions } from '../upload-record.js';
 
 export interface FreightS3StoreOptions extends WriterDeps {
   expiryMs: number;
+  /** S3_TAGGING: tag completed objects with their SHA-256. */
+  tagging: boolean;
   preferredPartSize: number;
   maxParts: number;
   /** Deferred-length uploads are planned as if they were this long. */
@@ -35,7 +37,6 @@ const once = <T>(make: () => Promise<T>): (() => Promise<T>) => {
 export class FreightS3Store extends FreightStore {
   constructor(private readonly options: FreightS3StoreOptions) {
     super();
-    this.extensions = ['creation', 'creation-with-upload', 'creation-defer-length', 'termination', 'expiration'];
   }
 
   /** The part size of a new upload: its parts are this size whatever its PATCHes are. */
@@ -50,7 +51,7 @@ export class FreightS3Store extends FreightStore {
     return upload;
   }
 
-  override async write(stream: Readable, id: string, offset: number): Promise<number> {
+  override async write(stream: Readable, id: string, offset: number, options: WriteOptions = {}): Promise<number> {
     const record = await this.record(id);
     if (record.storedOffset !== offset) {
       throw offsetMismatch(`the upload is at offset ${record.storedOffset}, not ${offset}; ask for its offset (HEAD) and resume`);
@@ -62,7 +63,7 @@ export class FreightS3Store extends FreightStore {
     const write = new PatchWrite(this.options, record, once(() => this.mainUpload(record)));
     let end: number;
     try {
-      end = await write.run(stream);
+      end = await write.run(stream, options);
     } catch (error) {
       if (error instanceof StagedBytesLost) await this.rewind(record, error);
       if (error instanceof MainUploadLost) throw await this.options.uploads.markLost(id, error.message);
@@ -115,14 +116,23 @@ export class FreightS3Store extends FreightStore {
     let record = await uploads.getUploadForStorage(id);
     const totalSize = record.totalSize;
     if (record.status === 'completed' || totalSize === null || record.storedOffset !== totalSize) return;
-    if (totalSize === 0) {
-      await objects.putObject(record.storageKey, Buffer.alloc(0));
-      await uploads.markCompleted(id, 0);
-      return;
-    }
     if (record.staging) {
       await this.sealStaged(record);
       record = await uploads.getUploadForStorage(id);
+    }
+    let sha256: string | undefined;
+    try {
+      sha256 = await uploads.verifyDigest(record);
+    } catch (error) {
+      // Rejected: what S3 holds of it will never be an object.
+      await this.discard(record);
+      throw error;
+    }
+    if (totalSize === 0) {
+      await objects.putObject(record.storageKey, Buffer.alloc(0));
+      await uploads.markCompleted(id, 0, sha256);
+      await this.tag(record.storageKey, sha256);
+      return;
     }
     const uploadId = record.s3UploadId;
     const parts = uploadId === null ? undefined : await multipart.listParts(record.storageKey, uploadId);
@@ -134,7 +144,8 @@ export class FreightS3Store extends FreightStore {
     }
     const verified = await uploads.verifyStoredParts(record, parts);
     await multipart.complete(record.storageKey, uploadId!, verified);
-    await uploads.markCompleted(id, totalSize);
+    await uploads.markCompleted(id, totalSize, sha256);
+    await this.tag(record.storageKey, sha256);
     objects.deletePrefix(stagingPrefix(record.storageKey)).catch((error: unknown) => {
       log.warn({ err: error, uploadId: id }, 'could not remove staged objects of a completed upload');
     });
@@ -172,12 +183,24 @@ export class FreightS3Store extends FreightStore {
         to: offset,
         staging: null,
         part: { partNumber: staging.partNumber, size, etag },
+        hashState: record.hashState,
       });
     } catch (error) {
       const lost = stagedBytesLost(error, `staged bytes of part ${staging.partNumber}`);
       if (lost instanceof StagedBytesLost) await this.rewind(record, lost);
       throw lost;
     }
+  }
+
+  /**
+   * The digest as a tag of the object (S3 sets metadata only when an object is created, before the digest is
+   * known). Best effort, and off with S3_TAGGING=false for servers without tagging (R2): the database has it.
+   */
+  private async tag(key: string, sha256: string | undefined): Promise<void> {
+    if (!sha256 || !this.options.tagging) return;
+    await this.options.objects.tag(key, { sha256 }).catch((error: unknown) => {
+      this.options.log.warn({ err: error, key }, 'could not tag the object with its SHA-256');
+    });
   }
 
   /** The upload's own multipart upload: the recorded one, or a new one recorded now. */
@@ -195,9 +218,9 @@ export class FreightS3Store extends FreightStore {
 
   /** Staged bytes are gone: the offset goes back to the start of their part, and the client is told to resume. */
   private async rewind(record: FileUpload, error: StagedBytesLost): Promise<never> {
-    const staging = record.staging;
-    const to = staging ? new PartLayout(record.partSize!, record.totalSize).start(staging.partNumber) : 0;
-    await this.options.uploads.rewindStoredOffset(record.id, record.storedOffset ?? 0, to, error.message);
+    const partNumber = record.staging?.partNumber ?? 1;
+    const to = new PartLayout(record.partSize!, record.totalSize).start(partNumber);
+    await this.options.uploads.rewindStoredOffset(record.id, record.storedOffset ?? 0, partNumber, to, error.message);
     await this.options.objects.deletePrefix(stagingPrefix(record.storageKey)).catch(() => {});
     throw conflict(`${error.message}; the upload continues from offset ${to}: ask for its offset (HEAD) and resume`);
   }

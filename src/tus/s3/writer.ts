@@ -7,6 +7,10 @@
  *
  * When a step fails, reading stops, nothing after the failed step is recorded, and the error goes to the
  * client (503 for storage); the offset stays where the last recorded step left it.
+ *
+ * The upload's running SHA-256 is fed the body as it is read, and its state at each step's end is recorded with
+ * that step. A PATCH with Upload-Checksum records nothing before its whole body has arrived and matched: its steps
+ * go to S3 as they fill, but are recorded only then (or never: its bytes are discarded, the offset does not move).
  */
 import type { Readable } from 'node:stream';
 import type { FastifyBaseLogger } from 'fastify';
@@ -15,7 +19,10 @@ import type { StoredAdvance } from '../../db/repository.js';
 import type { S3MultipartStorage } from '../../storage/multipart.js';
 import type { S3Objects } from '../../storage/objects.js';
 import type { UploadService } from '../../uploads/service.js';
+import { checksumMismatch } from '../../errors.js';
+import { RunningDigest } from '../../uploads/digest.js';
 import { BodyReader, type StallRule } from '../body.js';
+import type { WriteOptions } from '../upload-record.js';
 import { MIN_SEGMENT, PartLayout, stagingKey, tailKey } from './layout.js';
 import { Piece } from './piece.js';
 import type { PartSlots } from './slots.js';
@@ -34,7 +41,7 @@ export interface WriterDeps {
 
 /** What a step stored, to record once every step before it is recorded. */
 interface Stored {
-  advance: Omit<StoredAdvance, 'from'>;
+  advance: Omit<StoredAdvance, 'from' | 'hashState'>;
   /** Staged objects the advance makes obsolete, removed once it is recorded. */
   obsolete: string[];
 }
@@ -48,6 +55,8 @@ export class PatchWrite {
   private readonly layout: PartLayout;
   /** True when the body was cut off for stalling (the request's connection is then closed). */
   stalled = false;
+  /** Resolves true once the body's Upload-Checksum (if any) matched; false when its steps must not be recorded. */
+  private verified: Promise<boolean> = Promise.resolve(true);
 
   constructor(
     private readonly deps: WriterDeps,
@@ -60,9 +69,12 @@ export class PatchWrite {
     this.layout = new PartLayout(upload.partSize, upload.totalSize);
   }
 
-  /** Reads the body to its end (or until it stalls or a step fails) and returns the offset now stored. */
-  async run(source: Readable): Promise<number> {
-    const reader = new BodyReader(source, this.deps.stall);
+  /** Reads the body to its end (or until it stalls, is stopped, or a step fails) and returns the offset now stored. */
+  async run(source: Readable, options: WriteOptions = {}): Promise<number> {
+    const reader = new BodyReader(source, { ...options, stall: this.deps.stall });
+    const digest = await RunningDigest.resume(this.upload.hashState, this.committed);
+    let settleChecksum: (matched: boolean) => void = () => {};
+    if (options.checksum) this.verified = new Promise((resolve) => (settleChecksum = resolve));
     let piece = this.firstPiece();
     let from = this.committed;
     try {
@@ -74,10 +86,11 @@ export class PatchWrite {
           const take = rest.subarray(0, partEnd - piece.end);
           if (take.length === 0) throw new Error(`a body past the end of upload ${this.upload.id}`);
           await piece.append(take);
+          digest?.update(take);
           rest = rest.subarray(take.length);
           if (piece.end === partEnd) {
             const prefix = this.stagedBefore(from);
-            from = this.schedule(piece, from, (sealed) => this.storePart(sealed, prefix));
+            from = this.schedule(piece, from, digest?.save(), (sealed) => this.storePart(sealed, prefix));
             piece = this.newPiece(piece.partNumber + 1, piece.end);
           }
         }
@@ -86,9 +99,15 @@ export class PatchWrite {
       this.fail(error);
     }
     this.stalled = reader.stalled;
+    // "Once the entire request has been received, the Server MUST verify the uploaded chunk against the provided
+    // checksum"; on a mismatch "the uploaded chunk MUST be discarded, and the upload and its offset MUST NOT be
+    // updated". A body that did not arrive whole cannot match.
+    const matched = reader.checksumMatches();
+    settleChecksum(matched && !this.failure);
+    if (!matched) this.fail(checksumMismatch(reader.complete ? 'the body does not have its Upload-Checksum; nothing was recorded' : 'the body did not arrive whole, so its Upload-Checksum cannot match; nothing was recorded'));
     if (!this.failure && piece.fresh > 0) {
       const prefix = this.stagedBefore(from);
-      this.schedule(piece, from, (sealed) => this.stage(sealed, prefix));
+      this.schedule(piece, from, digest?.save(), (sealed) => this.stage(sealed, prefix));
     } else {
       await piece.release();
     }
@@ -136,14 +155,14 @@ export class PatchWrite {
    * Starts `store` for the piece now and records its result after every earlier step is recorded.
    * Returns the offset the step will have stored, where the next one starts.
    */
-  private schedule(piece: Piece, from: number, store: (piece: Piece) => Promise<Stored>): number {
+  private schedule(piece: Piece, from: number, hashState: string | undefined, store: (piece: Piece) => Promise<Stored>): number {
     const stored = store(piece).finally(() => piece.release());
     stored.catch(() => {});
     this.chain = this.chain.then(async () => {
       try {
         const { advance, obsolete } = await stored;
-        if (this.failure) return;
-        await this.deps.uploads.advanceStoredOffset(this.upload.id, { from, ...advance });
+        if (this.failure || !(await this.verified)) return;
+        await this.deps.uploads.advanceStoredOffset(this.upload.id, { from, ...advance, hashState: hashState ?? null });
         this.committed = advance.to;
         if (obsolete.length > 0) this.removeLater(obsolete);
       } catch (error) {

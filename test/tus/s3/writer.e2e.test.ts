@@ -17,11 +17,9 @@ import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
 import { loadConfig, type Config } from '../../../src/config/index.js';
 import { openPostgres, type Database } from '../../../src/db/client.js';
 import { UploadRepository } from '../../../src/db/repository.js';
-import { S3MultipartStorage } from '../../../src/storage/multipart.js';
-import { S3Objects } from '../../../src/storage/objects.js';
 import { s3ClientConfig } from '../../../src/storage/s3.js';
-import { PartSlots } from '../../../src/tus/s3/slots.js';
-import { FreightS3Store } from '../../../src/tus/s3/store.js';
+import { createTusStore } from '../../../src/tus/store.js';
+import type { FreightStore } from '../../../src/tus/upload-record.js';
 import { UploadService } from '../../../src/uploads/service.js';
 import {
   createTestBucket,
@@ -118,26 +116,14 @@ describe('offsets without holes', () => {
     await rm(tempDir, { recursive: true, force: true });
   });
 
-  /** The store as createTusStore (src/tus/store.ts) builds it, its body client wrapped by `fault`. */
-  function storeWith(fault: PartFault): { store: FreightS3Store; uploads: UploadService } {
+  /** The store as the app builds it (createTusStore), its body client wrapped by `fault`. */
+  function storeWith(fault: PartFault): { store: FreightStore; uploads: UploadService } {
     const s3Config = config.s3!;
     const client = new S3Client(s3ClientConfig(s3Config, {}, config.s3RequestTimeoutMs));
     const bodyClient = new S3Client(s3ClientConfig(s3Config, { maxAttempts: 1 }, config.s3RequestTimeoutMs));
     clients.push(client, bodyClient);
     const uploads = new UploadService(new UploadRepository(database.db), { expiryMs: config.uploadExpiryMs });
-    const store = new FreightS3Store({
-      uploads,
-      multipart: new S3MultipartStorage(client, s3Config.bucket, s3Config.endpoint),
-      objects: new S3Objects(client, fault.around(bodyClient), s3Config.bucket),
-      slots: new PartSlots(config.partConcurrency),
-      tempDir,
-      stall: { minRate: config.minUploadRate, windowMs: config.stallTimeoutMs },
-      log: silentLogger(),
-      expiryMs: config.uploadExpiryMs,
-      preferredPartSize: config.partSize,
-      maxParts: config.maxParts,
-      maxUploadSize: config.maxUploadSize,
-    });
+    const store = createTusStore({ config, uploads, log: silentLogger(), tempDir, s3: { client, bodyClient: fault.around(bodyClient) } });
     return { store, uploads };
   }
 
