@@ -45,6 +45,32 @@ const UploadList = {
   required: ['uploads', 'nextCursor'],
 } as const;
 
+/**
+ * An upload's parts as recorded: size, status, the ETag S3 returned and (direct uploads) the base64 MD5 the client
+ * signed the part with (S3 refused the part unless its bytes had it).
+ */
+const PartList = {
+  type: 'object',
+  properties: {
+    parts: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          partNumber: { type: 'integer' },
+          size: { type: 'integer' },
+          status: { type: 'string', enum: ['pending', 'stored'] },
+          etag: { type: ['string', 'null'] },
+          md5: { type: ['string', 'null'] },
+        },
+        required: ['partNumber', 'size', 'status', 'etag', 'md5'],
+        additionalProperties: false,
+      },
+    },
+  },
+  required: ['parts'],
+} as const;
+
 const UploadDetail = {
   ...UploadView,
   properties: { ...UploadView.properties, partsCount: { type: 'integer' } },
@@ -70,6 +96,18 @@ export const uploadsApi: FastifyPluginAsyncJsonSchemaToTs<{ Options: { uploads: 
       return {
         uploads: page.map(uploadView),
         nextCursor: rows.length > limit && last ? encodeCursor(last) : null,
+      };
+    },
+  );
+
+  app.get(
+    '/api/uploads/:id/parts',
+    { schema: { params: IdParams, response: { 200: PartList, 404: ErrorBody } } },
+    async (request) => {
+      const upload = await uploads.getOwned(request.user.id, request.params.id);
+      const rows = await uploads.listParts(upload.id);
+      return {
+        parts: rows.map((row) => ({ partNumber: row.partNumber, size: row.size, status: row.status, etag: row.etag, md5: row.md5 })),
       };
     },
   );

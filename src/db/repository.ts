@@ -218,6 +218,13 @@ export class UploadRepository {
     return (rowsOf<{ moved: number }>(result)[0]?.moved ?? 0) > 0;
   }
 
+  async unfinishedFinals(open: readonly UploadStatus[]): Promise<FileUpload[]> {
+    return this.db
+      .select()
+      .from(fileUploads)
+      .where(and(eq(fileUploads.concat, 'final'), inArray(fileUploads.status, [...open])));
+  }
+
   /** Open uploads of `protocol` whose expiry passed, marked expired in one statement; returns them. */
   async expireOpenUploads(protocol: FileUpload['protocol'], now: Date): Promise<FileUpload[]> {
     return this.db
@@ -306,6 +313,17 @@ export class UploadRepository {
       ) as part(part_number, size, etag, status)
       on conflict (upload_id, part_number) do update
         set size = excluded.size, etag = excluded.etag, status = excluded.status, updated_at = now()`);
+  }
+
+  /** The base64 MD5s a direct upload's client signed its parts with (rows made for parts not planned yet). */
+  async recordPartMd5s(uploadId: string, parts: ReadonlyArray<{ partNumber: number; md5: string }>): Promise<void> {
+    if (parts.length === 0) return;
+    await this.db.execute(sql`
+      insert into ${uploadParts} (upload_id, part_number, size, status, md5)
+      select ${uploadId}::uuid, part_number, 0, 'pending'::part_status, md5
+      from unnest(${sql.param(parts.map((part) => part.partNumber))}::integer[], ${sql.param(parts.map((part) => part.md5))}::text[])
+        as part(part_number, md5)
+      on conflict (upload_id, part_number) do update set md5 = excluded.md5, updated_at = now()`);
   }
 
   async listParts(uploadId: string): Promise<UploadPart[]> {

@@ -147,6 +147,7 @@ export class DirectUploads {
         throw badRequest(`part ${partNumber} is outside this upload's parts 1..${count ?? S3_LIMITS.maxParts}`);
       }
     }
+    await this.uploads.recordPartMd5s(upload.id, parts);
     return this.presigner.sign(
       upload.storageKey,
       this.s3UploadIdOf(upload),

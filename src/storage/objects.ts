@@ -93,8 +93,18 @@ export class S3Objects {
     return object.Body as Readable;
   }
 
-  /** UploadPartCopy of a whole object: the bytes move inside S3, not through this server. Returns the ETag. */
-  async copyPart(key: string, uploadId: string, partNumber: number, sourceKey: string, signal?: AbortSignal): Promise<string> {
+  /**
+   * UploadPartCopy of a whole object, or of bytes [first, last] of it: the bytes move inside S3, not through this
+   * server. Returns the ETag.
+   */
+  async copyPart(
+    key: string,
+    uploadId: string,
+    partNumber: number,
+    sourceKey: string,
+    signal?: AbortSignal,
+    range?: { first: number; last: number },
+  ): Promise<string> {
     const copied = await this.client.send(
       new UploadPartCopyCommand({
         Bucket: this.bucket,
@@ -102,6 +112,7 @@ export class S3Objects {
         UploadId: uploadId,
         PartNumber: partNumber,
         CopySource: `${this.bucket}/${encodeURIComponent(sourceKey)}`,
+        ...(range && { CopySourceRange: `bytes=${range.first}-${range.last}` }),
       }),
       { abortSignal: signal },
     );

@@ -19,10 +19,12 @@ export interface ResumeCheckDeps {
   uploads: UploadService;
   store: FreightStore;
   locker: Locker;
+  /** The URL of an upload (the partials named by a final upload's Upload-Concat). */
+  urlOf(id: string): string;
 }
 
 const needsAssembly = (upload: FileUpload): boolean =>
-  upload.status !== 'completed' && upload.totalSize !== null && upload.storedOffset === upload.totalSize;
+  upload.concat !== 'final' && upload.status !== 'completed' && upload.totalSize !== null && upload.storedOffset === upload.totalSize;
 
 /** The HEAD answer's headers for the caller's upload; 404/410 as for any request, 423 when it cannot tell now. */
 export async function resumeCheck(deps: ResumeCheckDeps, userId: string, id: string, signal: AbortSignal): Promise<Record<string, string>> {
@@ -38,23 +40,28 @@ export async function resumeCheck(deps: ResumeCheckDeps, userId: string, id: str
       }
       upload = await deps.uploads.getOwnedLive(userId, id, 'tus');
     }
-    return resumeCheckHeaders(upload);
+    return resumeCheckHeaders(upload, deps.urlOf);
   } catch (error) {
     if (!isTransient(error)) throw error;
     throw locked(`cannot tell the offset right now (${error instanceof Error ? error.message : 'unavailable'})`);
   }
 }
 
-function resumeCheckHeaders(upload: FileUpload): Record<string, string> {
+function resumeCheckHeaders(upload: FileUpload, urlOf: (id: string) => string): Record<string, string> {
   const headers: Record<string, string> = {
     'Tus-Resumable': TUS_RESUMABLE,
     // "The Server MUST prevent the client and/or proxies from caching the response by adding the
     // Cache-Control: no-store header to the response."
     'Cache-Control': 'no-store',
-    // "The Server MUST always include the Upload-Offset header in the response for a HEAD request, even if the
-    // offset is 0, or the upload is already considered completed."
-    'Upload-Offset': String(upload.storedOffset ?? 0),
   };
+  // "The Server MUST always include the Upload-Offset header in the response for a HEAD request, even if the
+  // offset is 0, or the upload is already considered completed." But for a final upload (concatenation): "The
+  // response to a HEAD request for a final upload SHOULD NOT contain the Upload-Offset header unless the
+  // concatenation has been successfully finished."
+  if (upload.concat !== 'final' || upload.status === 'completed') headers['Upload-Offset'] = String(upload.storedOffset ?? 0);
+  // "Response to HEAD request against partial or final upload MUST include the Upload-Concat header".
+  if (upload.concat === 'partial') headers['Upload-Concat'] = 'partial';
+  if (upload.concat === 'final') headers['Upload-Concat'] = `final;${(upload.concatPartials ?? []).map(urlOf).join(' ')}`;
   // "If the size of the upload is known, the Server MUST include the Upload-Length header in the response."
   // "As long as the length of the upload is not known, the Server MUST set Upload-Defer-Length: 1 in all
   // responses to HEAD requests."

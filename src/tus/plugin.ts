@@ -15,7 +15,8 @@ import { openDownload, sendDownload } from './download.js';
 import { resumeCheck } from './head.js';
 import { discoveryHeaders } from './options.js';
 import { patchUpload } from './patch.js';
-import { checkTusRequest } from './protocol.js';
+import { createFinalUpload, resumeAssemblies } from './concat.js';
+import { checkTusRequest, parseUploadConcat } from './protocol.js';
 import { prepareRawReply } from './raw-reply.js';
 import { bindContext } from './request-context.js';
 import { TUS_PATH, createTusServer, tusErrorBody } from './server.js';
@@ -28,6 +29,11 @@ export interface TusPluginOptions {
   store: FreightStore;
   locker: Locker;
 }
+
+const header = (request: FastifyRequest, name: string): string | undefined => {
+  const value = request.headers[name];
+  return Array.isArray(value) ? value.join(',') : value;
+};
 
 function closeIfBodyUnread(request: FastifyRequest, reply: FastifyReply): void {
   if (request.raw.complete) return;
@@ -60,6 +66,19 @@ export async function tusPlugin(app: FastifyInstance, options: TusPluginOptions)
       .send(tusErrorBody(answer));
   });
 
+  const concatDeps = {
+    uploads,
+    store,
+    locker,
+    log: app.log,
+    maxUploadSize: config.maxUploadSize,
+    urlOf: (request: FastifyRequest, id: string) => `${config.publicUrl ?? `${request.protocol}://${request.headers.host}`}${TUS_PATH}/${id}`,
+  };
+  // Final uploads whose assembly an earlier process did not finish.
+  app.addHook('onReady', async () => {
+    void resumeAssemblies(concatDeps).catch((error: unknown) => app.log.error({ err: error }, 'could not resume assemblies'));
+  });
+
   const handler = async (request: FastifyRequest<{ Params: { '*'?: string } }>, reply: FastifyReply) => {
     const id = request.params['*']?.replace(/\/$/, '');
     // An upload URL is exactly /files/<id>: anything deeper names no upload.
@@ -71,11 +90,13 @@ export async function tusPlugin(app: FastifyInstance, options: TusPluginOptions)
       return sendDownload(opened, reply.raw);
     }
     if (request.method === 'OPTIONS') return reply.code(204).headers(discoveryHeaders(config.maxUploadSize)).send();
+    const concat = request.method === 'POST' && !id ? parseUploadConcat(header(request, 'upload-concat')) : undefined;
+    if (concat?.kind === 'final') return createFinalUpload(concatDeps, request, reply, concat.urls);
     if (request.method === 'PATCH' && id) return patchUpload({ uploads, store, locker, maxUploadSize: config.maxUploadSize }, request, reply, id);
     if (request.method === 'HEAD' && id) {
       const aborted = new AbortController();
       request.raw.once('close', () => aborted.abort());
-      const headers = await resumeCheck({ uploads, store, locker }, request.user.id, id, aborted.signal);
+      const headers = await resumeCheck({ uploads, store, locker, urlOf: (upload) => concatDeps.urlOf(request, upload) }, request.user.id, id, aborted.signal);
       return reply.code(200).headers(headers).send();
     }
     prepareRawReply(reply);

@@ -63,8 +63,35 @@ function checkPatch(headers: Headers, maxSize: number): void {
   if (length !== undefined) checkLength(length, maxSize);
 }
 
+/** What an Upload-Concat header asks for: a partial upload, or the final one made of the uploads at `urls`. */
+export type ConcatRequest = { kind: 'partial' } | { kind: 'final'; urls: string[] };
+
+/**
+ * "If the upload is a partial one, the header value MUST be partial. In the case of a final upload, its value
+ * MUST be final followed by a semicolon and a space-separated list of partial upload URLs."
+ */
+export function parseUploadConcat(value: string | undefined): ConcatRequest | undefined {
+  if (value === undefined) return undefined;
+  if (value === 'partial') return { kind: 'partial' };
+  const match = /^final;(.*)$/.exec(value);
+  const urls = match?.[1]?.trim().split(/ +/).filter(Boolean) ?? [];
+  if (!match || urls.length === 0) {
+    throw badRequest(`Upload-Concat must be "partial" or "final;<url> <url> …", got "${value}"`);
+  }
+  return { kind: 'final', urls };
+}
+
 function checkPost(headers: Headers, maxSize: number): void {
-  if (header(headers, 'upload-concat') !== undefined) return; // not offered: tus answers that itself
+  const concat = parseUploadConcat(header(headers, 'upload-concat'));
+  if (concat?.kind === 'final') {
+    // "The Client MUST NOT include the Upload-Length header in the final upload creation." (Its length is the sum
+    // of its partials'.)
+    if (header(headers, 'upload-length') !== undefined || header(headers, 'upload-defer-length') !== undefined) {
+      throw badRequest('a final upload takes no Upload-Length or Upload-Defer-Length: its length is the sum of its partial uploads');
+    }
+    checkMetadata(headers);
+    return;
+  }
 
   const length = header(headers, 'upload-length');
   const defer = header(headers, 'upload-defer-length');
@@ -79,6 +106,10 @@ function checkPost(headers: Headers, maxSize: number): void {
   if (defer !== undefined && defer !== '1') throw badRequest(`Upload-Defer-Length must be 1, got "${defer}"`);
   if (length !== undefined) checkLength(length, maxSize);
 
+  checkMetadata(headers);
+}
+
+function checkMetadata(headers: Headers): void {
   const metadata = header(headers, 'upload-metadata');
   const parsed = metadata === undefined ? {} : parseUploadMetadata(metadata);
   // Freight's own key: the digest the whole upload must have (checked at completion).

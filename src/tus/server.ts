@@ -18,7 +18,7 @@ export const TUS_PATH = '/files';
 export const tusErrorBody = (answer: HttpAnswer): string => `${answer.code}: ${answer.message}\n`;
 
 /** "filename"/"filetype" (tus-js-client's convention) or "name"/"type" (Uppy's). */
-function fileFacts(metadata: Upload['metadata']) {
+export function fileFacts(metadata: Upload['metadata']) {
   const pick = (...keys: string[]) => keys.map((key) => metadata?.[key]).find((value) => value) ?? null;
   return { filename: pick('filename', 'name'), mimeType: pick('filetype', 'type', 'contentType') };
 }
@@ -66,6 +66,8 @@ export function createTusServer(deps: {
         // Planned now, once: every part but the last is this size, whatever the PATCHes are.
         partSize: store.partSizeFor(upload.size),
         storedOffset: 0,
+        // A partial upload of a concatenation (final uploads are created by concat.ts, never here).
+        concat: req.headers.get('upload-concat') === 'partial' ? 'partial' : null,
       });
       context.createdId = upload.id;
       return {};

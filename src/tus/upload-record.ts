@@ -1,5 +1,5 @@
 /** How both tus stores read an upload: its row in PostgreSQL is the truth, for @tus/server as for clients. */
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { DataStore, ERRORS, Upload } from '@tus/utils';
 import type { ExpectedChecksum } from './checksum.js';
 import type { FileUpload } from '../db/schema.js';
@@ -50,6 +50,21 @@ export abstract class FreightStore extends DataStore {
   abstract read(id: string): Promise<Readable>;
   /** Completes an upload whose bytes are all stored, if a failure left that undone. The caller holds its lock. */
   abstract finish(id: string): Promise<void>;
+
+  /**
+   * Makes `final` the concatenation of its `partials` (completed uploads): here by writing their bytes into it
+   * in order, through the ordinary write path (bounded memory and disk, its digest computed on the way); a store
+   * that can join them without moving the bytes overrides this. The caller holds the final upload's lock.
+   */
+  async concatenate(final: FileUpload, partials: readonly FileUpload[]): Promise<void> {
+    await this.write(Readable.from(this.bytesOf(partials)), final.id, 0);
+  }
+
+  private async *bytesOf(partials: readonly FileUpload[]): AsyncGenerator<Buffer> {
+    for (const partial of partials) {
+      for await (const chunk of await this.read(partial.id)) yield chunk as Buffer;
+    }
+  }
 }
 
 const GONE = new Set<FileUpload['status']>(['aborted', 'expired', 'lost', 'rejected']);

@@ -25,6 +25,11 @@ export class RunningDigest {
     this.hasher.update(bytes);
   }
 
+  /** The hex digest of everything fed so far (once: the digest ends it). */
+  hex(): string {
+    return this.hasher.digest('hex');
+  }
+
   /** The state to save with the offset reached so far. */
   save(): string {
     return Buffer.from(this.hasher.save()).toString('base64');

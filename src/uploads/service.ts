@@ -42,6 +42,9 @@ export interface NewUpload {
   metadata?: Record<string, string | null> | null;
   /** tus: 0 at creation (nothing stored yet). */
   storedOffset?: number | null;
+  /** tus concatenation: a partial upload, or a final one made of `concatPartials`. */
+  concat?: 'partial' | 'final' | null;
+  concatPartials?: string[] | null;
 }
 
 /** States from which an upload can still receive bytes, complete, fail or be aborted. */
@@ -178,6 +181,11 @@ export class UploadService {
     }
   }
 
+  /** Final uploads (tus concatenation) not assembled yet, and not given up. */
+  async unfinishedFinals(): Promise<FileUpload[]> {
+    return this.repo.unfinishedFinals(OPEN_STATUSES);
+  }
+
   /** Open uploads of `protocol` past their expiry, now marked expired (the janitor removes their storage). */
   async expireOpenUploads(protocol: UploadProtocol): Promise<FileUpload[]> {
     return this.repo.expireOpenUploads(protocol, this.now());
@@ -214,6 +222,17 @@ export class UploadService {
     }
   }
 
+  /**
+   * A final upload assembled by S3 from its partial uploads: its parts recorded and its offset at its length, in
+   * one step (from 0, so that only one assembly records it).
+   */
+  async recordAssembled(id: string, parts: readonly StoredPart[], length: number): Promise<void> {
+    await this.repo.upsertParts(id, parts.map((part) => ({ ...part, status: 'stored' as const })));
+    if (!(await this.repo.advanceStoredOffset(id, { from: 0, to: length, staging: null, hashState: null }))) {
+      throw conflict('the final upload was assembled by another request meanwhile');
+    }
+  }
+
   /** The server now holds `bytes` bytes of the upload (called once per request and at most once a second). */
   async recordProgress(id: string, bytes: number): Promise<void> {
     if (bytes > 0) await this.repo.recordProgress(id, bytes);
@@ -222,6 +241,11 @@ export class UploadService {
   /** One part is stored in S3 with this ETag. */
   async recordStoredPart(id: string, part: StoredPart): Promise<void> {
     await this.repo.upsertParts(id, [{ ...part, status: 'stored' }]);
+  }
+
+  /** The MD5s a direct upload's client signs its parts with (the owner's API shows them beside S3's ETags). */
+  async recordPartMd5s(id: string, parts: ReadonlyArray<{ partNumber: number; md5?: string | undefined }>): Promise<void> {
+    await this.repo.recordPartMd5s(id, parts.flatMap((part) => (part.md5 ? [{ partNumber: part.partNumber, md5: part.md5 }] : [])));
   }
 
   /** Parts planned for a direct upload, before any bytes arrive. */
@@ -302,11 +326,11 @@ export class UploadService {
 
   /**
    * The SHA-256 of a tus upload whose every byte is stored, from the running digest recorded with its offset
-   * (undefined when none was kept). If its client announced one (Upload-Metadata `sha256`) and they differ, the
+   * (undefined when none was kept), or as `computed` by reading the bytes (a concatenated upload). If its client announced one (Upload-Metadata `sha256`) and they differ, the
    * upload is rejected for good (460): it is never presented as completed, and the API says why.
    */
-  async verifyDigest(upload: FileUpload): Promise<string | undefined> {
-    const sha256 = await RunningDigest.hexOf(upload.hashState, upload.storedOffset ?? 0);
+  async verifyDigest(upload: FileUpload, computed?: string): Promise<string | undefined> {
+    const sha256 = computed ?? (await RunningDigest.hexOf(upload.hashState, upload.storedOffset ?? 0));
     const announced = upload.metadata?.sha256?.toLowerCase();
     if (announced && sha256 && announced !== sha256) {
       const reason = `sha256 mismatch: the stored bytes have ${sha256}, the client announced ${announced}`;

@@ -93,6 +93,16 @@ describe('direct uploads with the project client', () => {
     expect(parts).toHaveLength(13);
     expect(parts.every((p) => p.status === 'stored' && p.etag)).toBe(true);
     expect(Number(parts[12]!.size)).toBe(4 * MiB + 999);
+
+    // The owner sees each part's MD5 as the client signed it, beside the ETag S3 returned (its hex MD5).
+    const shown = await api(user, 'GET', `/api/uploads/${result.id}/parts`);
+    expect(shown.status).toBe(200);
+    expect(shown.body.parts).toHaveLength(13);
+    for (const [i, part] of (shown.body.parts as Array<{ partNumber: number; md5: string; etag: string; size: number }>).entries()) {
+      const bytes = data.subarray(i * 5 * MiB, Math.min((i + 1) * 5 * MiB, data.length));
+      expect(part).toMatchObject({ partNumber: i + 1, size: bytes.length, md5: md5(bytes), status: 'stored' });
+      expect(Buffer.from(part.md5, 'base64').toString('hex')).toBe(part.etag.replace(/"/g, ''));
+    }
     expect((await listMultipartUploads(ctx.s3, ctx.bucket.bucket)).map((u) => u.key)).not.toContain(result.key);
   });
 

@@ -259,14 +259,18 @@ async function throughOutage(
   freight: RunningFreight,
   /** The database Freight records in. */
   sql: Sql,
-  outage: (upload: { id: string; user: string; storedOffset: number }) => Promise<void>,
+  outage: (upload: { id: string; user: string; storedOffset: number; felt(): Promise<void> }) => Promise<void>,
 ): Promise<number> {
   const user = uniqueUser(label.replace(/\W+/g, '-').toLowerCase());
   const data = randomData(FILE_SIZE);
   const run = startCountedUpload(freight, await tokenFor(user), data);
   const { id, storedOffset } = await onceBytesStored(run, sql);
   const outageStartedAt = run.stack.elapsed();
-  await outage({ id, user, storedOffset });
+  // Until one of the client's requests met the outage (on a loaded machine it may take longer than planned to
+  // send one): an outage nobody felt would prove nothing.
+  const felt = () =>
+    eventually(async () => (run.stack.exchanges.some((e) => e.at + e.ms >= outageStartedAt && !(typeof e.outcome === 'number' && e.outcome < 300)) ? true : undefined), 30_000).then(() => {});
+  await outage({ id, user, storedOffset, felt });
   const url = await run.done;
   return expectSurvived({ label, run, url, data, user, sql, s3, bucket: bucket.bucket, freight, storedAtOutage: storedOffset, outageStartedAt });
 }
@@ -376,9 +380,9 @@ describe('S3 outages (Freight reaches S3 through a relay that goes down or silen
 
   test('S3 restarts (refused for 4 s): the client resumes the same upload', async () => {
     try {
-      await throughOutage('S3 down 4 s', freight, sql, async () => {
+      await throughOutage('S3 down 4 s', freight, sql, async ({ felt }) => {
         await s3Proxy.down();
-        await sleep(4_000);
+        await Promise.all([sleep(4_000), felt()]);
         await s3Proxy.up();
       });
     } finally {
@@ -391,7 +395,7 @@ describe('S3 outages (Freight reaches S3 through a relay that goes down or silen
       // A second user's upload for the raw PATCH: a PATCH of the client's own upload would take its lock away.
       const prober = uniqueUser('s3-held-probe');
       const probeUrl = await createUpload(freight, prober, 16 * MiB);
-      await throughOutage('S3 held', freight, sql, async ({ id, user, storedOffset }) => {
+      await throughOutage('S3 held', freight, sql, async ({ id, user, storedOffset, felt }) => {
         const heldSince = performance.now();
         await s3Proxy.hold();
 
@@ -409,7 +413,7 @@ describe('S3 outages (Freight reaches S3 through a relay that goes down or silen
         expect(write.body).toMatch(/retry later$/);
         expect(write.ms).toBeLessThan(3 * S3_REQUEST_TIMEOUT_MS + BODY_RETRY_BACKOFF_MS + 3_000);
 
-        await sleep(Math.max(0, 5_000 - (performance.now() - heldSince)));
+        await Promise.all([sleep(Math.max(0, 5_000 - (performance.now() - heldSince))), felt()]);
         await s3Proxy.release();
         log(`S3 held for ${Math.round(performance.now() - heldSince)} ms`);
       });

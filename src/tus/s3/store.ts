@@ -12,7 +12,10 @@ import type { Readable } from 'node:stream';
 import type { Upload } from '@tus/utils';
 import type { FileUpload } from '../../db/schema.js';
 import { conflict, offsetMismatch } from '../../errors.js';
+import { RunningDigest } from '../../uploads/digest.js';
+import { sumOfSizes } from '../../uploads/parts.js';
 import { planPartSize } from '../../uploads/planner.js';
+import { S3_LIMITS } from '../../config/index.js';
 import { BodyStalled, } from '../body.js';
 import { PartLayout, stagingKey, stagingPrefix } from './layout.js';
 import { MainUploadLost, StagedBytesLost, stagedBytesLost } from './losses.js';
@@ -33,6 +36,48 @@ const once = <T>(make: () => Promise<T>): (() => Promise<T>) => {
   let made: Promise<T> | undefined;
   return () => (made ??= make());
 };
+
+/** UploadPartCopy calls in flight at once for one final upload. */
+const COPIES_AT_ONCE = 4;
+
+interface CopyPiece {
+  key: string;
+  first: number;
+  last: number;
+}
+
+/**
+ * The copies that join `partials` in S3: each partial in as few pieces of at most 5 GiB as it takes. Undefined
+ * when S3 would refuse the result: a piece other than the last under 5 MiB, or more than `maxParts` pieces.
+ */
+export function copyPlan(partials: readonly FileUpload[], maxParts: number): CopyPiece[] | undefined {
+  const pieces: CopyPiece[] = [];
+  for (const partial of partials) {
+    const size = partial.totalSize ?? 0;
+    if (size === 0) continue;
+    const count = Math.ceil(size / S3_LIMITS.maxPartSize);
+    const each = Math.ceil(size / count);
+    for (let first = 0; first < size; first += each) {
+      pieces.push({ key: partial.storageKey, first, last: Math.min(first + each, size) - 1 });
+    }
+  }
+  const tooSmall = pieces.slice(0, -1).some((piece) => piece.last - piece.first + 1 < S3_LIMITS.minPartSize);
+  return pieces.length === 0 || tooSmall || pieces.length > maxParts ? undefined : pieces;
+}
+
+/** `work` for each item, `limit` at a time; the results in order. */
+async function inBatches<T, R>(items: readonly T[], limit: number, work: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await work(items[index]!, index);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
 
 export class FreightS3Store extends FreightStore {
   constructor(private readonly options: FreightS3StoreOptions) {
@@ -190,6 +235,40 @@ export class FreightS3Store extends FreightStore {
       if (lost instanceof StagedBytesLost) await this.rewind(record, lost);
       throw lost;
     }
+  }
+
+  /**
+   * A final upload joined by S3 itself: each partial object (or ≤ 5 GiB ranges of it) copied into the final's
+   * multipart upload with UploadPartCopy, which S3 allows when every piece but the last is at least 5 MiB;
+   * otherwise the bytes are streamed through (the base class). The digest needs the bytes: the partials are read
+   * back in order (S3 cannot hash for us), before the upload is presented as completed.
+   */
+  override async concatenate(final: FileUpload, partials: readonly FileUpload[]): Promise<void> {
+    const plan = copyPlan(partials, this.options.maxParts);
+    if (!plan) return super.concatenate(final, partials);
+    const { objects, multipart, uploads } = this.options;
+    const uploadId = await this.mainUpload(final);
+    const parts = await inBatches(plan, COPIES_AT_ONCE, async (piece, index) => ({
+      partNumber: index + 1,
+      size: piece.last - piece.first + 1,
+      etag: await objects.copyPart(final.storageKey, uploadId, index + 1, piece.key, undefined, piece),
+    }));
+    const digest = await RunningDigest.resume(null, 0);
+    for (const partial of partials) {
+      for await (const chunk of await objects.getObject(partial.storageKey)) digest!.update(chunk as Buffer);
+    }
+    const length = sumOfSizes(parts);
+    const sha256 = digest!.hex();
+    try {
+      await uploads.verifyDigest(final, sha256);
+    } catch (error) {
+      await this.discard({ ...final, s3UploadId: uploadId });
+      throw error;
+    }
+    await multipart.complete(final.storageKey, uploadId, parts);
+    await uploads.recordAssembled(final.id, parts, length);
+    await uploads.markCompleted(final.id, length, sha256);
+    await this.tag(final.storageKey, sha256);
   }
 
   /**

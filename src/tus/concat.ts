@@ -1,0 +1,111 @@
+/**
+ * tus concatenation, what tus-js-client's `parallelUploads` rests on: partial uploads are created by @tus/server
+ * like any other (with Upload-Concat: partial, recorded on the row), and Freight creates the final upload itself
+ * (@tus/server 2.4.5 refuses it). The final upload is assembled in the background, under its lock, by the store
+ * (S3 joins the partials itself where it can); until it is, it is `pending` and a HEAD shows no offset.
+ * An assembly cut short (a crash) is taken up again when an instance starts.
+ */
+import { randomUUID } from 'node:crypto';
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
+import type { Locker } from '@tus/server';
+import { TUS_RESUMABLE } from '@tus/utils';
+import type { FileUpload } from '../db/schema.js';
+import { badRequest, failureReason, notFound, payloadTooLarge } from '../errors.js';
+import { sumOfSizes } from '../uploads/parts.js';
+import type { UploadService } from '../uploads/service.js';
+import { parseUploadMetadata } from './protocol.js';
+import { fileFacts } from './server.js';
+import type { FreightStore } from './upload-record.js';
+
+export interface ConcatDeps {
+  uploads: UploadService;
+  store: FreightStore;
+  locker: Locker;
+  log: FastifyBaseLogger;
+  maxUploadSize: number;
+  /** The URL of an upload, as Location headers give it. */
+  urlOf(request: FastifyRequest, id: string): string;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** "The partial uploads URLs MAY be absolute or relative": the upload id is the last segment of /files/<id>. */
+function uploadIdOf(url: string): string {
+  let pathname: string;
+  try {
+    pathname = new URL(url, 'http://relative.invalid').pathname;
+  } catch {
+    throw badRequest(`Upload-Concat names "${url}", which is not a URL`);
+  }
+  const match = /^\/files\/([^/]+)\/?$/.exec(pathname);
+  if (!match?.[1] || !UUID.test(match[1])) throw notFound(`Upload-Concat names "${url}", which is no upload of this server`);
+  return match[1];
+}
+
+/** POST /files with Upload-Concat: final;<url> …: the final upload, made of the caller's finished partials. */
+export async function createFinalUpload(deps: ConcatDeps, request: FastifyRequest, reply: FastifyReply, urls: string[]): Promise<void> {
+  const { uploads } = deps;
+  const userId = request.user.id;
+  const partials: FileUpload[] = [];
+  for (const url of urls) {
+    // Another user's partial upload does not exist for this one: 404.
+    const partial = await uploads.getOwnedLive(userId, uploadIdOf(url), 'tus');
+    if (partial.concat !== 'partial') throw badRequest(`${url} is not a partial upload (created with Upload-Concat: partial)`);
+    // "This concatenation request SHOULD happen after all of the corresponding partial uploads are completed";
+    // concatenating unfinished ones "MUST be explicitly announced by the Server" (concatenation-unfinished),
+    // which Freight does not offer.
+    if (partial.status !== 'completed') throw badRequest(`partial upload ${url} is not complete; concatenate finished partial uploads`);
+    partials.push(partial);
+  }
+  // "The length of the final upload MUST be the sum of the length of all partial uploads."
+  const length = sumOfSizes(partials.map((partial) => ({ size: partial.totalSize ?? 0 })));
+  if (length > deps.maxUploadSize) throw payloadTooLarge(`the partial uploads add up to ${length} bytes, over this server's maximum of ${deps.maxUploadSize}`);
+  // "All metadata SHOULD be included in the concatenation request using the Upload-Metadata header."
+  const header = request.headers['upload-metadata'];
+  const metadata = typeof header === 'string' ? parseUploadMetadata(header) : null;
+  const id = randomUUID();
+  await uploads.create({
+    id,
+    userId,
+    protocol: 'tus',
+    ...fileFacts(metadata ?? undefined),
+    totalSize: length,
+    storageKey: id,
+    metadata,
+    partSize: deps.store.partSizeFor(length),
+    storedOffset: 0,
+    concat: 'final',
+    concatPartials: partials.map((partial) => partial.id),
+  });
+  void assembleFinal(deps, id);
+  await reply.code(201).headers({ 'Tus-Resumable': TUS_RESUMABLE, Location: deps.urlOf(request, id) }).send();
+}
+
+/** Assembles a final upload (again, after a crash): under its lock, so that only one instance does. */
+export async function assembleFinal(deps: Pick<ConcatDeps, 'uploads' | 'store' | 'locker' | 'log'>, id: string): Promise<void> {
+  const { uploads, store, locker, log } = deps;
+  const lock = locker.newLock(id);
+  try {
+    await lock.lock(new AbortController().signal, () => {});
+  } catch (error) {
+    log.warn({ err: error, uploadId: id }, 'final upload: another instance is assembling it');
+    return;
+  }
+  try {
+    const final = await uploads.getUploadForStorage(id);
+    if (final.status === 'completed' || final.concat !== 'final' || !final.concatPartials) return;
+    const partials = await Promise.all(final.concatPartials.map((partial) => uploads.getUploadForStorage(partial)));
+    await store.concatenate(final, partials);
+    log.info({ uploadId: id, partials: partials.length }, 'final upload assembled');
+  } catch (error) {
+    log.error({ err: error, uploadId: id }, 'final upload could not be assembled');
+    await uploads.markFailed(id, failureReason(error)).catch(() => {});
+  } finally {
+    await lock.unlock();
+  }
+}
+
+/** At start: final uploads whose assembly did not finish (an instance died meanwhile) are assembled now. */
+export async function resumeAssemblies(deps: Pick<ConcatDeps, 'uploads' | 'store' | 'locker' | 'log'>): Promise<void> {
+  for (const final of await deps.uploads.unfinishedFinals()) await assembleFinal(deps, final.id);
+}

@@ -1,0 +1,129 @@
+/**
+ * tus concatenation on S3: partial uploads joined into a final one (by S3 itself where it allows), so that
+ * tus-js-client's parallelUploads works; what the spec says of final uploads; a digest for the joined file.
+ */
+import { HeadObjectCommand } from '@aws-sdk/client-s3';
+import { describe, expect, test } from 'vitest';
+import { MiB, errorCodeOf, eventually, freightOnS3, randomData, sha256, sha256OfObject, tokenFor, uniqueUser } from '../helpers/harness.js';
+import { createRawUpload, startTusUpload } from '../helpers/tus-client.js';
+
+const ctx = freightOnS3('freight-concat', { S3_PART_SIZE: '5MiB' });
+const TUS = { 'Tus-Resumable': '1.0.0' };
+
+const auth = async (user: string) => ({ Authorization: `Bearer ${await tokenFor(user)}` });
+const row = async (id: string) => (await ctx.sql`select * from file_uploads where id = ${id}`)[0];
+
+/** A finished partial upload of `data`; returns its URL. */
+async function partial(headers: Record<string, string>, data: Buffer<ArrayBuffer>): Promise<string> {
+  const upload = await createRawUpload(ctx.freight.url, headers, data, { 'Upload-Length': String(data.length), 'Upload-Concat': 'partial' });
+  if (data.length > 0) expect((await upload.patch(0, data.length)).status).toBe(204);
+  return upload.url;
+}
+
+async function final(headers: Record<string, string>, urls: string[], extra: Record<string, string> = {}): Promise<Response> {
+  return fetch(`${ctx.freight.url}/files/`, { method: 'POST', headers: { ...TUS, ...headers, ...extra, 'Upload-Concat': `final;${urls.join(' ')}` } });
+}
+
+/** The final upload's row once its assembly is over (completed, failed or rejected). */
+const assembled = (id: string) =>
+  eventually(async () => {
+    const current = await row(id);
+    return current && ['completed', 'failed', 'rejected'].includes(current.status as string) ? current : undefined;
+  }, 30_000);
+
+describe('concatenation', () => {
+  test('tus-js-client with parallelUploads: 4 stores a 66 MiB file byte-identical, joined by S3 from its four partials', async () => {
+    const user = uniqueUser('parallel');
+    const data = randomData(66 * MiB + 12_345);
+    const run = startTusUpload(data, {
+      endpoint: `${ctx.freight.url}/files/`,
+      headers: await auth(user),
+      parallelUploads: 4,
+      metadata: { filename: 'parallel.bin' },
+    });
+    const url = await run.done;
+    const id = url.split('/').pop()!;
+    expect(run.requests.filter((r) => r.method === 'POST')).toHaveLength(5);
+    const done = await assembled(id);
+    expect(done).toMatchObject({ status: 'completed', concat: 'final', filename: 'parallel.bin', sha256: sha256(data) });
+    expect(Number(done.total_size)).toBe(data.length);
+    expect(done.concat_partials).toHaveLength(4);
+    expect(await sha256OfObject(ctx.s3, ctx.bucket.bucket, id)).toBe(sha256(data));
+    // Joined by S3: one copied part per partial.
+    const head = await ctx.s3.send(new HeadObjectCommand({ Bucket: ctx.bucket.bucket, Key: id }));
+    expect(head.ETag).toMatch(/-4"$/);
+    const api = (await (await fetch(`${ctx.freight.url}/api/uploads/${id}`, { headers: await auth(user) })).json()) as Record<string, unknown>;
+    expect(api).toMatchObject({ status: 'completed', concat: 'final', partials: done.concat_partials, sha256: sha256(data) });
+  });
+
+  test('raw: partials of any size, one used twice; HEAD of partial and final; a PATCH on the final is 403', async () => {
+    const headers = await auth(uniqueUser('raw'));
+    const a = randomData(5 * MiB + 1);
+    const b = randomData(7 * MiB);
+    const c = randomData(3 * MiB + 5);
+    const [ua, ub, uc] = [await partial(headers, a), await partial(headers, b), await partial(headers, c)];
+    const created = await final(headers, [ua, ub, ua, uc]);
+    expect(created.status).toBe(201);
+    const finalUrl = created.headers.get('location')!;
+    const id = finalUrl.split('/').pop()!;
+    const expected = Buffer.concat([a, b, a, c]);
+    expect(await assembled(id)).toMatchObject({ status: 'completed', error: null, sha256: sha256(expected) });
+    expect(await sha256OfObject(ctx.s3, ctx.bucket.bucket, id)).toBe(sha256(expected));
+
+    const headFinal = await fetch(finalUrl, { method: 'HEAD', headers: { ...TUS, ...headers } });
+    expect(headFinal.headers.get('upload-concat')).toBe(`final;${[ua, ub, ua, uc].join(' ')}`);
+    expect(headFinal.headers.get('upload-offset')).toBe(String(expected.length));
+    expect(headFinal.headers.get('upload-length')).toBe(String(expected.length));
+    const headPartial = await fetch(ua, { method: 'HEAD', headers: { ...TUS, ...headers } });
+    expect(headPartial.headers.get('upload-concat')).toBe('partial');
+
+    const patched = await fetch(finalUrl, {
+      method: 'PATCH',
+      headers: { ...TUS, ...headers, 'Upload-Offset': String(expected.length), 'Content-Type': 'application/offset+octet-stream' },
+      body: 'x',
+    });
+    expect(patched.status).toBe(403);
+    expect(await errorCodeOf(patched)).toBe('ERR_UPLOAD_IS_FINAL');
+  });
+
+  test('a partial under 5 MiB before others (S3 will not join it): the bytes are streamed through, exact', async () => {
+    const headers = await auth(uniqueUser('stream'));
+    const parts = [randomData(2 * MiB), randomData(6 * MiB + 7), randomData(1)];
+    const urls = [];
+    for (const data of parts) urls.push(await partial(headers, data));
+    const created = await final(headers, urls);
+    const id = created.headers.get('location')!.split('/').pop()!;
+    const expected = Buffer.concat(parts);
+    expect(await assembled(id)).toMatchObject({ status: 'completed', sha256: sha256(expected) });
+    expect(await sha256OfObject(ctx.s3, ctx.bucket.bucket, id)).toBe(sha256(expected));
+  });
+
+  test('what a final upload may not be made of: another user’s partial (404), an unfinished one, a non-partial, a length', async () => {
+    const headers = await auth(uniqueUser('rules'));
+    const mine = await partial(headers, randomData(MiB));
+    const theirs = await partial(await auth(uniqueUser('other')), randomData(MiB));
+    const stranger = await final(headers, [mine, theirs]);
+    expect(stranger.status).toBe(404);
+
+    const unfinished = await createRawUpload(ctx.freight.url, headers, randomData(MiB), { 'Upload-Length': String(MiB), 'Upload-Concat': 'partial' });
+    const early = await final(headers, [mine, unfinished.url]);
+    expect(early.status).toBe(400);
+    expect(await early.text()).toMatch(/not complete/);
+
+    const plain = await createRawUpload(ctx.freight.url, headers, randomData(10));
+    expect((await plain.patch(0, 10)).status).toBe(204);
+    expect((await final(headers, [mine, plain.url])).status).toBe(400);
+
+    expect((await final(headers, [mine], { 'Upload-Length': String(MiB) })).status).toBe(400);
+    expect((await final(headers, ['/elsewhere/x'])).status).toBe(404);
+  });
+
+  test('a final upload whose joined bytes are not the digest its client announced is rejected, never completed', async () => {
+    const headers = await auth(uniqueUser('digest'));
+    const urls = [await partial(headers, randomData(5 * MiB)), await partial(headers, randomData(MiB))];
+    const wrong = sha256(Buffer.from('something else'));
+    const created = await final(headers, urls, { 'Upload-Metadata': `sha256 ${Buffer.from(wrong).toString('base64')}` });
+    const id = created.headers.get('location')!.split('/').pop()!;
+    expect(await assembled(id)).toMatchObject({ status: 'rejected', sha256: null, error: expect.stringContaining(wrong) });
+  });
+});
