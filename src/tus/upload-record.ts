@@ -12,6 +12,8 @@ export abstract class FreightStore extends DataStore {
   abstract read(id: string): Promise<Readable>;
   /** Completes an upload whose bytes are all stored, if a failure left that undone. The caller holds its lock. */
   abstract finish(id: string): Promise<void>;
+  /** deleteExpired, telling which uploads it expired (the janitor reports them). */
+  abstract expireUploads(): Promise<FileUpload[]>;
 }
 
 const GONE = new Set<FileUpload['status']>(['aborted', 'expired', 'lost', 'rejected']);

@@ -35,6 +35,8 @@ export interface NewUpload {
 
 /** States from which an upload can still receive bytes, complete, fail or be aborted. */
 export const OPEN_STATUSES: readonly UploadStatus[] = ['pending', 'uploading', 'failed'];
+/** States an upload ends in without completing: nothing is written to it again, and storage may drop its bytes. */
+export const ENDED_STATUSES: readonly UploadStatus[] = ['aborted', 'expired', 'lost', 'rejected'];
 
 export interface UploadServiceOptions {
   expiryMs: number;
@@ -105,6 +107,36 @@ export class UploadService {
       throw gone(`the upload expired at ${upload.expiresAt.toISOString()}`);
     }
     return upload;
+  }
+
+  /**
+   * The caller's upload, for a DELETE (tus termination). Unlike the requests that continue an upload, a DELETE
+   * also takes one that expired, was lost or was rejected (what is left of it in storage is removed: 204); a
+   * terminated one is gone (410), as tus asks of every request after a termination.
+   */
+  async getOwnedForDeletion(userId: string, id: string, protocol?: UploadProtocol): Promise<FileUpload> {
+    const upload = await this.getOwned(userId, id, protocol);
+    if (upload.status === 'aborted') throw gone('the upload was terminated');
+    return upload;
+  }
+
+  /**
+   * Deletes an upload (DELETE on either path): an open upload is aborted, or expired if its time is up; one that
+   * already ended (expired, lost, rejected, aborted) stays as it is; a completed upload cannot be deleted (409).
+   * Returns the upload as it is now; the caller then removes what storage still holds of it (removal is
+   * idempotent, and if storage fails now the janitor finishes it).
+   */
+  async delete(id: string): Promise<FileUpload> {
+    // The guarded change fails only if another request ended the upload meanwhile: a second look decides.
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const upload = await this.getUploadForStorage(id);
+      if (upload.status === 'completed') throw conflict('the upload is completed and cannot be deleted');
+      if (!OPEN_STATUSES.includes(upload.status)) return upload;
+      const expired = upload.expiresAt !== null && upload.expiresAt <= this.now();
+      const ended = await this.repo.transition(id, OPEN_STATUSES, { status: expired ? 'expired' : 'aborted', lockedUntil: null });
+      if (ended) return ended;
+    }
+    throw conflict('the upload changed while it was being deleted; retry');
   }
 
   /** The upload's record, if any, for storage code acting on an upload whose owner was already checked. */
