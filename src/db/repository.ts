@@ -214,19 +214,33 @@ export class UploadRepository {
     return (rowsOf<{ moved: number }>(result)[0]?.moved ?? 0) > 0;
   }
 
-  /** Open uploads of `protocol` whose expiry passed, marked expired in one statement; returns them. */
+  /**
+   * Open uploads of `protocol` whose expiry passed, marked expired in one statement; returns them. An upload a
+   * request holds for its completion (locked_until ahead) is left to that request: it is completing now.
+   */
   async expireOpenUploads(protocol: FileUpload['protocol'], now: Date): Promise<FileUpload[]> {
-    return this.db
-      .update(fileUploads)
-      .set({ status: 'expired', lockedUntil: null })
-      .where(
-        and(
-          eq(fileUploads.protocol, protocol),
-          inArray(fileUploads.status, ['pending', 'uploading', 'failed']),
-          lt(fileUploads.expiresAt, now),
-        ),
-      )
-      .returning();
+    return this.db.update(fileUploads).set({ status: 'expired', lockedUntil: null }).where(this.pastExpiry(protocol, now)).returning();
+  }
+
+  /** The uploads expireOpenUploads would expire now, unchanged (a dry run). */
+  async listExpiredOpenUploads(protocol: FileUpload['protocol'], now: Date): Promise<FileUpload[]> {
+    return this.db.select().from(fileUploads).where(this.pastExpiry(protocol, now));
+  }
+
+  private pastExpiry(protocol: FileUpload['protocol'], now: Date) {
+    return and(
+      eq(fileUploads.protocol, protocol),
+      inArray(fileUploads.status, ['pending', 'uploading', 'failed']),
+      lt(fileUploads.expiresAt, now),
+      or(isNull(fileUploads.lockedUntil), lt(fileUploads.lockedUntil, now)),
+    );
+  }
+
+  /** The uploads of these ids that exist (ids that are not UUIDs name none). */
+  async findUploads(ids: readonly string[]): Promise<FileUpload[]> {
+    const valid = ids.filter(isUploadId);
+    if (valid.length === 0) return [];
+    return this.db.select().from(fileUploads).where(inArray(fileUploads.id, valid));
   }
 
   /** Back to an earlier offset: the staged bytes past it were lost in storage (never called on a whim). */

@@ -199,9 +199,51 @@ export class UploadService {
     }
   }
 
-  /** Open uploads of `protocol` past their expiry, now marked expired (the janitor removes their storage). */
+  /** Open uploads of `protocol` past their expiry, now marked expired (the caller removes their storage). */
   async expireOpenUploads(protocol: UploadProtocol): Promise<FileUpload[]> {
     return this.repo.expireOpenUploads(protocol, this.now());
+  }
+
+  /** The uploads expireOpenUploads would expire now (a dry run changes nothing). */
+  async expiredOpenUploads(protocol: UploadProtocol): Promise<FileUpload[]> {
+    return this.repo.listExpiredOpenUploads(protocol, this.now());
+  }
+
+  /** The records of these uploads that exist, for the janitor holding storage against them. */
+  async findManyForStorage(ids: readonly string[]): Promise<Map<string, FileUpload>> {
+    return new Map((await this.repo.findUploads(ids)).map((upload) => [upload.id, upload]));
+  }
+
+  /**
+   * What becomes of an S3 multipart upload found in the bucket under an upload's key (`upload` undefined: no row
+   * knows that upload). `own`: the upload's own multipart upload; otherwise the staging upload of part
+   * `stagingPart` (tus). An open upload keeps the one it recorded; an upload that ended (or completed) needs none
+   * of them any more: abort now. Anything else may be on its way to being recorded (a row learns an UploadId only
+   * once S3 answered, a staging upload once its first segment is stored): abort once older than the expiry.
+   */
+  multipartUploadFate(
+    upload: FileUpload | undefined,
+    found: { uploadId: string } & ({ own: true } | { own: false; stagingPart: number }),
+  ): 'keep' | 'abort' | 'abort-if-old' {
+    if (!upload) return 'abort-if-old';
+    const recorded = found.own
+      ? upload.s3UploadId === found.uploadId
+      : upload.staging?.uploadId === found.uploadId && upload.staging.partNumber === found.stagingPart;
+    if (OPEN_STATUSES.includes(upload.status)) return recorded ? 'keep' : 'abort-if-old';
+    // A completed upload's own multipart upload is consumed by its completion: still listed, it is S3's listing
+    // lagging behind (or a bucket in trouble), not a leftover to abort at once.
+    if (upload.status === 'completed' && recorded && found.own) return 'abort-if-old';
+    return 'abort';
+  }
+
+  /**
+   * What becomes of the staged objects (`<key>.staging/`) of an upload: kept while it is open (they are bytes of
+   * the part under way), removed once it completed or ended, and, when no row knows the upload, removed once
+   * older than the expiry.
+   */
+  stagedObjectsFate(upload: FileUpload | undefined): 'keep' | 'remove' | 'remove-if-old' {
+    if (!upload) return 'remove-if-old';
+    return OPEN_STATUSES.includes(upload.status) ? 'keep' : 'remove';
   }
 
   /**

@@ -91,6 +91,32 @@ describe.each([
     expect(await repo.insertUploadWithinLimit(newUpload(`${user}-other`), 3, now)).toEqual({ created: expect.any(Object) });
   });
 
+  test('expiry: open uploads past it, unless a request holds one to complete it; a dry listing changes nothing', async () => {
+    // Expired in the year 2000, and "now" is mid-2000: no other test's upload can be past that expiry.
+    const expiresAt = new Date('2000-01-01T00:00:00Z');
+    const now = new Date('2000-06-01T00:00:00Z');
+    const user = `expiry-${randomUUID()}`;
+    const stale = await repo.insertUpload(newUpload(user, { expiresAt, status: 'uploading' }));
+    const completing = await repo.insertUpload(newUpload(user, { expiresAt, lockedUntil: new Date('2000-12-01T00:00:00Z') }));
+    const done = await repo.insertUpload(newUpload(user, { expiresAt, status: 'completed' }));
+    const direct = await repo.insertUpload(newUpload(user, { expiresAt, protocol: 'direct' }));
+
+    expect((await repo.listExpiredOpenUploads('tus', now)).map((row) => row.id)).toEqual([stale.id]);
+    expect((await repo.findUpload(stale.id))?.status).toBe('uploading');
+    const expired = await repo.expireOpenUploads('tus', now);
+    expect(expired.map((row) => [row.id, row.status])).toEqual([[stale.id, 'expired']]);
+    const rows = await repo.findUploads([stale.id, completing.id, done.id, direct.id, 'not-a-uuid']);
+    expect(new Map(rows.map((row) => [row.id, row.status]))).toEqual(
+      new Map([
+        [stale.id, 'expired'],
+        [completing.id, 'pending'],
+        [done.id, 'completed'],
+        [direct.id, 'pending'],
+      ]),
+    );
+    expect((await repo.expireOpenUploads('direct', now)).map((row) => row.id)).toEqual([direct.id]);
+  });
+
   test('part rows are upserted (in batches) and listed in order', async () => {
     const row = await repo.insertUpload(newUpload('owner-5', { protocol: 'direct' }));
     const planned = Array.from({ length: 2500 }, (_, i) => ({ partNumber: 2500 - i, size: 5, etag: null, status: 'pending' as const }));
