@@ -13,6 +13,9 @@ import * as schema from './schema.js';
 
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
 
+/** postgres.js answers execute() with the rows; PGlite with { rows }. */
+export const rowsOf = <T>(result: unknown): T[] => (Array.isArray(result) ? (result as T[]) : ((result as { rows?: T[] }).rows ?? []));
+
 /** What exclusive() did: ran the work (and its value), or not, because another session holds the lock. */
 export type ExclusiveRun<T> = { ran: true; value: T } | { ran: false };
 
