@@ -5,7 +5,7 @@
  *   /s3/multipart/*   the same, in Uppy Companion's shape src/direct/
  *   /api/uploads/*    the owner's view of their uploads   src/api/
  *   /healthz /readyz  operations                          src/ops/
- * The janitor runs every JANITOR_INTERVAL (src/janitor/).
+ * The janitor runs every JANITOR_INTERVAL (src/janitor/); webhooks are delivered from an outbox (src/webhooks/).
  * State lives in one upload-state service (src/uploads/) over Postgres or PGlite (src/db/).
  */
 import { access, constants } from 'node:fs/promises';
@@ -37,6 +37,8 @@ import { tusPlugin } from './tus/plugin.js';
 import { createTusStore } from './tus/store.js';
 import type { UploadService } from './uploads/service.js';
 import { createUploadService } from './uploads/wiring.js';
+import { deliverWebhooks } from './webhooks/delivery.js';
+import { preCreateCheck } from './webhooks/pre-create.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -105,7 +107,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     app.log.warn(`no AUTH_JWT_SECRET: using a development secret kept in ${config.auth.secretFile} (npm run token -- <user>)`);
   }
 
-  const uploads = createUploadService(config, database);
+  const uploads = createUploadService(config, database, {
+    admit: config.webhooks?.preCreate ? preCreateCheck(config.webhooks, app.log) : undefined,
+  });
   const logger = sdkLogger(app.log);
   const s3 = config.s3 ? createS3Client(config.s3, { logger }, config.s3RequestTimeoutMs) : undefined;
   // Bodies read from temp files are retried by the store itself (the SDK cannot replay a consumed stream).
@@ -146,6 +150,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   };
   await app.register(healthRoutes, { checks });
 
+  deliverWebhooks(app, config, database);
   const janitor = janitorDeps({ config, database, uploads, tusStore, s3, log: app.log });
   app.decorate('janitor', { run: (options?: JanitorOptions) => runJanitor(janitor, options) });
   if (config.janitorIntervalMs > 0) scheduleJanitor(app, app.janitor.run, config.janitorIntervalMs);

@@ -5,7 +5,9 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../config/index.js';
+import { withDeadlines } from '../db/availability.js';
 import { openDatabase, type Database } from '../db/client.js';
+import { WebhookOutbox } from '../db/webhook-outbox.js';
 import { BucketInventory } from '../storage/inventory.js';
 import { S3MultipartStorage } from '../storage/multipart.js';
 import { S3Objects } from '../storage/objects.js';
@@ -41,6 +43,7 @@ export function janitorDeps({ config, database, uploads, tusStore, s3, log }: Ja
           }
         : undefined,
     exclusive: (work) => database.exclusive(JANITOR_LOCK_KEY, work),
+    outbox: withDeadlines(new WebhookOutbox(database.db), config.databaseTimeoutMs),
     expiryMs: config.uploadExpiryMs,
     log,
   };

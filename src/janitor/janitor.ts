@@ -10,6 +10,7 @@
  */
 import type { FastifyBaseLogger } from 'fastify';
 import type { ExclusiveRun } from '../db/client.js';
+import type { WebhookOutbox } from '../db/webhook-outbox.js';
 import type { BucketInventory } from '../storage/inventory.js';
 import type { MultipartStorage } from '../storage/multipart.js';
 import type { S3Objects } from '../storage/objects.js';
@@ -17,7 +18,7 @@ import type { FreightStore } from '../tus/upload-record.js';
 import type { UploadService } from '../uploads/service.js';
 import { expireUploads } from './expiry.js';
 import { sweepMultipartUploads } from './multipart-sweep.js';
-import { emptyReport, summary, type JanitorReport } from './report.js';
+import { emptyReport, recordAction, summary, type JanitorReport } from './report.js';
 import { sweepStagedObjects } from './staged-sweep.js';
 
 export type { JanitorAction, JanitorReport } from './report.js';
@@ -40,6 +41,8 @@ export interface JanitorDeps {
   s3: S3Parts | undefined;
   /** Runs the work unless another instance runs the janitor now (Database.exclusive with JANITOR_LOCK_KEY). */
   exclusive: <T>(work: () => Promise<T>) => Promise<ExclusiveRun<T>>;
+  /** The webhook outbox, whose delivered events are pruned after DELIVERED_EVENTS_KEPT_MS. */
+  outbox?: Pick<WebhookOutbox, 'pruneDelivered'> | undefined;
   /** UPLOAD_EXPIRY: also how old an unrecorded multipart upload or staged object must be before it is removed. */
   expiryMs: number;
   log: FastifyBaseLogger;
@@ -52,6 +55,9 @@ export interface JanitorOptions {
   /** Stops the run between pages and steps (the server shutting down). */
   signal?: AbortSignal;
 }
+
+/** Delivered webhook events are kept this long (to look into a receiver's complaint), then pruned. */
+export const DELIVERED_EVENTS_KEPT_MS = 7 * 86_400_000;
 
 export const nowOf = (deps: Pick<JanitorDeps, 'now'>): Date => deps.now?.() ?? new Date();
 
@@ -71,6 +77,11 @@ export async function runJanitor(deps: JanitorDeps, options: JanitorOptions = {}
       options.signal?.throwIfAborted();
       await sweepMultipartUploads(deps, deps.s3, report, options.signal);
       await sweepStagedObjects(deps, deps.s3, report, options.signal);
+    }
+    if (deps.outbox) {
+      const pruned = await deps.outbox.pruneDelivered(new Date(nowOf(deps).getTime() - DELIVERED_EVENTS_KEPT_MS), dryRun);
+      report.webhookEventsPruned = pruned;
+      if (pruned > 0) recordAction(report, { kind: 'prune-webhook-events', events: pruned });
     }
     return report;
   });

@@ -40,6 +40,11 @@ export const ENDED_STATUSES: readonly UploadStatus[] = ['aborted', 'expired', 'l
 
 export interface UploadServiceOptions {
   expiryMs: number;
+  /**
+   * Asked before every creation, before anything is recorded (WEBHOOK_PRE_CREATE): throws to refuse the upload
+   * (the error is the client's answer).
+   */
+  admit?: ((upload: NewUpload) => Promise<void>) | undefined;
   /** USER_MAX_OPEN_UPLOADS: open uploads (pending, uploading, failed) one user may have at once; 0 or unset: no limit. */
   maxOpenUploadsPerUser?: number;
   now?: () => Date;
@@ -56,11 +61,12 @@ export class UploadService {
   }
 
   /**
-   * Records a new upload (both paths create through here, before storage is asked for anything). Beyond the
-   * user's limit of open uploads it is 429 and nothing is recorded; an upload stops counting once it is
-   * completed, aborted, expired or lost.
+   * Records a new upload (both paths create through here, before storage is asked for anything), once the
+   * pre-create check (if any) allowed it. Beyond the user's limit of open uploads it is 429 and nothing is
+   * recorded; an upload stops counting once it is completed, aborted, expired or lost.
    */
   async create(input: NewUpload): Promise<FileUpload> {
+    await this.options.admit?.(input);
     const now = this.now();
     const row = {
       ...input,

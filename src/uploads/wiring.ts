@@ -13,7 +13,8 @@ export function createUploadService(
   database: Database,
   options: Omit<UploadServiceOptions, 'expiryMs' | 'maxOpenUploadsPerUser'> = {},
 ): UploadService {
-  const queries = new UploadRepository(database.db);
+  // With webhooks on, every state change writes its event to the outbox in the same statement.
+  const queries = new UploadRepository(database.db, { webhookEvents: config.webhooks !== undefined });
   // A creation answered 503 at its deadline but recorded later is removed: its client never saw it.
   const undoLateCreation = (row: { id: string }) => queries.deleteUnusedUpload(row.id);
   const repository = withDeadlines(queries, config.databaseTimeoutMs, {

@@ -14,6 +14,7 @@ import { openPglite, type Database } from '../../src/db/client.js';
 import { UploadRepository } from '../../src/db/repository.js';
 import { janitorDeps } from '../../src/janitor/deps.js';
 import { runJanitor } from '../../src/janitor/janitor.js';
+import { webhookOutbox } from '../../src/db/schema.js';
 import { createTusStore } from '../../src/tus/store.js';
 import { UploadService } from '../../src/uploads/service.js';
 import { silentLogger } from '../helpers/harness.js';
@@ -72,4 +73,21 @@ test('two runs at once in one process: one runs, the other does nothing', async 
   const reports = await Promise.all([runJanitor(deps), runJanitor(deps)]);
   expect(reports.map((report) => report.ran).sort()).toEqual([false, true]);
   expect(reports.find((report) => report.ran)?.expired.tus).toBe(1);
+});
+
+test('delivered webhook events are pruned after a week (a dry run only counts them); undelivered ones are kept', async () => {
+  const day = 86_400_000;
+  const event = (deliveredAgo: number | null) => ({
+    event: 'upload.created' as const,
+    uploadId: randomUUID(),
+    payload: {},
+    deliveredAt: deliveredAgo === null ? null : new Date(Date.now() - deliveredAgo),
+  });
+  await database.db.insert(webhookOutbox).values([event(8 * day), event(8 * day), event(day), event(null)]);
+  const { deps } = parts();
+  expect((await runJanitor(deps, { dryRun: true })).webhookEventsPruned).toBe(2);
+  const report = await runJanitor(deps);
+  expect(report.webhookEventsPruned).toBe(2);
+  expect(report.actions).toContainEqual({ kind: 'prune-webhook-events', events: 2 });
+  expect(await database.db.$count(webhookOutbox)).toBe(2);
 });
