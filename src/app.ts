@@ -5,6 +5,7 @@
  *   /s3/multipart/*   the same, in Uppy Companion's shape src/direct/
  *   /api/uploads/*    the owner's view of their uploads   src/api/
  *   /healthz /readyz  operations                          src/ops/
+ * The janitor runs every JANITOR_INTERVAL (src/janitor/); webhooks are delivered from an outbox (src/webhooks/).
  * State lives in one upload-state service (src/uploads/) over Postgres or PGlite (src/db/).
  */
 import { access, constants } from 'node:fs/promises';
@@ -18,13 +19,14 @@ import { uploadsApi } from './api/uploads.js';
 import { Authenticator, type User } from './auth/authenticator.js';
 import { authHook } from './auth/hook.js';
 import type { Config, S3Config } from './config/index.js';
-import { withDeadlines } from './db/availability.js';
 import { openDatabase, type Database } from './db/client.js';
 import { directPlugin } from './direct/plugin.js';
 import { PartPresigner } from './direct/presigner.js';
 import { DirectUploads } from './direct/service.js';
-import { UploadRepository } from './db/repository.js';
 import { corsPolicy } from './http/cors.js';
+import { janitorDeps } from './janitor/deps.js';
+import { runJanitor, type JanitorOptions, type JanitorReport } from './janitor/janitor.js';
+import { scheduleJanitor } from './janitor/schedule.js';
 import { healthRoutes, type ReadinessCheck } from './ops/health.js';
 import { S3MultipartStorage } from './storage/multipart.js';
 import { createS3Client, sdkLogger } from './storage/s3.js';
@@ -33,7 +35,17 @@ import { MemoryLocker } from '@tus/server';
 import { PostgresLocker } from './tus/lockers/postgres-locker.js';
 import { tusPlugin } from './tus/plugin.js';
 import { createTusStore } from './tus/store.js';
-import { UploadService } from './uploads/service.js';
+import type { UploadService } from './uploads/service.js';
+import { createUploadService } from './uploads/wiring.js';
+import { deliverWebhooks } from './webhooks/delivery.js';
+import { preCreateCheck } from './webhooks/pre-create.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The janitor on this server's database and storage: one run now (as the schedule does every JANITOR_INTERVAL). */
+    janitor: { run(options?: JanitorOptions): Promise<JanitorReport> };
+  }
+}
 
 /** Parts a deployment or a test may swap; everything else follows from the config. */
 export interface AppDeps {
@@ -95,14 +107,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     app.log.warn(`no AUTH_JWT_SECRET: using a development secret kept in ${config.auth.secretFile} (npm run token -- <user>)`);
   }
 
-  const queries = new UploadRepository(database.db);
-  // A creation answered 503 at its deadline but recorded later is removed: its client never saw it.
-  const undoLateCreation = (row: { id: string }) => queries.deleteUnusedUpload(row.id);
-  const repository = withDeadlines(queries, config.databaseTimeoutMs, {
-    insertUpload: undoLateCreation,
-    insertUploadWithinLimit: undoLateCreation,
+  const uploads = createUploadService(config, database, {
+    admit: config.webhooks?.preCreate ? preCreateCheck(config.webhooks, app.log) : undefined,
   });
-  const uploads = new UploadService(repository, { expiryMs: config.uploadExpiryMs, maxOpenUploadsPerUser: config.userMaxOpenUploads });
   const logger = sdkLogger(app.log);
   const s3 = config.s3 ? createS3Client(config.s3, { logger }, config.s3RequestTimeoutMs) : undefined;
   // Bodies read from temp files are retried by the store itself (the SDK cannot replay a consumed stream).
@@ -118,11 +125,12 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   app.setErrorHandler(jsonErrorHandler);
   app.setNotFoundHandler(notFoundHandler);
 
+  const tusStore = createTusStore({ config, uploads, log: app.log, tempDir: tempDir.dir, s3: s3 && s3Bodies && { client: s3, bodyClient: s3Bodies } });
   await app.register(tusPlugin, {
     config,
     authenticator,
     uploads,
-    store: createTusStore({ config, uploads, log: app.log, tempDir: tempDir.dir, s3: s3 && s3Bodies && { client: s3, bodyClient: s3Bodies } }),
+    store: tusStore,
     locker: deps.locker ?? (await createLocker(app, config, database)),
   });
 
@@ -141,6 +149,11 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       : () => access(path.join(config.dataDir), constants.W_OK),
   };
   await app.register(healthRoutes, { checks });
+
+  deliverWebhooks(app, config, database);
+  const janitor = janitorDeps({ config, database, uploads, tusStore, s3, log: app.log });
+  app.decorate('janitor', { run: (options?: JanitorOptions) => runJanitor(janitor, options) });
+  if (config.janitorIntervalMs > 0) scheduleJanitor(app, app.janitor.run, config.janitorIntervalMs);
 
   return app;
 }

@@ -38,6 +38,8 @@ export const ERROR_CODES = {
   ERR_CHECKSUM_MISMATCH: 460,
   /** The whole upload's SHA-256 is not the one its client announced: it is rejected, never completed. */
   ERR_DIGEST_MISMATCH: 460,
+  /** The pre-create webhook refused the upload: the status is the 4xx it answered (403 here is only the default). */
+  ERR_UPLOAD_REJECTED: 403,
   ERR_INTERNAL: 500,
   /** Storage refused the request for a reason a retry will not change (credentials, permissions, no bucket). */
   ERR_STORAGE_REFUSED: 500,
@@ -46,6 +48,8 @@ export const ERROR_CODES = {
   ERR_STORAGE_UNAVAILABLE: 503,
   /** PostgreSQL is down, restarting or not answering in time: retry (Retry-After); nothing was half-recorded. */
   ERR_DATABASE_UNAVAILABLE: 503,
+  /** The pre-create webhook did not answer in time, or failed (5xx): retry (Retry-After); nothing was created. */
+  ERR_WEBHOOK_UNAVAILABLE: 503,
   ERR_INSUFFICIENT_STORAGE: 507,
 } as const;
 
@@ -58,11 +62,12 @@ export class FreightError extends Error {
     message: string,
     readonly headers: Record<string, string> = {},
     readonly details?: unknown,
-    options?: ErrorOptions,
+    /** `status`: only for a code whose status someone else chooses (ERR_UPLOAD_REJECTED). */
+    options?: ErrorOptions & { status?: number },
   ) {
     super(message, options);
     this.name = 'FreightError';
-    this.status = ERROR_CODES[code];
+    this.status = options?.status ?? ERROR_CODES[code];
   }
 }
 
@@ -85,6 +90,11 @@ export const notImplemented = (message: string) => new FreightError('ERR_NOT_IMP
 export const tooManyUploads = (message: string) => new FreightError('ERR_TOO_MANY_UPLOADS', message);
 export const checksumMismatch = (message: string) => new FreightError('ERR_CHECKSUM_MISMATCH', message);
 export const digestMismatch = (message: string) => new FreightError('ERR_DIGEST_MISMATCH', message);
+/** The pre-create webhook answered `status` (a 4xx) with this message: the client gets both. */
+export const uploadRejected = (status: number, message: string) =>
+  new FreightError('ERR_UPLOAD_REJECTED', message, {}, undefined, { status });
+/** The pre-create webhook could not decide (no answer, a 5xx): retry later; nothing was created. */
+export const webhookUnavailable = (message: string) => new FreightError('ERR_WEBHOOK_UNAVAILABLE', `${message}; retry later`, retryAfter);
 /** The S3 server (or the disk) failed; the upload stays resumable. */
 export const storageUnavailable = (message: string) => new FreightError('ERR_STORAGE_UNAVAILABLE', message, retryAfter);
 /** PostgreSQL is down, restarting or not answering in time; nothing was half-recorded. */

@@ -4,7 +4,7 @@ import { UPLOAD_STATUSES } from '../db/schema.js';
 import { isUploadId, type ListCursor } from '../db/repository.js';
 import { badRequest } from '../errors.js';
 import type { UploadService } from '../uploads/service.js';
-import { ErrorBody, IdParams, UploadView, uploadView } from './views.js';
+import { ErrorBody, IdParams, UploadDetail, UploadView, uploadDetail, uploadView } from './views.js';
 
 function encodeCursor(cursor: ListCursor): string {
   return Buffer.from(`${cursor.createdAt.toISOString()}|${cursor.id}`).toString('base64url');
@@ -71,12 +71,6 @@ const PartList = {
   required: ['parts'],
 } as const;
 
-const UploadDetail = {
-  ...UploadView,
-  properties: { ...UploadView.properties, partsCount: { type: 'integer' } },
-  required: [...UploadView.required, 'partsCount'],
-} as const;
-
 export const uploadsApi: FastifyPluginAsyncJsonSchemaToTs<{ Options: { uploads: UploadService } }> = async (
   app,
   { uploads },
@@ -117,7 +111,7 @@ export const uploadsApi: FastifyPluginAsyncJsonSchemaToTs<{ Options: { uploads: 
     { schema: { params: IdParams, response: { 200: UploadDetail, 404: ErrorBody } } },
     async (request) => {
       const upload = await uploads.getOwned(request.user.id, request.params.id);
-      return { ...uploadView(upload), partsCount: await uploads.countStoredParts(upload.id) };
+      return uploadDetail(upload, await uploads.countStoredParts(upload.id));
     },
   );
 };

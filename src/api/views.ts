@@ -78,6 +78,19 @@ export function uploadView(upload: FileUpload): UploadView {
   };
 }
 
+/** One upload as GET /api/uploads/:id shows it (and webhooks send it): the view, and its stored parts counted. */
+export const UploadDetail = {
+  ...UploadView,
+  properties: { ...UploadView.properties, partsCount: { type: 'integer' } },
+  required: [...UploadView.required, 'partsCount'],
+} as const;
+
+export type UploadDetail = FromSchema<typeof UploadDetail>;
+
+export function uploadDetail(upload: FileUpload, partsCount: number): UploadDetail {
+  return { ...uploadView(upload), partsCount };
+}
+
 export const ErrorBody = {
   type: 'object',
   properties: { error: { type: 'string' }, message: { type: 'string' }, details: {} },

@@ -37,6 +37,18 @@ export interface TokenChecks {
   audience: string | undefined;
 }
 
+/** Webhooks (WEBHOOK_URL and the rest); undefined when WEBHOOK_URL is unset. */
+export interface WebhookConfig {
+  /** Receives a signed JSON POST for every upload event (and the pre-create check). */
+  url: string;
+  /** HMAC-SHA256 key of the Freight-Signature header (at least 32 characters). */
+  secret: string;
+  /** The longest one POST to the receiver may take (connect, send, answer) before it counts as failed. */
+  timeoutMs: number;
+  /** Ask the receiver before every creation; its 4xx refuses the upload. */
+  preCreate: boolean;
+}
+
 export interface Config {
   host: string;
   port: number;
@@ -69,6 +81,9 @@ export interface Config {
   userMaxOpenUploads: number;
   uploadExpiryMs: number;
   presignExpiresMs: number;
+  /** How often the janitor runs in the server (on one instance at a time); 0: never (the CLI can still run it). */
+  janitorIntervalMs: number;
+  webhooks: WebhookConfig | undefined;
   auth: AuthConfig;
   tokens: TokenChecks;
   corsOrigins: '*' | string[];
@@ -192,6 +207,11 @@ export function loadConfig(env: Env = process.env): Config {
   const userMaxOpenUploads = int('USER_MAX_OPEN_UPLOADS', 1000, 0, 1_000_000);
   const uploadExpiryMs = duration('UPLOAD_EXPIRY', 24 * 3_600_000, 60_000, 365 * 86_400_000);
   const presignExpiresMs = duration('PRESIGN_EXPIRES', 15 * 60_000, 60_000, 60 * 60_000);
+  // 0 turns the in-server janitor off; otherwise at least a minute (each run lists the bucket).
+  const janitorText = read('JANITOR_INTERVAL');
+  const janitorIntervalMs =
+    janitorText !== undefined && parseDuration(janitorText) === 0 ? 0 : duration('JANITOR_INTERVAL', 10 * 60_000, 60_000, 7 * 86_400_000);
+  const webhooks = readWebhooks(read, bool, duration);
 
   const corsText = read('CORS_ORIGINS') ?? '*';
   let corsOrigins: Config['corsOrigins'] = '*';
@@ -236,6 +256,8 @@ export function loadConfig(env: Env = process.env): Config {
     userMaxOpenUploads,
     uploadExpiryMs,
     presignExpiresMs,
+    janitorIntervalMs,
+    webhooks,
     auth,
     tokens,
     corsOrigins,
@@ -277,6 +299,32 @@ function readS3(
     accelerate,
     tagging,
   };
+}
+
+function readWebhooks(
+  read: (name: string) => string | undefined,
+  bool: (name: string) => boolean,
+  duration: (name: string, fallback: number, min: number, max: number) => number,
+): WebhookConfig | undefined {
+  const url = read('WEBHOOK_URL');
+  const secret = read('WEBHOOK_SECRET');
+  const timeoutMs = duration('WEBHOOK_TIMEOUT', 10_000, 1_000, 300_000);
+  const preCreate = bool('WEBHOOK_PRE_CREATE');
+  if (url === undefined) {
+    if (preCreate) throw new ConfigError('WEBHOOK_PRE_CREATE', 'needs WEBHOOK_URL (the receiver that decides)');
+    return undefined;
+  }
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(url);
+  } catch {}
+  // Kept exactly as given (a trailing slash may matter to the receiver).
+  if (!parsed || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')) {
+    throw new ConfigError('WEBHOOK_URL', `must be an http(s) URL, got "${url}"`);
+  }
+  if (secret === undefined) throw new ConfigError('WEBHOOK_SECRET', 'is required when WEBHOOK_URL is set (it signs every webhook)');
+  if (secret.length < 32) throw new ConfigError('WEBHOOK_SECRET', 'must be at least 32 characters (HMAC-SHA256 needs a 256-bit key)');
+  return { url, secret, timeoutMs, preCreate };
 }
 
 function readAuth(

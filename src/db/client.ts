@@ -8,17 +8,33 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sql } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import { withinDeadline } from './availability.js';
 import * as schema from './schema.js';
 
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
+
+/** postgres.js answers execute() with the rows; PGlite with { rows }. */
+export const rowsOf = <T>(result: unknown): T[] => (Array.isArray(result) ? (result as T[]) : ((result as { rows?: T[] }).rows ?? []));
+
+/** What exclusive() did: ran the work (and its value), or not, because another session holds the lock. */
+export type ExclusiveRun<T> = { ran: true; value: T } | { ran: false };
 
 export interface Database {
   db: Db;
   kind: 'postgres' | 'pglite';
   /** A round trip to the database (readiness checks). */
   ping(): Promise<void>;
+  /**
+   * Runs `work` unless another process runs work under the same `key` now (PostgreSQL: a session-level advisory
+   * lock on a session of its own, which ends, and so releases the lock, when the work is done or if the process
+   * dies; PGlite: one process only, so it simply runs). Taking the lock never waits.
+   */
+  exclusive<T>(key: number, work: () => Promise<T>): Promise<ExclusiveRun<T>>;
   close(): Promise<void>;
 }
+
+/** The class of exclusive()'s advisory locks (two int4 keys: class, key), apart from every other lock of Freight. */
+const EXCLUSIVE_LOCK_CLASS = 0x4558434c; // "EXCL"
 
 /** drizzle/ sits at the package root, both beside src/ and above dist/src/. */
 function migrationsFolder(): string {
@@ -77,6 +93,20 @@ export async function openPostgres(url: string, timeoutMs = 10_000): Promise<Dat
     ping: async () => {
       await db.execute(sql`select 1`);
     },
+    exclusive: async (key, work) => {
+      const session = postgres(url, { max: 1, connect_timeout, onnotice: () => {} });
+      try {
+        const [row] = await withinDeadline(
+          session<{ locked: boolean }[]>`select pg_try_advisory_lock(${EXCLUSIVE_LOCK_CLASS}::integer, ${key}::integer) as locked`,
+          timeoutMs,
+        );
+        if (!row?.locked) return { ran: false };
+        return { ran: true, value: await work() };
+      } finally {
+        // Ending the session releases its lock, whatever became of the work.
+        await session.end({ timeout: 5 });
+      }
+    },
     close: () => client.end({ timeout: 5 }),
   };
 }
@@ -90,11 +120,22 @@ export async function openPglite(dataDir: string): Promise<Database> {
   const client = await PGlite.create(dataDir);
   const db = drizzle(client, { schema });
   await migrate(db, { migrationsFolder: migrationsFolder() });
+  const held = new Set<number>();
   return {
     db,
     kind: 'pglite',
     ping: async () => {
       await db.execute(sql`select 1`);
+    },
+    // One process: a lock held in memory is a lock held everywhere.
+    exclusive: async (key, work) => {
+      if (held.has(key)) return { ran: false };
+      held.add(key);
+      try {
+        return { ran: true, value: await work() };
+      } finally {
+        held.delete(key);
+      }
     },
     close: () => client.close(),
   };

@@ -2,16 +2,20 @@
  * Every query Freight makes, under domain names. Status changes are single guarded UPDATEs
  * (`where status in (...)`), so two racing requests cannot both make the same transition.
  */
-import { and, asc, count, desc, eq, gt, inArray, isNull, lt, or, sql } from 'drizzle-orm';
-import type { Db } from './client.js';
+import { and, asc, count, desc, eq, type getTableColumns, gt, inArray, isNull, lt, or, sql } from 'drizzle-orm';
+import type { TypedQueryBuilder } from 'drizzle-orm/query-builders/query-builder';
+import { rowsOf, type Db } from './client.js';
+import { uploadSnapshot } from './webhook-outbox.js';
 import {
   fileUploads,
   uploadParts,
+  webhookOutbox,
   type FileUpload,
   type NewFileUpload,
   type StagingState,
   type UploadPart,
   type UploadStatus,
+  type WebhookEvent,
 } from './schema.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -36,9 +40,6 @@ export interface StoredAdvance {
   hashState: string | null;
 }
 
-/** postgres.js answers execute() with the rows; PGlite with { rows }. */
-const rowsOf = <T>(result: unknown): T[] =>
-  Array.isArray(result) ? (result as T[]) : ((result as { rows?: T[] }).rows ?? []);
 
 /** The class of the per-user advisory locks taken to count open uploads (two int4 keys: class, hash of the user). */
 const OPEN_UPLOADS_LOCK = 0x4f50454e; // "OPEN"
@@ -48,12 +49,41 @@ export interface ListCursor {
   id: string;
 }
 
+/**
+ * The webhook event a change to this status reports. `lost` and `rejected` are failures for good: upload.failed
+ * (the upload in the event says which). `uploading` and `pending` report nothing.
+ */
+const EVENT_OF_STATUS: Partial<Record<UploadStatus, WebhookEvent>> = {
+  completed: 'upload.completed',
+  failed: 'upload.failed',
+  lost: 'upload.failed',
+  rejected: 'upload.failed',
+  aborted: 'upload.aborted',
+  expired: 'upload.expired',
+};
+
+/** A statement that changes upload rows and returns them (an INSERT or UPDATE … RETURNING). */
+type UploadChange = TypedQueryBuilder<ReturnType<typeof getTableColumns<typeof fileUploads>>> & PromiseLike<FileUpload[]>;
+
+export interface UploadRepositoryOptions {
+  /**
+   * Webhooks are on: every status change that reports an event (creation, EVENT_OF_STATUS) writes it to
+   * webhook_outbox in the same statement, so that a crash can neither lose an event nor invent one.
+   */
+  webhookEvents?: boolean;
+}
+
 export class UploadRepository {
   /** The queries on every request's path, built once (drizzle otherwise rebuilds the SQL each time). */
   private readonly byId;
   private readonly byOwnerAndId;
+  private readonly webhookEvents: boolean;
 
-  constructor(private readonly db: Db) {
+  constructor(
+    private readonly db: Db,
+    options: UploadRepositoryOptions = {},
+  ) {
+    this.webhookEvents = options.webhookEvents ?? false;
     this.byId = db
       .select()
       .from(fileUploads)
@@ -66,17 +96,51 @@ export class UploadRepository {
       .prepare('freight_upload_by_owner_and_id');
   }
 
+  /**
+   * Runs `change` and returns the rows it changed; with webhooks on, in the same statement, writes `event` to the
+   * outbox for each of them (a CTE: nothing is written when the guarded change changed nothing).
+   */
+  private async reporting(db: Db, event: WebhookEvent | undefined, change: (db: Db) => UploadChange): Promise<FileUpload[]> {
+    if (!this.webhookEvents || event === undefined) return change(db);
+    const changed = db.$with('changed').as(change(db));
+    const events = db.$with('events', { id: webhookOutbox.id }).as(sql`
+      insert into ${webhookOutbox} (event, upload_id, payload)
+      select ${event}::webhook_event, changed.id, ${uploadSnapshot('changed')} from changed
+      returning id`);
+    return db.with(changed, events).select().from(changed);
+  }
+
   async insertUpload(row: NewFileUpload): Promise<FileUpload> {
-    const [created] = await this.db.insert(fileUploads).values(row).returning();
+    const [created] = await this.reporting(this.db, 'upload.created', (db) => db.insert(fileUploads).values(row).returning());
     if (!created) throw new Error(`insert of upload ${row.id} returned no row`);
     return created;
   }
 
-  /** Removes an upload nobody has used: created, and no byte or state recorded since. */
+  /**
+   * Removes an upload nobody has used: created, and no byte or state recorded since (a creation recorded after
+   * its request was answered 503). Its upload.created event goes with it if it was not delivered yet; if it was,
+   * an upload.aborted event tells the receiver the upload is no more.
+   */
   async deleteUnusedUpload(id: string): Promise<void> {
-    await this.db
-      .delete(fileUploads)
-      .where(and(eq(fileUploads.id, id), eq(fileUploads.status, 'pending'), eq(fileUploads.bytesReceived, 0), isNull(fileUploads.s3UploadId)));
+    if (!this.webhookEvents) {
+      await this.db
+        .delete(fileUploads)
+        .where(and(eq(fileUploads.id, id), eq(fileUploads.status, 'pending'), eq(fileUploads.bytesReceived, 0), isNull(fileUploads.s3UploadId)));
+      return;
+    }
+    await this.db.execute(sql`
+      with deleted as (
+        delete from ${fileUploads}
+        where id = ${id} and status = 'pending' and bytes_received = 0 and s3_upload_id is null
+        returning *
+      ), unsent as (
+        delete from ${webhookOutbox} where upload_id in (select id from deleted) and delivered_at is null
+      )
+      insert into ${webhookOutbox} (event, upload_id, payload)
+      select 'upload.aborted', deleted.id,
+        ${uploadSnapshot('deleted')} || jsonb_build_object('status', 'aborted', 'error', 'the creation was undone: its request had been answered 503')
+      from deleted
+      where exists (select 1 from ${webhookOutbox} o where o.upload_id = deleted.id and o.delivered_at is not null)`);
   }
 
   /**
@@ -108,7 +172,7 @@ export class UploadRepository {
         );
       const open = counted?.open ?? 0;
       if (open >= limit) return { open };
-      const [created] = await tx.insert(fileUploads).values(row).returning();
+      const [created] = await this.reporting(tx, 'upload.created', (db) => db.insert(fileUploads).values(row).returning());
       if (!created) throw new Error(`insert of upload ${row.id} returned no row`);
       return { created };
     });
@@ -159,18 +223,27 @@ export class UploadRepository {
       .limit(limit);
   }
 
-  /** Moves the upload to a new status only from one of `from`; undefined when it was in none of them. */
+  /**
+   * Moves the upload to a new status only from one of `from`; undefined when it was in none of them. With
+   * webhooks on, the event of the new status is written in the same statement, only when the status changes
+   * (failed again after failed updates the error and reports nothing).
+   */
   async transition(
     id: string,
     from: readonly UploadStatus[],
     set: Partial<NewFileUpload> & { status: UploadStatus },
   ): Promise<FileUpload | undefined> {
-    const [row] = await this.db
-      .update(fileUploads)
-      .set(set)
-      .where(and(eq(fileUploads.id, id), inArray(fileUploads.status, [...from])))
-      .returning();
-    return row;
+    const update = (statuses: readonly UploadStatus[]) => (db: Db) =>
+      db
+        .update(fileUploads)
+        .set(set)
+        .where(and(eq(fileUploads.id, id), inArray(fileUploads.status, [...statuses])))
+        .returning();
+    const changing = from.filter((status) => status !== set.status);
+    const [changed] = changing.length > 0 ? await this.reporting(this.db, EVENT_OF_STATUS[set.status], update(changing)) : [];
+    if (changed || changing.length === from.length) return changed;
+    const [same] = await update([set.status])(this.db);
+    return same;
   }
 
   /** Facts learned from storage (the S3 UploadId, a length declared late, the stored offset); no status change. */
@@ -226,18 +299,35 @@ export class UploadRepository {
   }
 
   /** Open uploads of `protocol` whose expiry passed, marked expired in one statement; returns them. */
+  /**
+   * Open uploads of `protocol` whose expiry passed, marked expired in one statement; returns them. An upload a
+   * request holds for its completion (locked_until ahead) is left to that request: it is completing now.
+   */
   async expireOpenUploads(protocol: FileUpload['protocol'], now: Date): Promise<FileUpload[]> {
-    return this.db
-      .update(fileUploads)
-      .set({ status: 'expired', lockedUntil: null })
-      .where(
-        and(
-          eq(fileUploads.protocol, protocol),
-          inArray(fileUploads.status, ['pending', 'uploading', 'failed']),
-          lt(fileUploads.expiresAt, now),
-        ),
-      )
-      .returning();
+    return this.reporting(this.db, 'upload.expired', (db) =>
+      db.update(fileUploads).set({ status: 'expired', lockedUntil: null }).where(this.pastExpiry(protocol, now)).returning(),
+    );
+  }
+
+  /** The uploads expireOpenUploads would expire now, unchanged (a dry run). */
+  async listExpiredOpenUploads(protocol: FileUpload['protocol'], now: Date): Promise<FileUpload[]> {
+    return this.db.select().from(fileUploads).where(this.pastExpiry(protocol, now));
+  }
+
+  private pastExpiry(protocol: FileUpload['protocol'], now: Date) {
+    return and(
+      eq(fileUploads.protocol, protocol),
+      inArray(fileUploads.status, ['pending', 'uploading', 'failed']),
+      lt(fileUploads.expiresAt, now),
+      or(isNull(fileUploads.lockedUntil), lt(fileUploads.lockedUntil, now)),
+    );
+  }
+
+  /** The uploads of these ids that exist (ids that are not UUIDs name none). */
+  async findUploads(ids: readonly string[]): Promise<FileUpload[]> {
+    const valid = ids.filter(isUploadId);
+    if (valid.length === 0) return [];
+    return this.db.select().from(fileUploads).where(inArray(fileUploads.id, valid));
   }
 
   /**

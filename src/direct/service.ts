@@ -9,7 +9,7 @@ import { badRequest, conflict, failureReason, payloadTooLarge } from '../errors.
 import type { MultipartStorage } from '../storage/multipart.js';
 import { sumOfSizes, type StoredPart } from '../uploads/parts.js';
 import { partCount, partSizeProblem, planPartSize, plannedPartSize } from '../uploads/planner.js';
-import { OPEN_STATUSES, type UploadService } from '../uploads/service.js';
+import { ENDED_STATUSES, OPEN_STATUSES, type UploadService } from '../uploads/service.js';
 import type { PartPresigner, SignedPart } from './presigner.js';
 
 /** Parts signed with the creation answer; the client asks for the rest as it goes. */
@@ -221,20 +221,35 @@ export class DirectUploads {
     }
   }
 
-  /** Aborts the multipart upload in S3. A completed upload cannot be aborted; aborting twice is fine. */
+  /**
+   * Aborts the multipart upload in S3, then ends the upload (aborted, or expired if its time is up). A completed
+   * upload cannot be aborted; aborting twice is fine; an upload that expired or failed for good has what S3 still
+   * holds of it removed (204 too).
+   */
   async abort(userId: string, id: string): Promise<void> {
     const upload = await this.uploads.getOwned(userId, id, 'direct');
     if (upload.status === 'aborted') return;
     if (upload.status === 'completed') throw conflict('the upload is completed and cannot be aborted');
+    if (ENDED_STATUSES.includes(upload.status)) return this.discard(upload);
     const claimed = await this.uploads.claim(id, CLAIM_MS);
-    if (!claimed) throw conflict('another request is completing or aborting this upload; retry shortly');
+    if (!claimed) {
+      // Ended meanwhile (the janitor expired it), or busy with a complete or another abort.
+      const current = await this.uploads.getOwned(userId, id, 'direct');
+      if (ENDED_STATUSES.includes(current.status)) return this.discard(current);
+      throw conflict('another request is completing or aborting this upload; retry shortly');
+    }
     try {
-      if (claimed.s3UploadId) await this.storage.abort(claimed.storageKey, claimed.s3UploadId);
-      await this.uploads.markAborted(id);
+      await this.discard(claimed);
+      await this.uploads.delete(id);
     } catch (error) {
       await this.uploads.release(id);
       throw error;
     }
+  }
+
+  /** What S3 holds of an upload that will not complete: its multipart upload, aborted (idempotent). */
+  private async discard(upload: FileUpload): Promise<void> {
+    if (upload.s3UploadId) await this.storage.abort(upload.storageKey, upload.s3UploadId);
   }
 
   /**

@@ -6,10 +6,11 @@
  */
 import { Readable } from 'node:stream';
 import type { FileStore } from '@tus/file-store';
-import type { Upload } from '@tus/utils';
+import { ERRORS, type Upload } from '@tus/utils';
 import type { FastifyBaseLogger } from 'fastify';
 import { checksumMismatch, offsetMismatch } from '../errors.js';
 import { RunningDigest } from '../uploads/digest.js';
+import type { FileUpload } from '../db/schema.js';
 import type { UploadService } from '../uploads/service.js';
 import { BodyReader, BodyStalled, type StallRule } from './body.js';
 import { FreightStore, liveRecord, tusUpload, type WriteOptions } from './upload-record.js';
@@ -69,17 +70,23 @@ export class RecordedFileStore extends FreightStore {
     await this.inner.declareUploadLength(id, length);
   }
 
-  /** The row first: once a client asked to terminate, no later request may resume the upload. */
+  /**
+   * The row first: once a client asked to terminate, no later request may resume the upload. An upload that
+   * expired, was lost or rejected keeps its status and loses its file (if it still has one).
+   */
   override async remove(id: string): Promise<void> {
-    await liveRecord(this.uploads, id);
-    await this.uploads.markAborted(id);
+    await this.uploads.delete(id);
     await this.discard(id);
   }
 
   override async deleteExpired(): Promise<number> {
+    return (await this.expireUploads()).length;
+  }
+
+  async expireUploads(): Promise<FileUpload[]> {
     const expired = await this.uploads.expireOpenUploads('tus');
     for (const record of expired) await this.discard(record.id);
-    return expired.length;
+    return expired;
   }
 
   override getExpiration(): number {
@@ -105,6 +112,8 @@ export class RecordedFileStore extends FreightStore {
 
   private async discard(id: string): Promise<void> {
     await this.inner.remove(id).catch((error: unknown) => {
+      // Already removed (an expired upload deleted again): nothing left to do.
+      if (error === ERRORS.FILE_NOT_FOUND) return;
       this.log.warn({ err: error, uploadId: id }, 'could not remove the file of an abandoned upload');
     });
   }

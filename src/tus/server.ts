@@ -40,17 +40,21 @@ export function createTusServer(deps: {
     datastore: store,
     maxSize: config.maxUploadSize,
     locker,
-    // Finished uploads are files now, not uploads: DELETE answers 400 instead of removing them.
-    disableTerminationForFinishedUploads: true,
+    // Finished uploads are files now, not uploads: the stores' remove() refuses them (409). Not
+    // @tus/server's check, which reads the upload as a PATCH would and so answers 410 for an expired one.
+    disableTerminationForFinishedUploads: false,
     generateUrl: config.publicUrl ? (_req, { path, id }) => `${config.publicUrl}${path}/${id}` : undefined,
     // Upload ids are UUIDs: they are the primary key of file_uploads.
     namingFunction: () => randomUUID(),
 
     // Every request naming an upload: the caller must own it, and it must be a tus upload (else 404: the tus
-    // routes never act on a direct upload), and it must not be gone (else 410).
+    // routes never act on a direct upload), and it must not be gone (else 410). A DELETE may also remove an
+    // upload that expired or failed for good (204): only a terminated one is gone to it.
     async onIncomingRequest(req, id) {
       if (req.method === 'POST') return;
-      await uploads.getOwnedLive(contextOf(req).user.id, id, 'tus');
+      const userId = contextOf(req).user.id;
+      if (req.method === 'DELETE') await uploads.getOwnedForDeletion(userId, id, 'tus');
+      else await uploads.getOwnedLive(userId, id, 'tus');
     },
 
     async onUploadCreate(req, upload) {

@@ -65,6 +65,9 @@ export abstract class FreightStore extends DataStore {
       for await (const chunk of await this.read(partial.id)) yield chunk as Buffer;
     }
   }
+
+  /** deleteExpired, telling which uploads it expired (the janitor reports them). */
+  abstract expireUploads(): Promise<FileUpload[]>;
 }
 
 const GONE = new Set<FileUpload['status']>(['aborted', 'expired', 'lost', 'rejected']);

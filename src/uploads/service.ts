@@ -49,9 +49,16 @@ export interface NewUpload {
 
 /** States from which an upload can still receive bytes, complete, fail or be aborted. */
 export const OPEN_STATUSES: readonly UploadStatus[] = ['pending', 'uploading', 'failed'];
+/** States an upload ends in without completing: nothing is written to it again, and storage may drop its bytes. */
+export const ENDED_STATUSES: readonly UploadStatus[] = ['aborted', 'expired', 'lost', 'rejected'];
 
 export interface UploadServiceOptions {
   expiryMs: number;
+  /**
+   * Asked before every creation, before anything is recorded (WEBHOOK_PRE_CREATE): throws to refuse the upload
+   * (the error is the client's answer).
+   */
+  admit?: ((upload: NewUpload) => Promise<void>) | undefined;
   /** USER_MAX_OPEN_UPLOADS: open uploads (pending, uploading, failed) one user may have at once; 0 or unset: no limit. */
   maxOpenUploadsPerUser?: number;
   now?: () => Date;
@@ -68,11 +75,12 @@ export class UploadService {
   }
 
   /**
-   * Records a new upload (both paths create through here, before storage is asked for anything). Beyond the
-   * user's limit of open uploads it is 429 and nothing is recorded; an upload stops counting once it is
-   * completed, aborted, expired or lost.
+   * Records a new upload (both paths create through here, before storage is asked for anything), once the
+   * pre-create check (if any) allowed it. Beyond the user's limit of open uploads it is 429 and nothing is
+   * recorded; an upload stops counting once it is completed, aborted, expired or lost.
    */
   async create(input: NewUpload): Promise<FileUpload> {
+    await this.options.admit?.(input);
     const now = this.now();
     const row = {
       ...input,
@@ -119,6 +127,36 @@ export class UploadService {
       throw gone(`the upload expired at ${upload.expiresAt.toISOString()}`);
     }
     return upload;
+  }
+
+  /**
+   * The caller's upload, for a DELETE (tus termination). Unlike the requests that continue an upload, a DELETE
+   * also takes one that expired, was lost or was rejected (what is left of it in storage is removed: 204); a
+   * terminated one is gone (410), as tus asks of every request after a termination.
+   */
+  async getOwnedForDeletion(userId: string, id: string, protocol?: UploadProtocol): Promise<FileUpload> {
+    const upload = await this.getOwned(userId, id, protocol);
+    if (upload.status === 'aborted') throw gone('the upload was terminated');
+    return upload;
+  }
+
+  /**
+   * Deletes an upload (DELETE on either path): an open upload is aborted, or expired if its time is up; one that
+   * already ended (expired, lost, rejected, aborted) stays as it is; a completed upload cannot be deleted (409).
+   * Returns the upload as it is now; the caller then removes what storage still holds of it (removal is
+   * idempotent, and if storage fails now the janitor finishes it).
+   */
+  async delete(id: string): Promise<FileUpload> {
+    // The guarded change fails only if another request ended the upload meanwhile: a second look decides.
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const upload = await this.getUploadForStorage(id);
+      if (upload.status === 'completed') throw conflict('the upload is completed and cannot be deleted');
+      if (!OPEN_STATUSES.includes(upload.status)) return upload;
+      const expired = upload.expiresAt !== null && upload.expiresAt <= this.now();
+      const ended = await this.repo.transition(id, OPEN_STATUSES, { status: expired ? 'expired' : 'aborted', lockedUntil: null });
+      if (ended) return ended;
+    }
+    throw conflict('the upload changed while it was being deleted; retry');
   }
 
   /** The upload's record, if any, for storage code acting on an upload whose owner was already checked. */
@@ -186,9 +224,51 @@ export class UploadService {
     return this.repo.unfinishedFinals(OPEN_STATUSES);
   }
 
-  /** Open uploads of `protocol` past their expiry, now marked expired (the janitor removes their storage). */
+  /** Open uploads of `protocol` past their expiry, now marked expired (the caller removes their storage). */
   async expireOpenUploads(protocol: UploadProtocol): Promise<FileUpload[]> {
     return this.repo.expireOpenUploads(protocol, this.now());
+  }
+
+  /** The uploads expireOpenUploads would expire now (a dry run changes nothing). */
+  async expiredOpenUploads(protocol: UploadProtocol): Promise<FileUpload[]> {
+    return this.repo.listExpiredOpenUploads(protocol, this.now());
+  }
+
+  /** The records of these uploads that exist, for the janitor holding storage against them. */
+  async findManyForStorage(ids: readonly string[]): Promise<Map<string, FileUpload>> {
+    return new Map((await this.repo.findUploads(ids)).map((upload) => [upload.id, upload]));
+  }
+
+  /**
+   * What becomes of an S3 multipart upload found in the bucket under an upload's key (`upload` undefined: no row
+   * knows that upload). `own`: the upload's own multipart upload; otherwise the staging upload of part
+   * `stagingPart` (tus). An open upload keeps the one it recorded; an upload that ended (or completed) needs none
+   * of them any more: abort now. Anything else may be on its way to being recorded (a row learns an UploadId only
+   * once S3 answered, a staging upload once its first segment is stored): abort once older than the expiry.
+   */
+  multipartUploadFate(
+    upload: FileUpload | undefined,
+    found: { uploadId: string } & ({ own: true } | { own: false; stagingPart: number }),
+  ): 'keep' | 'abort' | 'abort-if-old' {
+    if (!upload) return 'abort-if-old';
+    const recorded = found.own
+      ? upload.s3UploadId === found.uploadId
+      : upload.staging?.uploadId === found.uploadId && upload.staging.partNumber === found.stagingPart;
+    if (OPEN_STATUSES.includes(upload.status)) return recorded ? 'keep' : 'abort-if-old';
+    // A completed upload's own multipart upload is consumed by its completion: still listed, it is S3's listing
+    // lagging behind (or a bucket in trouble), not a leftover to abort at once.
+    if (upload.status === 'completed' && recorded && found.own) return 'abort-if-old';
+    return 'abort';
+  }
+
+  /**
+   * What becomes of the staged objects (`<key>.staging/`) of an upload: kept while it is open (they are bytes of
+   * the part under way), removed once it completed or ended, and, when no row knows the upload, removed once
+   * older than the expiry.
+   */
+  stagedObjectsFate(upload: FileUpload | undefined): 'keep' | 'remove' | 'remove-if-old' {
+    if (!upload) return 'remove-if-old';
+    return OPEN_STATUSES.includes(upload.status) ? 'keep' : 'remove';
   }
 
   /**

@@ -27,6 +27,8 @@ describe('configuration from the environment', () => {
       userMaxOpenUploads: 1000,
       uploadExpiryMs: 24 * 3600 * 1000,
       presignExpiresMs: 15 * 60 * 1000,
+      janitorIntervalMs: 10 * 60 * 1000,
+      webhooks: undefined,
       corsOrigins: '*',
       auth: { mode: 'jwt', secret: SECRET },
       tokens: { clockToleranceSeconds: 30, issuer: undefined, audience: undefined },
@@ -65,6 +67,11 @@ describe('configuration from the environment', () => {
       CORS_ORIGINS: 'https://a.example.com, https://b.example.com',
       UPLOAD_EXPIRY: '7d',
       PRESIGN_EXPIRES: '5m',
+      JANITOR_INTERVAL: '1h',
+      WEBHOOK_URL: 'https://hooks.example.com/freight/',
+      WEBHOOK_SECRET: 'w'.repeat(32),
+      WEBHOOK_TIMEOUT: '3s',
+      WEBHOOK_PRE_CREATE: 'true',
       LOG_LEVEL: 'warn',
     });
     expect(config).toMatchObject({
@@ -96,6 +103,8 @@ describe('configuration from the environment', () => {
       corsOrigins: ['https://a.example.com', 'https://b.example.com'],
       uploadExpiryMs: 7 * 86_400_000,
       presignExpiresMs: 5 * 60_000,
+      janitorIntervalMs: 3_600_000,
+      webhooks: { url: 'https://hooks.example.com/freight/', secret: 'w'.repeat(32), timeoutMs: 3_000, preCreate: true },
       logLevel: 'warn',
     });
   });
@@ -132,6 +141,17 @@ describe('configuration from the environment', () => {
     [{ AUTH_CLOCK_TOLERANCE: '1h' }, 'AUTH_CLOCK_TOLERANCE'],
     [{ S3_FORCE_PATH_STYLE: 'yes please' }, 'S3_FORCE_PATH_STYLE'],
     [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
+    [{ JANITOR_INTERVAL: 'often' }, 'JANITOR_INTERVAL'],
+    [{ JANITOR_INTERVAL: '10s' }, 'JANITOR_INTERVAL'],
+    [{ JANITOR_INTERVAL: '30d' }, 'JANITOR_INTERVAL'],
+    [{ WEBHOOK_URL: 'ftp://hooks.example.com' }, 'WEBHOOK_URL'],
+    [{ WEBHOOK_URL: 'not a url', WEBHOOK_SECRET: 'w'.repeat(32) }, 'WEBHOOK_URL'],
+    [{ WEBHOOK_URL: 'https://hooks.example.com' }, 'WEBHOOK_SECRET'],
+    [{ WEBHOOK_URL: 'https://hooks.example.com', WEBHOOK_SECRET: 'too short' }, 'WEBHOOK_SECRET'],
+    [{ WEBHOOK_URL: 'https://hooks.example.com', WEBHOOK_SECRET: 'w'.repeat(32), WEBHOOK_TIMEOUT: '500ms' }, 'WEBHOOK_TIMEOUT'],
+    [{ WEBHOOK_TIMEOUT: 'soon' }, 'WEBHOOK_TIMEOUT'],
+    [{ WEBHOOK_PRE_CREATE: 'true' }, 'WEBHOOK_PRE_CREATE'],
+    [{ WEBHOOK_URL: 'https://hooks.example.com', WEBHOOK_SECRET: 'w'.repeat(32), WEBHOOK_PRE_CREATE: 'maybe' }, 'WEBHOOK_PRE_CREATE'],
   ])('%o is refused, naming %s', (env, variable) => {
     let error: unknown;
     try {
@@ -147,6 +167,19 @@ describe('configuration from the environment', () => {
 
   test('USER_MAX_OPEN_UPLOADS=0 turns the limit off', () => {
     expect(loadConfig({ AUTH_JWT_SECRET: SECRET, USER_MAX_OPEN_UPLOADS: '0' }).userMaxOpenUploads).toBe(0);
+  });
+
+  test('JANITOR_INTERVAL=0 (in any unit) turns the janitor in the server off', () => {
+    for (const value of ['0', '0s', '0m']) {
+      expect(loadConfig({ AUTH_JWT_SECRET: SECRET, JANITOR_INTERVAL: value }).janitorIntervalMs).toBe(0);
+    }
+  });
+
+  test('webhooks: off without WEBHOOK_URL; with it, a 10 s timeout and no pre-create check by default', () => {
+    expect(loadConfig({ AUTH_JWT_SECRET: SECRET, WEBHOOK_SECRET: 'w'.repeat(32) }).webhooks).toBeUndefined();
+    expect(
+      loadConfig({ AUTH_JWT_SECRET: SECRET, WEBHOOK_URL: 'http://127.0.0.1:9000/hook', WEBHOOK_SECRET: 'w'.repeat(32) }).webhooks,
+    ).toEqual({ url: 'http://127.0.0.1:9000/hook', secret: 'w'.repeat(32), timeoutMs: 10_000, preCreate: false });
   });
 
   describe('authentication settings', () => {

@@ -6,8 +6,10 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { inject } from 'vitest';
 import { openPglite, openPostgres, type Database } from '../../src/db/client.js';
+import { eq } from 'drizzle-orm';
 import { UploadRepository } from '../../src/db/repository.js';
-import type { NewFileUpload } from '../../src/db/schema.js';
+import { webhookOutbox, type NewFileUpload } from '../../src/db/schema.js';
+import { uploadOfSnapshot } from '../../src/db/webhook-outbox.js';
 
 describe.each([
   ['PostgreSQL', () => openPostgres(inject('databaseUrl'))],
@@ -91,6 +93,32 @@ describe.each([
     expect(await repo.insertUploadWithinLimit(newUpload(`${user}-other`), 3, now)).toEqual({ created: expect.any(Object) });
   });
 
+  test('expiry: open uploads past it, unless a request holds one to complete it; a dry listing changes nothing', async () => {
+    // Expired in the year 2000, and "now" is mid-2000: no other test's upload can be past that expiry.
+    const expiresAt = new Date('2000-01-01T00:00:00Z');
+    const now = new Date('2000-06-01T00:00:00Z');
+    const user = `expiry-${randomUUID()}`;
+    const stale = await repo.insertUpload(newUpload(user, { expiresAt, status: 'uploading' }));
+    const completing = await repo.insertUpload(newUpload(user, { expiresAt, lockedUntil: new Date('2000-12-01T00:00:00Z') }));
+    const done = await repo.insertUpload(newUpload(user, { expiresAt, status: 'completed' }));
+    const direct = await repo.insertUpload(newUpload(user, { expiresAt, protocol: 'direct' }));
+
+    expect((await repo.listExpiredOpenUploads('tus', now)).map((row) => row.id)).toEqual([stale.id]);
+    expect((await repo.findUpload(stale.id))?.status).toBe('uploading');
+    const expired = await repo.expireOpenUploads('tus', now);
+    expect(expired.map((row) => [row.id, row.status])).toEqual([[stale.id, 'expired']]);
+    const rows = await repo.findUploads([stale.id, completing.id, done.id, direct.id, 'not-a-uuid']);
+    expect(new Map(rows.map((row) => [row.id, row.status]))).toEqual(
+      new Map([
+        [stale.id, 'expired'],
+        [completing.id, 'pending'],
+        [done.id, 'completed'],
+        [direct.id, 'pending'],
+      ]),
+    );
+    expect((await repo.expireOpenUploads('direct', now)).map((row) => row.id)).toEqual([direct.id]);
+  });
+
   test('part rows are upserted (in batches) and listed in order', async () => {
     const row = await repo.insertUpload(newUpload('owner-5', { protocol: 'direct' }));
     const planned = Array.from({ length: 2500 }, (_, i) => ({ partNumber: 2500 - i, size: 5, etag: null, status: 'pending' as const }));
@@ -128,5 +156,74 @@ describe.each([
     expect(all.map((row) => row.id)).toEqual(seen);
     expect(all.map((row) => row.createdAt.getTime())).toEqual([...all.map((row) => row.createdAt.getTime())].sort((a, b) => b - a));
     expect((await repo.listOwnedUploads(user, { limit: 10, status: 'completed' })).map((row) => row.id)).toEqual([ids[4]]);
+  });
+
+  describe('webhook events, written in the statement that makes the change', () => {
+    let reporting: UploadRepository;
+    beforeAll(() => {
+      reporting = new UploadRepository(database.db, { webhookEvents: true });
+    });
+    const eventsOf = async (id: string) =>
+      (await database.db.select().from(webhookOutbox).where(eq(webhookOutbox.uploadId, id)).orderBy(webhookOutbox.id)).map((row) => row.event);
+
+    test('one per status change: created, failed (once, however often it fails again), completed; none for progress or a change that did not happen', async () => {
+      const row = await reporting.insertUpload(newUpload('events-1'));
+      await reporting.recordProgress(row.id, 10);
+      await reporting.transition(row.id, ['pending', 'uploading', 'failed'], { status: 'failed', error: 'S3 down' });
+      const again = await reporting.transition(row.id, ['pending', 'uploading', 'failed'], { status: 'failed', error: 'S3 still down' });
+      expect(again).toMatchObject({ status: 'failed', error: 'S3 still down' });
+      await reporting.transition(row.id, ['pending', 'uploading', 'failed'], { status: 'uploading' });
+      await reporting.transition(row.id, ['pending', 'uploading', 'failed'], { status: 'completed' });
+      expect(await reporting.transition(row.id, ['pending', 'uploading', 'failed'], { status: 'aborted' })).toBeUndefined();
+      expect(await eventsOf(row.id)).toEqual(['upload.created', 'upload.failed', 'upload.completed']);
+    });
+
+    test('lost and rejected are upload.failed; aborted and expired their own; creation within a limit too', async () => {
+      const ids: string[] = [];
+      for (const status of ['lost', 'rejected', 'aborted'] as const) {
+        const row = await reporting.insertUpload(newUpload('events-2'));
+        await reporting.transition(row.id, ['pending'], { status });
+        ids.push(row.id);
+      }
+      expect(await Promise.all(ids.map(eventsOf))).toEqual([
+        ['upload.created', 'upload.failed'],
+        ['upload.created', 'upload.failed'],
+        ['upload.created', 'upload.aborted'],
+      ]);
+      const limited = await reporting.insertUploadWithinLimit(newUpload(`events-${randomUUID()}`), 5, new Date());
+      expect('created' in limited && (await eventsOf(limited.created.id))).toEqual(['upload.created']);
+      const stale = await reporting.insertUpload(newUpload('events-3', { expiresAt: new Date('2001-01-01T00:00:00Z') }));
+      await reporting.expireOpenUploads('tus', new Date('2001-06-01T00:00:00Z'));
+      expect(await eventsOf(stale.id)).toEqual(['upload.created', 'upload.expired']);
+    });
+
+    test('an event keeps the upload as the change left it', async () => {
+      const row = await reporting.insertUpload(newUpload('events-4', { metadata: { filename: 'f.bin', empty: null } }));
+      await reporting.upsertParts(row.id, [{ partNumber: 1, size: 100, etag: '"e"', status: 'stored' }]);
+      const completed = await reporting.transition(row.id, ['pending'], { status: 'completed', completedAt: new Date(), bytesReceived: 100 });
+      const [event] = await database.db.select().from(webhookOutbox).where(eq(webhookOutbox.uploadId, row.id)).orderBy(webhookOutbox.id).offset(1);
+      expect(event?.event).toBe('upload.completed');
+      expect(uploadOfSnapshot(event!.payload)).toEqual({ upload: { ...completed, staging: null, hashState: null }, partsCount: 1 });
+    });
+
+    test('an undone creation takes its undelivered event along; a delivered one is followed by upload.aborted', async () => {
+      const unsent = await reporting.insertUpload(newUpload('events-5'));
+      await reporting.deleteUnusedUpload(unsent.id);
+      expect(await eventsOf(unsent.id)).toEqual([]);
+
+      const sent = await reporting.insertUpload(newUpload('events-5'));
+      await database.db.update(webhookOutbox).set({ deliveredAt: new Date() }).where(eq(webhookOutbox.uploadId, sent.id));
+      await reporting.deleteUnusedUpload(sent.id);
+      expect(await reporting.findUpload(sent.id)).toBeUndefined();
+      const events = await database.db.select().from(webhookOutbox).where(eq(webhookOutbox.uploadId, sent.id)).orderBy(webhookOutbox.id);
+      expect(events.map((event) => event.event)).toEqual(['upload.created', 'upload.aborted']);
+      expect(uploadOfSnapshot(events[1]!.payload).upload).toMatchObject({ id: sent.id, status: 'aborted' });
+    });
+
+    test('without webhooks, nothing is written to the outbox', async () => {
+      const row = await repo.insertUpload(newUpload('events-6'));
+      await repo.transition(row.id, ['pending'], { status: 'completed' });
+      expect(await eventsOf(row.id)).toEqual([]);
+    });
   });
 });

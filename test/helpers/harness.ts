@@ -164,6 +164,26 @@ export function freightOnS3(prefix: string, overrides: Env = {}, deps: AppDeps =
   return shared;
 }
 
+/**
+ * A database of its own on the test PostgreSQL (the first Freight that opens it applies the migrations), for tests
+ * of what acts on every upload of a database (the janitor, the webhook deliverer): tests in other files running
+ * meanwhile cannot see its rows, nor it theirs. drop() removes it.
+ */
+export async function isolatedDatabase(prefix: string): Promise<{ url: string; drop(): Promise<void> }> {
+  const admin = testSql();
+  const name = `${prefix}_${randomUUID().slice(0, 8)}`.replace(/[^a-z0-9_]/g, '_');
+  await admin.unsafe(`create database "${name}"`);
+  const url = new URL(inject('databaseUrl'));
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    drop: async () => {
+      await admin.unsafe(`drop database if exists "${name}" with (force)`);
+      await admin.end();
+    },
+  };
+}
+
 /** Random bytes (typed over a plain ArrayBuffer so they can be a fetch body as well as a tus-js-client input). */
 export const randomData = (size: number): Buffer<ArrayBuffer> => randomBytes(size) as Buffer<ArrayBuffer>;
 

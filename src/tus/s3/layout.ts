@@ -41,3 +41,26 @@ export class PartLayout {
     return this.totalSize === null ? end : Math.min(end, this.totalSize);
   }
 }
+
+const UPLOAD_ID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
+const OWN_KEY = new RegExp(`^(${UPLOAD_ID})$`, 'i');
+const STAGING_KEY = new RegExp(`^(${UPLOAD_ID})\\.staging/part-([1-9][0-9]{0,4})$`, 'i');
+const STAGING_PREFIX = new RegExp(`^(${UPLOAD_ID})\\.staging/$`, 'i');
+
+/**
+ * The upload a multipart upload's key belongs to, and which of its uploads it is: its own (`<id>`, both paths use
+ * the upload id as the key) or the staging upload of part n (`<id>.staging/part-<n>`). Undefined for keys that
+ * are not Freight's.
+ */
+export function multipartKeyOwner(key: string): { id: string; stagingPart?: number } | undefined {
+  const own = OWN_KEY.exec(key);
+  if (own) return { id: own[1]!.toLowerCase() };
+  const staging = STAGING_KEY.exec(key);
+  if (staging) return { id: staging[1]!.toLowerCase(), stagingPart: Number(staging[2]) };
+  return undefined;
+}
+
+/** The upload whose staged bytes live under `prefix` (`<id>.staging/`); undefined for prefixes that are not Freight's. */
+export function stagingPrefixOwner(prefix: string): string | undefined {
+  return STAGING_PREFIX.exec(prefix)?.[1]?.toLowerCase();
+}

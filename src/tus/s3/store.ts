@@ -127,18 +127,24 @@ export class FreightS3Store extends FreightStore {
     await this.options.uploads.declareLength(id, length);
   }
 
-  /** Termination: the row first (no request may resume it after this), then S3, as far as S3 lets us now. */
+  /**
+   * Termination: the row first (no request may resume it after this), then S3, as far as S3 lets us now (the
+   * janitor removes what S3 refused). An upload that expired, was lost or rejected keeps its status and has its
+   * storage removed again; a completed one cannot be terminated (409).
+   */
   override async remove(id: string): Promise<void> {
-    const record = await this.record(id);
-    await this.options.uploads.markAborted(id);
-    await this.discard(record);
+    await this.discard(await this.options.uploads.delete(id));
+  }
+
+  override async deleteExpired(): Promise<number> {
+    return (await this.expireUploads()).length;
   }
 
   /** Open uploads past their expiry: marked expired, their S3 multipart uploads and staged objects removed. */
-  override async deleteExpired(): Promise<number> {
+  async expireUploads(): Promise<FileUpload[]> {
     const expired = await this.options.uploads.expireOpenUploads('tus');
     for (const record of expired) await this.discard(record);
-    return expired.length;
+    return expired;
   }
 
   override getExpiration(): number {

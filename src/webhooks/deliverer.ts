@@ -1,0 +1,113 @@
+/**
+ * Delivers the outbox to WEBHOOK_URL, at least once, across restarts. Every instance runs one deliverer: it claims
+ * due events (claimDue: `for update skip locked`, so instances share the work without sending one event twice
+ * at once), POSTs each (signed, bounded by WEBHOOK_TIMEOUT), and records the outcome: delivered on a 2xx,
+ * otherwise the next attempt after an exponential backoff with full jitter, until 24 hours after the event, when
+ * it gives up and keeps the event with its last error. It never touches a request: uploads only write events.
+ */
+import type { FastifyBaseLogger } from 'fastify';
+import { backoffDelay } from '../client/backoff.js';
+import type { WebhookConfig } from '../config/index.js';
+import type { WebhookOutboxRow } from '../db/schema.js';
+import type { WebhookOutbox } from '../db/webhook-outbox.js';
+import { eventBody } from './event.js';
+import { postSigned } from './post.js';
+
+/**
+ * The retry schedule: before attempt n + 1 (after n failed), a uniformly random wait in
+ * [0, min(1 h, 5 s × 2^(n-1))): up to 5 s, 10 s, 20 s … 42 min, then up to an hour each time.
+ */
+export const RETRY = { baseMs: 5_000, capMs: 3_600_000 } as const;
+/** An event still undelivered this long after it happened is given up on (kept, with its last error). */
+export const GIVE_UP_AFTER_MS = 24 * 3_600_000;
+/** Events claimed (and sent concurrently) at once. */
+const BATCH = 16;
+/** How often an idle deliverer looks for due events. */
+const POLL_MS = 1_000;
+
+export interface DelivererDeps {
+  outbox: WebhookOutbox;
+  config: WebhookConfig;
+  log: FastifyBaseLogger;
+  random?: () => number;
+}
+
+export class WebhookDeliverer {
+  private readonly stopping = new AbortController();
+  private running: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+
+  constructor(private readonly deps: DelivererDeps) {}
+
+  start(): void {
+    this.running ??= this.loop();
+  }
+
+  /** Stops claiming; attempts in flight are cancelled and made due again at once (for whichever instance is up). */
+  async stop(): Promise<void> {
+    this.stopping.abort();
+    this.wake?.();
+    await this.running;
+  }
+
+  private async loop(): Promise<void> {
+    const { outbox, config, log } = this.deps;
+    // Past the attempt's own bound: an attempt cut short by a crash is made again after this.
+    const leaseMs = config.timeoutMs + 30_000;
+    while (!this.stopping.signal.aborted) {
+      let claimed: WebhookOutboxRow[] = [];
+      try {
+        claimed = await outbox.claimDue(BATCH, leaseMs);
+      } catch (error) {
+        log.warn({ err: error }, 'webhooks: could not read the outbox; trying again');
+      }
+      await Promise.all(claimed.map((row) => this.deliver(row)));
+      if (claimed.length < BATCH) await this.pause(POLL_MS);
+    }
+  }
+
+  private async deliver(row: WebhookOutboxRow): Promise<void> {
+    const { outbox, config, log } = this.deps;
+    let failure: string;
+    try {
+      const answer = await postSigned(config, JSON.stringify(eventBody(row)), { 'Freight-Event': row.event, 'Freight-Delivery': String(row.id) }, this.stopping.signal);
+      if (answer.status >= 200 && answer.status < 300) {
+        await outbox.markDelivered(row.id).catch((error: unknown) => {
+          // It will be sent again once its claim runs out: at least once.
+          log.warn({ err: error, webhookEventId: row.id }, 'webhooks: delivered, but could not record it');
+        });
+        return;
+      }
+      failure = `the receiver answered ${answer.status}`;
+    } catch (error) {
+      failure = `the receiver: ${(error as Error).message}`;
+    }
+    await this.failed(row, failure).catch((error: unknown) => {
+      log.warn({ err: error, webhookEventId: row.id }, 'webhooks: could not record a failed delivery');
+    });
+  }
+
+  private async failed(row: WebhookOutboxRow, failure: string): Promise<void> {
+    const { outbox, log, random } = this.deps;
+    if (this.stopping.signal.aborted) return outbox.retryLater(row.id, 0, failure);
+    const context = { webhookEventId: row.id, event: row.event, uploadId: row.uploadId, attempt: row.attempts, failure };
+    if (Date.now() - row.createdAt.getTime() > GIVE_UP_AFTER_MS) {
+      log.error(context, 'webhooks: giving up on an event undelivered for 24 h (kept in webhook_outbox)');
+      return outbox.giveUp(row.id, failure);
+    }
+    const delayMs = backoffDelay(row.attempts - 1, { ...RETRY, random });
+    log.warn({ ...context, retryInMs: delayMs }, 'webhooks: delivery failed; retrying');
+    return outbox.retryLater(row.id, delayMs, failure);
+  }
+
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wake = done;
+    });
+  }
+}

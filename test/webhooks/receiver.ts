@@ -1,0 +1,73 @@
+/**
+ * A webhook receiver for tests: a local HTTP server that records every request (raw body, headers) and answers as
+ * the test says, including not at all. It can go down and come back on the same port.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface Received {
+  headers: http.IncomingHttpHeaders;
+  /** The body exactly as it arrived (what the signature covers). */
+  raw: string;
+  json: { event: string; id?: number; upload: Record<string, any>; occurredAt?: string };
+}
+
+export type Answer = { status: number; body?: string; contentType?: string } | 'hang';
+
+export interface Receiver {
+  readonly url: string;
+  readonly received: Received[];
+  /** How the next requests are answered (default: 204). */
+  answer: (request: Received) => Answer;
+  down(): Promise<void>;
+  up(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startReceiver(): Promise<Receiver> {
+  const received: Received[] = [];
+  const hanging = new Set<http.ServerResponse>();
+  let port = 0;
+  let server: http.Server | undefined;
+
+  const receiver: Receiver = {
+    get url() {
+      return `http://127.0.0.1:${port}/hooks/freight`;
+    },
+    received,
+    answer: () => ({ status: 204 }),
+    async down() {
+      for (const response of hanging) response.destroy();
+      hanging.clear();
+      const closing = server;
+      server = undefined;
+      if (!closing) return;
+      closing.closeAllConnections();
+      await new Promise<void>((resolve) => closing.close(() => resolve()));
+    },
+    async up() {
+      if (server) return;
+      server = http.createServer((request, response) => {
+        const chunks: Buffer[] = [];
+        request.on('data', (chunk: Buffer) => chunks.push(chunk));
+        request.on('end', () => {
+          const raw = Buffer.concat(chunks).toString('utf8');
+          const entry: Received = { headers: request.headers, raw, json: JSON.parse(raw) };
+          received.push(entry);
+          const answer = receiver.answer(entry);
+          if (answer === 'hang') {
+            hanging.add(response);
+            return;
+          }
+          response.writeHead(answer.status, answer.contentType ? { 'Content-Type': answer.contentType } : {});
+          response.end(answer.body ?? '');
+        });
+      });
+      await new Promise<void>((resolve) => server!.listen(port, '127.0.0.1', resolve));
+      port = (server.address() as AddressInfo).port;
+    },
+    close: () => receiver.down(),
+  };
+  await receiver.up();
+  return receiver;
+}
