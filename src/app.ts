@@ -5,6 +5,7 @@
  *   /s3/multipart/*   the same, in Uppy Companion's shape src/direct/
  *   /api/uploads/*    the owner's view of their uploads   src/api/
  *   /healthz /readyz  operations                          src/ops/
+ *   /metrics          Prometheus metrics                  src/ops/
  * State lives in one upload-state service (src/uploads/) over Postgres or PGlite (src/db/).
  */
 import { access, constants } from 'node:fs/promises';
@@ -26,11 +27,14 @@ import { DirectUploads } from './direct/service.js';
 import { UploadRepository } from './db/repository.js';
 import { corsPolicy } from './http/cors.js';
 import { healthRoutes, type ReadinessCheck } from './ops/health.js';
+import { Metrics } from './ops/metrics.js';
+import { metricsRoute, timeRequests } from './ops/metrics-route.js';
 import { S3MultipartStorage } from './storage/multipart.js';
 import { createS3Client, sdkLogger } from './storage/s3.js';
 import { processTempDir } from './storage/temp-dir.js';
 import { MemoryLocker } from '@tus/server';
 import { PostgresLocker } from './tus/lockers/postgres-locker.js';
+import { timedLocker } from './tus/lockers/timed-locker.js';
 import { tusPlugin } from './tus/plugin.js';
 import { createTusStore } from './tus/store.js';
 import { UploadService } from './uploads/service.js';
@@ -41,11 +45,17 @@ export interface AppDeps {
   locker?: Locker;
 }
 
-function createDirectUploads(config: Config, s3Config: S3Config, s3: S3Client, uploads: UploadService): DirectUploads {
-  // Transfer Acceleration only changes where clients send parts: the URLs are signed by a client of its own.
-  const presignClient = s3Config.accelerate
+/**
+ * The client that signs URLs for clients (part URLs): a client of its own, never timed (presigning calls no S3).
+ * Transfer Acceleration only changes where clients send parts.
+ */
+function createPresignClient(config: Config, s3Config: S3Config): S3Client {
+  return s3Config.accelerate
     ? createS3Client({ ...s3Config, endpoint: undefined, forcePathStyle: false }, { useAccelerateEndpoint: true }, config.s3RequestTimeoutMs)
-    : s3;
+    : createS3Client(s3Config, {}, config.s3RequestTimeoutMs);
+}
+
+function createDirectUploads(config: Config, s3Config: S3Config, s3: S3Client, presignClient: S3Client, uploads: UploadService): DirectUploads {
   return new DirectUploads(
     uploads,
     new S3MultipartStorage(s3, s3Config.bucket, s3Config.endpoint),
@@ -81,6 +91,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     // characters (the router's default limit is 100). Longer than any real id: Fastify's 414.
     routerOptions: { maxParamLength: 1000 },
   });
+  const metrics = new Metrics();
+  app.decorate('metrics', metrics);
+  timeRequests(app, metrics);
 
   const database = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, timeoutMs: config.databaseTimeoutMs });
   app.addHook('onClose', () => database.close());
@@ -98,20 +111,29 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const queries = new UploadRepository(database.db);
   // A creation answered 503 at its deadline but recorded later is removed: its client never saw it.
   const undoLateCreation = (row: { id: string }) => queries.deleteUnusedUpload(row.id);
-  const repository = withDeadlines(queries, config.databaseTimeoutMs, {
-    insertUpload: undoLateCreation,
-    insertUploadWithinLimit: undoLateCreation,
+  const repository = withDeadlines(
+    queries,
+    config.databaseTimeoutMs,
+    { insertUpload: undoLateCreation, insertUploadWithinLimit: undoLateCreation },
+    metrics.queryObserver(),
+  );
+  const uploads = new UploadService(repository, {
+    expiryMs: config.uploadExpiryMs,
+    maxOpenUploadsPerUser: config.userMaxOpenUploads,
+    metrics,
   });
-  const uploads = new UploadService(repository, { expiryMs: config.uploadExpiryMs, maxOpenUploadsPerUser: config.userMaxOpenUploads });
   const logger = sdkLogger(app.log);
-  const s3 = config.s3 ? createS3Client(config.s3, { logger }, config.s3RequestTimeoutMs) : undefined;
+  const observe = metrics.observeS3Call.bind(metrics);
+  const s3 = config.s3 ? createS3Client(config.s3, { logger }, config.s3RequestTimeoutMs, observe) : undefined;
   // Bodies read from temp files are retried by the store itself (the SDK cannot replay a consumed stream).
-  const s3Bodies = config.s3 ? createS3Client(config.s3, { logger, maxAttempts: 1 }, config.s3RequestTimeoutMs) : undefined;
+  const s3Bodies = config.s3 ? createS3Client(config.s3, { logger, maxAttempts: 1 }, config.s3RequestTimeoutMs, observe) : undefined;
+  const presignClient = config.s3 ? createPresignClient(config, config.s3) : undefined;
   app.addHook('onClose', async () => {
     s3?.destroy();
     s3Bodies?.destroy();
+    presignClient?.destroy();
   });
-  const direct = config.s3 && s3 ? createDirectUploads(config, config.s3, s3, uploads) : undefined;
+  const direct = config.s3 && s3 && presignClient ? createDirectUploads(config, config.s3, s3, presignClient, uploads) : undefined;
 
   app.decorateRequest('user', null as unknown as User);
   await app.register(cors, corsPolicy(config));
@@ -122,8 +144,18 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     config,
     authenticator,
     uploads,
-    store: createTusStore({ config, uploads, log: app.log, tempDir: tempDir.dir, s3: s3 && s3Bodies && { client: s3, bodyClient: s3Bodies } }),
-    locker: deps.locker ?? (await createLocker(app, config, database)),
+    store: createTusStore({
+      config,
+      uploads,
+      log: app.log,
+      tempDir: tempDir.dir,
+      s3: s3 && s3Bodies && { client: s3, bodyClient: s3Bodies },
+      metrics,
+    }),
+    locker: timedLocker(deps.locker ?? (await createLocker(app, config, database)), (seconds, outcome) =>
+      metrics.lockWait.observe({ outcome }, seconds),
+    ),
+    metrics,
   });
 
   await app.register(async (api) => {
@@ -141,6 +173,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       : () => access(path.join(config.dataDir), constants.W_OK),
   };
   await app.register(healthRoutes, { checks });
+  await app.register(metricsRoute, { metrics, token: config.metricsToken });
 
   return app;
 }

@@ -71,6 +71,8 @@ export interface Config {
   tokens: TokenChecks;
   corsOrigins: '*' | string[];
   logLevel: LogLevel;
+  /** METRICS_TOKEN: when set, GET /metrics answers only requests with this bearer token. */
+  metricsToken: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -207,6 +209,11 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError('LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
   }
 
+  const metricsToken = read('METRICS_TOKEN');
+  if (metricsToken !== undefined && !/^[\x21-\x7e]{16,}$/.test(metricsToken)) {
+    throw new ConfigError('METRICS_TOKEN', 'must be at least 16 printable ASCII characters without spaces');
+  }
+
   const auth = readAuth(read, bool, { host, dataDir, embedded: databaseUrl === undefined && s3 === undefined });
   const tokens: TokenChecks = {
     clockToleranceSeconds: duration('AUTH_CLOCK_TOLERANCE', 30_000, 0, 600_000) / 1000,
@@ -238,6 +245,7 @@ export function loadConfig(env: Env = process.env): Config {
     tokens,
     corsOrigins,
     logLevel,
+    metricsToken,
   };
 }
 

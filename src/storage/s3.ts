@@ -29,8 +29,34 @@ export function s3ClientConfig(s3: S3Config, extra: S3ClientConfig = {}, timeout
   };
 }
 
-export function createS3Client(s3: S3Config, extra: S3ClientConfig = {}, timeoutMs?: number): S3Client {
-  return new S3Client(s3ClientConfig(s3, extra, timeoutMs));
+/** Told of every S3 call a client makes: the operation ("UploadPart"), its duration, and its error if it failed. */
+export type S3CallObserver = (operation: string, seconds: number, error?: unknown) => void;
+
+/**
+ * A client with Freight's settings. With an observer, every call is timed by a middleware at the SDK's first
+ * step, so the time includes the SDK's retries. Clients that only presign get no observer: presigning runs the
+ * same middleware stack without calling S3, and would count calls that never happened.
+ */
+export function createS3Client(s3: S3Config, extra: S3ClientConfig = {}, timeoutMs?: number, observe?: S3CallObserver): S3Client {
+  const client = new S3Client(s3ClientConfig(s3, extra, timeoutMs));
+  if (observe) {
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const operation = (context.commandName ?? 'Unknown').replace(/Command$/, '');
+        const started = performance.now();
+        try {
+          const output = await next(args);
+          observe(operation, (performance.now() - started) / 1000);
+          return output;
+        } catch (error) {
+          observe(operation, (performance.now() - started) / 1000, error);
+          throw error;
+        }
+      },
+      { step: 'initialize', name: 'freightCallTiming', priority: 'high' },
+    );
+  }
+  return client;
 }
 
 /** S3 error names that mean "no such upload" (AWS says NoSuchUpload; Ceph RGW says NoSuchKey). */

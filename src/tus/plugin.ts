@@ -10,6 +10,7 @@ import type { Authenticator } from '../auth/authenticator.js';
 import { authHook } from '../auth/hook.js';
 import type { Config } from '../config/index.js';
 import { notFound, toHttpAnswer } from '../errors.js';
+import type { Metrics } from '../ops/metrics.js';
 import type { UploadService } from '../uploads/service.js';
 import { openDownload, sendDownload } from './download.js';
 import { resumeCheck } from './head.js';
@@ -25,10 +26,15 @@ export interface TusPluginOptions {
   uploads: UploadService;
   store: FreightStore;
   locker: Locker;
+  metrics: Metrics;
 }
 
+/** A request that streams bytes into the store: a PATCH, or a creation with its first bytes (creation-with-upload). */
+const writesBytes = (request: FastifyRequest): boolean =>
+  request.method === 'PATCH' || (request.method === 'POST' && request.headers['content-type'] === 'application/offset+octet-stream');
+
 export async function tusPlugin(app: FastifyInstance, options: TusPluginOptions): Promise<void> {
-  const { config, uploads, store, locker } = options;
+  const { config, uploads, store, locker, metrics } = options;
   const tus = createTusServer({ config, store, uploads, locker, log: app.log });
 
   // Leave every request body unread: tus streams it from the raw request.
@@ -70,7 +76,13 @@ export async function tusPlugin(app: FastifyInstance, options: TusPluginOptions)
     prepareRawReply(reply);
     reply.hijack();
     bindContext(request.raw, { user: request.user });
-    await tus.handle(request.raw, reply.raw);
+    const writing = writesBytes(request);
+    if (writing) metrics.tusWritesInProgress.inc();
+    try {
+      await tus.handle(request.raw, reply.raw);
+    } finally {
+      if (writing) metrics.tusWritesInProgress.dec();
+    }
     // A body not read to its end (a PATCH answered early: a stall, a conflict, a failure) is not drained at the
     // client's pace: once the answer is out, the connection closes and the client resumes on a new one.
     if (!request.raw.complete) {

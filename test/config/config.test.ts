@@ -145,6 +145,12 @@ describe('configuration from the environment', () => {
     expect((error as ConfigError).message).not.toContain('\n');
   });
 
+  test('METRICS_TOKEN protects GET /metrics when set; a short one is refused', () => {
+    expect(loadConfig({ AUTH_JWT_SECRET: SECRET }).metricsToken).toBeUndefined();
+    expect(loadConfig({ AUTH_JWT_SECRET: SECRET, METRICS_TOKEN: 'scrape-0123456789abcdef' }).metricsToken).toBe('scrape-0123456789abcdef');
+    expect(() => loadConfig({ AUTH_JWT_SECRET: SECRET, METRICS_TOKEN: 'short' })).toThrow(/^METRICS_TOKEN must be at least 16/);
+  });
+
   test('USER_MAX_OPEN_UPLOADS=0 turns the limit off', () => {
     expect(loadConfig({ AUTH_JWT_SECRET: SECRET, USER_MAX_OPEN_UPLOADS: '0' }).userMaxOpenUploads).toBe(0);
   });
