@@ -24,6 +24,7 @@ import { openDatabase, type Database } from './db/client.js';
 import { directPlugin } from './direct/plugin.js';
 import { PartPresigner } from './direct/presigner.js';
 import { DirectUploads } from './direct/service.js';
+import { FileDownloads, PresignedDownloads, type DownloadStorage } from './downloads/storage.js';
 import { UploadRepository } from './db/repository.js';
 import { corsPolicy } from './http/cors.js';
 import { healthRoutes, type ReadinessCheck } from './ops/health.js';
@@ -46,19 +47,20 @@ export interface AppDeps {
 }
 
 /**
- * The client that signs URLs for clients (part URLs): a client of its own, never timed (presigning calls no S3).
- * Transfer Acceleration only changes where clients send parts.
+ * The client that signs URLs for clients (part URLs, download redirects): a client of its own, never timed
+ * (presigning calls no S3), for the endpoint clients reach: S3_PUBLIC_ENDPOINT, or Transfer Acceleration's.
  */
 function createPresignClient(config: Config, s3Config: S3Config): S3Client {
   return s3Config.accelerate
     ? createS3Client({ ...s3Config, endpoint: undefined, forcePathStyle: false }, { useAccelerateEndpoint: true }, config.s3RequestTimeoutMs)
-    : createS3Client(s3Config, {}, config.s3RequestTimeoutMs);
+    : createS3Client({ ...s3Config, endpoint: s3Config.publicEndpoint ?? s3Config.endpoint }, {}, config.s3RequestTimeoutMs);
 }
 
 function createDirectUploads(config: Config, s3Config: S3Config, s3: S3Client, presignClient: S3Client, uploads: UploadService): DirectUploads {
   return new DirectUploads(
     uploads,
-    new S3MultipartStorage(s3, s3Config.bucket, s3Config.endpoint),
+    // The `location` of a completed upload is for clients: at the endpoint they reach.
+    new S3MultipartStorage(s3, s3Config.bucket, s3Config.publicEndpoint ?? s3Config.endpoint),
     new PartPresigner(presignClient, s3Config.bucket, config.presignExpiresMs / 1000),
     { preferredPartSize: config.partSize, maxParts: config.maxParts, maxUploadSize: config.maxUploadSize },
   );
@@ -134,6 +136,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     presignClient?.destroy();
   });
   const direct = config.s3 && s3 && presignClient ? createDirectUploads(config, config.s3, s3, presignClient, uploads) : undefined;
+  const downloads: DownloadStorage =
+    config.s3 && presignClient
+      ? new PresignedDownloads(presignClient, config.s3.bucket, config.presignExpiresMs / 1000)
+      : new FileDownloads(path.join(config.dataDir, 'files'));
 
   app.decorateRequest('user', null as unknown as User);
   await app.register(cors, corsPolicy(config));
@@ -156,11 +162,12 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       metrics.lockWait.observe({ outcome }, seconds),
     ),
     metrics,
+    downloads,
   });
 
   await app.register(async (api) => {
     api.addHook('onRequest', authHook(authenticator));
-    await api.register(uploadsApi, { uploads });
+    await api.register(uploadsApi, { uploads, downloads });
     await api.register(directPlugin, { direct });
   });
 

@@ -12,7 +12,8 @@ import type { Config } from '../config/index.js';
 import { notFound, toHttpAnswer } from '../errors.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { UploadService } from '../uploads/service.js';
-import { openDownload, sendDownload } from './download.js';
+import { answerDownload } from '../downloads/answer.js';
+import type { DownloadStorage } from '../downloads/storage.js';
 import { resumeCheck } from './head.js';
 import { checkTusRequest } from './protocol.js';
 import { prepareRawReply } from './raw-reply.js';
@@ -27,6 +28,7 @@ export interface TusPluginOptions {
   store: FreightStore;
   locker: Locker;
   metrics: Metrics;
+  downloads: DownloadStorage;
 }
 
 /** A request that streams bytes into the store: a PATCH, or a creation with its first bytes (creation-with-upload). */
@@ -61,11 +63,9 @@ export async function tusPlugin(app: FastifyInstance, options: TusPluginOptions)
     const id = request.params['*']?.replace(/\/$/, '');
     // An upload URL is exactly /files/<id>: anything deeper names no upload.
     if (id?.includes('/')) throw notFound();
+    // GET /files/:id downloads a completed upload (of tus: these routes act on tus uploads only).
     if (request.method === 'GET' && id) {
-      const opened = await openDownload({ uploads, store }, request.user.id, id);
-      prepareRawReply(reply);
-      reply.hijack();
-      return sendDownload(opened, reply.raw);
+      return answerDownload(options.downloads, await uploads.getOwnedLive(request.user.id, id, 'tus'), request, reply);
     }
     if (request.method === 'HEAD' && id) {
       const aborted = new AbortController();

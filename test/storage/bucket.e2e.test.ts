@@ -19,8 +19,8 @@ afterAll(async () => {
 
 describe('bucket set-up', () => {
   test('creates the bucket once and answers a browser preflight for a part PUT, exposing ETag', async () => {
-    expect(await ensureBucket(s3, bucket, { corsOrigins: ['https://app.example.com'] })).toEqual({ created: true });
-    expect(await ensureBucket(s3, bucket, { corsOrigins: ['https://app.example.com'] })).toEqual({ created: false });
+    expect(await ensureBucket(s3, bucket, { corsOrigins: ['https://app.example.com'] })).toEqual({ created: true, cors: 'bucket' });
+    expect(await ensureBucket(s3, bucket, { corsOrigins: ['https://app.example.com'] })).toEqual({ created: false, cors: 'bucket' });
     const preflight = await fetch(`${inject('s3').endpoint}/${bucket}/some-key?partNumber=1&uploadId=x`, {
       method: 'OPTIONS',
       headers: {
@@ -33,5 +33,13 @@ describe('bucket set-up', () => {
     expect(preflight.headers.get('access-control-allow-origin')).toBe('https://app.example.com');
     expect(preflight.headers.get('access-control-allow-methods')).toMatch(/PUT/);
     expect(preflight.headers.get('access-control-expose-headers')).toMatch(/ETag/i);
+    // A page that follows a download's redirect reads the file's name and range.
+    const download = await fetch(`${inject('s3').endpoint}/${bucket}/some-key`, {
+      method: 'OPTIONS',
+      headers: { Origin: 'https://app.example.com', 'Access-Control-Request-Method': 'GET', 'Access-Control-Request-Headers': 'range' },
+    });
+    expect(download.status).toBe(200);
+    expect(download.headers.get('access-control-expose-headers')).toMatch(/Content-Disposition/i);
+    expect(download.headers.get('access-control-expose-headers')).toMatch(/Content-Range/i);
   });
 });
