@@ -28,6 +28,7 @@ import { FileDownloads, PresignedDownloads, type DownloadStorage } from './downl
 import { UploadRepository } from './db/repository.js';
 import { corsPolicy } from './http/cors.js';
 import { healthRoutes, type ReadinessCheck } from './ops/health.js';
+import { logRequests, loggingOptions } from './ops/logging.js';
 import { Metrics } from './ops/metrics.js';
 import { metricsRoute, timeRequests } from './ops/metrics-route.js';
 import { S3MultipartStorage } from './storage/multipart.js';
@@ -44,6 +45,8 @@ import { UploadService } from './uploads/service.js';
 export interface AppDeps {
   /** Serializes requests on one upload (default: in-process memory). */
   locker?: Locker;
+  /** Where the JSON log lines go (default: stdout); tests capture them. */
+  logStream?: { write(line: string): void };
 }
 
 /**
@@ -84,7 +87,8 @@ async function createLocker(app: FastifyInstance, config: Config, database: Data
 
 export async function buildApp(config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: { level: config.logLevel },
+    // pino JSON with request ids, upload ids, and secrets redacted (src/ops/logging.ts).
+    ...loggingOptions(config, deps.logStream),
     // A client that stops sending for this long is cut off; its upload stays resumable from what arrived.
     connectionTimeout: 120_000,
     // A body field the schema does not know is a client mistake to report (400), not to drop silently.
@@ -93,6 +97,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     // characters (the router's default limit is 100). Longer than any real id: Fastify's 414.
     routerOptions: { maxParamLength: 1000 },
   });
+  logRequests(app);
   const metrics = new Metrics();
   app.decorate('metrics', metrics);
   timeRequests(app, metrics);

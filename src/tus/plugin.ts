@@ -10,6 +10,7 @@ import type { Authenticator } from '../auth/authenticator.js';
 import { authHook } from '../auth/hook.js';
 import type { Config } from '../config/index.js';
 import { notFound, toHttpAnswer } from '../errors.js';
+import { bindUploadId } from '../ops/logging.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { UploadService } from '../uploads/service.js';
 import { answerDownload } from '../downloads/answer.js';
@@ -75,7 +76,13 @@ export async function tusPlugin(app: FastifyInstance, options: TusPluginOptions)
     }
     prepareRawReply(reply);
     reply.hijack();
-    bindContext(request.raw, { user: request.user });
+    bindContext(request.raw, {
+      user: request.user,
+      get log() {
+        return request.log;
+      },
+      identify: (uploadId) => bindUploadId(request, reply, uploadId),
+    });
     const writing = writesBytes(request);
     if (writing) metrics.tusWritesInProgress.inc();
     try {
