@@ -157,6 +157,21 @@ export class UploadRepository {
       .limit(limit);
   }
 
+  /** Any user's uploads, newest first (the operator's `freight uploads`), by owner and status when given. */
+  async listUploads(filter: { userId?: string | undefined; status?: UploadStatus | undefined; limit: number }): Promise<FileUpload[]> {
+    return this.db
+      .select()
+      .from(fileUploads)
+      .where(
+        and(
+          filter.userId === undefined ? undefined : eq(fileUploads.userId, filter.userId),
+          filter.status === undefined ? undefined : eq(fileUploads.status, filter.status),
+        ),
+      )
+      .orderBy(desc(fileUploads.createdAt), desc(fileUploads.id))
+      .limit(filter.limit);
+  }
+
   /** Moves the upload to a new status only from one of `from`; undefined when it was in none of them. */
   async transition(
     id: string,
