@@ -1,5 +1,5 @@
 /** The bucket set-up (npm run s3:bucket) lets a browser PUT parts and read their ETag. */
-import { DeleteBucketCommand, DeleteBucketCorsCommand, type S3Client } from '@aws-sdk/client-s3';
+import { DeleteBucketCommand, DeleteBucketCorsCommand, PutBucketCorsCommand, type S3Client } from '@aws-sdk/client-s3';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
 import { ensureBucket } from '../../src/storage/bucket.js';
@@ -41,5 +41,17 @@ describe('bucket set-up', () => {
     expect(download.status).toBe(200);
     expect(download.headers.get('access-control-expose-headers')).toMatch(/Content-Disposition/i);
     expect(download.headers.get('access-control-expose-headers')).toMatch(/Content-Range/i);
+  });
+
+  test("MinIO's community edition (no bucket CORS: PutBucketCors is NotImplemented) is reported, not an error", async () => {
+    const minio = {
+      send: async (command: unknown) => {
+        if (command instanceof PutBucketCorsCommand) {
+          throw Object.assign(new Error('A header you provided implies functionality that is not implemented'), { name: 'NotImplemented' });
+        }
+        return {};
+      },
+    } as unknown as S3Client;
+    expect(await ensureBucket(minio, 'any', { corsOrigins: '*' })).toEqual({ created: false, cors: 'server-wide' });
   });
 });
