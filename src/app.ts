@@ -5,6 +5,7 @@
  *   /s3/multipart/*   the same, in Uppy Companion's shape src/direct/
  *   /api/uploads/*    the owner's view of their uploads   src/api/
  *   /healthz /readyz  operations                          src/ops/
+ *   /metrics          Prometheus metrics                  src/ops/
  * The janitor runs every JANITOR_INTERVAL (src/janitor/); webhooks are delivered from an outbox (src/webhooks/).
  * State lives in one upload-state service (src/uploads/) over Postgres or PGlite (src/db/).
  */
@@ -23,16 +24,21 @@ import { openDatabase, type Database } from './db/client.js';
 import { directPlugin } from './direct/plugin.js';
 import { PartPresigner } from './direct/presigner.js';
 import { DirectUploads } from './direct/service.js';
+import { FileDownloads, PresignedDownloads, type DownloadStorage } from './downloads/storage.js';
 import { corsPolicy } from './http/cors.js';
 import { janitorDeps } from './janitor/deps.js';
 import { runJanitor, type JanitorOptions, type JanitorReport } from './janitor/janitor.js';
 import { scheduleJanitor } from './janitor/schedule.js';
 import { healthRoutes, type ReadinessCheck } from './ops/health.js';
+import { logRequests, loggingOptions } from './ops/logging.js';
+import { Metrics } from './ops/metrics.js';
+import { metricsRoute, timeRequests } from './ops/metrics-route.js';
 import { S3MultipartStorage } from './storage/multipart.js';
 import { createS3Client, sdkLogger } from './storage/s3.js';
 import { processTempDir } from './storage/temp-dir.js';
 import { MemoryLocker } from '@tus/server';
 import { PostgresLocker } from './tus/lockers/postgres-locker.js';
+import { timedLocker } from './tus/lockers/timed-locker.js';
 import { tusPlugin } from './tus/plugin.js';
 import { createTusStore } from './tus/store.js';
 import type { UploadService } from './uploads/service.js';
@@ -51,16 +57,25 @@ declare module 'fastify' {
 export interface AppDeps {
   /** Serializes requests on one upload (default: in-process memory). */
   locker?: Locker;
+  /** Where the JSON log lines go (default: stdout); tests capture them. */
+  logStream?: { write(line: string): void };
 }
 
-function createDirectUploads(config: Config, s3Config: S3Config, s3: S3Client, uploads: UploadService): DirectUploads {
-  // Transfer Acceleration only changes where clients send parts: the URLs are signed by a client of its own.
-  const presignClient = s3Config.accelerate
+/**
+ * The client that signs URLs for clients (part URLs, download redirects): a client of its own, never timed
+ * (presigning calls no S3), for the endpoint clients reach: S3_PUBLIC_ENDPOINT, or Transfer Acceleration's.
+ */
+function createPresignClient(config: Config, s3Config: S3Config): S3Client {
+  return s3Config.accelerate
     ? createS3Client({ ...s3Config, endpoint: undefined, forcePathStyle: false }, { useAccelerateEndpoint: true }, config.s3RequestTimeoutMs)
-    : s3;
+    : createS3Client({ ...s3Config, endpoint: s3Config.publicEndpoint ?? s3Config.endpoint }, {}, config.s3RequestTimeoutMs);
+}
+
+function createDirectUploads(config: Config, s3Config: S3Config, s3: S3Client, presignClient: S3Client, uploads: UploadService): DirectUploads {
   return new DirectUploads(
     uploads,
-    new S3MultipartStorage(s3, s3Config.bucket, s3Config.endpoint),
+    // The `location` of a completed upload is for clients: at the endpoint they reach.
+    new S3MultipartStorage(s3, s3Config.bucket, s3Config.publicEndpoint ?? s3Config.endpoint),
     new PartPresigner(presignClient, s3Config.bucket, config.presignExpiresMs / 1000),
     { preferredPartSize: config.partSize, maxParts: config.maxParts, maxUploadSize: config.maxUploadSize },
   );
@@ -84,7 +99,8 @@ async function createLocker(app: FastifyInstance, config: Config, database: Data
 
 export async function buildApp(config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: { level: config.logLevel },
+    // pino JSON with request ids, upload ids, and secrets redacted (src/ops/logging.ts).
+    ...loggingOptions(config, deps.logStream),
     // A client that stops sending for this long is cut off; its upload stays resumable from what arrived.
     connectionTimeout: 120_000,
     // A body field the schema does not know is a client mistake to report (400), not to drop silently.
@@ -93,6 +109,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     // characters (the router's default limit is 100). Longer than any real id: Fastify's 414.
     routerOptions: { maxParamLength: 1000 },
   });
+  logRequests(app);
+  const metrics = new Metrics();
+  app.decorate('metrics', metrics);
+  timeRequests(app, metrics);
 
   const database = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, timeoutMs: config.databaseTimeoutMs });
   app.addHook('onClose', () => database.close());
@@ -109,34 +129,53 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
 
   const uploads = createUploadService(config, database, {
     admit: config.webhooks?.preCreate ? preCreateCheck(config.webhooks, app.log) : undefined,
+    metrics,
   });
   const logger = sdkLogger(app.log);
-  const s3 = config.s3 ? createS3Client(config.s3, { logger }, config.s3RequestTimeoutMs) : undefined;
+  const observe = metrics.observeS3Call.bind(metrics);
+  const s3 = config.s3 ? createS3Client(config.s3, { logger }, config.s3RequestTimeoutMs, observe) : undefined;
   // Bodies read from temp files are retried by the store itself (the SDK cannot replay a consumed stream).
-  const s3Bodies = config.s3 ? createS3Client(config.s3, { logger, maxAttempts: 1 }, config.s3RequestTimeoutMs) : undefined;
+  const s3Bodies = config.s3 ? createS3Client(config.s3, { logger, maxAttempts: 1 }, config.s3RequestTimeoutMs, observe) : undefined;
+  const presignClient = config.s3 ? createPresignClient(config, config.s3) : undefined;
   app.addHook('onClose', async () => {
     s3?.destroy();
     s3Bodies?.destroy();
+    presignClient?.destroy();
   });
-  const direct = config.s3 && s3 ? createDirectUploads(config, config.s3, s3, uploads) : undefined;
+  const direct = config.s3 && s3 && presignClient ? createDirectUploads(config, config.s3, s3, presignClient, uploads) : undefined;
+  const downloads: DownloadStorage =
+    config.s3 && presignClient
+      ? new PresignedDownloads(presignClient, config.s3.bucket, config.presignExpiresMs / 1000)
+      : new FileDownloads(path.join(config.dataDir, 'files'));
 
   app.decorateRequest('user', null as unknown as User);
   await app.register(cors, corsPolicy(config));
   app.setErrorHandler(jsonErrorHandler);
   app.setNotFoundHandler(notFoundHandler);
 
-  const tusStore = createTusStore({ config, uploads, log: app.log, tempDir: tempDir.dir, s3: s3 && s3Bodies && { client: s3, bodyClient: s3Bodies } });
+  const tusStore = createTusStore({
+    config,
+    uploads,
+    log: app.log,
+    tempDir: tempDir.dir,
+    s3: s3 && s3Bodies && { client: s3, bodyClient: s3Bodies },
+    metrics,
+  });
   await app.register(tusPlugin, {
     config,
     authenticator,
     uploads,
     store: tusStore,
-    locker: deps.locker ?? (await createLocker(app, config, database)),
+    locker: timedLocker(deps.locker ?? (await createLocker(app, config, database)), (seconds, outcome) =>
+      metrics.lockWait.observe({ outcome }, seconds),
+    ),
+    metrics,
+    downloads,
   });
 
   await app.register(async (api) => {
     api.addHook('onRequest', authHook(authenticator));
-    await api.register(uploadsApi, { uploads });
+    await api.register(uploadsApi, { uploads, downloads });
     await api.register(directPlugin, { direct });
   });
 
@@ -149,10 +188,11 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       : () => access(path.join(config.dataDir), constants.W_OK),
   };
   await app.register(healthRoutes, { checks });
+  await app.register(metricsRoute, { metrics, token: config.metricsToken });
 
-  deliverWebhooks(app, config, database);
+  deliverWebhooks(app, config, database, metrics);
   const janitor = janitorDeps({ config, database, uploads, tusStore, s3, log: app.log });
-  app.decorate('janitor', { run: (options?: JanitorOptions) => runJanitor(janitor, options) });
+  app.decorate('janitor', { run: (options?: JanitorOptions) => metrics.countJanitorRun(() => runJanitor(janitor, options)) });
   if (config.janitorIntervalMs > 0) scheduleJanitor(app, app.janitor.run, config.janitorIntervalMs);
 
   return app;

@@ -30,6 +30,8 @@ export const ERROR_CODES = {
   /** Larger than MAX_UPLOAD_SIZE or than the upload's declared length. */
   ERR_UPLOAD_TOO_LARGE: 413,
   ERR_UNSUPPORTED_MEDIA_TYPE: 415,
+  /** A download's Range starts past the end of the file (Content-Range says its size). */
+  ERR_RANGE_NOT_SATISFIABLE: 416,
   /** Another request holds the upload, or the offset cannot be told right now: retry (Retry-After). */
   ERR_UPLOAD_LOCKED: 423,
   /** The user has USER_MAX_OPEN_UPLOADS unfinished uploads. */
@@ -84,6 +86,9 @@ export const offsetMismatch = (message: string) => new FreightError('ERR_MISMATC
 export const partsMismatch = (message: string, details?: unknown) => new FreightError('ERR_PARTS_MISMATCH', message, {}, details);
 export const gone = (message: string) => new FreightError('ERR_UPLOAD_GONE', message);
 export const payloadTooLarge = (message: string) => new FreightError('ERR_UPLOAD_TOO_LARGE', message);
+/** "the server SHOULD send a Content-Range header field with an unsatisfied-range value" (RFC 9110 §15.5.17). */
+export const rangeNotSatisfiable = (size: number) =>
+  new FreightError('ERR_RANGE_NOT_SATISFIABLE', `the range starts past the end of the file (${size} bytes)`, { 'Content-Range': `bytes */${size}` });
 /** 423 Locked: tus clients retry it on their schedule (Retry-After says when). */
 export const locked = (message: string) => new FreightError('ERR_UPLOAD_LOCKED', message, retryAfter);
 export const notImplemented = (message: string) => new FreightError('ERR_NOT_IMPLEMENTED', message);

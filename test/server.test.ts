@@ -10,7 +10,7 @@ import { startTusUpload, uploadIdOf } from './helpers/tus-client.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const SERVER = path.join(ROOT, 'dist', 'src', 'server.js');
-const TOKEN = path.join(ROOT, 'dist', 'scripts', 'token.js');
+const CLI = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
 
 /** A clean environment: nothing of the test run's own configuration leaks in. */
 function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
@@ -56,12 +56,12 @@ describe('npm start on a bare machine (embedded defaults)', () => {
     await rm(dataDir, { recursive: true, force: true });
   });
 
-  test('serves tus with a development secret that `npm run token` signs with', async () => {
+  test('serves tus with a development secret that `npm run token` signs with (freight token)', async () => {
     expect((await fetch(`${url}/healthz`)).status).toBe(200);
     expect(existsSync(path.join(dataDir, 'db'))).toBe(true);
     expect(existsSync(path.join(dataDir, 'tmp'))).toBe(true);
 
-    const token = spawnSync(process.execPath, [TOKEN, 'alice'], { env: cleanEnv({ DATA_DIR: dataDir }), encoding: 'utf8' });
+    const token = spawnSync(process.execPath, [CLI, 'token', 'alice'], { env: cleanEnv({ DATA_DIR: dataDir }), encoding: 'utf8' });
     expect(token.status).toBe(0);
     const data = randomData(300_000);
     const run = startTusUpload(data, {

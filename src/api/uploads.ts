@@ -2,6 +2,8 @@
 import type { FastifyPluginAsyncJsonSchemaToTs } from '@fastify/type-provider-json-schema-to-ts';
 import { UPLOAD_STATUSES } from '../db/schema.js';
 import { isUploadId, type ListCursor } from '../db/repository.js';
+import { answerDownload } from '../downloads/answer.js';
+import type { DownloadStorage } from '../downloads/storage.js';
 import { badRequest } from '../errors.js';
 import type { UploadService } from '../uploads/service.js';
 import { ErrorBody, IdParams, UploadDetail, UploadView, uploadDetail, uploadView } from './views.js';
@@ -71,9 +73,9 @@ const PartList = {
   required: ['parts'],
 } as const;
 
-export const uploadsApi: FastifyPluginAsyncJsonSchemaToTs<{ Options: { uploads: UploadService } }> = async (
+export const uploadsApi: FastifyPluginAsyncJsonSchemaToTs<{ Options: { uploads: UploadService; downloads: DownloadStorage } }> = async (
   app,
-  { uploads },
+  { uploads, downloads },
 ) => {
   app.get(
     '/api/uploads',
@@ -114,4 +116,13 @@ export const uploadsApi: FastifyPluginAsyncJsonSchemaToTs<{ Options: { uploads: 
       return uploadDetail(upload, await uploads.countStoredParts(upload.id));
     },
   );
+
+  // The bytes of a completed upload of either protocol: a redirect to S3, or streamed (Range, HEAD) from files.
+  app.route({
+    method: ['GET', 'HEAD'],
+    url: '/api/uploads/:id/download',
+    exposeHeadRoute: false,
+    schema: { params: IdParams },
+    handler: async (request, reply) => answerDownload(downloads, await uploads.getOwnedLive(request.user.id, request.params.id), request, reply),
+  });
 };

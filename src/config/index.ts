@@ -11,6 +11,12 @@ export interface S3Config {
   bucket: string;
   /** Custom endpoint (RGW, MinIO, R2 …); undefined means AWS. */
   endpoint: string | undefined;
+  /**
+   * The endpoint clients reach S3 at, for the URLs signed for them (direct part URLs, download redirects), when
+   * it is not the one the server uses (in docker-compose the server reaches http://minio:9000, a browser
+   * http://localhost:9000). undefined: `endpoint`.
+   */
+  publicEndpoint: string | undefined;
   region: string;
   /** Static credentials; undefined means the AWS SDK's default provider chain. */
   credentials: { accessKeyId: string; secretAccessKey: string } | undefined;
@@ -88,6 +94,8 @@ export interface Config {
   tokens: TokenChecks;
   corsOrigins: '*' | string[];
   logLevel: LogLevel;
+  /** METRICS_TOKEN: when set, GET /metrics answers only requests with this bearer token. */
+  metricsToken: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -229,6 +237,11 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError('LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
   }
 
+  const metricsToken = read('METRICS_TOKEN');
+  if (metricsToken !== undefined && !/^[\x21-\x7e]{16,}$/.test(metricsToken)) {
+    throw new ConfigError('METRICS_TOKEN', 'must be at least 16 printable ASCII characters without spaces');
+  }
+
   const auth = readAuth(read, bool, { host, dataDir, embedded: databaseUrl === undefined && s3 === undefined });
   const tokens: TokenChecks = {
     clockToleranceSeconds: duration('AUTH_CLOCK_TOLERANCE', 30_000, 0, 600_000) / 1000,
@@ -262,6 +275,7 @@ export function loadConfig(env: Env = process.env): Config {
     tokens,
     corsOrigins,
     logLevel,
+    metricsToken,
   };
 }
 
@@ -272,6 +286,7 @@ function readS3(
 ): S3Config | undefined {
   const bucket = read('S3_BUCKET');
   const endpoint = url('S3_ENDPOINT');
+  const publicEndpoint = url('S3_PUBLIC_ENDPOINT');
   const accessKeyId = read('S3_ACCESS_KEY_ID');
   const secretAccessKey = read('S3_SECRET_ACCESS_KEY');
   const forcePathStyle = bool('S3_FORCE_PATH_STYLE');
@@ -287,12 +302,16 @@ function readS3(
       `must be set together with ${accessKeyId === undefined ? 'S3_SECRET_ACCESS_KEY' : 'S3_ACCESS_KEY_ID'}`,
     );
   }
+  if (accelerate && publicEndpoint !== undefined) {
+    throw new ConfigError('S3_PUBLIC_ENDPOINT', 'cannot be combined with S3_ACCELERATE (accelerated URLs have an endpoint of their own)');
+  }
   if (accelerate && bucket.includes('.')) {
     throw new ConfigError('S3_ACCELERATE', 'needs a bucket name without dots (Transfer Acceleration uses virtual-hosted URLs)');
   }
   return {
     bucket,
     endpoint,
+    publicEndpoint,
     region: read('S3_REGION') ?? 'us-east-1',
     credentials: accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey } : undefined,
     forcePathStyle,

@@ -9,7 +9,7 @@
  * request was answered 503 (the client never learnt of the row and will create another) is undone then: each
  * such write names its undo.
  */
-import { databaseUnavailable } from '../errors.js';
+import { FreightError, databaseUnavailable } from '../errors.js';
 
 /** Driver and server codes that mean "the database cannot be reached or cannot serve now", not "bad query". */
 const UNAVAILABLE = new Set([
@@ -95,16 +95,41 @@ export type LateUndos<T> = {
   [K in keyof T]?: T[K] extends (...args: infer A) => Promise<unknown> ? (...args: A) => Promise<unknown> : never;
 };
 
-/** The same object, with every method that returns a promise bounded by withinDeadline. */
-export function withDeadlines<T extends object>(target: T, timeoutMs: number, undos: LateUndos<T> = {}): T {
+/** Told of every call through withDeadlines: the method, its duration, and how it failed, if it did. */
+export interface QueryObserver {
+  started(): void;
+  finished(method: string, seconds: number, failure?: 'unavailable' | 'error'): void;
+}
+
+/**
+ * The same object, with every method that returns a promise bounded by withinDeadline (and, with an observer,
+ * timed: postgres.js reports nothing about its pool, so the calls are measured here, where they all pass).
+ */
+export function withDeadlines<T extends object>(target: T, timeoutMs: number, undos: LateUndos<T> = {}, observer?: QueryObserver): T {
   return new Proxy(target, {
     get(object, property, receiver) {
       const value: unknown = Reflect.get(object, property, receiver);
       if (typeof value !== 'function') return value;
       const undo = undos[property as keyof T] as ((...args: unknown[]) => Promise<unknown>) | undefined;
       return (...args: unknown[]) => {
+        const started = performance.now();
         const result: unknown = value.apply(object, args);
-        return result instanceof Promise ? withinDeadline(result, timeoutMs, undo && (() => undo(...args))) : result;
+        if (!(result instanceof Promise)) return result;
+        const bounded = withinDeadline(result, timeoutMs, undo && (() => undo(...args)));
+        if (!observer) return bounded;
+        observer.started();
+        const seconds = () => (performance.now() - started) / 1000;
+        return bounded.then(
+          (answer) => {
+            observer.finished(String(property), seconds());
+            return answer;
+          },
+          (error: unknown) => {
+            const unavailable = error instanceof FreightError && error.code === 'ERR_DATABASE_UNAVAILABLE';
+            observer.finished(String(property), seconds(), unavailable ? 'unavailable' : 'error');
+            throw error;
+          },
+        );
       };
     },
   });

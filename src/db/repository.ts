@@ -223,6 +223,21 @@ export class UploadRepository {
       .limit(limit);
   }
 
+  /** Any user's uploads, newest first (the operator's `freight uploads`), by owner and status when given. */
+  async listUploads(filter: { userId?: string | undefined; status?: UploadStatus | undefined; limit: number }): Promise<FileUpload[]> {
+    return this.db
+      .select()
+      .from(fileUploads)
+      .where(
+        and(
+          filter.userId === undefined ? undefined : eq(fileUploads.userId, filter.userId),
+          filter.status === undefined ? undefined : eq(fileUploads.status, filter.status),
+        ),
+      )
+      .orderBy(desc(fileUploads.createdAt), desc(fileUploads.id))
+      .limit(filter.limit);
+  }
+
   /**
    * Moves the upload to a new status only from one of `from`; undefined when it was in none of them. With
    * webhooks on, the event of the new status is written in the same statement, only when the status changes

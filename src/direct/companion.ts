@@ -8,6 +8,7 @@ import type { FastifyPluginAsyncJsonSchemaToTs } from '@fastify/type-provider-js
 import { ErrorBody } from '../api/views.js';
 import { badRequest } from '../errors.js';
 import { Filename, MimeType, PartNumber } from './routes.js';
+import { bindUploadId } from '../ops/logging.js';
 import type { DirectUploads } from './service.js';
 
 const KeyQuery = { type: 'object', properties: { key: { type: 'string', minLength: 1 } }, required: ['key'] } as const;
@@ -93,7 +94,7 @@ export const companionRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { dire
   const find = (userId: string, uploadId: string, key: string) => direct.findByS3UploadId(userId, uploadId, key);
 
   // createMultipartUpload: {filename, type, metadata} → {key, uploadId}
-  app.post('/s3/multipart', { schema: { body: CreateBody, response: { 200: Created, '4xx': ErrorBody } } }, async (request) => {
+  app.post('/s3/multipart', { schema: { body: CreateBody, response: { 200: Created, '4xx': ErrorBody } } }, async (request, reply) => {
     const { filename, type, metadata } = request.body;
     const { upload } = await direct.create(request.user.id, {
       filename,
@@ -102,6 +103,7 @@ export const companionRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { dire
       metadata: metadata && Object.fromEntries(Object.entries(metadata).map(([key, value]) => [key, String(value)])),
       parts: [],
     });
+    bindUploadId(request, reply, upload.id);
     return { key: upload.storageKey, uploadId: upload.s3UploadId ?? '' };
   });
 

@@ -10,6 +10,7 @@
 import type { FastifyPluginAsyncJsonSchemaToTs } from '@fastify/type-provider-json-schema-to-ts';
 import { S3_LIMITS } from '../config/index.js';
 import { ErrorBody, IdParams } from '../api/views.js';
+import { bindUploadId } from '../ops/logging.js';
 import type { DirectUploads } from './service.js';
 
 /** A file name, not a path: no separators, no control characters. */
@@ -148,6 +149,7 @@ export const directRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { direct:
       parts,
     });
     const { upload } = created;
+    bindUploadId(request, reply, upload.id);
     return reply.code(201).send({
       id: upload.id,
       key: upload.storageKey,

@@ -20,6 +20,7 @@ const ALLOWED_HEADERS = [
   'Upload-Checksum',
   'X-HTTP-Method-Override',
   'X-Requested-With',
+  'X-Request-Id',
 ];
 
 const EXPOSED_HEADERS = [
@@ -39,6 +40,9 @@ const EXPOSED_HEADERS = [
   'WWW-Authenticate',
   'Content-Disposition',
   'ETag',
+  'Accept-Ranges',
+  'Content-Range',
+  'X-Request-Id',
 ];
 
 /**

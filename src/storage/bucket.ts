@@ -1,4 +1,9 @@
-/** Creates the bucket if it is missing and lets browsers PUT parts to it and read their ETag (direct uploads). */
+/**
+ * Creates the bucket if it is missing and lets browsers PUT parts to it and read their ETag (direct uploads), and
+ * read a download's name, length and range after the redirect. MinIO's community edition has no bucket CORS
+ * (PutBucketCors is NotImplemented): it applies one server-wide policy instead (MINIO_API_CORS_ALLOW_ORIGIN,
+ * every origin by default), which exposes these headers too; that is reported, not an error.
+ */
 import {
   CreateBucketCommand,
   HeadBucketCommand,
@@ -11,7 +16,7 @@ export async function ensureBucket(
   client: S3Client,
   bucket: string,
   options: { corsOrigins: '*' | string[] },
-): Promise<{ created: boolean }> {
+): Promise<{ created: boolean; cors: 'bucket' | 'server-wide' }> {
   let created = false;
   try {
     await client.send(new HeadBucketCommand({ Bucket: bucket }));
@@ -20,8 +25,7 @@ export async function ensureBucket(
     await client.send(new CreateBucketCommand({ Bucket: bucket }));
     created = true;
   }
-  await client.send(
-    new PutBucketCorsCommand({
+  const rules = new PutBucketCorsCommand({
       Bucket: bucket,
       CORSConfiguration: {
         CORSRules: [
@@ -29,13 +33,19 @@ export async function ensureBucket(
             AllowedOrigins: options.corsOrigins === '*' ? ['*'] : options.corsOrigins,
             AllowedMethods: ['PUT', 'GET', 'HEAD'],
             AllowedHeaders: ['*'],
-            // A browser uploading parts must read each part's ETag to complete the upload.
-            ExposeHeaders: ['ETag'],
+            // A browser uploading parts must read each part's ETag to complete the upload; one downloading, the
+            // file's name, length and range.
+            ExposeHeaders: ['ETag', 'Content-Disposition', 'Content-Length', 'Content-Range', 'Accept-Ranges'],
             MaxAgeSeconds: 3600,
           },
         ],
       },
-    }),
-  );
-  return { created };
+    });
+  try {
+    await client.send(rules);
+  } catch (error) {
+    if ((error as { name?: string }).name !== 'NotImplemented') throw error;
+    return { created, cors: 'server-wide' };
+  }
+  return { created, cors: 'bucket' };
 }

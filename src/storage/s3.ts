@@ -3,6 +3,7 @@
  */
 import { HeadObjectCommand, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import type { S3Config } from '../config/index.js';
+import { scrub, serializeError } from '../ops/logging.js';
 
 /** S3_REQUEST_TIMEOUT when no config is at hand (scripts). */
 const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
@@ -29,8 +30,34 @@ export function s3ClientConfig(s3: S3Config, extra: S3ClientConfig = {}, timeout
   };
 }
 
-export function createS3Client(s3: S3Config, extra: S3ClientConfig = {}, timeoutMs?: number): S3Client {
-  return new S3Client(s3ClientConfig(s3, extra, timeoutMs));
+/** Told of every S3 call a client makes: the operation ("UploadPart"), its duration, and its error if it failed. */
+export type S3CallObserver = (operation: string, seconds: number, error?: unknown) => void;
+
+/**
+ * A client with Freight's settings. With an observer, every call is timed by a middleware at the SDK's first
+ * step, so the time includes the SDK's retries. Clients that only presign get no observer: presigning runs the
+ * same middleware stack without calling S3, and would count calls that never happened.
+ */
+export function createS3Client(s3: S3Config, extra: S3ClientConfig = {}, timeoutMs?: number, observe?: S3CallObserver): S3Client {
+  const client = new S3Client(s3ClientConfig(s3, extra, timeoutMs));
+  if (observe) {
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const operation = (context.commandName ?? 'Unknown').replace(/Command$/, '');
+        const started = performance.now();
+        try {
+          const output = await next(args);
+          observe(operation, (performance.now() - started) / 1000);
+          return output;
+        } catch (error) {
+          observe(operation, (performance.now() - started) / 1000, error);
+          throw error;
+        }
+      },
+      { step: 'initialize', name: 'freightCallTiming', priority: 'high' },
+    );
+  }
+  return client;
 }
 
 /** S3 error names that mean "no such upload" (AWS says NoSuchUpload; Ceph RGW says NoSuchKey). */
@@ -82,11 +109,23 @@ export function storageFailure(error: unknown): { problem: string; permanent: bo
 /** A failure that may pass if the same request is sent again: no answer, a timeout, or S3's 5xx/throttling. */
 export const isTransientStorageError = (error: unknown): boolean => storageFailure(error)?.permanent === false;
 
+/** One argument of an SDK log line, as text with no signature, credential or token left in it. */
+function sdkLogText(content: unknown): unknown {
+  if (typeof content === 'string') return scrub(content);
+  if (content instanceof Error) return serializeError(content);
+  try {
+    return scrub(JSON.stringify(content) ?? String(content)).slice(0, 2000);
+  } catch {
+    return '[unserializable]';
+  }
+}
+
 /**
  * The SDK's own log lines (a failed streaming upload, retries) go to Freight's log at debug level: Freight logs
- * every failure it answers for itself, with the upload's id. Without a logger the SDK prints to stderr.
+ * every failure it answers for itself, with the upload's id. Without a logger the SDK prints to stderr. What the
+ * SDK logs may hold a request (its URL, its Authorization header): only scrubbed text of it is kept.
  */
 export function sdkLogger(log: { debug(obj: object, msg: string): void }): NonNullable<S3ClientConfig['logger']> {
-  const toDebug = (...content: unknown[]) => log.debug({ sdk: content }, 'aws sdk');
+  const toDebug = (...content: unknown[]) => log.debug({ sdk: content.map(sdkLogText) }, 'aws sdk');
   return { trace: () => {}, debug: () => {}, info: () => {}, warn: toDebug, error: toDebug };
 }

@@ -10,8 +10,11 @@ import type { Authenticator } from '../auth/authenticator.js';
 import { authHook } from '../auth/hook.js';
 import type { Config } from '../config/index.js';
 import { notFound, toHttpAnswer } from '../errors.js';
+import { bindUploadId } from '../ops/logging.js';
+import type { Metrics } from '../ops/metrics.js';
 import type { UploadService } from '../uploads/service.js';
-import { openDownload, sendDownload } from './download.js';
+import { answerDownload } from '../downloads/answer.js';
+import type { DownloadStorage } from '../downloads/storage.js';
 import { resumeCheck } from './head.js';
 import { discoveryHeaders } from './options.js';
 import { patchUpload } from './patch.js';
@@ -28,6 +31,8 @@ export interface TusPluginOptions {
   uploads: UploadService;
   store: FreightStore;
   locker: Locker;
+  metrics: Metrics;
+  downloads: DownloadStorage;
 }
 
 const header = (request: FastifyRequest, name: string): string | undefined => {
@@ -42,8 +47,18 @@ function closeIfBodyUnread(request: FastifyRequest, reply: FastifyReply): void {
   else reply.raw.once('finish', cut);
 }
 
+/** Runs `write` counted as a tus write in progress (GET /metrics). */
+async function counted<T>(metrics: Metrics, write: () => Promise<T>): Promise<T> {
+  metrics.tusWritesInProgress.inc();
+  try {
+    return await write();
+  } finally {
+    metrics.tusWritesInProgress.dec();
+  }
+}
+
 export async function tusPlugin(app: FastifyInstance, options: TusPluginOptions): Promise<void> {
-  const { config, uploads, store, locker } = options;
+  const { config, uploads, store, locker, metrics } = options;
   const tus = createTusServer({ config, store, uploads, locker, log: app.log });
 
   // Leave every request body unread: tus streams it from the raw request.
@@ -55,10 +70,11 @@ export async function tusPlugin(app: FastifyInstance, options: TusPluginOptions)
     checkTusRequest(request.method, request.headers, config.maxUploadSize);
   });
 
-  // Errors raised before tus takes over (401, 412, 415, 400 …) and by the resume check, in tus's form.
+  // Errors of the requests Freight answers itself (PATCH, HEAD, GET, final uploads) and of the checks before
+  // tus takes over (401, 412, 415, 400 …), in tus's form.
   app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     const answer = toHttpAnswer(error);
-    if (answer.status >= 500) request.log.error({ err: error }, 'tus request failed before reaching tus');
+    if (answer.status >= 500) request.log.error({ err: error }, 'tus request failed');
     return reply
       .code(answer.status)
       .headers({ 'Tus-Resumable': TUS_RESUMABLE, ...answer.headers })
@@ -83,16 +99,16 @@ export async function tusPlugin(app: FastifyInstance, options: TusPluginOptions)
     const id = request.params['*']?.replace(/\/$/, '');
     // An upload URL is exactly /files/<id>: anything deeper names no upload.
     if (id?.includes('/')) throw notFound();
+    // GET /files/:id downloads a completed upload (of tus: these routes act on tus uploads only).
     if (request.method === 'GET' && id) {
-      const opened = await openDownload({ uploads, store }, request.user.id, id);
-      prepareRawReply(reply);
-      reply.hijack();
-      return sendDownload(opened, reply.raw);
+      return answerDownload(options.downloads, await uploads.getOwnedLive(request.user.id, id, 'tus'), request, reply);
     }
     if (request.method === 'OPTIONS') return reply.code(204).headers(discoveryHeaders(config.maxUploadSize)).send();
     const concat = request.method === 'POST' && !id ? parseUploadConcat(header(request, 'upload-concat')) : undefined;
     if (concat?.kind === 'final') return createFinalUpload(concatDeps, request, reply, concat.urls);
-    if (request.method === 'PATCH' && id) return patchUpload({ uploads, store, locker, maxUploadSize: config.maxUploadSize }, request, reply, id);
+    if (request.method === 'PATCH' && id) {
+      return counted(metrics, () => patchUpload({ uploads, store, locker, maxUploadSize: config.maxUploadSize }, request, reply, id));
+    }
     if (request.method === 'HEAD' && id) {
       const aborted = new AbortController();
       request.raw.once('close', () => aborted.abort());
@@ -101,8 +117,16 @@ export async function tusPlugin(app: FastifyInstance, options: TusPluginOptions)
     }
     prepareRawReply(reply);
     reply.hijack();
-    bindContext(request.raw, { user: request.user });
-    await tus.handle(request.raw, reply.raw);
+    bindContext(request.raw, {
+      user: request.user,
+      get log() {
+        return request.log;
+      },
+      identify: (uploadId) => bindUploadId(request, reply, uploadId),
+    });
+    // A creation with its first bytes (creation-with-upload) streams bytes into the store.
+    const writing = request.method === 'POST' && request.headers['content-type'] === 'application/offset+octet-stream';
+    await (writing ? counted(metrics, () => tus.handle(request.raw, reply.raw)) : tus.handle(request.raw, reply.raw));
     closeIfBodyUnread(request, reply);
   };
 

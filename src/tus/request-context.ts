@@ -6,10 +6,15 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { ServerOptions } from '@tus/server';
+import type { FastifyBaseLogger } from 'fastify';
 import type { User } from '../auth/authenticator.js';
 
 export interface TusRequestContext {
   user: User;
+  /** The request's logger (its reqId, and its uploadId once known). */
+  log?: FastifyBaseLogger;
+  /** Names the upload a creation made on every later line of the request. */
+  identify?(uploadId: string): void;
   /** The id given to an upload this request created (a POST), for error bookkeeping. */
   createdId?: string;
   /** Set when the PATCH body stalled: the offset stored, which the answer reports. */

@@ -74,6 +74,7 @@ export function createTusServer(deps: {
         concat: req.headers.get('upload-concat') === 'partial' ? 'partial' : null,
       });
       context.createdId = upload.id;
+      context.identify?.(upload.id);
       return {};
     },
 
@@ -82,19 +83,21 @@ export function createTusServer(deps: {
       // A body that stalled was ended with what arrived stored: the PATCH succeeded up to there. "The Server
       // MUST acknowledge successful PATCH requests with the 204 No Content status. It MUST include the
       // Upload-Offset header containing the new offset" (added in raw-reply.ts); the client continues from it.
+      const context = contextOf(req);
+      const requestLog = context.log ?? log;
       if (error instanceof BodyStalled) {
-        contextOf(req).stalledAt = error.offset;
-        log.info({ uploadId: uploadIdFromUrl(req.url), offset: error.offset }, 'PATCH body stalled; answered with what was stored');
+        context.stalledAt = error.offset;
+        requestLog.info({ uploadId: uploadIdFromUrl(req.url), offset: error.offset }, 'PATCH body stalled; answered with what was stored');
         return { status_code: 204, body: '' };
       }
       const answer = toHttpAnswer(error);
       if (answer.status >= 500) {
-        const id = req.method === 'POST' ? contextOf(req).createdId : uploadIdFromUrl(req.url);
-        log.error({ err: error, uploadId: id, method: req.method }, 'tus request failed');
+        const id = req.method === 'POST' ? context.createdId : uploadIdFromUrl(req.url);
+        requestLog.error({ err: error, uploadId: id, method: req.method }, 'tus request failed');
         // A storage failure is kept on the upload (the API shows it); it stays resumable.
         if (id && (req.method === 'POST' || req.method === 'PATCH') && storageProblem(error)) {
           await uploads.markFailed(id, failureReason(error)).catch((err: unknown) => {
-            log.error({ err, uploadId: id }, 'could not mark the upload failed');
+            requestLog.error({ err, uploadId: id }, 'could not mark the upload failed');
           });
         }
       }

@@ -4,6 +4,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { FileStore } from '@tus/file-store';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../config/index.js';
+import type { Metrics } from '../ops/metrics.js';
 import { S3MultipartStorage } from '../storage/multipart.js';
 import { S3Objects } from '../storage/objects.js';
 import type { UploadService } from '../uploads/service.js';
@@ -20,17 +21,21 @@ export interface TusStoreDeps {
   tempDir: string;
   /** The S3 clients when config.s3 is set: one with the SDK's retries, one without (bodies from files). */
   s3?: { client: S3Client; bodyClient: S3Client } | undefined;
+  /** Reads the part slots' counts at each scrape. */
+  metrics?: Metrics | undefined;
 }
 
-export function createTusStore({ config, uploads, log, tempDir, s3 }: TusStoreDeps): FreightStore {
+export function createTusStore({ config, uploads, log, tempDir, s3, metrics }: TusStoreDeps): FreightStore {
   const stall = { minRate: config.minUploadRate, windowMs: config.stallTimeoutMs };
   if (config.s3 && s3) {
+    // Each part in flight is one temp file of up to a part size: this bounds the temp disk of the process.
+    const slots = new PartSlots(config.partConcurrency);
+    metrics?.watchPartSlots(slots);
     return new FreightS3Store({
       uploads,
       multipart: new S3MultipartStorage(s3.client, config.s3.bucket, config.s3.endpoint),
       objects: new S3Objects(s3.client, s3.bodyClient, config.s3.bucket),
-      // Each part in flight is one temp file of up to a part size: this bounds the temp disk of the process.
-      slots: new PartSlots(config.partConcurrency),
+      slots,
       tempDir,
       stall,
       log,

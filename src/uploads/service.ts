@@ -25,6 +25,7 @@ import {
 import { RunningDigest } from './digest.js';
 import type { StoredAdvance, UploadRepository } from '../db/repository.js';
 import type { FileUpload, UploadProtocol, UploadStatus } from '../db/schema.js';
+import type { Metrics } from '../ops/metrics.js';
 import { partCount } from './planner.js';
 import { checkParts, describePartProblems, sumOfSizes, type ExpectedPart, type StoredPart } from './parts.js';
 
@@ -62,6 +63,8 @@ export interface UploadServiceOptions {
   /** USER_MAX_OPEN_UPLOADS: open uploads (pending, uploading, failed) one user may have at once; 0 or unset: no limit. */
   maxOpenUploadsPerUser?: number;
   now?: () => Date;
+  /** Counts state changes and stored tus bytes (GET /metrics). */
+  metrics?: Metrics | undefined;
 }
 
 export class UploadService {
@@ -72,6 +75,12 @@ export class UploadService {
 
   private now(): Date {
     return this.options.now?.() ?? new Date();
+  }
+
+  /** Counts a state change that happened (a guarded UPDATE that returned its row). */
+  private counted<T extends FileUpload | undefined>(event: 'completed' | 'failed' | 'aborted' | 'expired', row: T): T {
+    if (row) this.options.metrics?.countUpload(event, row.protocol);
+    return row;
   }
 
   /**
@@ -90,14 +99,19 @@ export class UploadService {
       expiresAt: new Date(now.getTime() + this.options.expiryMs),
     };
     const limit = this.options.maxOpenUploadsPerUser ?? 0;
-    if (limit === 0) return this.repo.insertUpload(row);
-    const result = await this.repo.insertUploadWithinLimit(row, limit, now);
-    if ('open' in result) {
-      throw tooManyUploads(
-        `too many open uploads: you have ${result.open} and this server allows ${limit} per user; complete or abort one before starting another`,
-      );
+    let created: FileUpload;
+    if (limit === 0) created = await this.repo.insertUpload(row);
+    else {
+      const result = await this.repo.insertUploadWithinLimit(row, limit, now);
+      if ('open' in result) {
+        throw tooManyUploads(
+          `too many open uploads: you have ${result.open} and this server allows ${limit} per user; complete or abort one before starting another`,
+        );
+      }
+      created = result.created;
     }
-    return result.created;
+    this.options.metrics?.countUpload('created', created.protocol);
+    return created;
   }
 
   /**
@@ -123,7 +137,7 @@ export class UploadService {
       throw gone(`the upload cannot be resumed: ${upload.error ?? 'storage lost its bytes'}`);
     }
     if (OPEN_STATUSES.includes(upload.status) && upload.expiresAt && upload.expiresAt <= this.now()) {
-      await this.repo.transition(id, OPEN_STATUSES, { status: 'expired' });
+      this.counted('expired', await this.repo.transition(id, OPEN_STATUSES, { status: 'expired' }));
       throw gone(`the upload expired at ${upload.expiresAt.toISOString()}`);
     }
     return upload;
@@ -154,7 +168,7 @@ export class UploadService {
       if (!OPEN_STATUSES.includes(upload.status)) return upload;
       const expired = upload.expiresAt !== null && upload.expiresAt <= this.now();
       const ended = await this.repo.transition(id, OPEN_STATUSES, { status: expired ? 'expired' : 'aborted', lockedUntil: null });
-      if (ended) return ended;
+      if (ended) return this.counted(expired ? 'expired' : 'aborted', ended);
     }
     throw conflict('the upload changed while it was being deleted; retry');
   }
@@ -202,7 +216,10 @@ export class UploadService {
    * offset and resumes).
    */
   async advanceStoredOffset(id: string, advance: StoredAdvance): Promise<void> {
-    if (await this.repo.advanceStoredOffset(id, advance)) return;
+    if (await this.repo.advanceStoredOffset(id, advance)) {
+      if (advance.to > advance.from) this.options.metrics?.tusBytesReceived.inc(advance.to - advance.from);
+      return;
+    }
     const current = await this.repo.findUpload(id);
     // A request that lost a race to the request that completed the upload: 409 (its client asks for the offset
     // and finds the upload done); only a terminated, expired or lost upload is gone.
@@ -215,7 +232,7 @@ export class UploadService {
   /** Staged bytes were lost in storage: the upload goes back to the start of part `partNumber` (`to`), the reason kept. */
   async rewindStoredOffset(id: string, from: number, partNumber: number, to: number, reason: string): Promise<void> {
     if (await this.repo.rewindStoredOffset(id, from, partNumber, to)) {
-      await this.repo.transition(id, OPEN_STATUSES, { status: 'failed', error: reason });
+      this.counted('failed', await this.repo.transition(id, OPEN_STATUSES, { status: 'failed', error: reason }));
     }
   }
 
@@ -226,7 +243,9 @@ export class UploadService {
 
   /** Open uploads of `protocol` past their expiry, now marked expired (the caller removes their storage). */
   async expireOpenUploads(protocol: UploadProtocol): Promise<FileUpload[]> {
-    return this.repo.expireOpenUploads(protocol, this.now());
+    const expired = await this.repo.expireOpenUploads(protocol, this.now());
+    if (expired.length > 0) this.options.metrics?.countUpload('expired', protocol, expired.length);
+    return expired;
   }
 
   /** The uploads expireOpenUploads would expire now (a dry run changes nothing). */
@@ -288,7 +307,10 @@ export class UploadService {
    * (it must not claim bytes that are gone), and the answer is 410 with the reason.
    */
   async markLost(id: string, reason: string): Promise<FreightError> {
-    await this.repo.transition(id, OPEN_STATUSES, { status: 'lost', error: reason, storedOffset: 0, bytesReceived: 0, staging: null, lockedUntil: null });
+    this.counted(
+      'failed',
+      await this.repo.transition(id, OPEN_STATUSES, { status: 'lost', error: reason, storedOffset: 0, bytesReceived: 0, staging: null, lockedUntil: null }),
+    );
     return gone(`the upload cannot be resumed: ${reason}`);
   }
 
@@ -398,7 +420,7 @@ export class UploadService {
       error: null,
       ...(sha256 === undefined ? {} : { sha256 }),
     });
-    if (completed) return completed;
+    if (completed) return this.counted('completed', completed);
     const current = await this.repo.findUpload(id);
     if (current?.status === 'completed') return current;
     throw conflict(`the upload is ${current?.status ?? 'missing'} and cannot be completed`);
@@ -430,7 +452,7 @@ export class UploadService {
       lockedUntil: null,
       ...(reason === undefined ? {} : { error: reason }),
     });
-    if (aborted) return;
+    if (this.counted('aborted', aborted)) return;
     const current = await this.repo.findUpload(id);
     if (!current) throw notFound();
     if (current.status === 'aborted') return;
@@ -439,7 +461,7 @@ export class UploadService {
 
   /** The last attempt failed (the reason is kept); the upload stays resumable and goes back to `uploading` on progress. */
   async markFailed(id: string, error: string): Promise<void> {
-    await this.repo.transition(id, OPEN_STATUSES, { status: 'failed', error, lockedUntil: null });
+    this.counted('failed', await this.repo.transition(id, OPEN_STATUSES, { status: 'failed', error, lockedUntil: null }));
   }
 
   /**

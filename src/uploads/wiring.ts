@@ -17,9 +17,11 @@ export function createUploadService(
   const queries = new UploadRepository(database.db, { webhookEvents: config.webhooks !== undefined });
   // A creation answered 503 at its deadline but recorded later is removed: its client never saw it.
   const undoLateCreation = (row: { id: string }) => queries.deleteUnusedUpload(row.id);
-  const repository = withDeadlines(queries, config.databaseTimeoutMs, {
-    insertUpload: undoLateCreation,
-    insertUploadWithinLimit: undoLateCreation,
-  });
+  const repository = withDeadlines(
+    queries,
+    config.databaseTimeoutMs,
+    { insertUpload: undoLateCreation, insertUploadWithinLimit: undoLateCreation },
+    options.metrics?.queryObserver(),
+  );
   return new UploadService(repository, { ...options, expiryMs: config.uploadExpiryMs, maxOpenUploadsPerUser: config.userMaxOpenUploads });
 }

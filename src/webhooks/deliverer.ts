@@ -30,6 +30,8 @@ export interface DelivererDeps {
   config: WebhookConfig;
   log: FastifyBaseLogger;
   random?: () => number;
+  /** Told of each attempt's outcome (GET /metrics). */
+  onAttempt?: ((event: WebhookOutboxRow['event'], delivered: boolean) => void) | undefined;
 }
 
 export class WebhookDeliverer {
@@ -72,6 +74,7 @@ export class WebhookDeliverer {
     try {
       const answer = await postSigned(config, JSON.stringify(eventBody(row)), { 'Freight-Event': row.event, 'Freight-Delivery': String(row.id) }, this.stopping.signal);
       if (answer.status >= 200 && answer.status < 300) {
+        this.deps.onAttempt?.(row.event, true);
         await outbox.markDelivered(row.id).catch((error: unknown) => {
           // It will be sent again once its claim runs out: at least once.
           log.warn({ err: error, webhookEventId: row.id }, 'webhooks: delivered, but could not record it');
@@ -82,6 +85,7 @@ export class WebhookDeliverer {
     } catch (error) {
       failure = `the receiver: ${(error as Error).message}`;
     }
+    if (!this.stopping.signal.aborted) this.deps.onAttempt?.(row.event, false);
     await this.failed(row, failure).catch((error: unknown) => {
       log.warn({ err: error, webhookEventId: row.id }, 'webhooks: could not record a failed delivery');
     });

@@ -165,6 +165,25 @@ describe('configuration from the environment', () => {
     expect((error as ConfigError).message).not.toContain('\n');
   });
 
+  test('S3_PUBLIC_ENDPOINT: the endpoint of URLs signed for clients; a URL, and not with S3_ACCELERATE', () => {
+    const env = { AUTH_JWT_SECRET: SECRET, S3_BUCKET: 'bucket', S3_ENDPOINT: 'http://minio:9000' };
+    expect(loadConfig(env).s3?.publicEndpoint).toBeUndefined();
+    expect(loadConfig({ ...env, S3_PUBLIC_ENDPOINT: 'http://localhost:9000/' }).s3).toMatchObject({
+      endpoint: 'http://minio:9000',
+      publicEndpoint: 'http://localhost:9000',
+    });
+    expect(() => loadConfig({ ...env, S3_PUBLIC_ENDPOINT: 'localhost:9000' })).toThrow(/^S3_PUBLIC_ENDPOINT must be an http\(s\) URL/);
+    expect(() => loadConfig({ ...env, S3_ENDPOINT: undefined, S3_ACCELERATE: 'true', S3_PUBLIC_ENDPOINT: 'https://cdn.example.com' })).toThrow(
+      /^S3_PUBLIC_ENDPOINT cannot be combined with S3_ACCELERATE/,
+    );
+  });
+
+  test('METRICS_TOKEN protects GET /metrics when set; a short one is refused', () => {
+    expect(loadConfig({ AUTH_JWT_SECRET: SECRET }).metricsToken).toBeUndefined();
+    expect(loadConfig({ AUTH_JWT_SECRET: SECRET, METRICS_TOKEN: 'scrape-0123456789abcdef' }).metricsToken).toBe('scrape-0123456789abcdef');
+    expect(() => loadConfig({ AUTH_JWT_SECRET: SECRET, METRICS_TOKEN: 'short' })).toThrow(/^METRICS_TOKEN must be at least 16/);
+  });
+
   test('USER_MAX_OPEN_UPLOADS=0 turns the limit off', () => {
     expect(loadConfig({ AUTH_JWT_SECRET: SECRET, USER_MAX_OPEN_UPLOADS: '0' }).userMaxOpenUploads).toBe(0);
   });

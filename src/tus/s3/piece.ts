@@ -36,6 +36,8 @@ export class Piece {
   private file: { path: string; handle: FileHandle } | undefined;
   private releaseSlot: (() => void) | undefined;
   private released = false;
+  /** Bytes written to this piece's file, counted in the slots' tempBytes until the file is removed. */
+  private onDisk = 0;
 
   constructor(
     /** The upload's part this piece belongs to (1-based). */
@@ -75,6 +77,8 @@ export class Piece {
     const file = this.file;
     this.file = undefined;
     this.pending = [];
+    this.options.slots.tempBytes -= this.onDisk;
+    this.onDisk = 0;
     try {
       if (file) {
         await file.handle.close().catch(() => {});
@@ -92,7 +96,7 @@ export class Piece {
       const batch = this.pending;
       this.pending = [];
       this.pendingBytes = 0;
-      await writeAll(file.handle, batch);
+      await this.write(file.handle, batch);
     }
   }
 
@@ -110,7 +114,7 @@ export class Piece {
     try {
       for await (const chunk of stream as AsyncIterable<Buffer>) {
         const wanted = chunk.subarray(0, prefix.size - copied);
-        await writeAll(handle, [wanted]);
+        await this.write(handle, [wanted]);
         copied += wanted.length;
       }
     } finally {
@@ -119,6 +123,15 @@ export class Piece {
     if (copied !== prefix.size) {
       throw new StagedBytesLost(`the staged ${prefix.size} bytes read back as ${copied}`);
     }
+  }
+
+  private async write(handle: FileHandle, buffers: Buffer[]): Promise<void> {
+    await writeAll(handle, buffers);
+    const written = buffers.reduce((sum, buffer) => sum + buffer.length, 0);
+    // A piece released meanwhile (its write failed elsewhere) no longer counts.
+    if (this.released) return;
+    this.onDisk += written;
+    this.options.slots.tempBytes += written;
   }
 }
 

@@ -7,6 +7,8 @@
 export class PartSlots {
   private free: number;
   private readonly waiters: Array<() => void> = [];
+  /** Bytes in the part files of the pieces holding slots (GET /metrics: freight_temp_bytes_buffered). */
+  tempBytes = 0;
 
   constructor(readonly capacity: number) {
     this.free = capacity;
