@@ -4,12 +4,15 @@
  * signed in batches, PUTs parts concurrently straight to S3, retries only the parts that fail (exponential
  * backoff, full jitter), resumes from what S3 already holds, and completes.
  *
- * Memory: the parts being uploaded (`concurrency`, 4 by default); for a stream source, which cannot be read
- * twice, also the parts hashed ahead (up to 4 × `concurrency`).
+ * Memory: a file source is streamed from disk, part by part (read once for its MD5, once more for the PUT), so
+ * what the client holds does not grow with the part or the file size: stream buffers per part in flight. A buffer
+ * source is already in memory. A stream source, which cannot be read twice, holds the parts being uploaded
+ * (`concurrency`, 4 by default) and those hashed ahead (up to 4 × `concurrency`).
  */
 import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { DEFAULT_BACKOFF, retrying, type BackoffOptions } from './backoff.js';
 
 /** Where the bytes come from: any range of the file, read when its part is uploaded. */
@@ -18,8 +21,16 @@ export interface PartSource {
   /** Whether a range can be read again (a file, a buffer), or only once in order (a stream). */
   rereadable: boolean;
   read(start: number, end: number): Promise<Uint8Array<ArrayBuffer>>;
+  /**
+   * The bytes [start, end) as a stream, read again at each call (a file): parts are then hashed and sent without
+   * ever being held whole in memory.
+   */
+  stream?(start: number, end: number): Readable;
   close?(): Promise<void>;
 }
+
+/** Stream buffers of a file source: large enough for few reads per part, small beside any part. */
+const FILE_STREAM_CHUNK = 1024 * 1024;
 
 export async function fileSource(path: string): Promise<PartSource> {
   const handle = await open(path, 'r');
@@ -37,6 +48,8 @@ export async function fileSource(path: string): Promise<PartSource> {
       }
       return buffer;
     },
+    // A stream of its own per call (its own file descriptor): parts in flight read independently.
+    stream: (start, end) => createReadStream(path, { start, end: end - 1, highWaterMark: FILE_STREAM_CHUNK }),
     close: () => handle.close(),
   };
 }
@@ -144,8 +157,17 @@ interface SignedUrl {
   headers: Record<string, string>;
 }
 
-const md5Base64 = (data: Uint8Array) => createHash('md5').update(data).digest('base64');
-const md5Hex = (data: Uint8Array) => createHash('md5').update(data).digest('hex');
+/** The MD5 of the bytes [start, end) of the source: streamed when it can be, else read whole. */
+async function partMd5(source: PartSource, start: number, end: number, encoding: 'base64' | 'hex'): Promise<string> {
+  const hash = createHash('md5');
+  if (source.stream) {
+    for await (const chunk of source.stream(start, end)) hash.update(chunk as Buffer);
+  } else {
+    hash.update(await source.read(start, end));
+  }
+  return hash.digest(encoding);
+}
+
 const bareEtag = (etag: string) => etag.replace(/"/g, '');
 
 /** Uploads `options.source` to S3 through Freight's direct API: start (or resume), send the parts, complete. */
@@ -276,7 +298,7 @@ async function reuseStoredParts(run: PartRun, stored: StoredParts): Promise<{ et
     const have = stored.get(partNumber);
     if (have && have.size === end - start) {
       const etag = bareEtag(have.etag);
-      const same = !checksums || !/^[0-9a-f]{32}$/.test(etag) || md5Hex(await source.read(start, end)) === etag;
+      const same = !checksums || !/^[0-9a-f]{32}$/.test(etag) || (await partMd5(source, start, end, 'hex')) === etag;
       if (same) {
         etags.set(partNumber, have.etag);
         run.progress(end - start);
@@ -353,8 +375,13 @@ async function prepareBatch(run: PartRun, partNumbers: readonly number[]): Promi
   const hashed = [];
   for (const partNumber of partNumbers) {
     const [start, end] = run.layout.bounds(partNumber);
-    const data = checksums || !source.rereadable ? await source.read(start, end) : undefined;
-    hashed.push({ partNumber, md5: checksums && data ? md5Base64(data) : undefined, data: source.rereadable ? undefined : data });
+    if (source.rereadable) {
+      // Read now for the MD5 only (streamed where the source can), and again when the part is sent.
+      hashed.push({ partNumber, md5: checksums ? await partMd5(source, start, end, 'base64') : undefined, data: undefined });
+    } else {
+      const data = await source.read(start, end);
+      hashed.push({ partNumber, md5: checksums ? createHash('md5').update(data).digest('base64') : undefined, data });
+    }
   }
   const signed = await run.sign(hashed.map(({ partNumber, md5 }) => ({ partNumber, md5 })));
   return hashed.map((part, i) => ({ ...part, signed: signed[i]! }));
@@ -364,12 +391,19 @@ async function prepareBatch(run: PartRun, partNumbers: readonly number[]): Promi
 async function putPart(run: PartRun, part: Prepared): Promise<string> {
   const { source, signal } = run.options;
   const [start, end] = run.layout.bounds(part.partNumber);
-  const data = part.data ?? (await source.read(start, end));
+  // A source that streams is read again at each attempt; any other is read once and held until the part is stored.
+  const data = part.data ?? (source.stream ? undefined : await source.read(start, end));
+  const request = (headers: Record<string, string>): RequestInit & { duplex?: 'half' } => {
+    if (data) return { method: 'PUT', body: data, headers, signal };
+    // The URL binds Content-Length: a streamed body must say it (undici sends it as given), not go chunked.
+    const body = Readable.toWeb(source.stream!(start, end)) as ReadableStream<Uint8Array>;
+    return { method: 'PUT', body, duplex: 'half', headers: { ...headers, 'Content-Length': String(end - start) }, signal };
+  };
   return retrying(
     async (attempt) => {
       // A retry gets a fresh URL: the old one may have expired while the part waited or failed.
       const signed = attempt === 0 ? part.signed : (await run.sign([{ partNumber: part.partNumber, md5: part.md5 }]))[0]!;
-      const res = await run.http(signed.url, { method: 'PUT', body: data, headers: signed.headers, signal });
+      const res = await run.http(signed.url, request(signed.headers));
       const detail = await res.text();
       if (!res.ok) throw new DirectUploadError(`part ${part.partNumber}: S3 answered ${res.status} ${detail.slice(0, 200)}`, 's3', res.status);
       const etag = res.headers.get('etag');
