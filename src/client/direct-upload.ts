@@ -50,7 +50,10 @@ export async function fileSource(path: string): Promise<PartSource> {
     },
     // A stream of its own per call (its own file descriptor): parts in flight read independently.
     stream: (start, end) => createReadStream(path, { start, end: end - 1, highWaterMark: FILE_STREAM_CHUNK }),
-    close: () => handle.close(),
+    // Closing twice is harmless (a caller may close what the uploader already closed).
+    close: async () => {
+      if (handle.fd !== -1) await handle.close();
+    },
   };
 }
 
@@ -138,7 +141,8 @@ export interface DirectUploadOptions {
   retry?: Partial<BackoffOptions>;
   fetch?: typeof fetch;
   signal?: AbortSignal;
-  onCreated?(id: string): void;
+  /** Called once the upload exists, before any part is sent; a promise it returns is awaited. */
+  onCreated?(id: string): unknown;
   onProgress?(bytesUploaded: number, bytesTotal: number): void;
 }
 
@@ -149,6 +153,8 @@ export interface DirectUploadResult {
   size: number;
   /** Parts this run uploaded (not those found already stored when resuming). */
   uploadedParts: number;
+  /** Bytes found already stored in S3 and kept (a resumed upload); 0 for a new one. */
+  resumedBytes: number;
 }
 
 interface SignedUrl {
@@ -181,7 +187,7 @@ export async function uploadDirect(options: DirectUploadOptions): Promise<Direct
     sign: async (parts) => (await api<{ parts: SignedUrl[] }>('POST', `/api/multipart/${id}/sign`, { parts })).parts,
     progress: progressReporter(options),
   };
-  const { etags, todo } = await reuseStoredParts(run, stored);
+  const { etags, todo, keptBytes } = await reuseStoredParts(run, stored);
   let uploadedParts: number;
   try {
     uploadedParts = await sendParts(run, todo, etags);
@@ -194,7 +200,7 @@ export async function uploadDirect(options: DirectUploadOptions): Promise<Direct
     `/api/multipart/${id}/complete`,
     { parts },
   );
-  return { ...completed, uploadedParts };
+  return { ...completed, uploadedParts, resumedBytes: keptBytes };
 }
 
 /** A call to Freight's JSON API; an answer other than 2xx is a DirectUploadError with Freight's message. */
@@ -249,7 +255,7 @@ async function startUpload(
     metadata: options.metadata,
     parts: [],
   });
-  options.onCreated?.(created.id);
+  await options.onCreated?.(created.id);
   return { id: created.id, partSize: created.partSize, stored };
 }
 
@@ -288,11 +294,15 @@ interface PartRun {
  * The ETags of the parts S3 already holds that can stay (the same bytes: same MD5, or when that cannot be told,
  * at least the same size), and the part numbers still to send.
  */
-async function reuseStoredParts(run: PartRun, stored: StoredParts): Promise<{ etags: Map<number, string>; todo: number[] }> {
+async function reuseStoredParts(
+  run: PartRun,
+  stored: StoredParts,
+): Promise<{ etags: Map<number, string>; todo: number[]; keptBytes: number }> {
   const { source } = run.options;
   const checksums = run.options.checksums ?? true;
   const etags = new Map<number, string>();
   const todo: number[] = [];
+  let keptBytes = 0;
   for (let partNumber = 1; partNumber <= run.layout.count; partNumber++) {
     const [start, end] = run.layout.bounds(partNumber);
     const have = stored.get(partNumber);
@@ -301,13 +311,14 @@ async function reuseStoredParts(run: PartRun, stored: StoredParts): Promise<{ et
       const same = !checksums || !/^[0-9a-f]{32}$/.test(etag) || (await partMd5(source, start, end, 'hex')) === etag;
       if (same) {
         etags.set(partNumber, have.etag);
+        keptBytes += end - start;
         run.progress(end - start);
         continue;
       }
     }
     todo.push(partNumber);
   }
-  return { etags, todo };
+  return { etags, todo, keptBytes };
 }
 
 /**
