@@ -12,7 +12,8 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
+import { putStream } from './stream-put.js';
 import { DEFAULT_BACKOFF, retrying, type BackoffOptions } from './backoff.js';
 
 /** Where the bytes come from: any range of the file, read when its part is uploaded. */
@@ -139,6 +140,7 @@ export interface DirectUploadOptions {
   /** MD5 per part, bound into its URL (default true). */
   checksums?: boolean;
   retry?: Partial<BackoffOptions>;
+  /** For calls to Freight and PUTs of parts held in memory; parts streamed from a file go through node:http(s). */
   fetch?: typeof fetch;
   signal?: AbortSignal;
   /** Called once the upload exists, before any part is sent; a promise it returns is awaited. */
@@ -404,21 +406,21 @@ async function putPart(run: PartRun, part: Prepared): Promise<string> {
   const [start, end] = run.layout.bounds(part.partNumber);
   // A source that streams is read again at each attempt; any other is read once and held until the part is stored.
   const data = part.data ?? (source.stream ? undefined : await source.read(start, end));
-  const request = (headers: Record<string, string>): RequestInit & { duplex?: 'half' } => {
-    if (data) return { method: 'PUT', body: data, headers, signal };
-    // The URL binds Content-Length: a streamed body must say it (undici sends it as given), not go chunked.
-    const body = Readable.toWeb(source.stream!(start, end)) as ReadableStream<Uint8Array>;
-    return { method: 'PUT', body, duplex: 'half', headers: { ...headers, 'Content-Length': String(end - start) }, signal };
+  const put = async (url: string, headers: Record<string, string>): Promise<{ status: number; etag: string | null; text: string }> => {
+    if (data) {
+      const res = await run.http(url, { method: 'PUT', body: data, headers, signal });
+      return { status: res.status, etag: res.headers.get('etag'), text: await res.text() };
+    }
+    const answer = await putStream(url, headers, source.stream!(start, end), end - start, signal);
+    return { status: answer.status, etag: typeof answer.headers.etag === 'string' ? answer.headers.etag : null, text: answer.text };
   };
   return retrying(
     async (attempt) => {
       // A retry gets a fresh URL: the old one may have expired while the part waited or failed.
       const signed = attempt === 0 ? part.signed : (await run.sign([{ partNumber: part.partNumber, md5: part.md5 }]))[0]!;
-      const res = await run.http(signed.url, request(signed.headers));
-      const detail = await res.text();
-      if (!res.ok) throw new DirectUploadError(`part ${part.partNumber}: S3 answered ${res.status} ${detail.slice(0, 200)}`, 's3', res.status);
-      const etag = res.headers.get('etag');
-      if (!etag) throw new DirectUploadError(`part ${part.partNumber}: S3 sent no ETag (is it exposed by the bucket's CORS rules?)`, 's3', res.status);
+      const { status, etag, text } = await put(signed.url, signed.headers);
+      if (status < 200 || status > 299) throw new DirectUploadError(`part ${part.partNumber}: S3 answered ${status} ${text.slice(0, 200)}`, 's3', status);
+      if (!etag) throw new DirectUploadError(`part ${part.partNumber}: S3 sent no ETag (is it exposed by the bucket's CORS rules?)`, 's3', status);
       return etag;
     },
     {
