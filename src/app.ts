@@ -5,6 +5,7 @@
  *   /s3/multipart/*   the same, in Uppy Companion's shape src/direct/
  *   /api/uploads/*    the owner's view of their uploads   src/api/
  *   /healthz /readyz  operations                          src/ops/
+ *   /                 the upload page (built from web/)   src/web/
  * State lives in one upload-state service (src/uploads/) over Postgres or PGlite (src/db/).
  */
 import { access, constants } from 'node:fs/promises';
@@ -34,6 +35,7 @@ import { PostgresLocker } from './tus/lockers/postgres-locker.js';
 import { tusPlugin } from './tus/plugin.js';
 import { createTusStore } from './tus/store.js';
 import { UploadService } from './uploads/service.js';
+import { webPlugin } from './web/plugin.js';
 
 /** Parts a deployment or a test may swap; everything else follows from the config. */
 export interface AppDeps {
@@ -141,6 +143,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       : () => access(path.join(config.dataDir), constants.W_OK),
   };
   await app.register(healthRoutes, { checks });
+  await app.register(webPlugin);
 
   return app;
 }
