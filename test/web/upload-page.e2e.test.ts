@@ -115,6 +115,7 @@ describe('the upload page', () => {
     try {
       await upload(page, 'tus', file);
       await whenSent(front, before, 24 * MiB);
+      await page.screenshot({ path: path.join(SCREENSHOTS, 'upload-page-tus-uploading.png'), fullPage: true });
       await context.setOffline(true);
       front.cut();
       await page.screenshot({ path: path.join(SCREENSHOTS, 'upload-page-tus-offline.png') });
@@ -193,6 +194,31 @@ describe('the upload page', () => {
       await page.close();
     });
   }
+
+  test('keyboard: Tab reaches every control, each with a name', async () => {
+    const page = await openAs(uniqueUser('page-keys'));
+    await page.locator('#upload-rows').waitFor({ state: 'attached' });
+    const reached: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      await page.keyboard.press('Tab');
+      reached.push(
+        await page.evaluate(() => {
+          const element = document.activeElement as HTMLInputElement | null;
+          if (!element || element === document.body) return '';
+          const label = element.getAttribute('aria-label') ?? element.labels?.[0]?.textContent ?? element.textContent ?? '';
+          return label.replace(/\s+/g, ' ').trim();
+        }),
+      );
+    }
+    expect(reached.filter(Boolean)).toEqual(
+      expect.arrayContaining(['Skip to the uploads', 'Sign out', expect.stringMatching(/^Through Freight \(tus\)/), expect.stringMatching(/browse files/i), 'Refresh']),
+    );
+    // The other way the bytes can travel is one arrow key away, as in any radio group.
+    await page.getByLabel(/Through Freight/).focus();
+    await page.keyboard.press('ArrowDown');
+    expect(await page.getByLabel(/Straight to storage/).isChecked()).toBe(true);
+    await page.close();
+  });
 
   test('a token the server refuses shows the sign-in form with the reason; a good one pasted there signs in', async () => {
     const page = await context.newPage();
