@@ -3,12 +3,10 @@
  * streaming each part from disk. The upload id is remembered before the first part goes; a rerun resumes it from
  * the parts S3 holds (each checked against the local bytes' MD5). A remembered upload the server no longer has
  * (404, 410: aborted, expired) is forgotten and the file starts anew. Each part is retried by the client itself;
- * a failure of the whole attempt (Freight unreachable, 503) is retried here, resuming, with backoff and jitter.
+ * a failure of the whole attempt (Freight unreachable, 503) is retried, resuming, with backoff and jitter.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import { DirectUploadError, fileSource, uploadDirect } from '../client/direct-upload.js';
-import { retrying } from '../client/backoff.js';
-import { TransferError, retryableStatus, type Transfer, type TransferResult } from './transfer.js';
+import { TransferError, retryableStatus, withRetries, type Transfer, type TransferResult } from './transfer.js';
 import { fingerprint } from './upload-state.js';
 
 function describe(error: unknown): unknown {
@@ -71,16 +69,7 @@ export const directTransfer: Transfer = async ({ file, progress, signal }, setti
       await source.close?.();
     }
   };
-  const result = await retrying(attempt, {
-    ...settings.retry,
-    signal,
-    retryable: (error) => error instanceof TransferError && error.retryable && !signal.aborted,
-    sleep: async (ms) => {
-      progress.state = 'retrying';
-      progress.note = `in ${(ms / 1000).toFixed(1)} s`;
-      await sleep(ms, undefined, { signal });
-    },
-  });
+  const result = await withRetries(attempt, progress, settings.retry, signal);
   await settings.state.forget(key);
   return result;
 };

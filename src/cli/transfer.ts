@@ -2,7 +2,8 @@
  * What one file's upload needs and gives back, whichever protocol carries it, and how its failures are told
  * apart: a refusal of the whole run (the token), a refusal of this file (4xx), or a fault worth retrying.
  */
-import { DEFAULT_BACKOFF, type BackoffOptions } from '../client/backoff.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { DEFAULT_BACKOFF, retrying, type BackoffOptions } from '../client/backoff.js';
 import type { FileProgress } from './progress.js';
 import type { LocalFile, UploadState } from './upload-state.js';
 
@@ -63,3 +64,25 @@ export function retryableStatus(status: number | undefined): boolean {
 
 /** The CLI's backoff between attempts of one file: longer than the direct client's per-part retries. */
 export const FILE_BACKOFF: BackoffOptions = { ...DEFAULT_BACKOFF, attempts: 8, baseMs: 1_000, capMs: 60_000 };
+
+/**
+ * Runs one file's attempts until one succeeds, a failure is not worth retrying, or the attempts run out: each
+ * attempt resumes from the saved state, after a full-jitter wait the progress line shows ("retrying: in 3.2 s").
+ */
+export async function withRetries<T>(
+  attempt: () => Promise<T>,
+  progress: FileProgress,
+  retry: BackoffOptions,
+  signal: AbortSignal,
+): Promise<T> {
+  return retrying(attempt, {
+    ...retry,
+    signal,
+    retryable: (error) => error instanceof TransferError && error.retryable && !signal.aborted,
+    sleep: async (ms) => {
+      progress.state = 'retrying';
+      progress.note = `in ${(ms / 1000).toFixed(1)} s`;
+      await sleep(ms, undefined, { signal });
+    },
+  });
+}

@@ -12,10 +12,14 @@ import { createReadStream } from 'node:fs';
 import { DetailedError, Upload, type HttpRequest } from 'tus-js-client';
 import { backoffDelay } from '../client/backoff.js';
 import { MiB } from '../config/units.js';
-import { TransferError, retryableStatus, type Transfer } from './transfer.js';
-import { fingerprint } from './upload-state.js';
+import type { FileProgress } from './progress.js';
+import { TransferError, retryableStatus, withRetries, type Transfer, type TransferResult, type TransferSettings } from './transfer.js';
+import { fingerprint, type LocalFile } from './upload-state.js';
 
 export const DEFAULT_TUS_CHUNK = 32 * MiB;
+
+/** tus-js-client's own retries of one request (then the whole file is tried again: withRetries). */
+const TUS_REQUEST_RETRY = { attempts: 6, baseMs: 500, capMs: 15_000 };
 
 /** tus-js-client takes its waits as a list: one full-jitter draw per retry, exponentially growing. */
 function jitteredDelays(settings: { attempts: number; baseMs: number; capMs: number }): number[] {
@@ -39,9 +43,25 @@ function describe(error: Error | DetailedError): TransferError {
 
 export const tusTransfer: Transfer = async ({ file, progress, signal }, settings) => {
   const key = fingerprint(file, settings.tusEndpoint, 'tus');
+  // tus-js-client retries each request on its own schedule; when it gives up, the file is tried again (resuming
+  // from the saved URL) on the longer one of the command.
+  // The offset the server held when this run first took the file up (later attempts continue from further on).
+  const firstOffset: { bytes?: number } = {};
+  const result = await withRetries(() => attempt(file, progress, signal, settings, key, firstOffset), progress, settings.retry, signal);
+  await settings.state.forget(key);
+  return result;
+};
+
+async function attempt(
+  file: LocalFile,
+  progress: FileProgress,
+  signal: AbortSignal,
+  settings: TransferSettings,
+  key: string,
+  firstOffset: { bytes?: number },
+): Promise<TransferResult> {
   const saved = await settings.state.load(key);
   let saving: Promise<void> = Promise.resolve();
-  let resumedFrom: number | undefined;
 
   const upload = await new Promise<Upload>((resolve, reject) => {
     const upload: Upload = new Upload(createReadStream(file.realPath), {
@@ -51,7 +71,7 @@ export const tusTransfer: Transfer = async ({ file, progress, signal }, settings
       chunkSize: settings.chunkSize ?? DEFAULT_TUS_CHUNK,
       headers: settings.token ? { Authorization: `Bearer ${settings.token}` } : {},
       metadata: { filename: file.name, filetype: 'application/octet-stream' },
-      retryDelays: jitteredDelays(settings.retry),
+      retryDelays: jitteredDelays(TUS_REQUEST_RETRY),
       // This command keeps its own state (upload-state.ts); tus-js-client's file storage is not used.
       storeFingerprintForResuming: false,
       onShouldRetry: (error) => retryableStatus(error.originalResponse?.getStatus()),
@@ -73,7 +93,7 @@ export const tusTransfer: Transfer = async ({ file, progress, signal }, settings
         if (request.getMethod() !== 'PATCH') return;
         // No byte goes before the upload URL is on disk: a kill at any later moment can be resumed.
         await saving;
-        resumedFrom ??= Number(request.getHeader('Upload-Offset') ?? 0);
+        firstOffset.bytes ??= Number(request.getHeader('Upload-Offset') ?? 0);
         if (progress.state === 'retrying') progress.state = 'uploading';
       },
       onProgress: (sent) => progress.update(sent),
@@ -91,9 +111,8 @@ export const tusTransfer: Transfer = async ({ file, progress, signal }, settings
 
   const url = upload.url!;
   await confirmComplete(url, settings.token, file.size, signal);
-  await settings.state.forget(key);
-  return { id: new URL(url).pathname.split('/').filter(Boolean).pop() ?? url, url, resumedFrom: resumedFrom ?? file.size };
-};
+  return { id: new URL(url).pathname.split('/').filter(Boolean).pop() ?? url, url, resumedFrom: firstOffset.bytes ?? file.size };
+}
 
 /**
  * Asks the server (HEAD, standard tus) whether it holds the whole upload: only then is the file counted as

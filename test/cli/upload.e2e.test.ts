@@ -116,6 +116,28 @@ describe('freight upload over tus', () => {
     }
   });
 
+  test('the server goes away for a moment mid-upload: the command retries by itself, resumes, and exits 0', async () => {
+    const proxy = await holdingProxy(ctx.freight.url);
+    try {
+      const user = uniqueUser('cli-outage');
+      const { file, data } = await localFile('outage.bin', 40 * MiB);
+      const offset = async () => Number((await uploadRows(user))[0]?.bytes_received ?? 0);
+      const run = cli(['upload', file, '--endpoint', proxy.url, '--token', await tokenFor(user), '--chunk-size', '4MiB', '--json']);
+      await whenStored(run, offset, 12 * MiB);
+      await proxy.down();
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      await proxy.up();
+      expect(await run.exited, run.stderr()).toBe(0);
+      expect(JSON.parse(run.stdout()) as JsonResult).toMatchObject({ ok: true, files: [{ status: 'completed', resumedFrom: 0 }] });
+      const rows = await uploadRows(user);
+      expect(rows).toHaveLength(1);
+      expect(await sha256OfObject(ctx.s3, ctx.bucket.bucket, rows[0]!.storage_key)).toBe(sha256(data));
+      expect(proxy.relayed.toTarget).toBeLessThan(data.length + 3 * 4 * MiB + MiB);
+    } finally {
+      await proxy.down();
+    }
+  });
+
   test('several files, tus to Freight with no options but the endpoint and token: progress per file, exit 0', async () => {
     const user = uniqueUser('cli-many');
     const a = await localFile('a.bin', 3 * MiB);
