@@ -148,3 +148,16 @@ export async function runCleanups(cleanups: Cleanup[]): Promise<void> {
     await cleanup().catch((error: unknown) => console.error('cleanup:', error));
   }
 }
+
+/** Debian's Chromium, which the browser tests drive through playwright-core (never a downloaded browser build). */
+export const CHROMIUM = '/usr/bin/chromium';
+
+/** Installs Debian's `chromium` package when it is missing (root, as scripts/s3-local.sh installs its gateway). */
+export async function ensureChromium(): Promise<string> {
+  if (existsSync(CHROMIUM)) return CHROMIUM;
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  await run('apt-get', ['update', '-qq'], { env, timeout: 300_000 });
+  await run('apt-get', ['-o', 'DPkg::Lock::Timeout=600', 'install', '-y', '-qq', 'chromium'], { env, timeout: 600_000, maxBuffer: 64 * 1024 * 1024 });
+  if (!existsSync(CHROMIUM)) throw new Error(`apt-get install chromium left no ${CHROMIUM}`);
+  return CHROMIUM;
+}

@@ -5,8 +5,12 @@
  *   /s3/multipart/*   the same, in Uppy Companion's shape src/direct/
  *   /api/uploads/*    the owner's view of their uploads   src/api/
  *   /healthz /readyz  operations                          src/ops/
+<<<<<<< HEAD
  *   /metrics          Prometheus metrics                  src/ops/
  * The janitor runs every JANITOR_INTERVAL (src/janitor/); webhooks are delivered from an outbox (src/webhooks/).
+=======
+ *   /                 the upload page (built from web/)   src/web/
+>>>>>>> people
  * State lives in one upload-state service (src/uploads/) over Postgres or PGlite (src/db/).
  */
 import { access, constants } from 'node:fs/promises';
@@ -45,6 +49,7 @@ import type { UploadService } from './uploads/service.js';
 import { createUploadService } from './uploads/wiring.js';
 import { deliverWebhooks } from './webhooks/delivery.js';
 import { preCreateCheck } from './webhooks/pre-create.js';
+import { webPlugin } from './web/plugin.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -194,6 +199,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const janitor = janitorDeps({ config, database, uploads, tusStore, s3, log: app.log });
   app.decorate('janitor', { run: (options?: JanitorOptions) => metrics.countJanitorRun(() => runJanitor(janitor, options)) });
   if (config.janitorIntervalMs > 0) scheduleJanitor(app, app.janitor.run, config.janitorIntervalMs);
+  await app.register(webPlugin);
 
   return app;
 }

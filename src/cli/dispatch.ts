@@ -10,6 +10,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ command:
   cleanup: { summary: 'run the janitor once (--dry-run: only list what it would do)', load: () => import('./cleanup.js') },
   token: { summary: 'print a bearer token for a user', load: () => import('./token.js') },
   uploads: { summary: 'list uploads, or show one, from the database', load: () => import('./uploads.js') },
+  upload: { summary: 'upload files, resumably (tus, or --direct to S3)', load: () => import('./upload.js') },
 };
 
 function overview(): string {

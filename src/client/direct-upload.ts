@@ -4,12 +4,16 @@
  * signed in batches, PUTs parts concurrently straight to S3, retries only the parts that fail (exponential
  * backoff, full jitter), resumes from what S3 already holds, and completes.
  *
- * Memory: the parts being uploaded (`concurrency`, 4 by default); for a stream source, which cannot be read
- * twice, also the parts hashed ahead (up to 4 × `concurrency`).
+ * Memory: a file source is streamed from disk, part by part (read once for its MD5, once more for the PUT), so
+ * what the client holds does not grow with the part or the file size: stream buffers per part in flight. A buffer
+ * source is already in memory. A stream source, which cannot be read twice, holds the parts being uploaded
+ * (`concurrency`, 4 by default) and those hashed ahead (up to 4 × `concurrency`).
  */
 import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
+import { putStream } from './stream-put.js';
 import { DEFAULT_BACKOFF, retrying, type BackoffOptions } from './backoff.js';
 
 /** Where the bytes come from: any range of the file, read when its part is uploaded. */
@@ -18,8 +22,16 @@ export interface PartSource {
   /** Whether a range can be read again (a file, a buffer), or only once in order (a stream). */
   rereadable: boolean;
   read(start: number, end: number): Promise<Uint8Array<ArrayBuffer>>;
+  /**
+   * The bytes [start, end) as a stream, read again at each call (a file): parts are then hashed and sent without
+   * ever being held whole in memory.
+   */
+  stream?(start: number, end: number): Readable;
   close?(): Promise<void>;
 }
+
+/** Stream buffers of a file source: large enough for few reads per part, small beside any part. */
+const FILE_STREAM_CHUNK = 1024 * 1024;
 
 export async function fileSource(path: string): Promise<PartSource> {
   const handle = await open(path, 'r');
@@ -37,7 +49,12 @@ export async function fileSource(path: string): Promise<PartSource> {
       }
       return buffer;
     },
-    close: () => handle.close(),
+    // A stream of its own per call (its own file descriptor): parts in flight read independently.
+    stream: (start, end) => createReadStream(path, { start, end: end - 1, highWaterMark: FILE_STREAM_CHUNK }),
+    // Closing twice is harmless (a caller may close what the uploader already closed).
+    close: async () => {
+      if (handle.fd !== -1) await handle.close();
+    },
   };
 }
 
@@ -123,9 +140,11 @@ export interface DirectUploadOptions {
   /** MD5 per part, bound into its URL (default true). */
   checksums?: boolean;
   retry?: Partial<BackoffOptions>;
+  /** For calls to Freight and PUTs of parts held in memory; parts streamed from a file go through node:http(s). */
   fetch?: typeof fetch;
   signal?: AbortSignal;
-  onCreated?(id: string): void;
+  /** Called once the upload exists, before any part is sent; a promise it returns is awaited. */
+  onCreated?(id: string): unknown;
   onProgress?(bytesUploaded: number, bytesTotal: number): void;
 }
 
@@ -136,6 +155,8 @@ export interface DirectUploadResult {
   size: number;
   /** Parts this run uploaded (not those found already stored when resuming). */
   uploadedParts: number;
+  /** Bytes found already stored in S3 and kept (a resumed upload); 0 for a new one. */
+  resumedBytes: number;
 }
 
 interface SignedUrl {
@@ -144,8 +165,17 @@ interface SignedUrl {
   headers: Record<string, string>;
 }
 
-const md5Base64 = (data: Uint8Array) => createHash('md5').update(data).digest('base64');
-const md5Hex = (data: Uint8Array) => createHash('md5').update(data).digest('hex');
+/** The MD5 of the bytes [start, end) of the source: streamed when it can be, else read whole. */
+async function partMd5(source: PartSource, start: number, end: number, encoding: 'base64' | 'hex'): Promise<string> {
+  const hash = createHash('md5');
+  if (source.stream) {
+    for await (const chunk of source.stream(start, end)) hash.update(chunk as Buffer);
+  } else {
+    hash.update(await source.read(start, end));
+  }
+  return hash.digest(encoding);
+}
+
 const bareEtag = (etag: string) => etag.replace(/"/g, '');
 
 /** Uploads `options.source` to S3 through Freight's direct API: start (or resume), send the parts, complete. */
@@ -159,7 +189,7 @@ export async function uploadDirect(options: DirectUploadOptions): Promise<Direct
     sign: async (parts) => (await api<{ parts: SignedUrl[] }>('POST', `/api/multipart/${id}/sign`, { parts })).parts,
     progress: progressReporter(options),
   };
-  const { etags, todo } = await reuseStoredParts(run, stored);
+  const { etags, todo, keptBytes } = await reuseStoredParts(run, stored);
   let uploadedParts: number;
   try {
     uploadedParts = await sendParts(run, todo, etags);
@@ -172,7 +202,7 @@ export async function uploadDirect(options: DirectUploadOptions): Promise<Direct
     `/api/multipart/${id}/complete`,
     { parts },
   );
-  return { ...completed, uploadedParts };
+  return { ...completed, uploadedParts, resumedBytes: keptBytes };
 }
 
 /** A call to Freight's JSON API; an answer other than 2xx is a DirectUploadError with Freight's message. */
@@ -227,7 +257,7 @@ async function startUpload(
     metadata: options.metadata,
     parts: [],
   });
-  options.onCreated?.(created.id);
+  await options.onCreated?.(created.id);
   return { id: created.id, partSize: created.partSize, stored };
 }
 
@@ -266,26 +296,31 @@ interface PartRun {
  * The ETags of the parts S3 already holds that can stay (the same bytes: same MD5, or when that cannot be told,
  * at least the same size), and the part numbers still to send.
  */
-async function reuseStoredParts(run: PartRun, stored: StoredParts): Promise<{ etags: Map<number, string>; todo: number[] }> {
+async function reuseStoredParts(
+  run: PartRun,
+  stored: StoredParts,
+): Promise<{ etags: Map<number, string>; todo: number[]; keptBytes: number }> {
   const { source } = run.options;
   const checksums = run.options.checksums ?? true;
   const etags = new Map<number, string>();
   const todo: number[] = [];
+  let keptBytes = 0;
   for (let partNumber = 1; partNumber <= run.layout.count; partNumber++) {
     const [start, end] = run.layout.bounds(partNumber);
     const have = stored.get(partNumber);
     if (have && have.size === end - start) {
       const etag = bareEtag(have.etag);
-      const same = !checksums || !/^[0-9a-f]{32}$/.test(etag) || md5Hex(await source.read(start, end)) === etag;
+      const same = !checksums || !/^[0-9a-f]{32}$/.test(etag) || (await partMd5(source, start, end, 'hex')) === etag;
       if (same) {
         etags.set(partNumber, have.etag);
+        keptBytes += end - start;
         run.progress(end - start);
         continue;
       }
     }
     todo.push(partNumber);
   }
-  return { etags, todo };
+  return { etags, todo, keptBytes };
 }
 
 /**
@@ -353,8 +388,13 @@ async function prepareBatch(run: PartRun, partNumbers: readonly number[]): Promi
   const hashed = [];
   for (const partNumber of partNumbers) {
     const [start, end] = run.layout.bounds(partNumber);
-    const data = checksums || !source.rereadable ? await source.read(start, end) : undefined;
-    hashed.push({ partNumber, md5: checksums && data ? md5Base64(data) : undefined, data: source.rereadable ? undefined : data });
+    if (source.rereadable) {
+      // Read now for the MD5 only (streamed where the source can), and again when the part is sent.
+      hashed.push({ partNumber, md5: checksums ? await partMd5(source, start, end, 'base64') : undefined, data: undefined });
+    } else {
+      const data = await source.read(start, end);
+      hashed.push({ partNumber, md5: checksums ? createHash('md5').update(data).digest('base64') : undefined, data });
+    }
   }
   const signed = await run.sign(hashed.map(({ partNumber, md5 }) => ({ partNumber, md5 })));
   return hashed.map((part, i) => ({ ...part, signed: signed[i]! }));
@@ -364,16 +404,23 @@ async function prepareBatch(run: PartRun, partNumbers: readonly number[]): Promi
 async function putPart(run: PartRun, part: Prepared): Promise<string> {
   const { source, signal } = run.options;
   const [start, end] = run.layout.bounds(part.partNumber);
-  const data = part.data ?? (await source.read(start, end));
+  // A source that streams is read again at each attempt; any other is read once and held until the part is stored.
+  const data = part.data ?? (source.stream ? undefined : await source.read(start, end));
+  const put = async (url: string, headers: Record<string, string>): Promise<{ status: number; etag: string | null; text: string }> => {
+    if (data) {
+      const res = await run.http(url, { method: 'PUT', body: data, headers, signal });
+      return { status: res.status, etag: res.headers.get('etag'), text: await res.text() };
+    }
+    const answer = await putStream(url, headers, source.stream!(start, end), end - start, signal);
+    return { status: answer.status, etag: typeof answer.headers.etag === 'string' ? answer.headers.etag : null, text: answer.text };
+  };
   return retrying(
     async (attempt) => {
       // A retry gets a fresh URL: the old one may have expired while the part waited or failed.
       const signed = attempt === 0 ? part.signed : (await run.sign([{ partNumber: part.partNumber, md5: part.md5 }]))[0]!;
-      const res = await run.http(signed.url, { method: 'PUT', body: data, headers: signed.headers, signal });
-      const detail = await res.text();
-      if (!res.ok) throw new DirectUploadError(`part ${part.partNumber}: S3 answered ${res.status} ${detail.slice(0, 200)}`, 's3', res.status);
-      const etag = res.headers.get('etag');
-      if (!etag) throw new DirectUploadError(`part ${part.partNumber}: S3 sent no ETag (is it exposed by the bucket's CORS rules?)`, 's3', res.status);
+      const { status, etag, text } = await put(signed.url, signed.headers);
+      if (status < 200 || status > 299) throw new DirectUploadError(`part ${part.partNumber}: S3 answered ${status} ${text.slice(0, 200)}`, 's3', status);
+      if (!etag) throw new DirectUploadError(`part ${part.partNumber}: S3 sent no ETag (is it exposed by the bucket's CORS rules?)`, 's3', status);
       return etag;
     },
     {

@@ -5,7 +5,10 @@
 import { createHash } from 'node:crypto';
 import { CompleteMultipartUploadCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, test, vi, type MockInstance } from 'vitest';
-import { bufferSource, uploadDirect } from '../../src/client/direct-upload.js';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { bufferSource, fileSource, uploadDirect } from '../../src/client/direct-upload.js';
 import { PartPresigner } from '../../src/direct/presigner.js';
 import {
   freightOnS3,
@@ -198,6 +201,45 @@ describe('direct uploads with the project client', () => {
     });
     expect(result.uploadedParts).toBe(3);
     expect(await sha256OfObject(ctx.s3, ctx.bucket.bucket, result.key)).toBe(sha256(data));
+  });
+});
+
+describe('a file streamed from disk', () => {
+  test('its parts are hashed and sent as streams, never read whole into memory, and resume checks stream too', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'freight-direct-file-'));
+    try {
+      const file = path.join(dir, 'disk.bin');
+      const data = randomData(17 * MiB + 3);
+      await writeFile(file, data);
+      const user = uniqueUser('hana');
+      const token = await tokenFor(user);
+      // A file source that refuses whole-part reads: every byte must come through stream().
+      const streamingOnly = async () => {
+        const source = await fileSource(file);
+        return { ...source, read: () => Promise.reject(new Error('a whole part was read into memory')) };
+      };
+      const controller = new AbortController();
+      let id = '';
+      let parts = 0;
+      await expect(
+        uploadDirect({
+          endpoint: ctx.freight.url,
+          token,
+          source: await streamingOnly(),
+          filename: 'disk.bin',
+          partSize: 5 * MiB,
+          concurrency: 1,
+          signal: controller.signal,
+          onCreated: (created) => (id = created),
+          onProgress: () => ++parts === 2 && controller.abort(),
+        }),
+      ).rejects.toThrow();
+      const result = await uploadDirect({ endpoint: ctx.freight.url, token, source: await streamingOnly(), filename: 'disk.bin', resume: { id } });
+      expect(result.uploadedParts).toBe(2);
+      expect(await sha256OfObject(ctx.s3, ctx.bucket.bucket, result.key)).toBe(sha256(data));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 
