@@ -8,39 +8,28 @@
  * Contenders run alternately (A B C D A B C D …); each figure is the median of the rounds. Results go to
  * bench/results/<date>.json, the table and the RSS plot to BENCHMARKS.md and bench/results/<date>-rss.svg.
  */
-import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { existsSync, statSync } from 'node:fs';
-import { mkdir, open, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs, promisify } from 'node:util';
+import { parseArgs } from 'node:util';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { ensurePostgres, ensureS3, repoRoot, runCleanups, s3ClientFor, type Cleanup, type S3Settings } from '../scripts/services.js';
 import { S3_LIMITS, loadConfig } from '../src/config/index.js';
 import { parseSize } from '../src/config/units.js';
 import { benchToken, deleteObject, directContender, limitContender, tusContender, type Contender } from './contenders.js';
 import { directCreateLatency, headThroughput, signTenThousand, tusCreateLatency } from './micro.js';
+import { DataPattern } from './data.js';
+import { collectGarbage, gatewayCpu } from './gateway.js';
+import { log } from './log.js';
+import { GiB, MB, MiB, formatSize } from './numbers.js';
 import { cpuSeconds, sample } from './proc.js';
-import {
-  GiB,
-  MB,
-  MiB,
-  benchmarksPage,
-  evaluateTargets,
-  formatSize,
-  rssSvg,
-  summarize,
-  summaryTable,
-  type BenchResult,
-  type Run,
-} from './report.js';
+import { benchmarksPage, evaluateTargets, summarize, summaryTable, type BenchResult, type Run } from './report.js';
+import { rssSvg } from './rss.js';
 import { startBareProcess, startFreightProcess, startScript, tunablesSet, type ServerProcess } from './servers.js';
 
 // The AWS SDK is pinned to releases that run on Node 20; its notice about later ones is noise here.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
-const run = promisify(execFile);
 const ROOT = repoRoot();
 const WORK = path.join(ROOT, 'bench', '.work');
 
@@ -60,46 +49,11 @@ const sizes = (args.size ?? ['256MiB', '2GiB']).flatMap((text) => text.split(','
 });
 const rounds = Number(args.rounds);
 const memorySize = parseSize(args['memory-size']!) ?? 4 * GiB;
-const log = (message: string) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}`);
-
-/** A data file of `size` bytes: 64 MiB of random bytes repeated, each copy stamped with its index (no two parts alike). */
-async function dataFile(size: number): Promise<string> {
-  const file = path.join(WORK, `data-${size}.bin`);
-  if (existsSync(file) && statSync(file).size === size) return file;
-  await mkdir(WORK, { recursive: true });
-  const block = randomBytes(64 * MiB);
-  const handle = await open(file, 'w');
-  for (let offset = 0, index = 0; offset < size; offset += block.length, index++) {
-    block.writeBigUInt64BE(BigInt(index), 0);
-    await handle.write(block, 0, Math.min(block.length, size - offset), offset);
-  }
-  await handle.close();
-  return file;
-}
 
 /** S3_PART_CONCURRENCY parts of S3_PART_SIZE (as Freight runs here), plus the partial part a resumed request picks up. */
 function tempDiskBudget(): number {
   const settings = loadConfig({ AUTH_DISABLED: 'true', ...tunablesSet() });
   return settings.partConcurrency * settings.partSize + S3_LIMITS.minPartSize;
-}
-
-/** CPU of the gateway's daemons, when this run started the gateway (so their pids are known). */
-async function gatewayCpu(s3: S3Settings): Promise<number | null> {
-  if (!s3.rgwDir) return null;
-  let total = 0;
-  for (const name of ['rgw', 'osd.0', 'mon.a']) {
-    const pid = Number(await readFile(path.join(s3.rgwDir, 'run', `${name}.pid`), 'utf8').catch(() => '0'));
-    if (pid) total += cpuSeconds(pid);
-  }
-  return total;
-}
-
-/** Deleted objects are freed by the gateway's garbage collector, normally hours later: run it now. */
-async function collectGarbage(s3: S3Settings): Promise<void> {
-  if (!s3.rgwDir) return;
-  await run('radosgw-admin', ['gc', 'process', '--include-all'], { env: { ...process.env, CEPH_CONF: path.join(s3.rgwDir, 'ceph.conf') } }).catch(
-    (error: unknown) => log(`gc: ${String(error)}`),
-  );
 }
 
 async function measure(contender: Contender, file: string, size: number, round: number, s3: S3Settings, bucket: string): Promise<Run> {
@@ -151,9 +105,10 @@ async function main() {
     await client.send(new CreateBucketCommand({ Bucket: bucket }));
     client.destroy();
 
+    const data = new DataPattern();
     log(`data files: ${[...sizes, memorySize].map(formatSize).join(', ')} (in bench/.work/)`);
     const files = new Map<number, string>();
-    for (const size of new Set([...sizes, memorySize])) files.set(size, await dataFile(size));
+    for (const size of new Set([...sizes, memorySize])) files.set(size, await data.file(WORK, size));
 
     const freight = await startFreightProcess(ROOT, WORK, s3, bucket, databaseUrl);
     servers.push(freight);
@@ -168,7 +123,7 @@ async function main() {
     ];
 
     // One unrecorded upload each first, so that no contender is measured while its code is still being compiled.
-    const warmUp = await dataFile(32 * MiB);
+    const warmUp = await data.file(WORK, 32 * MiB);
     for (const contender of contenders) await measure(contender, warmUp, 32 * MiB, 0, s3, bucket);
 
     const runs: Run[] = [];
@@ -248,7 +203,7 @@ async function main() {
         ),
       );
     }
-    await writeFile(path.join(ROOT, 'BENCHMARKS.md'), benchmarksPage(result, targets, svgName));
+    await writeFile(path.join(ROOT, 'BENCHMARKS.md'), benchmarksPage(result, targets, { memory: svgName }));
     log(`results: ${path.relative(ROOT, jsonPath)}, BENCHMARKS.md${svgName ? `, bench/results/${svgName}` : ''}`);
     console.log('\n' + summaryTable(summaries));
     for (const target of targets) console.log(`${target.met ? 'met    ' : 'NOT MET'}  ${target.target}: ${target.measured}`);
