@@ -3,18 +3,26 @@
  * counts the HTTP requests it makes (to any server).
  */
 import { createReadStream } from 'node:fs';
-import { DeleteObjectCommand } from '@aws-sdk/client-s3';
+import type { Readable } from 'node:stream';
+import { DeleteObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
 import { Upload as S3Upload } from '@aws-sdk/lib-storage';
 import { Upload as TusUpload } from 'tus-js-client';
 import { s3ClientFor, type S3Settings } from '../scripts/services.js';
 import { Authenticator } from '../src/auth/authenticator.js';
 import { fileSource, uploadDirect } from '../src/client/direct-upload.js';
+import type { CountingRelay } from './counting-relay.js';
 import { BENCH_SECRET, type ServerProcess } from './servers.js';
 
 export interface Contender {
   name: string;
   /** The server process whose costs are measured (none for straight-to-S3). */
   server: ServerProcess | undefined;
+  /** The PATCH size of a tus client that splits the body (none: one PATCH, or not tus). */
+  chunkSize?: number | undefined;
+  /** The counting relay the server reaches S3 through, when its S3 traffic is measured. */
+  relay?: CountingRelay | undefined;
+  /** The largest upload the server takes at this chunk size, when the chunking bounds it. */
+  largestUpload?: number | undefined;
   /** Uploads the file; returns the object key and the number of HTTP requests made. */
   upload(file: string, size: number): Promise<{ key: string; requests: number }>;
 }
@@ -45,30 +53,55 @@ export function limitContender(s3: S3Settings, bucket: string): Contender {
   };
 }
 
-/** tus-js-client streaming the whole file in one PATCH (its default), as most users run it. */
-export function tusContender(name: string, server: ServerProcess, token: string | undefined): Contender {
+/**
+ * One upload with tus-js-client: `input` is a file stream (read again per PATCH) or any stream (buffered a chunk at
+ * a time, so `chunkSize` is then required). Without `chunkSize` the whole body goes in one PATCH, tus-js-client's
+ * default. Returns the upload's id (its object key on both servers) and the HTTP requests made.
+ */
+export function tusUpload(options: {
+  url: string;
+  token: string | undefined;
+  input: Readable;
+  size: number;
+  chunkSize?: number | undefined;
+}): Promise<{ key: string; requests: number }> {
+  let requests = 0;
+  return new Promise((resolve, reject) => {
+    const upload = new TusUpload(options.input, {
+      endpoint: `${options.url}/files/`,
+      uploadSize: options.size,
+      ...(options.chunkSize ? { chunkSize: options.chunkSize } : {}),
+      headers: options.token ? { Authorization: `Bearer ${options.token}` } : {},
+      metadata: { filename: 'bench.bin', filetype: 'application/octet-stream' },
+      retryDelays: [],
+      storeFingerprintForResuming: false,
+      onBeforeRequest: () => {
+        requests++;
+      },
+      onSuccess: () => resolve({ key: new URL(upload.url!).pathname.split('/').pop()!, requests }),
+      onError: reject,
+    });
+    upload.start();
+  });
+}
+
+/**
+ * tus-js-client sending the file: in one PATCH (its default, as most users run it), or in PATCHes of `chunkSize`.
+ * With a `relay`, the server's S3 traffic passes through it and is counted.
+ */
+export function tusContender(
+  name: string,
+  server: ServerProcess,
+  token: string | undefined,
+  options: { chunkSize?: number; relay?: CountingRelay; largestUpload?: number } = {},
+): Contender {
   return {
     name,
     server,
-    upload(file, size) {
-      let requests = 0;
-      return new Promise((resolve, reject) => {
-        const upload = new TusUpload(createReadStream(file), {
-          endpoint: `${server.url}/files/`,
-          uploadSize: size,
-          headers: token ? { Authorization: `Bearer ${token}` } : {},
-          metadata: { filename: 'bench.bin', filetype: 'application/octet-stream' },
-          retryDelays: [],
-          storeFingerprintForResuming: false,
-          onBeforeRequest: () => {
-            requests++;
-          },
-          onSuccess: () => resolve({ key: new URL(upload.url!).pathname.split('/').pop()!, requests }),
-          onError: reject,
-        });
-        upload.start();
-      });
-    },
+    chunkSize: options.chunkSize,
+    relay: options.relay,
+    largestUpload: options.largestUpload,
+    upload: (file, size) => tusUpload({ url: server.url, token, input: createReadStream(file), size, chunkSize: options.chunkSize }),
   };
 }
 
@@ -93,6 +126,21 @@ export function directContender(server: ServerProcess, token: string): Contender
       return { key: result.key, requests };
     },
   };
+}
+
+/**
+ * What S3 holds under `key`: its size and the number of parts it was assembled from (the `-N` suffix of a
+ * multipart object's ETag; 1 for an object stored by a single PUT).
+ */
+export async function storedObject(s3: S3Settings, bucket: string, key: string): Promise<{ size: number; parts: number }> {
+  const client = s3ClientFor(s3);
+  try {
+    const head = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+    const suffix = /-(\d+)"?$/.exec(head.ETag ?? '');
+    return { size: head.ContentLength ?? 0, parts: suffix ? Number(suffix[1]) : 1 };
+  } finally {
+    client.destroy();
+  }
 }
 
 export async function deleteObject(s3: S3Settings, bucket: string, key: string): Promise<void> {

@@ -13,6 +13,16 @@ export interface Run {
   serverPeakRss: number | null;
   peakTempDisk: number | null;
   requests: number;
+  /** The PATCH size of a tus client that splits the body (null: one PATCH, or not tus). */
+  chunkSize: number | null;
+  /** The parts of the object stored (its ETag suffix), and its size. */
+  partsStored: number;
+  objectSize: number;
+  /** Bytes between the server and S3, through a counting relay (null when the server was not behind one). */
+  s3BytesSent: number | null;
+  s3BytesReceived: number | null;
+  /** The largest upload the server takes at this chunk size (null: no bound from the chunking). */
+  largestUpload: number | null;
 }
 
 export interface Summary {
@@ -25,11 +35,23 @@ export interface Summary {
   serverPeakRss: number | null;
   peakTempDisk: number | null;
   requests: number;
+  chunkSize: number | null;
+  partsStored: number;
+  /** Every run's object had the size sent. */
+  sizesOk: boolean;
+  s3SentPerByte: number | null;
+  s3ReceivedPerByte: number | null;
+  largestUpload: number | null;
 }
 
 const maxOrNull = (values: Array<number | null>): number | null => {
   const known = values.filter((value): value is number => value !== null);
   return known.length ? Math.max(...known) : null;
+};
+
+const medianOrNull = (values: Array<number | null>): number | null => {
+  const known = values.filter((value): value is number => value !== null);
+  return known.length ? median(known) : null;
 };
 
 export function summarize(runs: Run[]): Summary[] {
@@ -55,6 +77,12 @@ export function summarize(runs: Run[]): Summary[] {
         serverPeakRss: maxOrNull(mine.map((run) => run.serverPeakRss)),
         peakTempDisk: maxOrNull(mine.map((run) => run.peakTempDisk)),
         requests: median(mine.map((run) => run.requests)),
+        chunkSize: mine[0]!.chunkSize,
+        partsStored: median(mine.map((run) => run.partsStored)),
+        sizesOk: mine.every((run) => run.objectSize === size),
+        s3SentPerByte: medianOrNull(mine.map((run) => (run.s3BytesSent === null ? null : run.s3BytesSent / size))),
+        s3ReceivedPerByte: medianOrNull(mine.map((run) => (run.s3BytesReceived === null ? null : run.s3BytesReceived / size))),
+        largestUpload: mine[0]!.largestUpload,
       });
     }
   }
@@ -67,17 +95,24 @@ export function summaryTable(summaries: Summary[]): string {
   const lines: string[] = [];
   for (const size of [...new Set(summaries.map((s) => s.size))]) {
     lines.push(`**${formatSize(size)}**`, '');
-    lines.push('| contender | MB/s (median) | × limit | server CPU s/GiB | gateway CPU s/GiB | server peak RSS | peak temp disk | requests |');
-    lines.push('|---|---:|---:|---:|---:|---:|---:|---:|');
+    lines.push(
+      '| contender | MB/s (median) | × limit | server CPU s/GiB | gateway CPU s/GiB | server peak RSS | peak temp disk | requests | parts stored | bytes to / from S3 per byte | largest upload |',
+    );
+    lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const s of summaries.filter((summary) => summary.size === size)) {
+      const parts = s.sizesOk ? String(s.partsStored) : `${s.partsStored}, **wrong size**`;
+      const s3 = s.s3SentPerByte === null ? '—' : `${num(s.s3SentPerByte, 3)} / ${num(s.s3ReceivedPerByte, 3)}`;
+      const largest = s.largestUpload === null ? '—' : formatLargest(s.largestUpload);
       lines.push(
-        `| ${s.contender} | ${s.mbPerSecond.toFixed(1)} | ${num(s.ratioToLimit, 2, '×')} | ${num(s.serverCpuPerGiB, 3)} | ${num(s.gatewayCpuPerGiB, 2)} | ${num(s.serverPeakRss === null ? null : s.serverPeakRss / MiB, 0, ' MiB')} | ${num(s.peakTempDisk === null ? null : s.peakTempDisk / MiB, 0, ' MiB')} | ${s.requests} |`,
+        `| ${s.contender} | ${s.mbPerSecond.toFixed(1)} | ${num(s.ratioToLimit, 2, '×')} | ${num(s.serverCpuPerGiB, 3)} | ${num(s.gatewayCpuPerGiB, 2)} | ${num(s.serverPeakRss === null ? null : s.serverPeakRss / MiB, 0, ' MiB')} | ${num(s.peakTempDisk === null ? null : s.peakTempDisk / MiB, 0, ' MiB')} | ${s.requests} | ${parts} | ${s3} | ${largest} |`,
       );
     }
     lines.push('');
   }
   return lines.join('\n');
 }
+
+const formatLargest = (bytes: number) => (bytes % GiB === 0 ? formatSize(bytes) : `${(bytes / GiB).toFixed(1)} GiB`);
 
 export interface Target {
   target: string;
@@ -179,6 +214,8 @@ export function evaluateTargets(result: BenchResult): Target[] {
     measured: `peak ${(disk / MiB).toFixed(0)} MiB`,
     met: disk <= result.tempDiskBudget,
   });
+  const bytes = bytesToS3Target(result);
+  if (bytes) targets.push(bytes);
   if (result.micro.headFreight) {
     targets.push({
       target: 'HEAD ≥ 2,000 requests/s (32 concurrent clients, state in Postgres)',
@@ -194,6 +231,31 @@ export function evaluateTargets(result: BenchResult): Target[] {
     });
   }
   return targets;
+}
+
+/** What a PATCH may add to the bytes sent to S3: the staged tail it reads back and sends again, under 5 MiB. */
+const TAIL_BOUND = 5 * MiB;
+/** HTTP headers and the requests that stage and join parts, against the bytes: well under 1 %. */
+const HTTP_OVERHEAD = 0.01;
+
+/**
+ * The tus store sends each byte to S3 once, plus the staged tail (< 5 MiB) a PATCH re-sends: Freight's bytes to S3,
+ * measured by a counting relay, stay under 1.01 × the bytes uploaded + 5 MiB per PATCH, at every chunk size.
+ */
+function bytesToS3Target(result: BenchResult): Target | undefined {
+  const checks: Array<{ what: string; perByte: number; bound: number }> = [];
+  for (const s of result.summaries) {
+    if (!s.contender.startsWith('freight') || s.s3SentPerByte === null) continue;
+    const patches = s.requests - 1;
+    checks.push({ what: `${s.contender} (${formatSize(s.size)})`, perByte: s.s3SentPerByte, bound: 1 + HTTP_OVERHEAD + (patches * TAIL_BOUND) / s.size });
+  }
+  if (checks.length === 0) return undefined;
+  const worst = checks.reduce((a, b) => (b.perByte / b.bound > a.perByte / a.bound ? b : a));
+  return {
+    target: 'freight tus bytes to S3 ≤ 1.01 × the bytes uploaded + 5 MiB per PATCH (counting relay; every chunked row)',
+    measured: `closest: ${worst.what} at ${worst.perByte.toFixed(3)} bytes per byte (bound ${worst.bound.toFixed(3)}); ${checks.length} checked`,
+    met: checks.every((check) => check.perByte <= check.bound),
+  };
 }
 
 /** The page; `plots` names the SVGs written next to the JSON record (in bench/results/). */
@@ -213,12 +275,21 @@ export function benchmarksPage(result: BenchResult, targets: Target[], plots: { 
     '- **freight direct**: the presigned multipart path with the project\'s client (4 parts in flight, MD5 per part).',
     '- **freight tus parallel** (tus-js-client `parallelUploads`): not yet possible, as it needs the tus concatenation',
     '  extension, which is not implemented.',
+    '- **…, 5 MiB PATCHes** and **…, 64 MiB PATCHes**: tus-js-client with `chunkSize` 5 MiB or 64 MiB against bare',
+    '  @tus/server and against Freight, each a server process of its own whose S3_ENDPOINT is a counting relay',
+    '  (`bench/counting-relay.ts`), so that the bytes each sends to S3 are measured outside it.',
     '',
     `Freight runs as \`npm start\` runs it: \`${result.freightStart}\`.`,
     '',
     'Server CPU and RSS are read from `/proc` of the server process (sampled every 100 ms), temp disk is the size of',
     'its part-buffer directory (sampled likewise), gateway CPU is that of the gateway\'s daemons (radosgw, OSD, monitor),',
-    'requests are the HTTP requests the client made.',
+    'requests are the HTTP requests the client made. Parts stored is the `-N` suffix of the stored object\'s ETag',
+    '(HeadObject), whose size is checked too. Bytes to / from S3 per byte are the bytes the server sent to S3 and',
+    'received from it (HTTP headers included) per byte uploaded, counted by the relay; only the chunked rows go through',
+    'one, and its work (in the benchmark process) shares the machine with the rest, so compare chunked rows with each',
+    'other. Largest upload is what the server can take at that PATCH size: bare @tus/server ends a part at the end of',
+    'every PATCH (its parts are never fewer than its PATCHes), so 10,000 PATCHes at most; Freight plans its parts when',
+    'the upload is created, whatever the PATCHes, so its `MAX_UPLOAD_SIZE`.',
     '',
     `Run of ${result.date.slice(0, 16).replace('T', ' ')} UTC, ${result.rounds} rounds, ${Math.round(result.durationSeconds / 60)} minutes:`,
     '',

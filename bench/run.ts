@@ -16,11 +16,20 @@ import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { ensurePostgres, ensureS3, repoRoot, runCleanups, s3ClientFor, type Cleanup, type S3Settings } from '../scripts/services.js';
 import { S3_LIMITS, loadConfig } from '../src/config/index.js';
 import { parseSize } from '../src/config/units.js';
-import { benchToken, deleteObject, directContender, limitContender, tusContender, type Contender } from './contenders.js';
-import { directCreateLatency, headThroughput, signTenThousand, tusCreateLatency } from './micro.js';
+import {
+  benchToken,
+  deleteObject,
+  directContender,
+  limitContender,
+  storedObject,
+  tusContender,
+  type Contender,
+} from './contenders.js';
+import { startCountingRelay, type CountingRelay } from './counting-relay.js';
 import { DataPattern } from './data.js';
 import { collectGarbage, gatewayCpu } from './gateway.js';
 import { log } from './log.js';
+import { directCreateLatency, headThroughput, signTenThousand, tusCreateLatency } from './micro.js';
 import { GiB, MB, MiB, formatSize } from './numbers.js';
 import { cpuSeconds, sample } from './proc.js';
 import { benchmarksPage, evaluateTargets, summarize, summaryTable, type BenchResult, type Run } from './report.js';
@@ -49,6 +58,8 @@ const sizes = (args.size ?? ['256MiB', '2GiB']).flatMap((text) => text.split(','
 });
 const rounds = Number(args.rounds);
 const memorySize = parseSize(args['memory-size']!) ?? 4 * GiB;
+/** The PATCH sizes of the chunked rows. */
+const CHUNK_SIZES = [5 * MiB, 64 * MiB];
 
 /** S3_PART_CONCURRENCY parts of S3_PART_SIZE (as Freight runs here), plus the partial part a resumed request picks up. */
 function tempDiskBudget(): number {
@@ -61,11 +72,15 @@ async function measure(contender: Contender, file: string, size: number, round: 
   const cpu0 = server ? cpuSeconds(server.pid) : 0;
   const gateway0 = await gatewayCpu(s3);
   const sampler = sample(server?.pid, server?.tempDir, 100);
+  contender.relay?.reset();
   const started = performance.now();
   const { key, requests } = await contender.upload(file, size);
   const seconds = (performance.now() - started) / 1000;
+  const relayed = contender.relay?.counts();
   const samples = await sampler.stop();
   const gateway1 = await gatewayCpu(s3);
+  const stored = await storedObject(s3, bucket, key);
+  if (stored.size !== size) log(`${contender.name}: object ${key} holds ${stored.size} bytes, not ${size}`);
   await deleteObject(s3, bucket, key);
   return {
     contender: contender.name,
@@ -78,6 +93,12 @@ async function measure(contender: Contender, file: string, size: number, round: 
     serverPeakRss: server ? samples.peakRss : null,
     peakTempDisk: server ? samples.peakDisk : null,
     requests,
+    chunkSize: contender.chunkSize ?? null,
+    partsStored: stored.parts,
+    objectSize: stored.size,
+    s3BytesSent: relayed?.toS3 ?? null,
+    s3BytesReceived: relayed?.fromS3 ?? null,
+    largestUpload: contender.largestUpload ?? null,
   };
 }
 
@@ -95,6 +116,7 @@ async function machine() {
 async function main() {
   const cleanups: Cleanup[] = [];
   const servers: ServerProcess[] = [];
+  const relays: CountingRelay[] = [];
   const benchStarted = Date.now();
   try {
     log('bringing up PostgreSQL and the S3 gateway');
@@ -110,16 +132,45 @@ async function main() {
     const files = new Map<number, string>();
     for (const size of new Set([...sizes, memorySize])) files.set(size, await data.file(WORK, size));
 
-    const freight = await startFreightProcess(ROOT, WORK, s3, bucket, databaseUrl);
-    servers.push(freight);
-    const bare = await startBareProcess(ROOT, WORK, s3, bucket);
-    servers.push(bare);
+    const start = async <T extends ServerProcess>(server: Promise<T>) => {
+      const started = await server;
+      servers.push(started);
+      return started;
+    };
+    const relayed = async () => {
+      const relay = await startCountingRelay(s3.endpoint);
+      relays.push(relay);
+      return relay;
+    };
+    const freight = await start(startFreightProcess(ROOT, WORK, s3, bucket, databaseUrl));
+    const bare = await start(startBareProcess(ROOT, WORK, s3, bucket));
+    // The chunked rows' servers, each reaching S3 through a counting relay of its own.
+    const freightRelay = await relayed();
+    const freightRelayed = await start(
+      startFreightProcess(ROOT, WORK, { ...s3, endpoint: freightRelay.url }, bucket, databaseUrl, { name: 'freight-relayed' }),
+    );
+    const bareRelay = await relayed();
+    const bareRelayed = await start(startBareProcess(ROOT, WORK, { ...s3, endpoint: bareRelay.url }, bucket, 'bare-relayed'));
     const token = await benchToken();
+    const freightMaxUpload = loadConfig({ AUTH_DISABLED: 'true', ...tunablesSet() }).maxUploadSize;
     const contenders = [
       limitContender(s3, bucket),
       tusContender('bare @tus/server', bare, undefined),
       tusContender('freight tus', freight, token),
       directContender(freight, token),
+      ...CHUNK_SIZES.flatMap((chunkSize) => [
+        tusContender(`bare @tus/server, ${formatSize(chunkSize)} PATCHes`, bareRelayed, undefined, {
+          chunkSize,
+          relay: bareRelay,
+          // @tus/s3-store ends a part at the end of every PATCH, and S3 takes 10,000 parts.
+          largestUpload: S3_LIMITS.maxParts * chunkSize,
+        }),
+        tusContender(`freight tus, ${formatSize(chunkSize)} PATCHes`, freightRelayed, token, {
+          chunkSize,
+          relay: freightRelay,
+          largestUpload: freightMaxUpload,
+        }),
+      ]),
     ];
 
     // One unrecorded upload each first, so that no contender is measured while its code is still being compiled.
@@ -143,7 +194,8 @@ async function main() {
     if (!args['no-memory']) {
       log(`memory over a ${formatSize(memorySize)} upload (RSS sampled each second)`);
       const series = [];
-      for (const contender of [contenders[2]!, contenders[1]!]) {
+      for (const name of ['freight tus', 'bare @tus/server']) {
+        const contender = contenders.find((c) => c.name === name)!;
         const server = contender.server!;
         const sampler = sample(server.pid, undefined, 1000);
         const { key } = await contender.upload(files.get(memorySize)!, memorySize);
@@ -209,6 +261,7 @@ async function main() {
     for (const target of targets) console.log(`${target.met ? 'met    ' : 'NOT MET'}  ${target.target}: ${target.measured}`);
   } finally {
     for (const server of servers) await server.stop();
+    for (const relay of relays) await relay.close();
     await runCleanups(cleanups);
   }
 }
