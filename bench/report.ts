@@ -1,4 +1,6 @@
 /** The benchmark's outputs: the JSON record, the targets and the markdown page. */
+import type { InstancesResult } from './instances.js';
+import { instancesSection } from './instances.js';
 import { GiB, MB, MiB, formatSize, median } from './numbers.js';
 import { growthText, rssGrowth } from './rss.js';
 
@@ -142,6 +144,7 @@ export interface BenchResult {
   tempDiskBudget: number;
   /** How Freight was run: the `npm start` script. */
   freightStart: string;
+  instances?: InstancesResult;
 }
 
 /**
@@ -326,6 +329,7 @@ export function benchmarksPage(result: BenchResult, targets: Target[], plots: { 
       '',
     );
   }
+  if (result.instances) lines.push(...instancesSection(result.instances));
   if (result.memory && plots.memory) {
     lines.push(
       `## Memory over a ${formatSize(result.memory.size)} upload`,
@@ -347,7 +351,7 @@ export function benchmarksPage(result: BenchResult, targets: Target[], plots: { 
     '`npm run bench` (root, Debian): it starts PostgreSQL if needed and its own Ceph RGW on free ports (or uses',
     '`DATABASE_URL` and `S3_ENDPOINT`/`S3_ACCESS_KEY_ID`/`S3_SECRET_ACCESS_KEY` when set), writes the data files to',
     '`bench/.work/`, and records everything in `bench/results/<date>.json`. Flags: `--size 8GiB` (repeatable or',
-    'comma-separated), `--rounds N`, `--memory-size 4GiB`, `--no-micro`, `--no-memory`. `S3_PART_SIZE` and',
+    'comma-separated), `--rounds N`, `--memory-size 4GiB`, `--no-micro`, `--no-memory`, `--no-instances`. `S3_PART_SIZE` and',
     '`S3_PART_CONCURRENCY` set in its environment are passed on to Freight (and shown in the command above).',
     '',
   );

@@ -28,6 +28,7 @@ import {
 import { startCountingRelay, type CountingRelay } from './counting-relay.js';
 import { DataPattern } from './data.js';
 import { collectGarbage, gatewayCpu } from './gateway.js';
+import { measureInstances } from './instances.js';
 import { log } from './log.js';
 import { directCreateLatency, headThroughput, signTenThousand, tusCreateLatency } from './micro.js';
 import { GiB, MB, MiB, formatSize } from './numbers.js';
@@ -49,6 +50,7 @@ const { values: args } = parseArgs({
     'memory-size': { type: 'string', default: '4GiB' },
     'no-micro': { type: 'boolean', default: false },
     'no-memory': { type: 'boolean', default: false },
+    'no-instances': { type: 'boolean', default: false },
   },
 });
 const sizes = (args.size ?? ['256MiB', '2GiB']).flatMap((text) => text.split(',')).map((text) => {
@@ -60,6 +62,8 @@ const rounds = Number(args.rounds);
 const memorySize = parseSize(args['memory-size']!) ?? 4 * GiB;
 /** The PATCH sizes of the chunked rows. */
 const CHUNK_SIZES = [5 * MiB, 64 * MiB];
+/** Concurrent uploads in the two-instance measurement. */
+const INSTANCE_UPLOADS = 4;
 
 /** S3_PART_CONCURRENCY parts of S3_PART_SIZE (as Freight runs here), plus the partial part a resumed request picks up. */
 function tempDiskBudget(): number {
@@ -190,6 +194,17 @@ async function main() {
     }
     const summaries = summarize(runs);
 
+    let instances: BenchResult['instances'];
+    if (!args['no-instances']) {
+      const size = Math.min(...sizes);
+      log(`two instances: ${INSTANCE_UPLOADS} concurrent uploads of ${formatSize(size)}`);
+      const second = await start(
+        startFreightProcess(ROOT, WORK, s3, bucket, databaseUrl, { name: 'freight-second', sharedDataDir: path.dirname(freight.tempDir) }),
+      );
+      instances = await measureInstances({ instances: [freight, second], token, file: files.get(size)!, size, uploads: INSTANCE_UPLOADS, rounds, s3, bucket });
+      await second.stop();
+    }
+
     let memory: { size: number; series: Array<{ name: string; points: Array<[number, number]> }> } | undefined;
     if (!args['no-memory']) {
       log(`memory over a ${formatSize(memorySize)} upload (RSS sampled each second)`);
@@ -238,6 +253,7 @@ async function main() {
       memory,
       tempDiskBudget: tempDiskBudget(),
       freightStart: await startScript(ROOT),
+      instances,
     };
     const targets = evaluateTargets(result);
     await mkdir(path.join(ROOT, 'bench', 'results'), { recursive: true });
