@@ -56,7 +56,9 @@ export function limitContender(s3: S3Settings, bucket: string): Contender {
 /**
  * One upload with tus-js-client: `input` is a file stream (read again per PATCH) or any stream (buffered a chunk at
  * a time, so `chunkSize` is then required). Without `chunkSize` the whole body goes in one PATCH, tus-js-client's
- * default. Returns the upload's id (its object key on both servers) and the HTTP requests made.
+ * default. Without `retries` a failed request fails the upload; with them, tus-js-client retries as it does by
+ * default (after 0, 1, 3 and 5 s) and `onRetry` hears of each failure it retries ("503: <the answer>"). Returns the upload's id (its
+ * object key on both servers) and the HTTP requests made.
  */
 export function tusUpload(options: {
   url: string;
@@ -64,8 +66,10 @@ export function tusUpload(options: {
   input: Readable;
   size: number;
   chunkSize?: number | undefined;
+  retries?: { onRetry(failure: string): void } | undefined;
 }): Promise<{ key: string; requests: number }> {
   let requests = 0;
+  const { retries } = options;
   return new Promise((resolve, reject) => {
     const upload = new TusUpload(options.input, {
       endpoint: `${options.url}/files/`,
@@ -73,7 +77,17 @@ export function tusUpload(options: {
       ...(options.chunkSize ? { chunkSize: options.chunkSize } : {}),
       headers: options.token ? { Authorization: `Bearer ${options.token}` } : {},
       metadata: { filename: 'bench.bin', filetype: 'application/octet-stream' },
-      retryDelays: [],
+      retryDelays: retries ? [0, 1000, 3000, 5000] : [],
+      // tus-js-client's own rule (any failure but a 4xx other than 409 and 423), told to the caller.
+      onShouldRetry: (error) => {
+        const status = error.originalResponse?.getStatus() ?? 0;
+        const retry = status < 400 || status >= 500 || status === 409 || status === 423;
+        if (retry) {
+          const answer = error.originalResponse?.getBody().trim() || error.causingError?.message || error.message;
+          retries?.onRetry(`${status || 'no answer'}: ${answer.replace(/\s+/g, ' ').slice(0, 200)}`);
+        }
+        return retry;
+      },
       storeFingerprintForResuming: false,
       onBeforeRequest: () => {
         requests++;

@@ -3,6 +3,7 @@ import type { InstancesResult } from './instances.js';
 import { instancesSection } from './instances.js';
 import { GiB, MB, MiB, formatSize, median } from './numbers.js';
 import { growthText, rssGrowth } from './rss.js';
+import { soakSection, type SoakResult } from './soak.js';
 
 export interface Run {
   contender: string;
@@ -145,6 +146,7 @@ export interface BenchResult {
   /** How Freight was run: the `npm start` script. */
   freightStart: string;
   instances?: InstancesResult;
+  soak?: SoakResult;
 }
 
 /**
@@ -243,7 +245,8 @@ const HTTP_OVERHEAD = 0.01;
 
 /**
  * The tus store sends each byte to S3 once, plus the staged tail (< 5 MiB) a PATCH re-sends: Freight's bytes to S3,
- * measured by a counting relay, stay under 1.01 × the bytes uploaded + 5 MiB per PATCH, at every chunk size.
+ * measured by a counting relay, stay under 1.01 × the bytes uploaded + 5 MiB per PATCH, at every chunk size and in
+ * the soak.
  */
 function bytesToS3Target(result: BenchResult): Target | undefined {
   const checks: Array<{ what: string; perByte: number; bound: number }> = [];
@@ -252,17 +255,20 @@ function bytesToS3Target(result: BenchResult): Target | undefined {
     const patches = s.requests - 1;
     checks.push({ what: `${s.contender} (${formatSize(s.size)})`, perByte: s.s3SentPerByte, bound: 1 + HTTP_OVERHEAD + (patches * TAIL_BOUND) / s.size });
   }
+  for (const [i, upload] of (result.soak?.uploads ?? []).entries()) {
+    checks.push({ what: `soak upload ${i + 1}`, perByte: upload.toS3 / upload.size, bound: 1 + HTTP_OVERHEAD + (upload.patches * TAIL_BOUND) / upload.size });
+  }
   if (checks.length === 0) return undefined;
   const worst = checks.reduce((a, b) => (b.perByte / b.bound > a.perByte / a.bound ? b : a));
   return {
-    target: 'freight tus bytes to S3 ≤ 1.01 × the bytes uploaded + 5 MiB per PATCH (counting relay; every chunked row)',
+    target: 'freight tus bytes to S3 ≤ 1.01 × the bytes uploaded + 5 MiB per PATCH (counting relay; every chunked row and the soak)',
     measured: `closest: ${worst.what} at ${worst.perByte.toFixed(3)} bytes per byte (bound ${worst.bound.toFixed(3)}); ${checks.length} checked`,
     met: checks.every((check) => check.perByte <= check.bound),
   };
 }
 
 /** The page; `plots` names the SVGs written next to the JSON record (in bench/results/). */
-export function benchmarksPage(result: BenchResult, targets: Target[], plots: { memory?: string }): string {
+export function benchmarksPage(result: BenchResult, targets: Target[], plots: { memory?: string; soak?: string }): string {
   const m = result.machine;
   const lines = [
     '# Benchmarks',
@@ -345,13 +351,15 @@ export function benchmarksPage(result: BenchResult, targets: Target[], plots: { 
       '',
     );
   }
+  if (result.soak) lines.push(...soakSection(result.soak, plots.soak));
   lines.push(
     '## Reproduce',
     '',
     '`npm run bench` (root, Debian): it starts PostgreSQL if needed and its own Ceph RGW on free ports (or uses',
     '`DATABASE_URL` and `S3_ENDPOINT`/`S3_ACCESS_KEY_ID`/`S3_SECRET_ACCESS_KEY` when set), writes the data files to',
     '`bench/.work/`, and records everything in `bench/results/<date>.json`. Flags: `--size 8GiB` (repeatable or',
-    'comma-separated), `--rounds N`, `--memory-size 4GiB`, `--no-micro`, `--no-memory`, `--no-instances`. `S3_PART_SIZE` and',
+    'comma-separated), `--rounds N`, `--memory-size 4GiB`, `--soak-size 32GiB`, `--no-micro`, `--no-memory`,',
+    '`--no-instances`, `--no-soak`. `S3_PART_SIZE` and',
     '`S3_PART_CONCURRENCY` set in its environment are passed on to Freight (and shown in the command above).',
     '',
   );

@@ -1,12 +1,13 @@
 /**
  * npm run bench: Freight beside the alternatives, on the same machine, data, gateway and Postgres, in one run.
  *
- *   npm run bench                          256 MiB and 2 GiB, 3 rounds, microbenchmarks, a 4 GiB memory run
+ *   npm run bench                          256 MiB and 2 GiB, 3 rounds, two instances, microbenchmarks, a 4 GiB
+ *                                          memory run, a 32 GiB soak
  *   npm run bench -- --size 8GiB --rounds 5
- *   npm run bench -- --size 64MiB --rounds 1 --memory-size 256MiB     (a quick look)
+ *   npm run bench -- --size 64MiB --rounds 1 --memory-size 256MiB --soak-size 1GiB     (a quick look)
  *
  * Contenders run alternately (A B C D A B C D …); each figure is the median of the rounds. Results go to
- * bench/results/<date>.json, the table and the RSS plot to BENCHMARKS.md and bench/results/<date>-rss.svg.
+ * bench/results/<date>.json, the tables and the RSS plots to BENCHMARKS.md and bench/results/<date>-*.svg.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -35,6 +36,7 @@ import { GiB, MB, MiB, formatSize } from './numbers.js';
 import { cpuSeconds, sample } from './proc.js';
 import { benchmarksPage, evaluateTargets, summarize, summaryTable, type BenchResult, type Run } from './report.js';
 import { rssSvg } from './rss.js';
+import { soak } from './soak.js';
 import { startBareProcess, startFreightProcess, startScript, tunablesSet, type ServerProcess } from './servers.js';
 
 // The AWS SDK is pinned to releases that run on Node 20; its notice about later ones is noise here.
@@ -48,9 +50,11 @@ const { values: args } = parseArgs({
     size: { type: 'string', multiple: true },
     rounds: { type: 'string', default: '3' },
     'memory-size': { type: 'string', default: '4GiB' },
+    'soak-size': { type: 'string', default: '32GiB' },
     'no-micro': { type: 'boolean', default: false },
     'no-memory': { type: 'boolean', default: false },
     'no-instances': { type: 'boolean', default: false },
+    'no-soak': { type: 'boolean', default: false },
   },
 });
 const sizes = (args.size ?? ['256MiB', '2GiB']).flatMap((text) => text.split(',')).map((text) => {
@@ -60,6 +64,8 @@ const sizes = (args.size ?? ['256MiB', '2GiB']).flatMap((text) => text.split(','
 });
 const rounds = Number(args.rounds);
 const memorySize = parseSize(args['memory-size']!) ?? 4 * GiB;
+const soakSize = parseSize(args['soak-size']!);
+if (!soakSize) throw new Error(`--soak-size ${args['soak-size']} is not a size`);
 /** The PATCH sizes of the chunked rows. */
 const CHUNK_SIZES = [5 * MiB, 64 * MiB];
 /** Concurrent uploads in the two-instance measurement. */
@@ -236,6 +242,15 @@ async function main() {
       log(JSON.stringify(micro));
     }
 
+    // The servers of the throughput rows are idle from here on: stopped, so the soak has the machine.
+    for (const server of servers.splice(0)) await server.stop();
+
+    let soakResult: BenchResult['soak'];
+    if (!args['no-soak']) {
+      log(`soak: ${formatSize(soakSize!)} in 64 MiB PATCHes`);
+      soakResult = await soak({ root: ROOT, workDir: WORK, s3, bucket, databaseUrl, token, totalSize: soakSize! });
+    }
+
     const date = new Date().toISOString().slice(0, 10);
     const settings = Object.entries(tunablesSet()).map(([name, value]) => `${name}=${value} `).join('');
     const given = process.argv.slice(2).join(' ');
@@ -254,25 +269,38 @@ async function main() {
       tempDiskBudget: tempDiskBudget(),
       freightStart: await startScript(ROOT),
       instances,
+      soak: soakResult,
     };
     const targets = evaluateTargets(result);
-    await mkdir(path.join(ROOT, 'bench', 'results'), { recursive: true });
-    const jsonPath = path.join(ROOT, 'bench', 'results', `${date}.json`);
+    const resultsDir = path.join(ROOT, 'bench', 'results');
+    await mkdir(resultsDir, { recursive: true });
+    const jsonPath = path.join(resultsDir, `${date}.json`);
     await writeFile(jsonPath, JSON.stringify({ ...result, targets }, null, 2) + '\n');
-    let svgName: string | undefined;
+    const plots: { memory?: string; soak?: string } = {};
     if (memory) {
-      svgName = `${date}-rss.svg`;
+      plots.memory = `${date}-rss.svg`;
       const colors = ['#d62728', '#1f77b4'];
       await writeFile(
-        path.join(ROOT, 'bench', 'results', svgName),
+        path.join(resultsDir, plots.memory),
         rssSvg(
           memory.series.map((s, i) => ({ ...s, color: colors[i]! })),
           `Server RSS during a ${formatSize(memory.size)} tus upload`,
         ),
       );
     }
-    await writeFile(path.join(ROOT, 'BENCHMARKS.md'), benchmarksPage(result, targets, { memory: svgName }));
-    log(`results: ${path.relative(ROOT, jsonPath)}, BENCHMARKS.md${svgName ? `, bench/results/${svgName}` : ''}`);
+    if (soakResult) {
+      plots.soak = `${date}-soak-rss.svg`;
+      await writeFile(
+        path.join(resultsDir, plots.soak),
+        rssSvg(
+          [{ name: 'freight tus (S3_MAX_PARTS=100)', color: '#d62728', points: soakResult.rss }],
+          `Server RSS over a ${formatSize(soakResult.totalSize)} soak in ${formatSize(soakResult.chunkSize)} PATCHes`,
+        ),
+      );
+    }
+    await writeFile(path.join(ROOT, 'BENCHMARKS.md'), benchmarksPage(result, targets, plots));
+    const written = [path.relative(ROOT, jsonPath), 'BENCHMARKS.md', ...Object.values(plots).map((name) => `bench/results/${name}`)];
+    log(`results: ${written.join(', ')} (${(result.durationSeconds / 60).toFixed(1)} minutes)`);
     console.log('\n' + summaryTable(summaries));
     for (const target of targets) console.log(`${target.met ? 'met    ' : 'NOT MET'}  ${target.target}: ${target.measured}`);
   } finally {
