@@ -4,6 +4,7 @@ import { instancesSection } from './instances.js';
 import { GiB, MB, MiB, formatSize, median } from './numbers.js';
 import { growthText, rssGrowth } from './rss.js';
 import { soakSection, type SoakResult } from './soak.js';
+import { stagingSection, type StagingResult } from './staging.js';
 
 export interface Run {
   contender: string;
@@ -147,6 +148,7 @@ export interface BenchResult {
   freightStart: string;
   instances?: InstancesResult;
   soak?: SoakResult;
+  staging?: StagingResult;
 }
 
 /**
@@ -352,6 +354,7 @@ export function benchmarksPage(result: BenchResult, targets: Target[], plots: { 
     );
   }
   if (result.soak) lines.push(...soakSection(result.soak, plots.soak));
+  if (result.staging) lines.push(...stagingSection(result.staging));
   lines.push(
     '## Reproduce',
     '',
@@ -359,8 +362,8 @@ export function benchmarksPage(result: BenchResult, targets: Target[], plots: { 
     '`DATABASE_URL` and `S3_ENDPOINT`/`S3_ACCESS_KEY_ID`/`S3_SECRET_ACCESS_KEY` when set), writes the data files to',
     '`bench/.work/`, and records everything in `bench/results/<date>.json`. Flags: `--size 8GiB` (repeatable or',
     'comma-separated), `--rounds N`, `--memory-size 4GiB`, `--soak-size 32GiB`, `--no-micro`, `--no-memory`,',
-    '`--no-instances`, `--no-soak`. `S3_PART_SIZE` and',
-    '`S3_PART_CONCURRENCY` set in its environment are passed on to Freight (and shown in the command above).',
+    '`--no-instances`, `--no-soak`, `--no-staging`; `--staging` runs only the staging measurement. `S3_PART_SIZE`',
+    'and `S3_PART_CONCURRENCY` set in its environment are passed on to Freight (and shown in the command above).',
     '',
   );
   return lines.join('\n');

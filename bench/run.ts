@@ -2,9 +2,10 @@
  * npm run bench: Freight beside the alternatives, on the same machine, data, gateway and Postgres, in one run.
  *
  *   npm run bench                          256 MiB and 2 GiB, 3 rounds, two instances, microbenchmarks, a 4 GiB
- *                                          memory run, a 32 GiB soak
+ *                                          memory run, a 32 GiB soak, the staging measurement
  *   npm run bench -- --size 8GiB --rounds 5
  *   npm run bench -- --size 64MiB --rounds 1 --memory-size 256MiB --soak-size 1GiB     (a quick look)
+ *   npm run bench -- --staging             the staging measurement only
  *
  * Contenders run alternately (A B C D A B C D …); each figure is the median of the rounds. Results go to
  * bench/results/<date>.json, the tables and the RSS plots to BENCHMARKS.md and bench/results/<date>-*.svg.
@@ -37,6 +38,7 @@ import { cpuSeconds, sample } from './proc.js';
 import { benchmarksPage, evaluateTargets, summarize, summaryTable, type BenchResult, type Run } from './report.js';
 import { rssSvg } from './rss.js';
 import { soak } from './soak.js';
+import { measureStaging, stagingTable } from './staging.js';
 import { startBareProcess, startFreightProcess, startScript, tunablesSet, type ServerProcess } from './servers.js';
 
 // The AWS SDK is pinned to releases that run on Node 20; its notice about later ones is noise here.
@@ -55,6 +57,8 @@ const { values: args } = parseArgs({
     'no-memory': { type: 'boolean', default: false },
     'no-instances': { type: 'boolean', default: false },
     'no-soak': { type: 'boolean', default: false },
+    'no-staging': { type: 'boolean', default: false },
+    staging: { type: 'boolean', default: false },
   },
 });
 const sizes = (args.size ?? ['256MiB', '2GiB']).flatMap((text) => text.split(',')).map((text) => {
@@ -70,6 +74,8 @@ if (!soakSize) throw new Error(`--soak-size ${args['soak-size']} is not a size`)
 const CHUNK_SIZES = [5 * MiB, 64 * MiB];
 /** Concurrent uploads in the two-instance measurement. */
 const INSTANCE_UPLOADS = 4;
+/** Rounds of the staging measurement (each about 10 s). */
+const STAGING_ROUNDS = 2;
 
 /** S3_PART_CONCURRENCY parts of S3_PART_SIZE (as Freight runs here), plus the partial part a resumed request picks up. */
 function tempDiskBudget(): number {
@@ -123,6 +129,40 @@ async function machine() {
   };
 }
 
+/** The command line that reproduces this run, with the settings passed on to Freight. */
+function commandLine(): string {
+  const settings = Object.entries(tunablesSet()).map(([name, value]) => `${name}=${value} `).join('');
+  const given = process.argv.slice(2).join(' ');
+  return `${settings}npm run bench${given ? ` -- ${given}` : ''}`;
+}
+
+/** The run's S3 gateway and a bucket of its own. */
+async function bringUpS3(cleanups: Cleanup[]): Promise<{ s3: S3Settings; bucket: string }> {
+  const s3 = await ensureS3(cleanups, 'freight-bench-rgw', { RGW_BLOCK_SIZE: '64G' });
+  const bucket = `freight-bench-${Date.now()}`;
+  const client = s3ClientFor(s3);
+  await client.send(new CreateBucketCommand({ Bucket: bucket }));
+  client.destroy();
+  return { s3, bucket };
+}
+
+/** `--staging`: the staging measurement alone, printed and recorded in bench/results/<date>-staging.json. */
+async function stagingOnly(): Promise<void> {
+  const cleanups: Cleanup[] = [];
+  try {
+    log('bringing up the S3 gateway');
+    const { s3, bucket } = await bringUpS3(cleanups);
+    const staging = await measureStaging(s3, bucket, STAGING_ROUNDS);
+    await mkdir(path.join(ROOT, 'bench', 'results'), { recursive: true });
+    const jsonPath = path.join(ROOT, 'bench', 'results', `${new Date().toISOString().slice(0, 10)}-staging.json`);
+    await writeFile(jsonPath, JSON.stringify({ date: new Date().toISOString(), command: commandLine(), machine: await machine(), staging }, null, 2) + '\n');
+    log(`results: ${path.relative(ROOT, jsonPath)}`);
+    console.log('\n' + stagingTable(staging).join('\n'));
+  } finally {
+    await runCleanups(cleanups);
+  }
+}
+
 async function main() {
   const cleanups: Cleanup[] = [];
   const servers: ServerProcess[] = [];
@@ -131,12 +171,7 @@ async function main() {
   try {
     log('bringing up PostgreSQL and the S3 gateway');
     const databaseUrl = await ensurePostgres(cleanups, 'freight_bench');
-    const s3 = await ensureS3(cleanups, 'freight-bench-rgw', { RGW_BLOCK_SIZE: '64G' });
-    const bucket = `freight-bench-${Date.now()}`;
-    const client = s3ClientFor(s3);
-    await client.send(new CreateBucketCommand({ Bucket: bucket }));
-    client.destroy();
-
+    const { s3, bucket } = await bringUpS3(cleanups);
     const data = new DataPattern();
     log(`data files: ${[...sizes, memorySize].map(formatSize).join(', ')} (in bench/.work/)`);
     const files = new Map<number, string>();
@@ -211,7 +246,7 @@ async function main() {
       await second.stop();
     }
 
-    let memory: { size: number; series: Array<{ name: string; points: Array<[number, number]> }> } | undefined;
+    let memory: BenchResult['memory'];
     if (!args['no-memory']) {
       log(`memory over a ${formatSize(memorySize)} upload (RSS sampled each second)`);
       const series = [];
@@ -251,13 +286,16 @@ async function main() {
       soakResult = await soak({ root: ROOT, workDir: WORK, s3, bucket, databaseUrl, token, totalSize: soakSize! });
     }
 
+    let staging: BenchResult['staging'];
+    if (!args['no-staging']) {
+      log('staging and copying a part, or re-uploading it');
+      staging = await measureStaging(s3, bucket, STAGING_ROUNDS);
+    }
+
     const date = new Date().toISOString().slice(0, 10);
-    const settings = Object.entries(tunablesSet()).map(([name, value]) => `${name}=${value} `).join('');
-    const given = process.argv.slice(2).join(' ');
-    const command = `${settings}npm run bench${given ? ` -- ${given}` : ''}`;
     const result: BenchResult = {
       date: new Date().toISOString(),
-      command,
+      command: commandLine(),
       machine: await machine(),
       sizes,
       rounds,
@@ -270,6 +308,7 @@ async function main() {
       freightStart: await startScript(ROOT),
       instances,
       soak: soakResult,
+      staging,
     };
     const targets = evaluateTargets(result);
     const resultsDir = path.join(ROOT, 'bench', 'results');
@@ -302,6 +341,7 @@ async function main() {
     const written = [path.relative(ROOT, jsonPath), 'BENCHMARKS.md', ...Object.values(plots).map((name) => `bench/results/${name}`)];
     log(`results: ${written.join(', ')} (${(result.durationSeconds / 60).toFixed(1)} minutes)`);
     console.log('\n' + summaryTable(summaries));
+    if (staging) console.log(stagingTable(staging).join('\n'));
     for (const target of targets) console.log(`${target.met ? 'met    ' : 'NOT MET'}  ${target.target}: ${target.measured}`);
   } finally {
     for (const server of servers) await server.stop();
@@ -310,7 +350,7 @@ async function main() {
   }
 }
 
-main().catch((error: unknown) => {
+(args.staging ? stagingOnly() : main()).catch((error: unknown) => {
   console.error(error);
   process.exit(1);
 });
