@@ -39,7 +39,13 @@ export function limitContender(s3: S3Settings, bucket: string): Contender {
     async upload(file) {
       const client = s3ClientFor(s3);
       let requests = 0;
-      client.middlewareStack.add((next) => (args) => (requests++, next(args)), { step: 'finalizeRequest' });
+      client.middlewareStack.add(
+        (next) => (args) => {
+          requests++;
+          return next(args);
+        },
+        { step: 'finalizeRequest' },
+      );
       const key = `limit-${Date.now()}-${Math.random().toString(36).slice(2)}`;
       await new S3Upload({
         client,

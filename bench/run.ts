@@ -155,9 +155,9 @@ async function stagingOnly(): Promise<void> {
     const staging = await measureStaging(s3, bucket, STAGING_ROUNDS);
     await mkdir(path.join(ROOT, 'bench', 'results'), { recursive: true });
     const jsonPath = path.join(ROOT, 'bench', 'results', `${new Date().toISOString().slice(0, 10)}-staging.json`);
-    await writeFile(jsonPath, JSON.stringify({ date: new Date().toISOString(), command: commandLine(), machine: await machine(), staging }, null, 2) + '\n');
+    await writeFile(jsonPath, `${JSON.stringify({ date: new Date().toISOString(), command: commandLine(), machine: await machine(), staging }, null, 2)}\n`);
     log(`results: ${path.relative(ROOT, jsonPath)}`);
-    console.log('\n' + stagingTable(staging).join('\n'));
+    console.log(`\n${stagingTable(staging).join('\n')}`);
   } finally {
     await runCleanups(cleanups);
   }
@@ -314,7 +314,7 @@ async function main() {
     const resultsDir = path.join(ROOT, 'bench', 'results');
     await mkdir(resultsDir, { recursive: true });
     const jsonPath = path.join(resultsDir, `${date}.json`);
-    await writeFile(jsonPath, JSON.stringify({ ...result, targets }, null, 2) + '\n');
+    await writeFile(jsonPath, `${JSON.stringify({ ...result, targets }, null, 2)}\n`);
     const plots: { memory?: string; soak?: string } = {};
     if (memory) {
       plots.memory = `${date}-rss.svg`;
@@ -340,7 +340,7 @@ async function main() {
     await writeFile(path.join(ROOT, 'BENCHMARKS.md'), benchmarksPage(result, targets, plots));
     const written = [path.relative(ROOT, jsonPath), 'BENCHMARKS.md', ...Object.values(plots).map((name) => `bench/results/${name}`)];
     log(`results: ${written.join(', ')} (${(result.durationSeconds / 60).toFixed(1)} minutes)`);
-    console.log('\n' + summaryTable(summaries));
+    console.log(`\n${summaryTable(summaries)}`);
     if (staging) console.log(stagingTable(staging).join('\n'));
     for (const target of targets) console.log(`${target.met ? 'met    ' : 'NOT MET'}  ${target.target}: ${target.measured}`);
   } finally {

@@ -59,7 +59,13 @@ export async function measureStaging(s3: S3Settings, bucket: string, rounds: num
   const relay = await startCountingRelay(s3.endpoint);
   const client = s3ClientFor({ ...s3, endpoint: relay.url });
   let requests = 0;
-  client.middlewareStack.add((next) => (args) => (requests++, next(args)), { step: 'finalizeRequest' });
+  client.middlewareStack.add(
+    (next) => (args) => {
+      requests++;
+      return next(args);
+    },
+    { step: 'finalizeRequest' },
+  );
   const runs: StagingRun[] = [];
   try {
     for (let round = 1; round <= rounds; round++) {
