@@ -203,9 +203,13 @@ export function evaluateTargets(result: BenchResult): Target[] {
   const memoryRun = result.memory?.series.find((s) => s.name === 'freight tus');
   const growth = memoryRun ? rssGrowth(memoryRun.points) : undefined;
   const peak = Math.max(...freightRss, growth?.peak ?? 0);
+  // Concurrent uploads fill more part slots at once: reported beside the target, which is about one upload.
+  const concurrentPeak = result.instances ? Math.max(...result.instances.runs.flatMap((run) => run.peakRss)) : 0;
   targets.push({
     target: 'server RSS under 150 MB at the defaults',
-    measured: `peak ${(peak / MB).toFixed(0)} MB (${(peak / MiB).toFixed(0)} MiB) over every run`,
+    measured:
+      `peak ${(peak / MB).toFixed(0)} MB (${(peak / MiB).toFixed(0)} MiB) over every run of one upload at a time` +
+      (concurrentPeak ? `; with ${result.instances!.uploads} concurrent uploads (two instances): ${(concurrentPeak / MiB).toFixed(0)} MiB` : ''),
     met: peak < 150 * MB,
   });
   if (growth && growth.growth !== null && result.memory) {

@@ -21,7 +21,7 @@ import { startFreightProcess, tunablesSet } from './servers.js';
 
 const CHUNK = 64 * MiB;
 const UPLOAD = 8 * GiB;
-/** The settings the soak runs Freight with: 100 parts at most, so parts are larger than PATCHes. */
+/** The settings the soak runs Freight with: 100 parts at most, so that an 8 GiB upload has parts of 82 MiB, larger than a PATCH. */
 const SOAK_ENV = {
   S3_MAX_PARTS: '100',
   // The most 100 parts of 5 GiB hold (the configuration refuses a MAX_UPLOAD_SIZE they cannot).
@@ -197,8 +197,9 @@ export function soakSection(result: SoakResult, svgName: string | undefined): st
     `## Soak: ${formatSize(result.totalSize)} in ${formatSize(result.chunkSize)} PATCHes`,
     '',
     `${formatSize(uploaded)} through Freight's tus path (tus-js-client, \`chunkSize\` ${formatSize(result.chunkSize)}, from generated data) in`,
-    `${result.uploads.length === 1 ? 'one upload' : `${result.uploads.length} uploads`} of at most ${formatSize(UPLOAD)}, Freight run with ${settings}: parts are larger than PATCHes,`,
-    'so each PATCH that ends inside a part stages its end in S3 and the part is joined inside S3. Each upload is then',
+    `${result.uploads.length === 1 ? 'one upload' : `${result.uploads.length} uploads of at most ${formatSize(UPLOAD)}`}, Freight run with ${settings}:`,
+    'parts are planned from the length (a hundredth of it), not from the PATCHes, so PATCHes end inside parts: each',
+    'stages its end in S3, and the part is joined inside S3 when the next PATCHes fill it. Each upload is then',
     'checked (its size, its parts from the ETag suffix, and the bytes either side of every part and PATCH boundary read',
     'back against what was sent), deleted and collected by the gateway before the next. Freight reaches S3 through a',
     'counting relay (`bench/counting-relay.ts`): bytes to S3 include HTTP headers, bytes from S3 include the tails',
