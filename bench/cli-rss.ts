@@ -18,7 +18,7 @@ import { ensurePostgres, ensureS3, repoRoot, runCleanups, s3ClientFor, type Clea
 import { parseSize } from '../src/config/units.js';
 import { benchToken } from './contenders.js';
 import { sample } from './proc.js';
-import { MiB, formatSize } from './report.js';
+import { MiB, formatSize } from './numbers.js';
 import { startFreightProcess } from './servers.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';

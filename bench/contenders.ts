@@ -3,18 +3,26 @@
  * counts the HTTP requests it makes (to any server).
  */
 import { createReadStream } from 'node:fs';
-import { DeleteObjectCommand } from '@aws-sdk/client-s3';
+import type { Readable } from 'node:stream';
+import { DeleteObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
 import { Upload as S3Upload } from '@aws-sdk/lib-storage';
 import { Upload as TusUpload } from 'tus-js-client';
 import { s3ClientFor, type S3Settings } from '../scripts/services.js';
 import { Authenticator } from '../src/auth/authenticator.js';
 import { fileSource, uploadDirect } from '../src/client/direct-upload.js';
+import type { CountingRelay } from './counting-relay.js';
 import { BENCH_SECRET, type ServerProcess } from './servers.js';
 
 export interface Contender {
   name: string;
   /** The server process whose costs are measured (none for straight-to-S3). */
   server: ServerProcess | undefined;
+  /** The PATCH size of a tus client that splits the body (none: one PATCH, or not tus). */
+  chunkSize?: number | undefined;
+  /** The counting relay the server reaches S3 through, when its S3 traffic is measured. */
+  relay?: CountingRelay | undefined;
+  /** The largest upload the server takes at this chunk size, when the chunking bounds it. */
+  largestUpload?: number | undefined;
   /** Uploads the file; returns the object key and the number of HTTP requests made. */
   upload(file: string, size: number): Promise<{ key: string; requests: number }>;
 }
@@ -51,30 +59,69 @@ export function limitContender(s3: S3Settings, bucket: string): Contender {
   };
 }
 
-/** tus-js-client streaming the whole file in one PATCH (its default), as most users run it. */
-export function tusContender(name: string, server: ServerProcess, token: string | undefined): Contender {
+/**
+ * One upload with tus-js-client: `input` is a file stream (read again per PATCH) or any stream (buffered a chunk at
+ * a time, so `chunkSize` is then required). Without `chunkSize` the whole body goes in one PATCH, tus-js-client's
+ * default. Without `retries` a failed request fails the upload; with them, tus-js-client retries as it does by
+ * default (after 0, 1, 3 and 5 s) and `onRetry` hears of each failure it retries ("503: <the answer>"). Returns the upload's id (its
+ * object key on both servers) and the HTTP requests made.
+ */
+export function tusUpload(options: {
+  url: string;
+  token: string | undefined;
+  input: Readable;
+  size: number;
+  chunkSize?: number | undefined;
+  retries?: { onRetry(failure: string): void } | undefined;
+}): Promise<{ key: string; requests: number }> {
+  let requests = 0;
+  const { retries } = options;
+  return new Promise((resolve, reject) => {
+    const upload = new TusUpload(options.input, {
+      endpoint: `${options.url}/files/`,
+      uploadSize: options.size,
+      ...(options.chunkSize ? { chunkSize: options.chunkSize } : {}),
+      headers: options.token ? { Authorization: `Bearer ${options.token}` } : {},
+      metadata: { filename: 'bench.bin', filetype: 'application/octet-stream' },
+      retryDelays: retries ? [0, 1000, 3000, 5000] : [],
+      // tus-js-client's own rule (any failure but a 4xx other than 409 and 423), told to the caller.
+      onShouldRetry: (error) => {
+        const status = error.originalResponse?.getStatus() ?? 0;
+        const retry = status < 400 || status >= 500 || status === 409 || status === 423;
+        if (retry) {
+          const answer = error.originalResponse?.getBody().trim() || error.causingError?.message || error.message;
+          retries?.onRetry(`${status || 'no answer'}: ${answer.replace(/\s+/g, ' ').slice(0, 200)}`);
+        }
+        return retry;
+      },
+      storeFingerprintForResuming: false,
+      onBeforeRequest: () => {
+        requests++;
+      },
+      onSuccess: () => resolve({ key: new URL(upload.url!).pathname.split('/').pop()!, requests }),
+      onError: reject,
+    });
+    upload.start();
+  });
+}
+
+/**
+ * tus-js-client sending the file: in one PATCH (its default, as most users run it), or in PATCHes of `chunkSize`.
+ * With a `relay`, the server's S3 traffic passes through it and is counted.
+ */
+export function tusContender(
+  name: string,
+  server: ServerProcess,
+  token: string | undefined,
+  options: { chunkSize?: number; relay?: CountingRelay; largestUpload?: number } = {},
+): Contender {
   return {
     name,
     server,
-    upload(file, size) {
-      let requests = 0;
-      return new Promise((resolve, reject) => {
-        const upload = new TusUpload(createReadStream(file), {
-          endpoint: `${server.url}/files/`,
-          uploadSize: size,
-          headers: token ? { Authorization: `Bearer ${token}` } : {},
-          metadata: { filename: 'bench.bin', filetype: 'application/octet-stream' },
-          retryDelays: [],
-          storeFingerprintForResuming: false,
-          onBeforeRequest: () => {
-            requests++;
-          },
-          onSuccess: () => resolve({ key: new URL(upload.url!).pathname.split('/').pop()!, requests }),
-          onError: reject,
-        });
-        upload.start();
-      });
-    },
+    chunkSize: options.chunkSize,
+    relay: options.relay,
+    largestUpload: options.largestUpload,
+    upload: (file, size) => tusUpload({ url: server.url, token, input: createReadStream(file), size, chunkSize: options.chunkSize }),
   };
 }
 
@@ -99,6 +146,21 @@ export function directContender(server: ServerProcess, token: string): Contender
       return { key: result.key, requests };
     },
   };
+}
+
+/**
+ * What S3 holds under `key`: its size and the number of parts it was assembled from (the `-N` suffix of a
+ * multipart object's ETag; 1 for an object stored by a single PUT).
+ */
+export async function storedObject(s3: S3Settings, bucket: string, key: string): Promise<{ size: number; parts: number }> {
+  const client = s3ClientFor(s3);
+  try {
+    const head = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+    const suffix = /-(\d+)"?$/.exec(head.ETag ?? '');
+    return { size: head.ContentLength ?? 0, parts: suffix ? Number(suffix[1]) : 1 };
+  } finally {
+    client.destroy();
+  }
 }
 
 export async function deleteObject(s3: S3Settings, bucket: string, key: string): Promise<void> {

@@ -1,4 +1,10 @@
-/** The benchmark's outputs: the JSON record, the markdown page and the RSS plot. */
+/** The benchmark's outputs: the JSON record, the targets and the markdown page. */
+import type { InstancesResult } from './instances.js';
+import { instancesSection } from './instances.js';
+import { GiB, MB, MiB, formatSize, median } from './numbers.js';
+import { growthText, rssGrowth } from './rss.js';
+import { soakSection, type SoakResult } from './soak.js';
+import { stagingSection, type StagingResult } from './staging.js';
 
 export interface Run {
   contender: string;
@@ -11,6 +17,16 @@ export interface Run {
   serverPeakRss: number | null;
   peakTempDisk: number | null;
   requests: number;
+  /** The PATCH size of a tus client that splits the body (null: one PATCH, or not tus). */
+  chunkSize: number | null;
+  /** The parts of the object stored (its ETag suffix), and its size. */
+  partsStored: number;
+  objectSize: number;
+  /** Bytes between the server and S3, through a counting relay (null when the server was not behind one). */
+  s3BytesSent: number | null;
+  s3BytesReceived: number | null;
+  /** The largest upload the server takes at this chunk size (null: no bound from the chunking). */
+  largestUpload: number | null;
 }
 
 export interface Summary {
@@ -23,21 +39,23 @@ export interface Summary {
   serverPeakRss: number | null;
   peakTempDisk: number | null;
   requests: number;
+  chunkSize: number | null;
+  partsStored: number;
+  /** Every run's object had the size sent. */
+  sizesOk: boolean;
+  s3SentPerByte: number | null;
+  s3ReceivedPerByte: number | null;
+  largestUpload: number | null;
 }
-
-export const MB = 1e6;
-export const MiB = 1024 * 1024;
-export const GiB = 1024 * MiB;
-
-export const median = (values: number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
-};
 
 const maxOrNull = (values: Array<number | null>): number | null => {
   const known = values.filter((value): value is number => value !== null);
   return known.length ? Math.max(...known) : null;
+};
+
+const medianOrNull = (values: Array<number | null>): number | null => {
+  const known = values.filter((value): value is number => value !== null);
+  return known.length ? median(known) : null;
 };
 
 export function summarize(runs: Run[]): Summary[] {
@@ -63,16 +81,16 @@ export function summarize(runs: Run[]): Summary[] {
         serverPeakRss: maxOrNull(mine.map((run) => run.serverPeakRss)),
         peakTempDisk: maxOrNull(mine.map((run) => run.peakTempDisk)),
         requests: median(mine.map((run) => run.requests)),
+        chunkSize: mine[0]!.chunkSize,
+        partsStored: median(mine.map((run) => run.partsStored)),
+        sizesOk: mine.every((run) => run.objectSize === size),
+        s3SentPerByte: medianOrNull(mine.map((run) => (run.s3BytesSent === null ? null : run.s3BytesSent / size))),
+        s3ReceivedPerByte: medianOrNull(mine.map((run) => (run.s3BytesReceived === null ? null : run.s3BytesReceived / size))),
+        largestUpload: mine[0]!.largestUpload,
       });
     }
   }
   return out;
-}
-
-export function formatSize(bytes: number): string {
-  if (bytes >= GiB && bytes % GiB === 0) return `${bytes / GiB} GiB`;
-  if (bytes >= MiB) return `${Math.round(bytes / MiB)} MiB`;
-  return `${Math.round(bytes / 1024)} KiB`;
 }
 
 const num = (value: number | null, digits: number, unit = '') => (value === null || Number.isNaN(value) ? '—' : `${value.toFixed(digits)}${unit}`);
@@ -81,11 +99,16 @@ export function summaryTable(summaries: Summary[]): string {
   const lines: string[] = [];
   for (const size of [...new Set(summaries.map((s) => s.size))]) {
     lines.push(`**${formatSize(size)}**`, '');
-    lines.push('| contender | MB/s (median) | × limit | server CPU s/GiB | gateway CPU s/GiB | server peak RSS | peak temp disk | requests |');
-    lines.push('|---|---:|---:|---:|---:|---:|---:|---:|');
+    lines.push(
+      '| contender | MB/s (median) | × limit | server CPU s/GiB | gateway CPU s/GiB | server peak RSS | peak temp disk | requests | parts stored | bytes to / from S3 per byte | largest upload |',
+    );
+    lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const s of summaries.filter((summary) => summary.size === size)) {
+      const parts = s.sizesOk ? String(s.partsStored) : `${s.partsStored}, **wrong size**`;
+      const s3 = s.s3SentPerByte === null ? '—' : `${num(s.s3SentPerByte, 3)} / ${num(s.s3ReceivedPerByte, 3)}`;
+      const largest = s.largestUpload === null ? '—' : formatLargest(s.largestUpload);
       lines.push(
-        `| ${s.contender} | ${s.mbPerSecond.toFixed(1)} | ${num(s.ratioToLimit, 2, '×')} | ${num(s.serverCpuPerGiB, 3)} | ${num(s.gatewayCpuPerGiB, 2)} | ${num(s.serverPeakRss === null ? null : s.serverPeakRss / MiB, 0, ' MiB')} | ${num(s.peakTempDisk === null ? null : s.peakTempDisk / MiB, 0, ' MiB')} | ${s.requests} |`,
+        `| ${s.contender} | ${s.mbPerSecond.toFixed(1)} | ${num(s.ratioToLimit, 2, '×')} | ${num(s.serverCpuPerGiB, 3)} | ${num(s.gatewayCpuPerGiB, 2)} | ${num(s.serverPeakRss === null ? null : s.serverPeakRss / MiB, 0, ' MiB')} | ${num(s.peakTempDisk === null ? null : s.peakTempDisk / MiB, 0, ' MiB')} | ${s.requests} | ${parts} | ${s3} | ${largest} |`,
       );
     }
     lines.push('');
@@ -93,39 +116,7 @@ export function summaryTable(summaries: Summary[]): string {
   return lines.join('\n');
 }
 
-/** A small line chart of RSS over time, one line per series. */
-export function rssSvg(series: Array<{ name: string; color: string; points: Array<[number, number]> }>, title: string): string {
-  const width = 720;
-  const height = 360;
-  const pad = { left: 60, right: 20, top: 40, bottom: 50 };
-  const maxT = Math.max(1, ...series.flatMap((s) => s.points.map(([t]) => t)));
-  const maxMiB = Math.max(50, ...series.flatMap((s) => s.points.map(([, rss]) => rss / MiB))) * 1.15;
-  const x = (t: number) => pad.left + (t / maxT) * (width - pad.left - pad.right);
-  const y = (mib: number) => height - pad.bottom - (mib / maxMiB) * (height - pad.top - pad.bottom);
-  const ticks = (max: number, count: number) => Array.from({ length: count + 1 }, (_, i) => (max / count) * i);
-  const parts: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12">`,
-    `<rect width="100%" height="100%" fill="white"/>`,
-    `<text x="${width / 2}" y="20" text-anchor="middle" font-size="14">${title}</text>`,
-  ];
-  for (const value of ticks(maxMiB, 5)) {
-    parts.push(`<line x1="${pad.left}" x2="${width - pad.right}" y1="${y(value)}" y2="${y(value)}" stroke="#ddd"/>`);
-    parts.push(`<text x="${pad.left - 6}" y="${y(value) + 4}" text-anchor="end">${value.toFixed(0)}</text>`);
-  }
-  for (const value of ticks(maxT, 6)) {
-    parts.push(`<text x="${x(value)}" y="${height - pad.bottom + 18}" text-anchor="middle">${value.toFixed(0)}</text>`);
-  }
-  parts.push(`<text x="${width / 2}" y="${height - 12}" text-anchor="middle">seconds</text>`);
-  parts.push(`<text x="16" y="${height / 2}" text-anchor="middle" transform="rotate(-90 16 ${height / 2})">RSS (MiB)</text>`);
-  series.forEach((s, i) => {
-    const path = s.points.map(([t, rss], j) => `${j ? 'L' : 'M'}${x(t).toFixed(1)},${y(rss / MiB).toFixed(1)}`).join(' ');
-    parts.push(`<path d="${path}" fill="none" stroke="${s.color}" stroke-width="2"/>`);
-    parts.push(`<rect x="${pad.left + 10}" y="${pad.top + 4 + i * 18}" width="12" height="12" fill="${s.color}"/>`);
-    parts.push(`<text x="${pad.left + 28}" y="${pad.top + 14 + i * 18}">${s.name}</text>`);
-  });
-  parts.push('</svg>');
-  return parts.join('\n');
-}
+const formatLargest = (bytes: number) => (bytes % GiB === 0 ? formatSize(bytes) : `${(bytes / GiB).toFixed(1)} GiB`);
 
 export interface Target {
   target: string;
@@ -155,6 +146,9 @@ export interface BenchResult {
   tempDiskBudget: number;
   /** How Freight was run: the `npm start` script. */
   freightStart: string;
+  instances?: InstancesResult;
+  soak?: SoakResult;
+  staging?: StagingResult;
 }
 
 /**
@@ -178,27 +172,6 @@ export function boundsParagraph(result: BenchResult): string[] {
     '',
   ];
 }
-
-const mean = (values: number[]) => values.reduce((sum, value) => sum + value, 0) / Math.max(1, values.length);
-
-/** RSS growth over a long upload: the mean of the last quarter of the samples against the second quarter. */
-/** Samples (one a second) below which an upload is too short to tell growth from noise. */
-const MIN_GROWTH_SAMPLES = 8;
-
-/** Peak RSS, and the change from the second to the last quarter of the upload (null if too short to tell). */
-export function rssGrowth(points: Array<[number, number]>): { peak: number; growth: number | null } {
-  const rss = points.map(([, value]) => value);
-  const quarter = Math.floor(rss.length / 4);
-  return {
-    peak: Math.max(...rss),
-    growth: rss.length < MIN_GROWTH_SAMPLES ? null : mean(rss.slice(-quarter)) - mean(rss.slice(quarter, 2 * quarter)),
-  };
-}
-
-const growthText = (growth: number | null) =>
-  growth === null
-    ? `too short to tell (under ${MIN_GROWTH_SAMPLES} samples)`
-    : `${growth >= 0 ? '+' : ''}${(growth / MiB).toFixed(1)} MiB from the second to the last quarter of the upload`;
 
 export function evaluateTargets(result: BenchResult): Target[] {
   const targets: Target[] = [];
@@ -230,9 +203,13 @@ export function evaluateTargets(result: BenchResult): Target[] {
   const memoryRun = result.memory?.series.find((s) => s.name === 'freight tus');
   const growth = memoryRun ? rssGrowth(memoryRun.points) : undefined;
   const peak = Math.max(...freightRss, growth?.peak ?? 0);
+  // Concurrent uploads fill more part slots at once: reported beside the target, which is about one upload.
+  const concurrentPeak = result.instances ? Math.max(...result.instances.runs.flatMap((run) => run.peakRss)) : 0;
   targets.push({
     target: 'server RSS under 150 MB at the defaults',
-    measured: `peak ${(peak / MB).toFixed(0)} MB (${(peak / MiB).toFixed(0)} MiB) over every run`,
+    measured:
+      `peak ${(peak / MB).toFixed(0)} MB (${(peak / MiB).toFixed(0)} MiB) over every run of one upload at a time` +
+      (concurrentPeak ? `; with ${result.instances!.uploads} concurrent uploads (two instances): ${(concurrentPeak / MiB).toFixed(0)} MiB` : ''),
     met: peak < 150 * MB,
   });
   if (growth && growth.growth !== null && result.memory) {
@@ -248,6 +225,8 @@ export function evaluateTargets(result: BenchResult): Target[] {
     measured: `peak ${(disk / MiB).toFixed(0)} MiB`,
     met: disk <= result.tempDiskBudget,
   });
+  const bytes = bytesToS3Target(result);
+  if (bytes) targets.push(bytes);
   if (result.micro.headFreight) {
     targets.push({
       target: 'HEAD ≥ 2,000 requests/s (32 concurrent clients, state in Postgres)',
@@ -265,7 +244,37 @@ export function evaluateTargets(result: BenchResult): Target[] {
   return targets;
 }
 
-export function benchmarksPage(result: BenchResult, targets: Target[], svgName: string | undefined): string {
+/** What a PATCH may add to the bytes sent to S3: the staged tail it reads back and sends again, under 5 MiB. */
+const TAIL_BOUND = 5 * MiB;
+/** HTTP headers and the requests that stage and join parts, against the bytes: well under 1 %. */
+const HTTP_OVERHEAD = 0.01;
+
+/**
+ * The tus store sends each byte to S3 once, plus the staged tail (< 5 MiB) a PATCH re-sends: Freight's bytes to S3,
+ * measured by a counting relay, stay under 1.01 × the bytes uploaded + 5 MiB per PATCH, at every chunk size and in
+ * the soak.
+ */
+function bytesToS3Target(result: BenchResult): Target | undefined {
+  const checks: Array<{ what: string; perByte: number; bound: number }> = [];
+  for (const s of result.summaries) {
+    if (!s.contender.startsWith('freight') || s.s3SentPerByte === null) continue;
+    const patches = s.requests - 1;
+    checks.push({ what: `${s.contender} (${formatSize(s.size)})`, perByte: s.s3SentPerByte, bound: 1 + HTTP_OVERHEAD + (patches * TAIL_BOUND) / s.size });
+  }
+  for (const [i, upload] of (result.soak?.uploads ?? []).entries()) {
+    checks.push({ what: `soak upload ${i + 1}`, perByte: upload.toS3 / upload.size, bound: 1 + HTTP_OVERHEAD + (upload.patches * TAIL_BOUND) / upload.size });
+  }
+  if (checks.length === 0) return undefined;
+  const worst = checks.reduce((a, b) => (b.perByte / b.bound > a.perByte / a.bound ? b : a));
+  return {
+    target: 'freight tus bytes to S3 ≤ 1.01 × the bytes uploaded + 5 MiB per PATCH (counting relay; every chunked row and the soak)',
+    measured: `closest: ${worst.what} at ${worst.perByte.toFixed(3)} bytes per byte (bound ${worst.bound.toFixed(3)}); ${checks.length} checked`,
+    met: checks.every((check) => check.perByte <= check.bound),
+  };
+}
+
+/** The page; `plots` names the SVGs written next to the JSON record (in bench/results/). */
+export function benchmarksPage(result: BenchResult, targets: Target[], plots: { memory?: string; soak?: string }): string {
   const m = result.machine;
   const lines = [
     '# Benchmarks',
@@ -281,12 +290,21 @@ export function benchmarksPage(result: BenchResult, targets: Target[], svgName: 
     '- **freight direct**: the presigned multipart path with the project\'s client (4 parts in flight, MD5 per part).',
     '- **freight tus parallel** (tus-js-client `parallelUploads`): not yet possible, as it needs the tus concatenation',
     '  extension, which is not implemented.',
+    '- **…, 5 MiB PATCHes** and **…, 64 MiB PATCHes**: tus-js-client with `chunkSize` 5 MiB or 64 MiB against bare',
+    '  @tus/server and against Freight, each a server process of its own whose S3_ENDPOINT is a counting relay',
+    '  (`bench/counting-relay.ts`), so that the bytes each sends to S3 are measured outside it.',
     '',
     `Freight runs as \`npm start\` runs it: \`${result.freightStart}\`.`,
     '',
     'Server CPU and RSS are read from `/proc` of the server process (sampled every 100 ms), temp disk is the size of',
     'its part-buffer directory (sampled likewise), gateway CPU is that of the gateway\'s daemons (radosgw, OSD, monitor),',
-    'requests are the HTTP requests the client made.',
+    'requests are the HTTP requests the client made. Parts stored is the `-N` suffix of the stored object\'s ETag',
+    '(HeadObject), whose size is checked too. Bytes to / from S3 per byte are the bytes the server sent to S3 and',
+    'received from it (HTTP headers included) per byte uploaded, counted by the relay; only the chunked rows go through',
+    'one, and its work (in the benchmark process) shares the machine with the rest, so compare chunked rows with each',
+    'other. Largest upload is what the server can take at that PATCH size: bare @tus/server ends a part at the end of',
+    'every PATCH (its parts are never fewer than its PATCHes), so 10,000 PATCHes at most; Freight plans its parts when',
+    'the upload is created, whatever the PATCHes, so its `MAX_UPLOAD_SIZE`.',
     '',
     `Run of ${result.date.slice(0, 16).replace('T', ' ')} UTC, ${result.rounds} rounds, ${Math.round(result.durationSeconds / 60)} minutes:`,
     '',
@@ -323,13 +341,14 @@ export function benchmarksPage(result: BenchResult, targets: Target[], svgName: 
       '',
     );
   }
-  if (result.memory && svgName) {
+  if (result.instances) lines.push(...instancesSection(result.instances));
+  if (result.memory && plots.memory) {
     lines.push(
       `## Memory over a ${formatSize(result.memory.size)} upload`,
       '',
       `Server RSS sampled every second during one tus upload of ${formatSize(result.memory.size)}:`,
       '',
-      `![RSS over time](bench/results/${svgName})`,
+      `![RSS over time](bench/results/${plots.memory})`,
       '',
       ...result.memory.series.map((s) => {
         const g = rssGrowth(s.points);
@@ -338,14 +357,17 @@ export function benchmarksPage(result: BenchResult, targets: Target[], svgName: 
       '',
     );
   }
+  if (result.soak) lines.push(...soakSection(result.soak, plots.soak));
+  if (result.staging) lines.push(...stagingSection(result.staging));
   lines.push(
     '## Reproduce',
     '',
     '`npm run bench` (root, Debian): it starts PostgreSQL if needed and its own Ceph RGW on free ports (or uses',
     '`DATABASE_URL` and `S3_ENDPOINT`/`S3_ACCESS_KEY_ID`/`S3_SECRET_ACCESS_KEY` when set), writes the data files to',
     '`bench/.work/`, and records everything in `bench/results/<date>.json`. Flags: `--size 8GiB` (repeatable or',
-    'comma-separated), `--rounds N`, `--memory-size 4GiB`, `--no-micro`, `--no-memory`. `S3_PART_SIZE` and',
-    '`S3_PART_CONCURRENCY` set in its environment are passed on to Freight (and shown in the command above).',
+    'comma-separated), `--rounds N`, `--memory-size 4GiB`, `--soak-size 32GiB`, `--no-micro`, `--no-memory`,',
+    '`--no-instances`, `--no-soak`, `--no-staging`; `--staging` runs only the staging measurement. `S3_PART_SIZE`',
+    'and `S3_PART_CONCURRENCY` set in its environment are passed on to Freight (and shown in the command above).',
     '',
   );
   return lines.join('\n');

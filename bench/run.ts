@@ -1,46 +1,49 @@
 /**
  * npm run bench: Freight beside the alternatives, on the same machine, data, gateway and Postgres, in one run.
  *
- *   npm run bench                          256 MiB and 2 GiB, 3 rounds, microbenchmarks, a 4 GiB memory run
+ *   npm run bench                          256 MiB and 2 GiB, 3 rounds, two instances, microbenchmarks, a 4 GiB
+ *                                          memory run, a 32 GiB soak, the staging measurement
  *   npm run bench -- --size 8GiB --rounds 5
- *   npm run bench -- --size 64MiB --rounds 1 --memory-size 256MiB     (a quick look)
+ *   npm run bench -- --size 64MiB --rounds 1 --memory-size 256MiB --soak-size 1GiB     (a quick look)
+ *   npm run bench -- --staging             the staging measurement only
  *
  * Contenders run alternately (A B C D A B C D …); each figure is the median of the rounds. Results go to
- * bench/results/<date>.json, the table and the RSS plot to BENCHMARKS.md and bench/results/<date>-rss.svg.
+ * bench/results/<date>.json, the tables and the RSS plots to BENCHMARKS.md and bench/results/<date>-*.svg.
  */
-import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { existsSync, statSync } from 'node:fs';
-import { mkdir, open, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs, promisify } from 'node:util';
+import { parseArgs } from 'node:util';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { ensurePostgres, ensureS3, repoRoot, runCleanups, s3ClientFor, type Cleanup, type S3Settings } from '../scripts/services.js';
 import { S3_LIMITS, loadConfig } from '../src/config/index.js';
 import { parseSize } from '../src/config/units.js';
-import { benchToken, deleteObject, directContender, limitContender, tusContender, type Contender } from './contenders.js';
-import { directCreateLatency, headThroughput, signTenThousand, tusCreateLatency } from './micro.js';
-import { cpuSeconds, sample } from './proc.js';
 import {
-  GiB,
-  MB,
-  MiB,
-  benchmarksPage,
-  evaluateTargets,
-  formatSize,
-  rssSvg,
-  summarize,
-  summaryTable,
-  type BenchResult,
-  type Run,
-} from './report.js';
+  benchToken,
+  deleteObject,
+  directContender,
+  limitContender,
+  storedObject,
+  tusContender,
+  type Contender,
+} from './contenders.js';
+import { startCountingRelay, type CountingRelay } from './counting-relay.js';
+import { DataPattern } from './data.js';
+import { collectGarbage, gatewayCpu } from './gateway.js';
+import { measureInstances } from './instances.js';
+import { log } from './log.js';
+import { directCreateLatency, headThroughput, signTenThousand, tusCreateLatency } from './micro.js';
+import { GiB, MB, MiB, formatSize } from './numbers.js';
+import { cpuSeconds, sample } from './proc.js';
+import { benchmarksPage, evaluateTargets, summarize, summaryTable, type BenchResult, type Run } from './report.js';
+import { rssSvg } from './rss.js';
+import { soak } from './soak.js';
+import { measureStaging, stagingTable } from './staging.js';
 import { startBareProcess, startFreightProcess, startScript, tunablesSet, type ServerProcess } from './servers.js';
 
 // The AWS SDK is pinned to releases that run on Node 20; its notice about later ones is noise here.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
-const run = promisify(execFile);
 const ROOT = repoRoot();
 const WORK = path.join(ROOT, 'bench', '.work');
 
@@ -49,8 +52,13 @@ const { values: args } = parseArgs({
     size: { type: 'string', multiple: true },
     rounds: { type: 'string', default: '3' },
     'memory-size': { type: 'string', default: '4GiB' },
+    'soak-size': { type: 'string', default: '32GiB' },
     'no-micro': { type: 'boolean', default: false },
     'no-memory': { type: 'boolean', default: false },
+    'no-instances': { type: 'boolean', default: false },
+    'no-soak': { type: 'boolean', default: false },
+    'no-staging': { type: 'boolean', default: false },
+    staging: { type: 'boolean', default: false },
   },
 });
 const sizes = (args.size ?? ['256MiB', '2GiB']).flatMap((text) => text.split(',')).map((text) => {
@@ -60,22 +68,14 @@ const sizes = (args.size ?? ['256MiB', '2GiB']).flatMap((text) => text.split(','
 });
 const rounds = Number(args.rounds);
 const memorySize = parseSize(args['memory-size']!) ?? 4 * GiB;
-const log = (message: string) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}`);
-
-/** A data file of `size` bytes: 64 MiB of random bytes repeated, each copy stamped with its index (no two parts alike). */
-async function dataFile(size: number): Promise<string> {
-  const file = path.join(WORK, `data-${size}.bin`);
-  if (existsSync(file) && statSync(file).size === size) return file;
-  await mkdir(WORK, { recursive: true });
-  const block = randomBytes(64 * MiB);
-  const handle = await open(file, 'w');
-  for (let offset = 0, index = 0; offset < size; offset += block.length, index++) {
-    block.writeBigUInt64BE(BigInt(index), 0);
-    await handle.write(block, 0, Math.min(block.length, size - offset), offset);
-  }
-  await handle.close();
-  return file;
-}
+const soakSize = parseSize(args['soak-size']!);
+if (!soakSize) throw new Error(`--soak-size ${args['soak-size']} is not a size`);
+/** The PATCH sizes of the chunked rows. */
+const CHUNK_SIZES = [5 * MiB, 64 * MiB];
+/** Concurrent uploads in the two-instance measurement. */
+const INSTANCE_UPLOADS = 4;
+/** Rounds of the staging measurement (each about 10 s). */
+const STAGING_ROUNDS = 2;
 
 /** S3_PART_CONCURRENCY parts of S3_PART_SIZE (as Freight runs here), plus the partial part a resumed request picks up. */
 function tempDiskBudget(): number {
@@ -83,35 +83,20 @@ function tempDiskBudget(): number {
   return settings.partConcurrency * settings.partSize + S3_LIMITS.minPartSize;
 }
 
-/** CPU of the gateway's daemons, when this run started the gateway (so their pids are known). */
-async function gatewayCpu(s3: S3Settings): Promise<number | null> {
-  if (!s3.rgwDir) return null;
-  let total = 0;
-  for (const name of ['rgw', 'osd.0', 'mon.a']) {
-    const pid = Number(await readFile(path.join(s3.rgwDir, 'run', `${name}.pid`), 'utf8').catch(() => '0'));
-    if (pid) total += cpuSeconds(pid);
-  }
-  return total;
-}
-
-/** Deleted objects are freed by the gateway's garbage collector, normally hours later: run it now. */
-async function collectGarbage(s3: S3Settings): Promise<void> {
-  if (!s3.rgwDir) return;
-  await run('radosgw-admin', ['gc', 'process', '--include-all'], { env: { ...process.env, CEPH_CONF: path.join(s3.rgwDir, 'ceph.conf') } }).catch(
-    (error: unknown) => log(`gc: ${String(error)}`),
-  );
-}
-
 async function measure(contender: Contender, file: string, size: number, round: number, s3: S3Settings, bucket: string): Promise<Run> {
   const server = contender.server;
   const cpu0 = server ? cpuSeconds(server.pid) : 0;
   const gateway0 = await gatewayCpu(s3);
   const sampler = sample(server?.pid, server?.tempDir, 100);
+  contender.relay?.reset();
   const started = performance.now();
   const { key, requests } = await contender.upload(file, size);
   const seconds = (performance.now() - started) / 1000;
+  const relayed = contender.relay?.counts();
   const samples = await sampler.stop();
   const gateway1 = await gatewayCpu(s3);
+  const stored = await storedObject(s3, bucket, key);
+  if (stored.size !== size) log(`${contender.name}: object ${key} holds ${stored.size} bytes, not ${size}`);
   await deleteObject(s3, bucket, key);
   return {
     contender: contender.name,
@@ -124,6 +109,12 @@ async function measure(contender: Contender, file: string, size: number, round: 
     serverPeakRss: server ? samples.peakRss : null,
     peakTempDisk: server ? samples.peakDisk : null,
     requests,
+    chunkSize: contender.chunkSize ?? null,
+    partsStored: stored.parts,
+    objectSize: stored.size,
+    s3BytesSent: relayed?.toS3 ?? null,
+    s3BytesReceived: relayed?.fromS3 ?? null,
+    largestUpload: contender.largestUpload ?? null,
   };
 }
 
@@ -138,37 +129,97 @@ async function machine() {
   };
 }
 
+/** The command line that reproduces this run, with the settings passed on to Freight. */
+function commandLine(): string {
+  const settings = Object.entries(tunablesSet()).map(([name, value]) => `${name}=${value} `).join('');
+  const given = process.argv.slice(2).join(' ');
+  return `${settings}npm run bench${given ? ` -- ${given}` : ''}`;
+}
+
+/** The run's S3 gateway and a bucket of its own. */
+async function bringUpS3(cleanups: Cleanup[]): Promise<{ s3: S3Settings; bucket: string }> {
+  const s3 = await ensureS3(cleanups, 'freight-bench-rgw', { RGW_BLOCK_SIZE: '64G' });
+  const bucket = `freight-bench-${Date.now()}`;
+  const client = s3ClientFor(s3);
+  await client.send(new CreateBucketCommand({ Bucket: bucket }));
+  client.destroy();
+  return { s3, bucket };
+}
+
+/** `--staging`: the staging measurement alone, printed and recorded in bench/results/<date>-staging.json. */
+async function stagingOnly(): Promise<void> {
+  const cleanups: Cleanup[] = [];
+  try {
+    log('bringing up the S3 gateway');
+    const { s3, bucket } = await bringUpS3(cleanups);
+    const staging = await measureStaging(s3, bucket, STAGING_ROUNDS);
+    await mkdir(path.join(ROOT, 'bench', 'results'), { recursive: true });
+    const jsonPath = path.join(ROOT, 'bench', 'results', `${new Date().toISOString().slice(0, 10)}-staging.json`);
+    await writeFile(jsonPath, `${JSON.stringify({ date: new Date().toISOString(), command: commandLine(), machine: await machine(), staging }, null, 2)}\n`);
+    log(`results: ${path.relative(ROOT, jsonPath)}`);
+    console.log(`\n${stagingTable(staging).join('\n')}`);
+  } finally {
+    await runCleanups(cleanups);
+  }
+}
+
 async function main() {
   const cleanups: Cleanup[] = [];
   const servers: ServerProcess[] = [];
+  const relays: CountingRelay[] = [];
   const benchStarted = Date.now();
   try {
     log('bringing up PostgreSQL and the S3 gateway');
     const databaseUrl = await ensurePostgres(cleanups, 'freight_bench');
-    const s3 = await ensureS3(cleanups, 'freight-bench-rgw', { RGW_BLOCK_SIZE: '64G' });
-    const bucket = `freight-bench-${Date.now()}`;
-    const client = s3ClientFor(s3);
-    await client.send(new CreateBucketCommand({ Bucket: bucket }));
-    client.destroy();
-
+    const { s3, bucket } = await bringUpS3(cleanups);
+    const data = new DataPattern();
     log(`data files: ${[...sizes, memorySize].map(formatSize).join(', ')} (in bench/.work/)`);
     const files = new Map<number, string>();
-    for (const size of new Set([...sizes, memorySize])) files.set(size, await dataFile(size));
+    for (const size of new Set([...sizes, memorySize])) files.set(size, await data.file(WORK, size));
 
-    const freight = await startFreightProcess(ROOT, WORK, s3, bucket, databaseUrl);
-    servers.push(freight);
-    const bare = await startBareProcess(ROOT, WORK, s3, bucket);
-    servers.push(bare);
+    const start = async <T extends ServerProcess>(server: Promise<T>) => {
+      const started = await server;
+      servers.push(started);
+      return started;
+    };
+    const relayed = async () => {
+      const relay = await startCountingRelay(s3.endpoint);
+      relays.push(relay);
+      return relay;
+    };
+    const freight = await start(startFreightProcess(ROOT, WORK, s3, bucket, databaseUrl));
+    const bare = await start(startBareProcess(ROOT, WORK, s3, bucket));
+    // The chunked rows' servers, each reaching S3 through a counting relay of its own.
+    const freightRelay = await relayed();
+    const freightRelayed = await start(
+      startFreightProcess(ROOT, WORK, { ...s3, endpoint: freightRelay.url }, bucket, databaseUrl, { name: 'freight-relayed' }),
+    );
+    const bareRelay = await relayed();
+    const bareRelayed = await start(startBareProcess(ROOT, WORK, { ...s3, endpoint: bareRelay.url }, bucket, 'bare-relayed'));
     const token = await benchToken();
+    const freightMaxUpload = loadConfig({ AUTH_DISABLED: 'true', ...tunablesSet() }).maxUploadSize;
     const contenders = [
       limitContender(s3, bucket),
       tusContender('bare @tus/server', bare, undefined),
       tusContender('freight tus', freight, token),
       directContender(freight, token),
+      ...CHUNK_SIZES.flatMap((chunkSize) => [
+        tusContender(`bare @tus/server, ${formatSize(chunkSize)} PATCHes`, bareRelayed, undefined, {
+          chunkSize,
+          relay: bareRelay,
+          // @tus/s3-store ends a part at the end of every PATCH, and S3 takes 10,000 parts.
+          largestUpload: S3_LIMITS.maxParts * chunkSize,
+        }),
+        tusContender(`freight tus, ${formatSize(chunkSize)} PATCHes`, freightRelayed, token, {
+          chunkSize,
+          relay: freightRelay,
+          largestUpload: freightMaxUpload,
+        }),
+      ]),
     ];
 
     // One unrecorded upload each first, so that no contender is measured while its code is still being compiled.
-    const warmUp = await dataFile(32 * MiB);
+    const warmUp = await data.file(WORK, 32 * MiB);
     for (const contender of contenders) await measure(contender, warmUp, 32 * MiB, 0, s3, bucket);
 
     const runs: Run[] = [];
@@ -184,11 +235,23 @@ async function main() {
     }
     const summaries = summarize(runs);
 
-    let memory: { size: number; series: Array<{ name: string; points: Array<[number, number]> }> } | undefined;
+    let instances: BenchResult['instances'];
+    if (!args['no-instances']) {
+      const size = Math.min(...sizes);
+      log(`two instances: ${INSTANCE_UPLOADS} concurrent uploads of ${formatSize(size)}`);
+      const second = await start(
+        startFreightProcess(ROOT, WORK, s3, bucket, databaseUrl, { name: 'freight-second', sharedDataDir: path.dirname(freight.tempDir) }),
+      );
+      instances = await measureInstances({ instances: [freight, second], token, file: files.get(size)!, size, uploads: INSTANCE_UPLOADS, rounds, s3, bucket });
+      await second.stop();
+    }
+
+    let memory: BenchResult['memory'];
     if (!args['no-memory']) {
       log(`memory over a ${formatSize(memorySize)} upload (RSS sampled each second)`);
       const series = [];
-      for (const contender of [contenders[2]!, contenders[1]!]) {
+      for (const name of ['freight tus', 'bare @tus/server']) {
+        const contender = contenders.find((c) => c.name === name)!;
         const server = contender.server!;
         const sampler = sample(server.pid, undefined, 1000);
         const { key } = await contender.upload(files.get(memorySize)!, memorySize);
@@ -214,13 +277,25 @@ async function main() {
       log(JSON.stringify(micro));
     }
 
+    // The servers of the throughput rows are idle from here on: stopped, so the soak has the machine.
+    for (const server of servers.splice(0)) await server.stop();
+
+    let soakResult: BenchResult['soak'];
+    if (!args['no-soak']) {
+      log(`soak: ${formatSize(soakSize!)} in 64 MiB PATCHes`);
+      soakResult = await soak({ root: ROOT, workDir: WORK, s3, bucket, databaseUrl, token, totalSize: soakSize! });
+    }
+
+    let staging: BenchResult['staging'];
+    if (!args['no-staging']) {
+      log('staging and copying a part, or re-uploading it');
+      staging = await measureStaging(s3, bucket, STAGING_ROUNDS);
+    }
+
     const date = new Date().toISOString().slice(0, 10);
-    const settings = Object.entries(tunablesSet()).map(([name, value]) => `${name}=${value} `).join('');
-    const given = process.argv.slice(2).join(' ');
-    const command = `${settings}npm run bench${given ? ` -- ${given}` : ''}`;
     const result: BenchResult = {
       date: new Date().toISOString(),
-      command,
+      command: commandLine(),
       machine: await machine(),
       sizes,
       rounds,
@@ -231,34 +306,51 @@ async function main() {
       memory,
       tempDiskBudget: tempDiskBudget(),
       freightStart: await startScript(ROOT),
+      instances,
+      soak: soakResult,
+      staging,
     };
     const targets = evaluateTargets(result);
-    await mkdir(path.join(ROOT, 'bench', 'results'), { recursive: true });
-    const jsonPath = path.join(ROOT, 'bench', 'results', `${date}.json`);
+    const resultsDir = path.join(ROOT, 'bench', 'results');
+    await mkdir(resultsDir, { recursive: true });
+    const jsonPath = path.join(resultsDir, `${date}.json`);
     await writeFile(jsonPath, `${JSON.stringify({ ...result, targets }, null, 2)}\n`);
-    let svgName: string | undefined;
+    const plots: { memory?: string; soak?: string } = {};
     if (memory) {
-      svgName = `${date}-rss.svg`;
+      plots.memory = `${date}-rss.svg`;
       const colors = ['#d62728', '#1f77b4'];
       await writeFile(
-        path.join(ROOT, 'bench', 'results', svgName),
+        path.join(resultsDir, plots.memory),
         rssSvg(
           memory.series.map((s, i) => ({ ...s, color: colors[i]! })),
           `Server RSS during a ${formatSize(memory.size)} tus upload`,
         ),
       );
     }
-    await writeFile(path.join(ROOT, 'BENCHMARKS.md'), benchmarksPage(result, targets, svgName));
-    log(`results: ${path.relative(ROOT, jsonPath)}, BENCHMARKS.md${svgName ? `, bench/results/${svgName}` : ''}`);
+    if (soakResult) {
+      plots.soak = `${date}-soak-rss.svg`;
+      await writeFile(
+        path.join(resultsDir, plots.soak),
+        rssSvg(
+          [{ name: 'freight tus (S3_MAX_PARTS=100)', color: '#d62728', points: soakResult.rss }],
+          `Server RSS over a ${formatSize(soakResult.totalSize)} soak in ${formatSize(soakResult.chunkSize)} PATCHes`,
+        ),
+      );
+    }
+    await writeFile(path.join(ROOT, 'BENCHMARKS.md'), benchmarksPage(result, targets, plots));
+    const written = [path.relative(ROOT, jsonPath), 'BENCHMARKS.md', ...Object.values(plots).map((name) => `bench/results/${name}`)];
+    log(`results: ${written.join(', ')} (${(result.durationSeconds / 60).toFixed(1)} minutes)`);
     console.log(`\n${summaryTable(summaries)}`);
+    if (staging) console.log(stagingTable(staging).join('\n'));
     for (const target of targets) console.log(`${target.met ? 'met    ' : 'NOT MET'}  ${target.target}: ${target.measured}`);
   } finally {
     for (const server of servers) await server.stop();
+    for (const relay of relays) await relay.close();
     await runCleanups(cleanups);
   }
 }
 
-main().catch((error: unknown) => {
+(args.staging ? stagingOnly() : main()).catch((error: unknown) => {
   console.error(error);
   process.exit(1);
 });

@@ -83,13 +83,33 @@ export function tunablesSet(): Record<string, string> {
   return Object.fromEntries(TUNABLES.flatMap((name) => (process.env[name] ? [[name, process.env[name]]] : [])));
 }
 
-/** Freight as `npm start` runs it, with its defaults (except the TUNABLES set), on Postgres and S3. */
-export async function startFreightProcess(root: string, workDir: string, s3: S3Settings, bucket: string, databaseUrl: string) {
-  const dataDir = path.join(workDir, 'freight-data');
-  await rm(dataDir, { recursive: true, force: true });
+export interface FreightProcessOptions {
+  /** Its name in logs; also names its DATA_DIR (`<workDir>/<name>-data`) unless `dataDir` is given. */
+  name?: string;
+  /** The DATA_DIR of a running instance to share (its temp files go to a directory of their own in it). */
+  sharedDataDir?: string;
+  /** Settings on top of the defaults and the TUNABLES. */
+  env?: Record<string, string>;
+}
+
+/**
+ * Freight as `npm start` runs it, with its defaults (except the TUNABLES set and `options.env`), on Postgres and S3.
+ * Its DATA_DIR is emptied first, unless it is shared with another instance.
+ */
+export async function startFreightProcess(
+  root: string,
+  workDir: string,
+  s3: S3Settings,
+  bucket: string,
+  databaseUrl: string,
+  options: FreightProcessOptions = {},
+) {
+  const name = options.name ?? 'freight';
+  const dataDir = options.sharedDataDir ?? path.join(workDir, `${name}-data`);
+  if (!options.sharedDataDir) await rm(dataDir, { recursive: true, force: true });
   const start = parseStartScript(await startScript(root));
   return startProcess(
-    'freight',
+    name,
     path.join(root, 'dist', 'src', 'server.js'),
     {
       ...start.env,
@@ -99,6 +119,7 @@ export async function startFreightProcess(root: string, workDir: string, s3: S3S
       AUTH_JWT_SECRET: BENCH_SECRET,
       LOG_LEVEL: 'warn',
       ...tunablesSet(),
+      ...options.env,
     },
     path.join(dataDir, 'tmp'),
     start.flags,
@@ -106,9 +127,9 @@ export async function startFreightProcess(root: string, workDir: string, s3: S3S
 }
 
 /** Bare @tus/server + @tus/s3-store (bench/bare-server.ts), its temp files in a directory of their own. */
-export async function startBareProcess(root: string, workDir: string, s3: S3Settings, bucket: string) {
-  const tempDir = path.join(workDir, 'bare-tmp');
+export async function startBareProcess(root: string, workDir: string, s3: S3Settings, bucket: string, name = 'bare') {
+  const tempDir = path.join(workDir, `${name}-tmp`);
   await rm(tempDir, { recursive: true, force: true });
   await mkdir(tempDir, { recursive: true });
-  return startProcess('bare', path.join(root, 'dist', 'bench', 'bare-server.js'), { ...s3EnvFor(s3, bucket), TMPDIR: tempDir }, tempDir);
+  return startProcess(name, path.join(root, 'dist', 'bench', 'bare-server.js'), { ...s3EnvFor(s3, bucket), TMPDIR: tempDir }, tempDir);
 }
