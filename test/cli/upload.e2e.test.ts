@@ -62,6 +62,21 @@ async function whenStored(run: CliRun, stored: () => Promise<number>, bytes: num
   }, 60_000);
 }
 
+/**
+ * What `stored()` says once it has stopped moving: a part whose whole body reached S3 before the relay was held
+ * is still being stored for a moment after the command is gone.
+ */
+async function settled(stored: () => Promise<number>): Promise<number> {
+  let last = await stored();
+  for (let same = 0; same < 3; ) {
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const now = await stored();
+    same = now === last ? same + 1 : 0;
+    last = now;
+  }
+  return last;
+}
+
 /** Holds the relay, stops the command with `signal`, and lets the relay flow again once it is gone. */
 async function interrupt(run: CliRun, proxy: HoldingProxy, signal: NodeJS.Signals): Promise<number | null> {
   await proxy.hold();
@@ -178,12 +193,12 @@ describe('freight upload --direct', () => {
     const first = cli(args);
     await whenStored(first, storedParts, 15 * MiB);
     expect(await interrupt(first, s3Proxy, 'SIGINT')).toBe(130);
-    const afterCtrlC = await storedParts();
+    const afterCtrlC = await settled(storedParts);
 
     const second = cli(args);
     await whenStored(second, storedParts, afterCtrlC + 10 * MiB);
     expect(await interrupt(second, s3Proxy, 'SIGKILL')).toBeNull();
-    const afterKill = await storedParts();
+    const afterKill = await settled(storedParts);
 
     const third = cli(args);
     expect(await third.exited, third.stderr()).toBe(0);
