@@ -73,11 +73,14 @@ export function tusUpload(options: {
   size: number;
   chunkSize?: number | undefined;
   retries?: { onRetry(failure: string): void } | undefined;
+  /** tus-js-client's parallelUploads (partial uploads concatenated by the server). */
+  parallelUploads?: number | undefined;
 }): Promise<{ key: string; requests: number }> {
   let requests = 0;
   const { retries } = options;
-  return new Promise((resolve, reject) => {
+  const sent = new Promise<{ key: string; requests: number }>((resolve, reject) => {
     const upload = new TusUpload(options.input, {
+      ...(options.parallelUploads ? { parallelUploads: options.parallelUploads } : {}),
       endpoint: `${options.url}/files/`,
       uploadSize: options.size,
       ...(options.chunkSize ? { chunkSize: options.chunkSize } : {}),
@@ -103,6 +106,19 @@ export function tusUpload(options: {
     });
     upload.start();
   });
+  // A concatenated upload is assembled after its final POST is answered: the upload is done once it is completed.
+  return options.parallelUploads ? sent.then(async (result) => ({ ...result, requests: result.requests + (await untilCompleted(options.url, options.token, result.key)) })) : sent;
+}
+
+/** Polls GET /api/uploads/:id until the upload is completed; returns the requests it took. */
+async function untilCompleted(url: string, token: string | undefined, id: string): Promise<number> {
+  for (let requests = 1; ; requests++) {
+    const res = await fetch(`${url}/api/uploads/${id}`, { headers: token ? { Authorization: `Bearer ${token}` } : {} });
+    const { status } = (await res.json()) as { status?: string };
+    if (status === 'completed') return requests;
+    if (status !== 'pending' && status !== 'uploading') throw new Error(`upload ${id} ended ${status}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
 
 /**
@@ -113,7 +129,7 @@ export function tusContender(
   name: string,
   server: ServerProcess,
   token: string | undefined,
-  options: { chunkSize?: number; relay?: CountingRelay; largestUpload?: number } = {},
+  options: { chunkSize?: number; relay?: CountingRelay; largestUpload?: number; parallelUploads?: number } = {},
 ): Contender {
   return {
     name,
@@ -121,7 +137,8 @@ export function tusContender(
     chunkSize: options.chunkSize,
     relay: options.relay,
     largestUpload: options.largestUpload,
-    upload: (file, size) => tusUpload({ url: server.url, token, input: createReadStream(file), size, chunkSize: options.chunkSize }),
+    upload: (file, size) =>
+      tusUpload({ url: server.url, token, input: createReadStream(file), size, chunkSize: options.chunkSize, parallelUploads: options.parallelUploads }),
   };
 }
 

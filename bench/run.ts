@@ -188,6 +188,10 @@ async function main() {
       return relay;
     };
     const freight = await start(startFreightProcess(ROOT, WORK, s3, bucket, databaseUrl));
+    // The same without the running SHA-256: what hashing costs.
+    const freightUnhashed = await start(
+      startFreightProcess(ROOT, WORK, s3, bucket, databaseUrl, { name: 'freight-unhashed', env: { UPLOAD_SHA256: 'false' } }),
+    );
     const bare = await start(startBareProcess(ROOT, WORK, s3, bucket));
     // The chunked rows' servers, each reaching S3 through a counting relay of its own.
     const freightRelay = await relayed();
@@ -202,6 +206,8 @@ async function main() {
       limitContender(s3, bucket),
       tusContender('bare @tus/server', bare, undefined),
       tusContender('freight tus', freight, token),
+      tusContender('freight tus, UPLOAD_SHA256=false', freightUnhashed, token),
+      tusContender('freight tus, parallelUploads 4', freight, token, { parallelUploads: 4 }),
       directContender(freight, token),
       ...CHUNK_SIZES.flatMap((chunkSize) => [
         tusContender(`bare @tus/server, ${formatSize(chunkSize)} PATCHes`, bareRelayed, undefined, {

@@ -79,6 +79,8 @@ export interface Config {
   databaseTimeoutMs: number;
   /** How long a request waits for an upload's lock before it answers 423. */
   lockTimeoutMs: number;
+  /** Keep the running SHA-256 of every tus upload (UPLOAD_SHA256); uploads that announce one are hashed anyway. */
+  sha256: boolean;
   /** A PATCH body slower than this (bytes per second) over `stallTimeoutMs` is stopped; 0 turns the check off. */
   minUploadRate: number;
   stallTimeoutMs: number;
@@ -211,6 +213,7 @@ export function loadConfig(env: Env = process.env): Config {
   const databaseTimeoutMs = duration('DATABASE_TIMEOUT', 10_000, 1_000, 600_000);
   const lockTimeoutMs = duration('LOCK_TIMEOUT', 30_000, 1_000, 600_000);
   const minUploadRate = size('UPLOAD_MIN_RATE', 16 * KiB, 0, GiB);
+  const sha256 = read('UPLOAD_SHA256') === undefined ? true : bool('UPLOAD_SHA256');
   const stallTimeoutMs = duration('UPLOAD_STALL_TIMEOUT', 30_000, 1_000, 3_600_000);
   const userMaxOpenUploads = int('USER_MAX_OPEN_UPLOADS', 1000, 0, 1_000_000);
   const uploadExpiryMs = duration('UPLOAD_EXPIRY', 24 * 3_600_000, 60_000, 365 * 86_400_000);
@@ -265,6 +268,7 @@ export function loadConfig(env: Env = process.env): Config {
     lockTimeoutMs,
     minUploadRate,
     stallTimeoutMs,
+    sha256,
     maxUploadSize,
     userMaxOpenUploads,
     uploadExpiryMs,

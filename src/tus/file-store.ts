@@ -9,7 +9,7 @@ import type { FileStore } from '@tus/file-store';
 import { ERRORS, type Upload } from '@tus/utils';
 import type { FastifyBaseLogger } from 'fastify';
 import { checksumMismatch, offsetMismatch } from '../errors.js';
-import { RunningDigest } from '../uploads/digest.js';
+import { RunningDigest, hashes } from '../uploads/digest.js';
 import type { FileUpload } from '../db/schema.js';
 import type { UploadService } from '../uploads/service.js';
 import { BodyReader, BodyStalled, type StallRule } from './body.js';
@@ -29,6 +29,8 @@ export class RecordedFileStore extends FreightStore {
     private readonly uploads: UploadService,
     private readonly log: FastifyBaseLogger,
     private readonly stall: StallRule,
+    /** UPLOAD_SHA256: keep the running digest of every upload. */
+    private readonly hashing: boolean,
   ) {
     super();
   }
@@ -52,7 +54,7 @@ export class RecordedFileStore extends FreightStore {
     // SHA-256 goes on from the state recorded with the offset; a checksummed body is recorded only if it matches
     // (otherwise its bytes stay in the file past the recorded offset, and the next PATCH overwrites them).
     const body = new BodyReader(stream, { ...options, stall: this.stall });
-    const digest = await RunningDigest.resume(record.hashState, offset);
+    const digest = hashes(this.hashing, record.metadata) ? await RunningDigest.resume(record.hashState, offset) : undefined;
     const end = await this.inner.write(Readable.from(hashed(body.chunks(), digest)), id, offset);
     if (!body.checksumMatches()) throw checksumMismatch('the body does not have its Upload-Checksum (or did not arrive whole); nothing was recorded');
     if (end !== offset) await this.uploads.advanceStoredOffset(id, { from: offset, to: end, staging: null, hashState: digest?.save() ?? null });

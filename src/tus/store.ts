@@ -38,6 +38,7 @@ export function createTusStore({ config, uploads, log, tempDir, s3, metrics }: T
       slots,
       tempDir,
       stall,
+      hashing: config.sha256,
       log,
       expiryMs: config.uploadExpiryMs,
       tagging: config.s3.tagging,
@@ -50,5 +51,5 @@ export function createTusStore({ config, uploads, log, tempDir, s3, metrics }: T
     directory: path.join(config.dataDir, 'files'),
     expirationPeriodInMilliseconds: config.uploadExpiryMs,
   });
-  return new RecordedFileStore(files, uploads, log, stall);
+  return new RecordedFileStore(files, uploads, log, stall, config.sha256);
 }

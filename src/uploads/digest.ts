@@ -42,5 +42,9 @@ export class RunningDigest {
   }
 }
 
+/** Whether an upload's bytes are hashed as they stream: always with UPLOAD_SHA256, and whenever a digest was announced. */
+export const hashes = (enabled: boolean, metadata: Record<string, string | null> | null): boolean =>
+  enabled || typeof metadata?.sha256 === 'string';
+
 /** A client's announced digest (Upload-Metadata `sha256`, or the direct API's `sha256`): 64 hex digits. */
 export const isSha256Hex = (value: string): boolean => /^[0-9a-f]{64}$/i.test(value);

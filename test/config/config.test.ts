@@ -127,6 +127,7 @@ describe('configuration from the environment', () => {
     [{ DATABASE_TIMEOUT: 'never' }, 'DATABASE_TIMEOUT'],
     [{ LOCK_TIMEOUT: '1h' }, 'LOCK_TIMEOUT'],
     [{ UPLOAD_MIN_RATE: 'fast' }, 'UPLOAD_MIN_RATE'],
+    [{ UPLOAD_SHA256: 'sometimes' }, 'UPLOAD_SHA256'],
     [{ UPLOAD_STALL_TIMEOUT: '500ms' }, 'UPLOAD_STALL_TIMEOUT'],
     [{ MAX_UPLOAD_SIZE: '6TiB' }, 'MAX_UPLOAD_SIZE'],
     [{ USER_MAX_OPEN_UPLOADS: '-1' }, 'USER_MAX_OPEN_UPLOADS'],

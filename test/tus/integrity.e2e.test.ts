@@ -19,6 +19,7 @@ import {
   serviceEnv,
   sha256,
   sha256OfObject,
+  startFreight,
   tokenFor,
   uniqueUser,
 } from '../helpers/harness.js';
@@ -139,6 +140,26 @@ describe('the whole upload SHA-256', () => {
 
     const badForm = await fetch(`${ctx.freight.url}/files/`, { method: 'POST', headers: { ...TUS, ...headers, 'Upload-Length': '5', ...metadataSha256('nope') } });
     expect(badForm.status).toBe(400);
+  });
+});
+
+describe('UPLOAD_SHA256=false', () => {
+  test('no digest is kept, unless the client announced one: that one is still checked', async () => {
+    const plain = await startFreight(serviceEnv(ctx.bucket.bucket, { S3_PART_SIZE: '5MiB', UPLOAD_SHA256: 'false' }));
+    try {
+      const headers = await auth(uniqueUser('nohash'));
+      const data = randomData(7 * MiB);
+      const quiet = await createRawUpload(plain.url, headers, data);
+      expect((await quiet.patch(0, data.length)).status).toBe(204);
+      expect(await row(quiet.id)).toMatchObject({ status: 'completed', sha256: null });
+
+      const wrong = sha256(Buffer.from('not it'));
+      const announced = await createRawUpload(plain.url, headers, data, { 'Upload-Length': String(data.length), ...metadataSha256(wrong) });
+      expect((await announced.patch(0, data.length)).status).toBe(460);
+      expect((await row(announced.id))?.status).toBe('rejected');
+    } finally {
+      await plain.close();
+    }
   });
 });
 

@@ -12,7 +12,7 @@ import type { Readable } from 'node:stream';
 import type { Upload } from '@tus/utils';
 import type { FileUpload } from '../../db/schema.js';
 import { conflict, offsetMismatch } from '../../errors.js';
-import { RunningDigest } from '../../uploads/digest.js';
+import { RunningDigest, hashes } from '../../uploads/digest.js';
 import { sumOfSizes } from '../../uploads/parts.js';
 import { planPartSize } from '../../uploads/planner.js';
 import { S3_LIMITS } from '../../config/index.js';
@@ -259,14 +259,16 @@ export class FreightS3Store extends FreightStore {
       size: piece.last - piece.first + 1,
       etag: await objects.copyPart(final.storageKey, uploadId, index + 1, piece.key, undefined, piece),
     }));
-    const digest = await RunningDigest.resume(null, 0);
-    for (const partial of partials) {
-      for await (const chunk of await objects.getObject(partial.storageKey)) digest!.update(chunk as Buffer);
+    const digest = hashes(this.options.hashing, final.metadata) ? await RunningDigest.resume(null, 0) : undefined;
+    if (digest) {
+      for (const partial of partials) {
+        for await (const chunk of await objects.getObject(partial.storageKey)) digest.update(chunk as Buffer);
+      }
     }
     const length = sumOfSizes(parts);
-    const sha256 = digest!.hex();
+    const sha256 = digest?.hex();
     try {
-      await uploads.verifyDigest(final, sha256);
+      if (sha256 !== undefined) await uploads.verifyDigest(final, sha256);
     } catch (error) {
       await this.discard({ ...final, s3UploadId: uploadId });
       throw error;

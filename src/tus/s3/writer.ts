@@ -20,7 +20,7 @@ import type { S3MultipartStorage } from '../../storage/multipart.js';
 import type { S3Objects } from '../../storage/objects.js';
 import type { UploadService } from '../../uploads/service.js';
 import { checksumMismatch } from '../../errors.js';
-import { RunningDigest } from '../../uploads/digest.js';
+import { RunningDigest, hashes } from '../../uploads/digest.js';
 import { BodyReader, type StallRule } from '../body.js';
 import type { WriteOptions } from '../upload-record.js';
 import { MIN_SEGMENT, PartLayout, stagingKey, tailKey } from './layout.js';
@@ -36,6 +36,8 @@ export interface WriterDeps {
   /** This process's own temp directory (part files). */
   tempDir: string;
   stall: StallRule;
+  /** UPLOAD_SHA256: keep the running digest of every upload. */
+  hashing: boolean;
   log: FastifyBaseLogger;
 }
 
@@ -72,7 +74,7 @@ export class PatchWrite {
   /** Reads the body to its end (or until it stalls, is stopped, or a step fails) and returns the offset now stored. */
   async run(source: Readable, options: WriteOptions = {}): Promise<number> {
     const reader = new BodyReader(source, { ...options, stall: this.deps.stall });
-    const digest = await RunningDigest.resume(this.upload.hashState, this.committed);
+    const digest = hashes(this.deps.hashing, this.upload.metadata) ? await RunningDigest.resume(this.upload.hashState, this.committed) : undefined;
     let settleChecksum: (matched: boolean) => void = () => {};
     if (options.checksum) this.verified = new Promise((resolve) => (settleChecksum = resolve));
     let piece = this.firstPiece();
