@@ -82,7 +82,8 @@ export function tusUpload(options: {
     const upload = new TusUpload(options.input, {
       ...(options.parallelUploads ? { parallelUploads: options.parallelUploads } : {}),
       endpoint: `${options.url}/files/`,
-      uploadSize: options.size,
+      // tus-js-client refuses uploadSize with parallelUploads: it then reads the size from the file itself.
+      ...(options.parallelUploads ? {} : { uploadSize: options.size }),
       ...(options.chunkSize ? { chunkSize: options.chunkSize } : {}),
       headers: options.token ? { Authorization: `Bearer ${options.token}` } : {},
       metadata: { filename: 'bench.bin', filetype: 'application/octet-stream' },

@@ -13,8 +13,15 @@ export function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
 }
 
-export function rssBytes(pid: number): number {
-  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+/** The resident memory of a process; undefined once it has exited. */
+export function rssBytes(pid: number): number | undefined {
+  let status: string;
+  try {
+    status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const match = /VmRSS:\s+(\d+) kB/.exec(status);
   return match ? Number(match[1]) * 1024 : 0;
 }
 
@@ -51,8 +58,8 @@ export function sample(pid: number | undefined, dir: string | undefined, interva
   let running = true;
   const loop = (async () => {
     while (running) {
-      if (pid !== undefined) {
-        const rss = rssBytes(pid);
+      const rss = pid === undefined ? undefined : rssBytes(pid);
+      if (rss !== undefined) {
         result.peakRss = Math.max(result.peakRss, rss);
         result.rss.push([(Date.now() - started) / 1000, rss]);
       }

@@ -59,6 +59,10 @@ async function startProcess(
   let output = '';
   child.stdout!.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-4000)));
   child.stderr!.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-4000)));
+  let stopping = false;
+  child.once('exit', (code, signal) => {
+    if (!stopping) process.stderr.write(`[bench] ${name} exited unexpectedly (${code ?? signal}); its last output:\n${output}\n`);
+  });
   const url = `http://127.0.0.1:${port}`;
   await waitUntilAnswering(`${url}/files/`, child, () => output);
   return {
@@ -67,6 +71,7 @@ async function startProcess(
     pid: child.pid!,
     tempDir,
     stop: async () => {
+      stopping = true;
       if (child.exitCode !== null) return;
       const exited = new Promise((resolve) => child.once('exit', resolve));
       child.kill('SIGTERM');
