@@ -18,7 +18,8 @@ import { FreightStore, liveRecord, tusUpload, type WriteOptions } from './upload
 /** The chunks, each fed to the digest on its way. */
 async function* hashed(chunks: AsyncIterable<Buffer>, digest: RunningDigest | undefined): AsyncGenerator<Buffer> {
   for await (const chunk of chunks) {
-    digest?.update(chunk);
+    const behind = digest?.update(chunk);
+    if (behind) await behind;
     yield chunk;
   }
 }
@@ -55,9 +56,16 @@ export class RecordedFileStore extends FreightStore {
     // (otherwise its bytes stay in the file past the recorded offset, and the next PATCH overwrites them).
     const body = new BodyReader(stream, { ...options, stall: this.stall });
     const digest = hashes(this.hashing, record.metadata) ? await RunningDigest.resume(record.hashState, offset) : undefined;
-    const end = await this.inner.write(Readable.from(hashed(body.chunks(), digest)), id, offset);
+    let end: number;
+    let hashState: string | null = null;
+    try {
+      end = await this.inner.write(Readable.from(hashed(body.chunks(), digest)), id, offset);
+      if (digest) hashState = await digest.save();
+    } finally {
+      digest?.close();
+    }
     if (!body.checksumMatches()) throw checksumMismatch('the body does not have its Upload-Checksum (or did not arrive whole); nothing was recorded');
-    if (end !== offset) await this.uploads.advanceStoredOffset(id, { from: offset, to: end, staging: null, hashState: digest?.save() ?? null });
+    if (end !== offset) await this.uploads.advanceStoredOffset(id, { from: offset, to: end, staging: null, hashState });
     await this.finish(id);
     if (body.stalled) throw new BodyStalled(end);
     return end;

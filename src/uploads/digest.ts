@@ -4,41 +4,56 @@
  * exactly the bytes stored, and the digest at completion is of the bytes actually stored, without reading them
  * back. hash-wasm is pinned exactly in package.json: a saved state only loads into the same build.
  */
-import { createSHA256, type IHasher } from 'hash-wasm';
+import { createSHA256 } from 'hash-wasm';
+import { newWorkerHasher, type WorkerHasher } from './hash-workers.js';
 
 export class RunningDigest {
-  private constructor(private readonly hasher: IHasher) {}
+  private constructor(private readonly hasher: WorkerHasher) {}
 
   /**
-   * The digest as of `offset`, from its saved `state` (null at offset 0: a new one). Undefined when it cannot be
-   * known (an upload older than digests, or whose state was lost): the upload then gets no digest.
+   * The digest as of `offset`, from its saved `state` (null at offset 0: a new one), hashed on a worker thread
+   * (hash-workers.ts). Undefined when it cannot be known (an upload older than digests, or whose state was lost):
+   * the upload then gets no digest. Close it when done.
    */
   static async resume(state: string | null, offset: number): Promise<RunningDigest | undefined> {
-    const hasher = await createSHA256();
-    if (state !== null) hasher.load(Buffer.from(state, 'base64'));
-    else if (offset === 0) hasher.init();
-    else return undefined;
+    if (state === null && offset !== 0) return undefined;
+    const hasher = newWorkerHasher();
+    try {
+      await hasher.open(state);
+    } catch (error) {
+      hasher.close();
+      throw error;
+    }
     return new RunningDigest(hasher);
   }
 
-  update(bytes: Uint8Array): void {
-    this.hasher.update(bytes);
+  /** Feeds bytes; when a promise comes back, the hashing is behind: await it before feeding more. */
+  update(bytes: Uint8Array): Promise<void> | undefined {
+    return this.hasher.update(bytes);
   }
 
   /** The hex digest of everything fed so far (once: the digest ends it). */
-  hex(): string {
-    return this.hasher.digest('hex');
+  hex(): Promise<string> {
+    return this.hasher.hex();
   }
 
-  /** The state to save with the offset reached so far. */
-  save(): string {
-    return Buffer.from(this.hasher.save()).toString('base64');
+  /** The state after everything fed so far, to save with the offset it reached. */
+  save(): Promise<string> {
+    return this.hasher.save();
   }
 
-  /** The hex digest of the bytes behind a saved state (null at offset 0: the empty upload's). */
+  /** Frees the hasher, after every save already asked for. */
+  close(): void {
+    this.hasher.close();
+  }
+
+  /** The hex digest of the bytes behind a saved state (null at offset 0: the empty upload's). A one-off, in place. */
   static async hexOf(state: string | null, offset: number): Promise<string | undefined> {
-    const digest = await RunningDigest.resume(state, offset);
-    return digest?.hasher.digest('hex');
+    if (state === null && offset !== 0) return undefined;
+    const hasher = await createSHA256();
+    if (state === null) hasher.init();
+    else hasher.load(Buffer.from(state, 'base64'));
+    return hasher.digest('hex');
   }
 }
 
@@ -46,5 +61,5 @@ export class RunningDigest {
 export const hashes = (enabled: boolean, metadata: Record<string, string | null> | null): boolean =>
   enabled || typeof metadata?.sha256 === 'string';
 
-/** A client's announced digest (Upload-Metadata `sha256`, or the direct API's `sha256`): 64 hex digits. */
+/** A client's announced digest (Upload-Metadata `sha256`): 64 hex digits. */
 export const isSha256Hex = (value: string): boolean => /^[0-9a-f]{64}$/i.test(value);

@@ -260,13 +260,18 @@ export class FreightS3Store extends FreightStore {
       etag: await objects.copyPart(final.storageKey, uploadId, index + 1, piece.key, undefined, piece),
     }));
     const digest = hashes(this.options.hashing, final.metadata) ? await RunningDigest.resume(null, 0) : undefined;
+    let sha256: string | undefined;
     if (digest) {
-      for (const partial of partials) {
-        for await (const chunk of await objects.getObject(partial.storageKey)) digest.update(chunk as Buffer);
+      try {
+        for (const partial of partials) {
+          for await (const chunk of await objects.getObject(partial.storageKey)) await digest.update(chunk as Buffer);
+        }
+        sha256 = await digest.hex();
+      } finally {
+        digest.close();
       }
     }
     const length = sumOfSizes(parts);
-    const sha256 = digest?.hex();
     try {
       if (sha256 !== undefined) await uploads.verifyDigest(final, sha256);
     } catch (error) {

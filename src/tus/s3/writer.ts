@@ -88,7 +88,8 @@ export class PatchWrite {
           const take = rest.subarray(0, partEnd - piece.end);
           if (take.length === 0) throw new Error(`a body past the end of upload ${this.upload.id}`);
           await piece.append(take);
-          digest?.update(take);
+          const behind = digest?.update(take);
+          if (behind) await behind;
           rest = rest.subarray(take.length);
           if (piece.end === partEnd) {
             const prefix = this.stagedBefore(from);
@@ -114,6 +115,7 @@ export class PatchWrite {
       await piece.release();
     }
     await this.chain;
+    digest?.close();
     if (this.failure) throw this.failure.error;
     return this.committed;
   }
@@ -157,14 +159,15 @@ export class PatchWrite {
    * Starts `store` for the piece now and records its result after every earlier step is recorded.
    * Returns the offset the step will have stored, where the next one starts.
    */
-  private schedule(piece: Piece, from: number, hashState: string | undefined, store: (piece: Piece) => Promise<Stored>): number {
+  private schedule(piece: Piece, from: number, hashState: Promise<string> | undefined, store: (piece: Piece) => Promise<Stored>): number {
     const stored = store(piece).finally(() => piece.release());
     stored.catch(() => {});
+    hashState?.catch(() => {});
     this.chain = this.chain.then(async () => {
       try {
         const { advance, obsolete } = await stored;
         if (this.failure || !(await this.verified)) return;
-        await this.deps.uploads.advanceStoredOffset(this.upload.id, { from, ...advance, hashState: hashState ?? null });
+        await this.deps.uploads.advanceStoredOffset(this.upload.id, { from, ...advance, hashState: (await hashState) ?? null });
         this.committed = advance.to;
         if (obsolete.length > 0) this.removeLater(obsolete);
       } catch (error) {
