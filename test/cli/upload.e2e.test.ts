@@ -181,7 +181,7 @@ describe('freight upload --direct', () => {
 
   test('Ctrl-C, then kill -9, then the same command: stored parts are kept, the object is byte-identical, one upload', async () => {
     const user = uniqueUser('cli-direct');
-    const { file, data } = await localFile('direct.bin', 48 * MiB + 5);
+    const { file, data } = await localFile('direct.bin', 96 * MiB + 5);
     const args = ['upload', file, '--direct', '--endpoint', freight.url, '--token', await tokenFor(user), '--chunk-size', '5MiB', '--parallel', '2', '--json'];
     const storedParts = async () => {
       const [row] = await uploadRows(user);
@@ -195,8 +195,9 @@ describe('freight upload --direct', () => {
     expect(await interrupt(first, s3Proxy, 'SIGINT')).toBe(130);
     const afterCtrlC = await settled(storedParts);
 
+    // Listing parts under load can lag the upload by several parts: aim the second cut at what is left.
     const second = cli(args);
-    await whenStored(second, storedParts, afterCtrlC + 10 * MiB);
+    await whenStored(second, storedParts, afterCtrlC + Math.min(10 * MiB, Math.floor((data.length - afterCtrlC) / 2)));
     expect(await interrupt(second, s3Proxy, 'SIGKILL')).toBeNull();
     const afterKill = await settled(storedParts);
 
