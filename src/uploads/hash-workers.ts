@@ -14,7 +14,7 @@ import { Worker } from 'node:worker_threads';
 /** Bytes gathered before they are posted to the worker. */
 const BATCH = 1024 * 1024;
 /** Bytes posted but not yet hashed beyond which `update` asks its caller to wait. */
-const BACKLOG = 8 * BATCH;
+const BACKLOG = 4 * BATCH;
 
 type Request =
   | { op: 'open'; id: number; seq: number; state: string | null }
@@ -22,7 +22,8 @@ type Request =
   | { op: 'save' | 'hex'; id: number; seq: number }
   | { op: 'close'; id: number };
 
-type Reply = { id: number; hashed: number } | { id: number; seq: number; value?: string; error?: string };
+/** `hashed` comes with its batch's buffer, handed back for the next batch: no garbage for either thread's GC. */
+type Reply = { id: number; hashed: number; bytes: ArrayBuffer } | { id: number; seq: number; value?: string; error?: string };
 
 /**
  * The worker, as source: it runs outside the TypeScript build (and so under vitest as under `npm start`), and is
@@ -52,7 +53,7 @@ async function handle(m) {
   if (!hasher) throw new Error('no hasher ' + m.id);
   if (m.op === 'update') {
     hasher.update(new Uint8Array(m.bytes, 0, m.length));
-    parentPort.postMessage({ id: m.id, hashed: m.length });
+    parentPort.postMessage({ id: m.id, hashed: m.length, bytes: m.bytes }, [m.bytes]);
   } else if (m.op === 'save') {
     parentPort.postMessage({ id: m.id, seq: m.seq, value: Buffer.from(hasher.save()).toString('base64') });
   } else if (m.op === 'hex') {
@@ -100,6 +101,8 @@ export class WorkerHasher {
   private readonly pending = new Map<number, Pending>();
   private batch = new Uint8Array(new ArrayBuffer(BATCH));
   private batched = 0;
+  /** Batch buffers the worker handed back. */
+  private readonly spare: ArrayBuffer[] = [];
   /** Bytes posted to the worker and not yet hashed. */
   private backlog = 0;
   private caughtUp: { below: number; resolve(): void; reject(error: Error): void } | undefined;
@@ -150,6 +153,7 @@ export class WorkerHasher {
   receive(reply: Reply): void {
     if ('hashed' in reply) {
       this.backlog -= reply.hashed;
+      if (reply.bytes.byteLength === BATCH) this.spare.push(reply.bytes);
       if (this.caughtUp && this.backlog <= this.caughtUp.below) {
         this.caughtUp.resolve();
         this.caughtUp = undefined;
@@ -175,7 +179,7 @@ export class WorkerHasher {
     const bytes = this.batch.buffer as ArrayBuffer;
     this.worker.post({ op: 'update', id: this.id, bytes, length: this.batched }, [bytes]);
     this.backlog += this.batched;
-    this.batch = new Uint8Array(new ArrayBuffer(BATCH));
+    this.batch = new Uint8Array(this.spare.pop() ?? new ArrayBuffer(BATCH));
     this.batched = 0;
   }
 
