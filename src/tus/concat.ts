@@ -10,9 +10,9 @@ import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
 import type { Locker } from '@tus/server';
 import { TUS_RESUMABLE } from '@tus/utils';
 import type { FileUpload } from '../db/schema.js';
-import { badRequest, failureReason, notFound, payloadTooLarge } from '../errors.js';
+import { badRequest, failureReason, isTransient, notFound, payloadTooLarge } from '../errors.js';
 import { sumOfSizes } from '../uploads/parts.js';
-import type { UploadService } from '../uploads/service.js';
+import { OPEN_STATUSES, type UploadService } from '../uploads/service.js';
 import { parseUploadMetadata } from './protocol.js';
 import { fileFacts } from './server.js';
 import type { FreightStore } from './upload-record.js';
@@ -22,6 +22,8 @@ export interface ConcatDeps {
   store: FreightStore;
   locker: Locker;
   log: FastifyBaseLogger;
+  /** Aborted when the server closes: no assembly is retried after that. */
+  closing: AbortSignal;
   maxUploadSize: number;
   /** The URL of an upload, as Location headers give it. */
   urlOf(request: FastifyRequest, id: string): string;
@@ -81,31 +83,48 @@ export async function createFinalUpload(deps: ConcatDeps, request: FastifyReques
   await reply.code(201).headers({ 'Tus-Resumable': TUS_RESUMABLE, Location: deps.urlOf(request, id) }).send();
 }
 
-/** Assembles a final upload (again, after a crash): under its lock, so that only one instance does. */
-export async function assembleFinal(deps: Pick<ConcatDeps, 'uploads' | 'store' | 'locker' | 'log'>, id: string): Promise<void> {
+type AssemblyDeps = Pick<ConcatDeps, 'uploads' | 'store' | 'locker' | 'log' | 'closing'>;
+
+/** After an assembly failed because S3 or PostgreSQL was unavailable: the next try, 5 s later, doubling to 5 min. */
+const retryDelayMs = (attempt: number): number => Math.min(5_000 * 2 ** attempt, 300_000);
+
+/**
+ * Assembles a final upload (again, after a crash): under its lock, so that only one instance does. An outage of
+ * S3 or PostgreSQL meanwhile leaves it `failed` with the reason and tries again later, until it is assembled,
+ * expires, or the server closes (the next instance to start takes it up).
+ */
+export async function assembleFinal(deps: AssemblyDeps, id: string, attempt = 0): Promise<void> {
   const { uploads, store, locker, log } = deps;
+  const retryLater = (error: unknown) => {
+    if (!isTransient(error) || deps.closing.aborted) return;
+    setTimeout(() => {
+      if (!deps.closing.aborted) void assembleFinal(deps, id, attempt + 1);
+    }, retryDelayMs(attempt)).unref();
+  };
   const lock = locker.newLock(id);
   try {
     await lock.lock(new AbortController().signal, () => {});
   } catch (error) {
-    log.warn({ err: error, uploadId: id }, 'final upload: another instance is assembling it');
+    log.warn({ err: error, uploadId: id }, 'final upload: could not take its lock (another instance is assembling it, or the database is down)');
+    retryLater(error);
     return;
   }
   try {
     const final = await uploads.getUploadForStorage(id);
-    if (final.status === 'completed' || final.concat !== 'final' || !final.concatPartials) return;
+    if (!OPEN_STATUSES.includes(final.status) || final.concat !== 'final' || !final.concatPartials) return;
     const partials = await Promise.all(final.concatPartials.map((partial) => uploads.getUploadForStorage(partial)));
     await store.concatenate(final, partials);
     log.info({ uploadId: id, partials: partials.length }, 'final upload assembled');
   } catch (error) {
-    log.error({ err: error, uploadId: id }, 'final upload could not be assembled');
+    log.error({ err: error, uploadId: id, attempt }, 'final upload could not be assembled');
     await uploads.markFailed(id, failureReason(error)).catch(() => {});
+    retryLater(error);
   } finally {
     await lock.unlock();
   }
 }
 
 /** At start: final uploads whose assembly did not finish (an instance died meanwhile) are assembled now. */
-export async function resumeAssemblies(deps: Pick<ConcatDeps, 'uploads' | 'store' | 'locker' | 'log'>): Promise<void> {
+export async function resumeAssemblies(deps: AssemblyDeps): Promise<void> {
   for (const final of await deps.uploads.unfinishedFinals()) await assembleFinal(deps, final.id);
 }

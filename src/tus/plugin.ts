@@ -82,7 +82,10 @@ export async function tusPlugin(app: FastifyInstance, options: TusPluginOptions)
       .send(tusErrorBody(answer));
   });
 
+  const closing = new AbortController();
+  app.addHook('onClose', async () => closing.abort());
   const concatDeps = {
+    closing: closing.signal,
     uploads,
     store,
     locker,

@@ -3,8 +3,22 @@
  * tus-js-client's parallelUploads works; what the spec says of final uploads; a digest for the joined file.
  */
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
-import { describe, expect, test } from 'vitest';
-import { MiB, errorCodeOf, eventually, freightOnS3, randomData, sha256, sha256OfObject, tokenFor, uniqueUser } from '../helpers/harness.js';
+import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
+import {
+  MiB,
+  errorCodeOf,
+  eventually,
+  freightOnS3,
+  randomData,
+  serviceEnv,
+  sha256,
+  sha256OfObject,
+  startFreight,
+  tokenFor,
+  uniqueUser,
+  type RunningFreight,
+} from '../helpers/harness.js';
+import { holdingProxy, type HoldingProxy } from '../helpers/proxy.js';
 import { createRawUpload, startTusUpload } from '../helpers/tus-client.js';
 
 const ctx = freightOnS3('freight-concat', { S3_PART_SIZE: '5MiB' });
@@ -24,11 +38,11 @@ async function final(headers: Record<string, string>, urls: string[], extra: Rec
   return fetch(`${ctx.freight.url}/files/`, { method: 'POST', headers: { ...TUS, ...headers, ...extra, 'Upload-Concat': `final;${urls.join(' ')}` } });
 }
 
-/** The final upload's row once its assembly is over (completed, failed or rejected). */
-const assembled = (id: string) =>
+/** The upload's row once its status is one of `statuses` (by default: its assembly is over). */
+const assembled = (id: string, statuses = ['completed', 'failed', 'rejected']) =>
   eventually(async () => {
     const current = await row(id);
-    return current && ['completed', 'failed', 'rejected'].includes(current.status as string) ? current : undefined;
+    return current && statuses.includes(current.status as string) ? current : undefined;
   }, 30_000);
 
 describe('concatenation', () => {
@@ -125,5 +139,40 @@ describe('concatenation', () => {
     const created = await final(headers, urls, { 'Upload-Metadata': `sha256 ${Buffer.from(wrong).toString('base64')}` });
     const id = created.headers.get('location')!.split('/').pop()!;
     expect(await assembled(id)).toMatchObject({ status: 'rejected', sha256: null, error: expect.stringContaining(wrong) });
+  });
+});
+
+describe('concatenation through an S3 outage', () => {
+  let s3Proxy: HoldingProxy;
+  let freight: RunningFreight;
+  beforeAll(async () => {
+    s3Proxy = await holdingProxy(inject('s3').endpoint);
+    freight = await startFreight(serviceEnv(ctx.bucket.bucket, { S3_ENDPOINT: s3Proxy.url, S3_PART_SIZE: '5MiB', S3_REQUEST_TIMEOUT: '2s' }));
+  });
+  afterAll(async () => {
+    await freight?.close();
+    await s3Proxy?.down();
+  });
+
+  test('S3 down while a final upload is assembled: it is failed with the reason, then assembled once S3 is back', async () => {
+    const headers = await auth(uniqueUser('outage'));
+    const parts = [randomData(5 * MiB), randomData(2 * MiB + 3)];
+    const urls: string[] = [];
+    for (const data of parts) {
+      const upload = await createRawUpload(freight.url, headers, data, { 'Upload-Length': String(data.length), 'Upload-Concat': 'partial' });
+      expect((await upload.patch(0, data.length)).status).toBe(204);
+      urls.push(upload.url);
+    }
+    await s3Proxy.down();
+    const created = await fetch(`${freight.url}/files/`, { method: 'POST', headers: { ...TUS, ...headers, 'Upload-Concat': `final;${urls.join(' ')}` } });
+    expect(created.status).toBe(201);
+    const id = created.headers.get('location')!.split('/').pop()!;
+    const failed = await assembled(id, ['failed']);
+    expect(failed.error).toMatch(/storage|S3|connect/i);
+    await s3Proxy.up();
+    // The next try comes 5 s after the failure.
+    const completed = await assembled(id, ['completed']);
+    expect(completed).toMatchObject({ error: null, sha256: sha256(Buffer.concat(parts)), total_size: String(7 * MiB + 3) });
+    expect(await sha256OfObject(ctx.s3, ctx.bucket.bucket, id)).toBe(sha256(Buffer.concat(parts)));
   });
 });
