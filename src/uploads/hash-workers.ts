@@ -74,17 +74,35 @@ class HashWorker {
   dead: Error | undefined;
 
   constructor(hashWasm: string) {
-    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { hashWasm } });
-    // Never what keeps the process alive: an idle pool must not hold up a shutdown.
-    this.worker.unref();
+    // Its JavaScript holds a map of hashers and the messages in flight (the batches are outside the heap): a
+    // small heap keeps its memory small.
+    this.worker = new Worker(WORKER_SOURCE, {
+      eval: true,
+      workerData: { hashWasm },
+      resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 32 },
+    });
     this.worker.on('message', (reply: Reply) => this.channels.get(reply.id)?.receive(reply));
     const die = (error: Error) => {
       this.dead ??= error;
       for (const channel of this.channels.values()) channel.failAll(error);
       this.channels.clear();
+      this.worker.unref();
     };
     this.worker.on('error', die);
     this.worker.on('exit', (code) => die(new Error(`the hashing worker exited (${code})`)));
+    // An idle pool must not keep the process alive; a busy one must, until its answers are in (see open/close).
+    this.worker.unref();
+  }
+
+  /** A hasher opened on this worker: the process waits for it. */
+  opened(channel: WorkerHasher, id: number): void {
+    if (this.channels.size === 0) this.worker.ref();
+    this.channels.set(id, channel);
+  }
+
+  /** A hasher closed: once none is left, the worker no longer keeps the process alive. */
+  closed(id: number): void {
+    if (this.channels.delete(id) && this.channels.size === 0) this.worker.unref();
   }
 
   post(request: Request, transfer?: ArrayBuffer[]): void {
@@ -109,7 +127,7 @@ export class WorkerHasher {
   private failure: Error | undefined;
 
   constructor(private readonly worker: HashWorker) {
-    worker.channels.set(this.id, this);
+    worker.opened(this, this.id);
   }
 
   /** Starts the hasher from a saved state (null: from nothing). Rejects if the state does not load. */
@@ -147,7 +165,7 @@ export class WorkerHasher {
   /** Frees the hasher in the worker, after every request already made. */
   close(): void {
     if (!this.failure) this.worker.post({ op: 'close', id: this.id });
-    this.worker.channels.delete(this.id);
+    this.worker.closed(this.id);
   }
 
   receive(reply: Reply): void {
