@@ -74,13 +74,7 @@ class HashWorker {
   dead: Error | undefined;
 
   constructor(hashWasm: string) {
-    // Its JavaScript holds a map of hashers and the messages in flight (the batches are outside the heap): a
-    // small heap keeps its memory small.
-    this.worker = new Worker(WORKER_SOURCE, {
-      eval: true,
-      workerData: { hashWasm },
-      resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 32 },
-    });
+    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { hashWasm } });
     this.worker.on('message', (reply: Reply) => this.channels.get(reply.id)?.receive(reply));
     const die = (error: Error) => {
       this.dead ??= error;
