@@ -10,7 +10,7 @@ import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
 import type { Locker } from '@tus/server';
 import { TUS_RESUMABLE } from '@tus/utils';
 import type { FileUpload } from '../db/schema.js';
-import { badRequest, failureReason, isTransient, notFound, payloadTooLarge } from '../errors.js';
+import { badRequest, failureReason, notFound, payloadTooLarge } from '../errors.js';
 import { sumOfSizes } from '../uploads/parts.js';
 import { OPEN_STATUSES, type UploadService } from '../uploads/service.js';
 import { parseUploadMetadata } from './protocol.js';
@@ -85,18 +85,19 @@ export async function createFinalUpload(deps: ConcatDeps, request: FastifyReques
 
 type AssemblyDeps = Pick<ConcatDeps, 'uploads' | 'store' | 'locker' | 'log' | 'closing'>;
 
-/** After an assembly failed because S3 or PostgreSQL was unavailable: the next try, 5 s later, doubling to 5 min. */
+/** After an assembly failed (S3 or PostgreSQL unavailable, most likely): the next try, 5 s later, doubling to 5 min. */
 const retryDelayMs = (attempt: number): number => Math.min(5_000 * 2 ** attempt, 300_000);
 
 /**
- * Assembles a final upload (again, after a crash): under its lock, so that only one instance does. An outage of
- * S3 or PostgreSQL meanwhile leaves it `failed` with the reason and tries again later, until it is assembled,
- * expires, or the server closes (the next instance to start takes it up).
+ * Assembles a final upload (again, after a crash): under its lock, so that only one instance does. A failure
+ * meanwhile (an outage of S3 or PostgreSQL, most likely) leaves it `failed` with the reason and it is tried again
+ * later, until it is assembled, rejected or expired, or the server closes (the next instance to start takes it up).
  */
 export async function assembleFinal(deps: AssemblyDeps, id: string, attempt = 0): Promise<void> {
   const { uploads, store, locker, log } = deps;
-  const retryLater = (error: unknown) => {
-    if (!isTransient(error) || deps.closing.aborted) return;
+  // Whatever failed: the next try finds out first whether the upload still needs it (rejected, expired, done).
+  const retryLater = () => {
+    if (deps.closing.aborted) return;
     setTimeout(() => {
       if (!deps.closing.aborted) void assembleFinal(deps, id, attempt + 1);
     }, retryDelayMs(attempt)).unref();
@@ -106,7 +107,7 @@ export async function assembleFinal(deps: AssemblyDeps, id: string, attempt = 0)
     await lock.lock(new AbortController().signal, () => {});
   } catch (error) {
     log.warn({ err: error, uploadId: id }, 'final upload: could not take its lock (another instance is assembling it, or the database is down)');
-    retryLater(error);
+    retryLater();
     return;
   }
   try {
@@ -118,7 +119,7 @@ export async function assembleFinal(deps: AssemblyDeps, id: string, attempt = 0)
   } catch (error) {
     log.error({ err: error, uploadId: id, attempt }, 'final upload could not be assembled');
     await uploads.markFailed(id, failureReason(error)).catch(() => {});
-    retryLater(error);
+    retryLater();
   } finally {
     await lock.unlock();
   }

@@ -38,12 +38,18 @@ async function final(headers: Record<string, string>, urls: string[], extra: Rec
   return fetch(`${ctx.freight.url}/files/`, { method: 'POST', headers: { ...TUS, ...headers, ...extra, 'Upload-Concat': `final;${urls.join(' ')}` } });
 }
 
-/** The upload's row once its status is one of `statuses` (by default: its assembly is over). */
-const assembled = (id: string, statuses = ['completed', 'failed', 'rejected']) =>
-  eventually(async () => {
-    const current = await row(id);
-    return current && statuses.includes(current.status as string) ? current : undefined;
-  }, 30_000);
+/** The upload's row once its status is one of `statuses` (by default: its assembly is over); else its last state. */
+async function assembled(id: string, statuses = ['completed', 'failed', 'rejected'], timeoutMs = 30_000) {
+  let current: Awaited<ReturnType<typeof row>>;
+  try {
+    return await eventually(async () => {
+      current = await row(id);
+      return current && statuses.includes(current.status as string) ? current : undefined;
+    }, timeoutMs);
+  } catch {
+    throw new Error(`upload ${id} is not ${statuses.join(' or ')} after ${timeoutMs} ms: ${current?.status} (${current?.error})`);
+  }
+}
 
 describe('concatenation', () => {
   test('tus-js-client with parallelUploads: 4 stores a 66 MiB file byte-identical, joined by S3 from its four partials', async () => {
@@ -171,7 +177,7 @@ describe('concatenation through an S3 outage', () => {
     expect(failed.error).toMatch(/storage|S3|connect/i);
     await s3Proxy.up();
     // The next try comes 5 s after the failure.
-    const completed = await assembled(id, ['completed']);
+    const completed = await assembled(id, ['completed'], 60_000);
     expect(completed).toMatchObject({ error: null, sha256: sha256(Buffer.concat(parts)), total_size: String(7 * MiB + 3) });
     expect(await sha256OfObject(ctx.s3, ctx.bucket.bucket, id)).toBe(sha256(Buffer.concat(parts)));
   });
