@@ -3,12 +3,14 @@
  * tus-js-client's parallelUploads works; what the spec says of final uploads; a digest for the joined file.
  */
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
+import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
 import {
   MiB,
   errorCodeOf,
   eventually,
   freightOnS3,
+  isolatedDatabase,
   randomData,
   serviceEnv,
   sha256,
@@ -39,11 +41,11 @@ async function final(headers: Record<string, string>, urls: string[], extra: Rec
 }
 
 /** The upload's row once its status is one of `statuses` (by default: its assembly is over); else its last state. */
-async function assembled(id: string, statuses = ['completed', 'failed', 'rejected'], timeoutMs = 30_000) {
+async function assembled(id: string, statuses = ['completed', 'failed', 'rejected'], timeoutMs = 30_000, read = row) {
   let current: Awaited<ReturnType<typeof row>>;
   try {
     return await eventually(async () => {
-      current = await row(id);
+      current = await read(id);
       return current && statuses.includes(current.status as string) ? current : undefined;
     }, timeoutMs);
   } catch {
@@ -151,13 +153,24 @@ describe('concatenation', () => {
 describe('concatenation through an S3 outage', () => {
   let s3Proxy: HoldingProxy;
   let freight: RunningFreight;
+  // A database of its own: every Freight that starts takes up the unfinished final uploads of its database, and
+  // those of the other test files' servers (on other buckets) must not reach for this one's.
+  let db: Awaited<ReturnType<typeof isolatedDatabase>>;
+  let sql: ReturnType<typeof postgres>;
+  const isolatedRow = async (id: string) => (await sql`select * from file_uploads where id = ${id}`)[0];
   beforeAll(async () => {
+    db = await isolatedDatabase('freight_concat_outage');
+    sql = postgres(db.url, { onnotice: () => {} });
     s3Proxy = await holdingProxy(inject('s3').endpoint);
-    freight = await startFreight(serviceEnv(ctx.bucket.bucket, { S3_ENDPOINT: s3Proxy.url, S3_PART_SIZE: '5MiB', S3_REQUEST_TIMEOUT: '2s' }));
+    freight = await startFreight(
+      serviceEnv(ctx.bucket.bucket, { DATABASE_URL: db.url, S3_ENDPOINT: s3Proxy.url, S3_PART_SIZE: '5MiB', S3_REQUEST_TIMEOUT: '2s' }),
+    );
   });
   afterAll(async () => {
     await freight?.close();
     await s3Proxy?.down();
+    await sql?.end();
+    await db?.drop();
   });
 
   test('S3 down while a final upload is assembled: it is failed with the reason, then assembled once S3 is back', async () => {
@@ -173,11 +186,11 @@ describe('concatenation through an S3 outage', () => {
     const created = await fetch(`${freight.url}/files/`, { method: 'POST', headers: { ...TUS, ...headers, 'Upload-Concat': `final;${urls.join(' ')}` } });
     expect(created.status).toBe(201);
     const id = created.headers.get('location')!.split('/').pop()!;
-    const failed = await assembled(id, ['failed']);
+    const failed = await assembled(id, ['failed'], 30_000, isolatedRow);
     expect(failed.error).toMatch(/storage|S3|connect/i);
     await s3Proxy.up();
     // The next try comes 5 s after the failure.
-    const completed = await assembled(id, ['completed'], 60_000);
+    const completed = await assembled(id, ['completed'], 60_000, isolatedRow);
     expect(completed).toMatchObject({ error: null, sha256: sha256(Buffer.concat(parts)), total_size: String(7 * MiB + 3) });
     expect(await sha256OfObject(ctx.s3, ctx.bucket.bucket, id)).toBe(sha256(Buffer.concat(parts)));
   });
