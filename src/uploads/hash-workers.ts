@@ -119,6 +119,7 @@ export class WorkerHasher {
   private backlog = 0;
   private caughtUp: { below: number; resolve(): void; reject(error: Error): void } | undefined;
   private failure: Error | undefined;
+  private closing = false;
 
   constructor(private readonly worker: HashWorker) {
     worker.opened(this, this.id);
@@ -156,10 +157,12 @@ export class WorkerHasher {
     return this.ask((seq) => ({ op: 'hex', id: this.id, seq }));
   }
 
-  /** Frees the hasher in the worker, after every request already made. */
+  /** Frees the hasher in the worker, after every request already made (whose answers still arrive). */
   close(): void {
+    if (this.closing) return;
+    this.closing = true;
     if (!this.failure) this.worker.post({ op: 'close', id: this.id });
-    this.worker.closed(this.id);
+    if (this.pending.size === 0) this.worker.closed(this.id);
   }
 
   receive(reply: Reply): void {
@@ -176,6 +179,7 @@ export class WorkerHasher {
     this.pending.delete(reply.seq);
     if (reply.error !== undefined) pending?.reject(new Error(`hashing failed: ${reply.error}`));
     else pending?.resolve(reply.value ?? '');
+    if (this.closing && this.pending.size === 0) this.worker.closed(this.id);
   }
 
   failAll(error: Error): void {
