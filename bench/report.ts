@@ -273,9 +273,8 @@ function bytesToS3Target(result: BenchResult): Target | undefined {
   };
 }
 
-/** The page; `plots` names the SVGs written next to the JSON record (in bench/results/). */
 /** What hashing costs and what parallelUploads gains, from the rows of the largest size. */
-export function integrityParagraph(result: BenchResult): string[] {
+function integrityParagraph(result: BenchResult): string[] {
   const size = Math.max(...result.sizes);
   const row = (contender: string) => result.summaries.find((s) => s.contender === contender && s.size === size);
   const hashed = row('freight tus');
@@ -300,6 +299,7 @@ export function integrityParagraph(result: BenchResult): string[] {
   return lines;
 }
 
+/** The page; `plots` names the SVGs written next to the JSON record (in bench/results/). */
 export function benchmarksPage(result: BenchResult, targets: Target[], plots: { memory?: string; soak?: string }): string {
   const m = result.machine;
   const lines = [

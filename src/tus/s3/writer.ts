@@ -73,55 +73,58 @@ export class PatchWrite {
 
   /** Reads the body to its end (or until it stalls, is stopped, or a step fails) and returns the offset now stored. */
   async run(source: Readable, options: WriteOptions = {}): Promise<number> {
-    const reader = new BodyReader(source, { ...options, stall: this.deps.stall });
     const digest = hashes(this.deps.hashing, this.upload.metadata) ? await RunningDigest.resume(this.upload.hashState, this.committed) : undefined;
     try {
-      let settleChecksum: (matched: boolean) => void = () => {};
-      if (options.checksum) this.verified = new Promise((resolve) => (settleChecksum = resolve));
-      let piece = this.firstPiece();
-      let from = this.committed;
-      try {
-        reading: for await (const chunk of reader.chunks()) {
-          let rest = chunk;
-          while (rest.length > 0) {
-            if (this.failure) break reading;
-            const partEnd = this.layout.end(piece.partNumber);
-            const take = rest.subarray(0, partEnd - piece.end);
-            if (take.length === 0) throw new Error(`a body past the end of upload ${this.upload.id}`);
-            await piece.append(take);
-            const behind = digest?.update(take);
-            if (behind) await behind;
-            rest = rest.subarray(take.length);
-            if (piece.end === partEnd) {
-              const prefix = this.stagedBefore(from);
-              from = this.schedule(piece, from, digest?.save(), (sealed) => this.storePart(sealed, prefix));
-              piece = this.newPiece(piece.partNumber + 1, piece.end);
-            }
-          }
-        }
-      } catch (error) {
-        this.fail(error);
-      }
-      this.stalled = reader.stalled;
-      // "Once the entire request has been received, the Server MUST verify the uploaded chunk against the provided
-      // checksum"; on a mismatch "the uploaded chunk MUST be discarded, and the upload and its offset MUST NOT be
-      // updated". A body that did not arrive whole cannot match.
-      const matched = reader.checksumMatches();
-      settleChecksum(matched && !this.failure);
-      if (!matched) this.fail(checksumMismatch(reader.complete ? 'the body does not have its Upload-Checksum; nothing was recorded' : 'the body did not arrive whole, so its Upload-Checksum cannot match; nothing was recorded'));
-      if (!this.failure && piece.fresh > 0) {
-        const prefix = this.stagedBefore(from);
-        this.schedule(piece, from, digest?.save(), (sealed) => this.stage(sealed, prefix));
-      } else {
-        await piece.release();
-      }
-      await this.chain;
-      if (this.failure) throw this.failure.error;
-      return this.committed;
+      return await this.write(new BodyReader(source, { ...options, stall: this.deps.stall }), digest, options);
     } finally {
-      // After the chain: every state it saves is asked for before the hasher closes.
+      // The states already asked for still arrive: the hasher is freed once they have.
       digest?.close();
     }
+  }
+
+  private async write(reader: BodyReader, digest: RunningDigest | undefined, options: WriteOptions): Promise<number> {
+    let settleChecksum: (matched: boolean) => void = () => {};
+    if (options.checksum) this.verified = new Promise((resolve) => (settleChecksum = resolve));
+    let piece = this.firstPiece();
+    let from = this.committed;
+    try {
+      reading: for await (const chunk of reader.chunks()) {
+        let rest = chunk;
+        while (rest.length > 0) {
+          if (this.failure) break reading;
+          const partEnd = this.layout.end(piece.partNumber);
+          const take = rest.subarray(0, partEnd - piece.end);
+          if (take.length === 0) throw new Error(`a body past the end of upload ${this.upload.id}`);
+          await piece.append(take);
+          const behind = digest?.update(take);
+          if (behind) await behind;
+          rest = rest.subarray(take.length);
+          if (piece.end === partEnd) {
+            const prefix = this.stagedBefore(from);
+            from = this.schedule(piece, from, digest?.save(), (sealed) => this.storePart(sealed, prefix));
+            piece = this.newPiece(piece.partNumber + 1, piece.end);
+          }
+        }
+      }
+    } catch (error) {
+      this.fail(error);
+    }
+    this.stalled = reader.stalled;
+    // "Once the entire request has been received, the Server MUST verify the uploaded chunk against the provided
+    // checksum"; on a mismatch "the uploaded chunk MUST be discarded, and the upload and its offset MUST NOT be
+    // updated". A body that did not arrive whole cannot match.
+    const matched = reader.checksumMatches();
+    settleChecksum(matched && !this.failure);
+    if (!matched) this.fail(checksumMismatch(reader.complete ? 'the body does not have its Upload-Checksum; nothing was recorded' : 'the body did not arrive whole, so its Upload-Checksum cannot match; nothing was recorded'));
+    if (!this.failure && piece.fresh > 0) {
+      const prefix = this.stagedBefore(from);
+      this.schedule(piece, from, digest?.save(), (sealed) => this.stage(sealed, prefix));
+    } else {
+      await piece.release();
+    }
+    await this.chain;
+    if (this.failure) throw this.failure.error;
+    return this.committed;
   }
 
   /** The first piece continues the part the stored offset is in, after its staged tail (read back first). */
