@@ -23,6 +23,8 @@ const server = new Server({
   }),
 });
 
-http.createServer((req, res) => void server.handle(req, res)).listen(Number(env.PORT), '127.0.0.1', () => {
-  console.log(`bare tus server listening on ${env.PORT}`);
-});
+http
+  .createServer((req, res) => void server.handle(req, res))
+  .listen(Number(env.PORT), '127.0.0.1', () => {
+    console.log(`bare tus server listening on ${env.PORT}`);
+  });

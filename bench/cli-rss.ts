@@ -50,8 +50,22 @@ async function measure(mode: 'direct' | 'tus', file: string, endpoint: string, t
   const started = Date.now();
   const child = spawn(
     process.execPath,
-    [path.join(ROOT, 'dist', 'src', 'cli', 'main.js'), 'upload', file, '--endpoint', endpoint, '--token', token, '--chunk-size', chunkSize, ...(mode === 'direct' ? ['--direct'] : [])],
-    { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', XDG_STATE_HOME: stateHome }, stdio: ['ignore', 'ignore', 'pipe'] },
+    [
+      path.join(ROOT, 'dist', 'src', 'cli', 'main.js'),
+      'upload',
+      file,
+      '--endpoint',
+      endpoint,
+      '--token',
+      token,
+      '--chunk-size',
+      chunkSize,
+      ...(mode === 'direct' ? ['--direct'] : []),
+    ],
+    {
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', XDG_STATE_HOME: stateHome },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
   );
   let errors = '';
   child.stderr!.on('data', (chunk: Buffer) => (errors = (errors + chunk.toString()).slice(-2000)));
@@ -66,7 +80,10 @@ async function measure(mode: 'direct' | 'tus', file: string, endpoint: string, t
 const cleanups: Cleanup[] = [];
 try {
   await mkdir(WORK, { recursive: true });
-  const [databaseUrl, s3] = await Promise.all([ensurePostgres(cleanups, `freight_bench_cli_${process.pid}`), ensureS3(cleanups, 'freight-bench-cli-rgw')]);
+  const [databaseUrl, s3] = await Promise.all([
+    ensurePostgres(cleanups, `freight_bench_cli_${process.pid}`),
+    ensureS3(cleanups, 'freight-bench-cli-rgw'),
+  ]);
   const bucket = `bench-cli-${process.pid}`;
   const client = s3ClientFor(s3);
   await client.send(new CreateBucketCommand({ Bucket: bucket }));
@@ -80,7 +97,9 @@ try {
   console.log(`freight upload of ${formatSize(size)} with ${chunkSize} parts/chunks: peak RSS of the command`);
   for (const mode of ['direct', 'tus'] as const) {
     const result = await measure(mode, file, server.url, token);
-    console.log(`  ${mode.padEnd(6)}  ${result.peakRssMiB} MiB peak RSS, ${result.seconds.toFixed(1)} s (${formatSize(size / result.seconds)}/s)`);
+    console.log(
+      `  ${mode.padEnd(6)}  ${result.peakRssMiB} MiB peak RSS, ${result.seconds.toFixed(1)} s (${formatSize(size / result.seconds)}/s)`,
+    );
   }
 } finally {
   await runCleanups(cleanups);

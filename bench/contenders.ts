@@ -108,7 +108,12 @@ export function tusUpload(options: {
     upload.start();
   });
   // A concatenated upload is assembled after its final POST is answered: the upload is done once it is completed.
-  return options.parallelUploads ? sent.then(async (result) => ({ ...result, requests: result.requests + (await untilCompleted(options.url, options.token, result.key)) })) : sent;
+  return options.parallelUploads
+    ? sent.then(async (result) => ({
+        ...result,
+        requests: result.requests + (await untilCompleted(options.url, options.token, result.key)),
+      }))
+    : sent;
 }
 
 /** Polls GET /api/uploads/:id until the upload is completed; returns the requests it took. */
@@ -139,7 +144,14 @@ export function tusContender(
     relay: options.relay,
     largestUpload: options.largestUpload,
     upload: (file, size) =>
-      tusUpload({ url: server.url, token, input: createReadStream(file), size, chunkSize: options.chunkSize, parallelUploads: options.parallelUploads }),
+      tusUpload({
+        url: server.url,
+        token,
+        input: createReadStream(file),
+        size,
+        chunkSize: options.chunkSize,
+        parallelUploads: options.parallelUploads,
+      }),
   };
 }
 
@@ -170,7 +182,11 @@ export function directContender(server: ServerProcess, token: string): Contender
  * What S3 holds under `key`: its size and the number of parts it was assembled from (the `-N` suffix of a
  * multipart object's ETag; 1 for an object stored by a single PUT).
  */
-export async function storedObject(s3: S3Settings, bucket: string, key: string): Promise<{ size: number; parts: number }> {
+export async function storedObject(
+  s3: S3Settings,
+  bucket: string,
+  key: string,
+): Promise<{ size: number; parts: number }> {
   const client = s3ClientFor(s3);
   try {
     const head = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));

@@ -90,4 +90,5 @@ function relay({ host, port, counters }: RelayWorkerData): void {
   server.listen(0, '127.0.0.1', () => parentPort!.postMessage({ port: (server.address() as net.AddressInfo).port }));
 }
 
-if (!isMainThread && (workerData as RelayWorkerData | undefined)?.role === 'counting-relay') relay(workerData as RelayWorkerData);
+if (!isMainThread && (workerData as RelayWorkerData | undefined)?.role === 'counting-relay')
+  relay(workerData as RelayWorkerData);

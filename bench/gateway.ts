@@ -23,7 +23,7 @@ export async function gatewayCpu(s3: S3Settings): Promise<number | null> {
 /** Deleted objects are freed by the gateway's garbage collector, normally hours later: run it now. */
 export async function collectGarbage(s3: S3Settings): Promise<void> {
   if (!s3.rgwDir) return;
-  await run('radosgw-admin', ['gc', 'process', '--include-all'], { env: { ...process.env, CEPH_CONF: path.join(s3.rgwDir, 'ceph.conf') } }).catch(
-    (error: unknown) => log(`gc: ${String(error)}`),
-  );
+  await run('radosgw-admin', ['gc', 'process', '--include-all'], {
+    env: { ...process.env, CEPH_CONF: path.join(s3.rgwDir, 'ceph.conf') },
+  }).catch((error: unknown) => log(`gc: ${String(error)}`));
 }

@@ -61,7 +61,9 @@ export async function measureInstances(options: {
       const samplers = instances.map((server, i) => sample(server.pid, i === 0 ? server.tempDir : undefined, 100));
       const started = performance.now();
       const keys = await Promise.all(
-        targets.map(async (server) => (await tusUpload({ url: server.url, token, input: createReadStream(file), size })).key),
+        targets.map(
+          async (server) => (await tusUpload({ url: server.url, token, input: createReadStream(file), size })).key,
+        ),
       );
       const seconds = (performance.now() - started) / 1000;
       const samples = await Promise.all(samplers.map((sampler) => sampler.stop()));
@@ -102,7 +104,7 @@ export function instancesSection(result: InstancesResult): string[] {
     `${result.uploads} concurrent tus uploads of ${formatSize(result.size)} (tus-js-client, one PATCH each), on one Freight process, or`,
     'spread over two (half each) that share the database, the bucket and `DATA_DIR`; each upload stays on the instance',
     'that created it. Alternating, median of the rounds. MB/s is all bytes over the time from the first request to the',
-    'last answer; server CPU is both processes together. Client, both servers and the gateway share the machine\'s',
+    "last answer; server CPU is both processes together. Client, both servers and the gateway share the machine's",
     'cores, so a second instance cannot add throughput here: the row shows that both serve uploads side by side, and',
     'what the second process costs.',
     '',

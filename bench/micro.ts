@@ -20,7 +20,10 @@ function latency(samples: number[]): Latency {
 const round = (value: number, digits = 2) => Math.round(value * 10 ** digits) / 10 ** digits;
 
 async function createTus(url: string, token: string | undefined, length: number): Promise<string> {
-  const res = await fetch(`${url}/files/`, { method: 'POST', headers: { ...TUS, ...auth(token), 'Upload-Length': String(length) } });
+  const res = await fetch(`${url}/files/`, {
+    method: 'POST',
+    headers: { ...TUS, ...auth(token), 'Upload-Length': String(length) },
+  });
   await res.arrayBuffer();
   if (res.status !== 201) throw new Error(`create answered ${res.status}`);
   return res.headers.get('location')!;
@@ -107,7 +110,10 @@ export async function directCreateLatency(url: string, token: string, count: num
 }
 
 /** One upload planned as 10,000 parts of 5 MiB, then every part URL signed (with an MD5 each) through the API. */
-export async function signTenThousand(url: string, token: string): Promise<{ createMs: number; signMs: number; urls: number }> {
+export async function signTenThousand(
+  url: string,
+  token: string,
+): Promise<{ createMs: number; signMs: number; urls: number }> {
   const partSize = 5 * 1024 * 1024;
   let started = performance.now();
   const created = (await postJson(`${url}/api/multipart`, token, {
@@ -122,7 +128,9 @@ export async function signTenThousand(url: string, token: string): Promise<{ cre
   started = performance.now();
   for (let batch = 0; batch < 10; batch++) {
     const parts = Array.from({ length: 1000 }, (_, i) => ({ partNumber: batch * 1000 + i + 1, md5 }));
-    const signed = (await postJson(`${url}/api/multipart/${created.id}/sign`, token, { parts })) as { parts: unknown[] };
+    const signed = (await postJson(`${url}/api/multipart/${created.id}/sign`, token, { parts })) as {
+      parts: unknown[];
+    };
     urls += signed.parts.length;
   }
   return { createMs: round(createMs), signMs: round(performance.now() - started), urls };

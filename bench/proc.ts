@@ -52,7 +52,11 @@ export interface Samples {
 }
 
 /** Samples a process's RSS and a directory's size every `intervalMs` until stopped. */
-export function sample(pid: number | undefined, dir: string | undefined, intervalMs: number): { stop(): Promise<Samples> } {
+export function sample(
+  pid: number | undefined,
+  dir: string | undefined,
+  intervalMs: number,
+): { stop(): Promise<Samples> } {
   const started = Date.now();
   const result: Samples = { peakRss: 0, peakDisk: 0, rss: [] };
   let running = true;

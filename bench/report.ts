@@ -85,7 +85,9 @@ export function summarize(runs: Run[]): Summary[] {
         partsStored: median(mine.map((run) => run.partsStored)),
         sizesOk: mine.every((run) => run.objectSize === size),
         s3SentPerByte: medianOrNull(mine.map((run) => (run.s3BytesSent === null ? null : run.s3BytesSent / size))),
-        s3ReceivedPerByte: medianOrNull(mine.map((run) => (run.s3BytesReceived === null ? null : run.s3BytesReceived / size))),
+        s3ReceivedPerByte: medianOrNull(
+          mine.map((run) => (run.s3BytesReceived === null ? null : run.s3BytesReceived / size)),
+        ),
         largestUpload: mine[0]!.largestUpload,
       });
     }
@@ -93,7 +95,8 @@ export function summarize(runs: Run[]): Summary[] {
   return out;
 }
 
-const num = (value: number | null, digits: number, unit = '') => (value === null || Number.isNaN(value) ? '—' : `${value.toFixed(digits)}${unit}`);
+const num = (value: number | null, digits: number, unit = '') =>
+  value === null || Number.isNaN(value) ? '—' : `${value.toFixed(digits)}${unit}`;
 
 export function summaryTable(summaries: Summary[]): string {
   const lines: string[] = [];
@@ -175,7 +178,8 @@ export function boundsParagraph(result: BenchResult): string[] {
 
 export function evaluateTargets(result: BenchResult): Target[] {
   const targets: Target[] = [];
-  const find = (contender: string, size: number) => result.summaries.find((s) => s.contender === contender && s.size === size);
+  const find = (contender: string, size: number) =>
+    result.summaries.find((s) => s.contender === contender && s.size === size);
   for (const size of result.sizes) {
     const tus = find('freight tus', size);
     const bare = find('bare @tus/server', size);
@@ -197,9 +201,7 @@ export function evaluateTargets(result: BenchResult): Target[] {
       });
     }
   }
-  const freightRss = result.summaries
-    .filter((s) => s.contender.startsWith('freight'))
-    .map((s) => s.serverPeakRss ?? 0);
+  const freightRss = result.summaries.filter((s) => s.contender.startsWith('freight')).map((s) => s.serverPeakRss ?? 0);
   const memoryRun = result.memory?.series.find((s) => s.name === 'freight tus');
   const growth = memoryRun ? rssGrowth(memoryRun.points) : undefined;
   const peak = Math.max(...freightRss, growth?.peak ?? 0);
@@ -209,7 +211,9 @@ export function evaluateTargets(result: BenchResult): Target[] {
     target: 'server RSS under 150 MB at the defaults',
     measured:
       `peak ${(peak / MB).toFixed(0)} MB (${(peak / MiB).toFixed(0)} MiB) over every run of one upload at a time` +
-      (concurrentPeak ? `; with ${result.instances!.uploads} concurrent uploads (two instances): ${(concurrentPeak / MiB).toFixed(0)} MiB` : ''),
+      (concurrentPeak
+        ? `; with ${result.instances!.uploads} concurrent uploads (two instances): ${(concurrentPeak / MiB).toFixed(0)} MiB`
+        : ''),
     met: peak < 150 * MB,
   });
   if (growth && growth.growth !== null && result.memory) {
@@ -219,7 +223,9 @@ export function evaluateTargets(result: BenchResult): Target[] {
       met: Math.abs(growth.growth) < 10 * MiB,
     });
   }
-  const disk = Math.max(...result.summaries.filter((s) => s.contender === 'freight tus').map((s) => s.peakTempDisk ?? 0));
+  const disk = Math.max(
+    ...result.summaries.filter((s) => s.contender === 'freight tus').map((s) => s.peakTempDisk ?? 0),
+  );
   targets.push({
     target: `temp disk within its budget (${(result.tempDiskBudget / MiB).toFixed(0)} MiB with the defaults)`,
     measured: `peak ${(disk / MiB).toFixed(0)} MiB`,
@@ -259,15 +265,24 @@ function bytesToS3Target(result: BenchResult): Target | undefined {
   for (const s of result.summaries) {
     if (!s.contender.startsWith('freight') || s.s3SentPerByte === null) continue;
     const patches = s.requests - 1;
-    checks.push({ what: `${s.contender} (${formatSize(s.size)})`, perByte: s.s3SentPerByte, bound: 1 + HTTP_OVERHEAD + (patches * TAIL_BOUND) / s.size });
+    checks.push({
+      what: `${s.contender} (${formatSize(s.size)})`,
+      perByte: s.s3SentPerByte,
+      bound: 1 + HTTP_OVERHEAD + (patches * TAIL_BOUND) / s.size,
+    });
   }
   for (const [i, upload] of (result.soak?.uploads ?? []).entries()) {
-    checks.push({ what: `soak upload ${i + 1}`, perByte: upload.toS3 / upload.size, bound: 1 + HTTP_OVERHEAD + (upload.patches * TAIL_BOUND) / upload.size });
+    checks.push({
+      what: `soak upload ${i + 1}`,
+      perByte: upload.toS3 / upload.size,
+      bound: 1 + HTTP_OVERHEAD + (upload.patches * TAIL_BOUND) / upload.size,
+    });
   }
   if (checks.length === 0) return undefined;
   const worst = checks.reduce((a, b) => (b.perByte / b.bound > a.perByte / a.bound ? b : a));
   return {
-    target: 'freight tus bytes to S3 ≤ 1.01 × the bytes uploaded + 5 MiB per PATCH (counting relay; every chunked row and the soak)',
+    target:
+      'freight tus bytes to S3 ≤ 1.01 × the bytes uploaded + 5 MiB per PATCH (counting relay; every chunked row and the soak)',
     measured: `closest: ${worst.what} at ${worst.perByte.toFixed(3)} bytes per byte (bound ${worst.bound.toFixed(3)}); ${checks.length} checked`,
     met: checks.every((check) => check.perByte <= check.bound),
   };
@@ -300,7 +315,11 @@ function integrityParagraph(result: BenchResult): string[] {
 }
 
 /** The page; `plots` names the SVGs written next to the JSON record (in bench/results/). */
-export function benchmarksPage(result: BenchResult, targets: Target[], plots: { memory?: string; soak?: string }): string {
+export function benchmarksPage(
+  result: BenchResult,
+  targets: Target[],
+  plots: { memory?: string; soak?: string },
+): string {
   const m = result.machine;
   const lines = [
     '# Benchmarks',
@@ -313,7 +332,7 @@ export function benchmarksPage(result: BenchResult, targets: Target[], plots: { 
     '- **bare @tus/server**: `@tus/server` + `@tus/s3-store` with default options on plain `node:http`, what a user would',
     '  run instead (`bench/bare-server.ts`), with tus-js-client.',
     '- **freight tus**: Freight as `npm start` runs it, with its defaults, on Postgres and S3, with tus-js-client.',
-    '- **freight direct**: the presigned multipart path with the project\'s client (4 parts in flight, MD5 per part).',
+    "- **freight direct**: the presigned multipart path with the project's client (4 parts in flight, MD5 per part).",
     '- **freight tus, UPLOAD_SHA256=false**: the same Freight without the running SHA-256 of each upload (a process of',
     '  its own): what keeping the digest costs.',
     '- **freight tus, parallelUploads 4**: tus-js-client with `parallelUploads: 4` (four partial uploads at once, then a',
@@ -325,8 +344,8 @@ export function benchmarksPage(result: BenchResult, targets: Target[], plots: { 
     `Freight runs as \`npm start\` runs it: \`${result.freightStart}\`.`,
     '',
     'Server CPU and RSS are read from `/proc` of the server process (sampled every 100 ms), temp disk is the size of',
-    'its part-buffer directory (sampled likewise), gateway CPU is that of the gateway\'s daemons (radosgw, OSD, monitor),',
-    'requests are the HTTP requests the client made. Parts stored is the `-N` suffix of the stored object\'s ETag',
+    "its part-buffer directory (sampled likewise), gateway CPU is that of the gateway's daemons (radosgw, OSD, monitor),",
+    "requests are the HTTP requests the client made. Parts stored is the `-N` suffix of the stored object's ETag",
     '(HeadObject), whose size is checked too. Bytes to / from S3 per byte are the bytes the server sent to S3 and',
     'received from it (HTTP headers included) per byte uploaded, counted by the relay; only the chunked rows go through',
     'one, and its work (in the benchmark process) shares the machine with the rest, so compare chunked rows with each',

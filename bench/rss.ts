@@ -23,7 +23,10 @@ export const growthText = (growth: number | null, over = 'the upload') =>
     : `${growth >= 0 ? '+' : ''}${(growth / MiB).toFixed(1)} MiB from the second to the last quarter of ${over}`;
 
 /** A small line chart of RSS over time, one line per series. */
-export function rssSvg(series: Array<{ name: string; color: string; points: Array<[number, number]> }>, title: string): string {
+export function rssSvg(
+  series: Array<{ name: string; color: string; points: Array<[number, number]> }>,
+  title: string,
+): string {
   const width = 720;
   const height = 360;
   const pad = { left: 60, right: 20, top: 40, bottom: 50 };
@@ -45,9 +48,13 @@ export function rssSvg(series: Array<{ name: string; color: string; points: Arra
     parts.push(`<text x="${x(value)}" y="${height - pad.bottom + 18}" text-anchor="middle">${value.toFixed(0)}</text>`);
   }
   parts.push(`<text x="${width / 2}" y="${height - 12}" text-anchor="middle">seconds</text>`);
-  parts.push(`<text x="16" y="${height / 2}" text-anchor="middle" transform="rotate(-90 16 ${height / 2})">RSS (MiB)</text>`);
+  parts.push(
+    `<text x="16" y="${height / 2}" text-anchor="middle" transform="rotate(-90 16 ${height / 2})">RSS (MiB)</text>`,
+  );
   series.forEach((s, i) => {
-    const path = s.points.map(([t, rss], j) => `${j ? 'L' : 'M'}${x(t).toFixed(1)},${y(rss / MiB).toFixed(1)}`).join(' ');
+    const path = s.points
+      .map(([t, rss], j) => `${j ? 'L' : 'M'}${x(t).toFixed(1)},${y(rss / MiB).toFixed(1)}`)
+      .join(' ');
     parts.push(`<path d="${path}" fill="none" stroke="${s.color}" stroke-width="2"/>`);
     parts.push(`<rect x="${pad.left + 10}" y="${pad.top + 4 + i * 18}" width="12" height="12" fill="${s.color}"/>`);
     parts.push(`<text x="${pad.left + 28}" y="${pad.top + 14 + i * 18}">${s.name}</text>`);

@@ -15,7 +15,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
-import { ensurePostgres, ensureS3, repoRoot, runCleanups, s3ClientFor, type Cleanup, type S3Settings } from '../scripts/services.js';
+import {
+  ensurePostgres,
+  ensureS3,
+  repoRoot,
+  runCleanups,
+  s3ClientFor,
+  type Cleanup,
+  type S3Settings,
+} from '../scripts/services.js';
 import { S3_LIMITS, loadConfig } from '../src/config/index.js';
 import { parseSize } from '../src/config/units.js';
 import {
@@ -61,11 +69,13 @@ const { values: args } = parseArgs({
     staging: { type: 'boolean', default: false },
   },
 });
-const sizes = (args.size ?? ['256MiB', '2GiB']).flatMap((text) => text.split(',')).map((text) => {
-  const size = parseSize(text);
-  if (!size) throw new Error(`--size ${text} is not a size`);
-  return size;
-});
+const sizes = (args.size ?? ['256MiB', '2GiB'])
+  .flatMap((text) => text.split(','))
+  .map((text) => {
+    const size = parseSize(text);
+    if (!size) throw new Error(`--size ${text} is not a size`);
+    return size;
+  });
 const rounds = Number(args.rounds);
 const memorySize = parseSize(args['memory-size']!) ?? 4 * GiB;
 const soakSize = parseSize(args['soak-size']!);
@@ -83,7 +93,14 @@ function tempDiskBudget(): number {
   return settings.partConcurrency * settings.partSize + S3_LIMITS.minPartSize;
 }
 
-async function measure(contender: Contender, file: string, size: number, round: number, s3: S3Settings, bucket: string): Promise<Run> {
+async function measure(
+  contender: Contender,
+  file: string,
+  size: number,
+  round: number,
+  s3: S3Settings,
+  bucket: string,
+): Promise<Run> {
   const server = contender.server;
   const cpu0 = server ? cpuSeconds(server.pid) : 0;
   const gateway0 = await gatewayCpu(s3);
@@ -131,7 +148,9 @@ async function machine() {
 
 /** The command line that reproduces this run, with the settings passed on to Freight. */
 function commandLine(): string {
-  const settings = Object.entries(tunablesSet()).map(([name, value]) => `${name}=${value} `).join('');
+  const settings = Object.entries(tunablesSet())
+    .map(([name, value]) => `${name}=${value} `)
+    .join('');
   const given = process.argv.slice(2).join(' ');
   return `${settings}npm run bench${given ? ` -- ${given}` : ''}`;
 }
@@ -155,7 +174,10 @@ async function stagingOnly(): Promise<void> {
     const staging = await measureStaging(s3, bucket, STAGING_ROUNDS);
     await mkdir(path.join(ROOT, 'bench', 'results'), { recursive: true });
     const jsonPath = path.join(ROOT, 'bench', 'results', `${new Date().toISOString().slice(0, 10)}-staging.json`);
-    await writeFile(jsonPath, `${JSON.stringify({ date: new Date().toISOString(), command: commandLine(), machine: await machine(), staging }, null, 2)}\n`);
+    await writeFile(
+      jsonPath,
+      `${JSON.stringify({ date: new Date().toISOString(), command: commandLine(), machine: await machine(), staging }, null, 2)}\n`,
+    );
     log(`results: ${path.relative(ROOT, jsonPath)}`);
     console.log(`\n${stagingTable(staging).join('\n')}`);
   } finally {
@@ -190,16 +212,23 @@ async function main() {
     const freight = await start(startFreightProcess(ROOT, WORK, s3, bucket, databaseUrl));
     // The same without the running SHA-256: what hashing costs.
     const freightUnhashed = await start(
-      startFreightProcess(ROOT, WORK, s3, bucket, databaseUrl, { name: 'freight-unhashed', env: { UPLOAD_SHA256: 'false' } }),
+      startFreightProcess(ROOT, WORK, s3, bucket, databaseUrl, {
+        name: 'freight-unhashed',
+        env: { UPLOAD_SHA256: 'false' },
+      }),
     );
     const bare = await start(startBareProcess(ROOT, WORK, s3, bucket));
     // The chunked rows' servers, each reaching S3 through a counting relay of its own.
     const freightRelay = await relayed();
     const freightRelayed = await start(
-      startFreightProcess(ROOT, WORK, { ...s3, endpoint: freightRelay.url }, bucket, databaseUrl, { name: 'freight-relayed' }),
+      startFreightProcess(ROOT, WORK, { ...s3, endpoint: freightRelay.url }, bucket, databaseUrl, {
+        name: 'freight-relayed',
+      }),
     );
     const bareRelay = await relayed();
-    const bareRelayed = await start(startBareProcess(ROOT, WORK, { ...s3, endpoint: bareRelay.url }, bucket, 'bare-relayed'));
+    const bareRelayed = await start(
+      startBareProcess(ROOT, WORK, { ...s3, endpoint: bareRelay.url }, bucket, 'bare-relayed'),
+    );
     const token = await benchToken();
     const freightMaxUpload = loadConfig({ AUTH_DISABLED: 'true', ...tunablesSet() }).maxUploadSize;
     const contenders = [
@@ -246,9 +275,21 @@ async function main() {
       const size = Math.min(...sizes);
       log(`two instances: ${INSTANCE_UPLOADS} concurrent uploads of ${formatSize(size)}`);
       const second = await start(
-        startFreightProcess(ROOT, WORK, s3, bucket, databaseUrl, { name: 'freight-second', sharedDataDir: path.dirname(freight.tempDir) }),
+        startFreightProcess(ROOT, WORK, s3, bucket, databaseUrl, {
+          name: 'freight-second',
+          sharedDataDir: path.dirname(freight.tempDir),
+        }),
       );
-      instances = await measureInstances({ instances: [freight, second], token, file: files.get(size)!, size, uploads: INSTANCE_UPLOADS, rounds, s3, bucket });
+      instances = await measureInstances({
+        instances: [freight, second],
+        token,
+        file: files.get(size)!,
+        size,
+        uploads: INSTANCE_UPLOADS,
+        rounds,
+        s3,
+        bucket,
+      });
       await second.stop();
     }
 
@@ -344,11 +385,16 @@ async function main() {
       );
     }
     await writeFile(path.join(ROOT, 'BENCHMARKS.md'), benchmarksPage(result, targets, plots));
-    const written = [path.relative(ROOT, jsonPath), 'BENCHMARKS.md', ...Object.values(plots).map((name) => `bench/results/${name}`)];
+    const written = [
+      path.relative(ROOT, jsonPath),
+      'BENCHMARKS.md',
+      ...Object.values(plots).map((name) => `bench/results/${name}`),
+    ];
     log(`results: ${written.join(', ')} (${(result.durationSeconds / 60).toFixed(1)} minutes)`);
     console.log(`\n${summaryTable(summaries)}`);
     if (staging) console.log(stagingTable(staging).join('\n'));
-    for (const target of targets) console.log(`${target.met ? 'met    ' : 'NOT MET'}  ${target.target}: ${target.measured}`);
+    for (const target of targets)
+      console.log(`${target.met ? 'met    ' : 'NOT MET'}  ${target.target}: ${target.measured}`);
   } finally {
     for (const server of servers) await server.stop();
     for (const relay of relays) await relay.close();

@@ -32,7 +32,9 @@ async function waitUntilAnswering(url: string, child: ChildProcess, log: () => s
 
 /** The `npm start` script (package.json), whose environment and Node flags the benchmark runs the server with. */
 export async function startScript(root: string): Promise<string> {
-  const { scripts } = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8')) as { scripts: { start: string } };
+  const { scripts } = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8')) as {
+    scripts: { start: string };
+  };
   return scripts.start;
 }
 
@@ -53,7 +55,12 @@ async function startProcess(
 ): Promise<ServerProcess> {
   const port = await freePort();
   const child = spawn(process.execPath, [...flags, script], {
-    env: { PATH: process.env.PATH ?? '', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...env, PORT: String(port) },
+    env: {
+      PATH: process.env.PATH ?? '',
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+      ...env,
+      PORT: String(port),
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -61,7 +68,8 @@ async function startProcess(
   child.stderr!.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-4000)));
   let stopping = false;
   child.once('exit', (code, signal) => {
-    if (!stopping) process.stderr.write(`[bench] ${name} exited unexpectedly (${code ?? signal}); its last output:\n${output}\n`);
+    if (!stopping)
+      process.stderr.write(`[bench] ${name} exited unexpectedly (${code ?? signal}); its last output:\n${output}\n`);
   });
   const url = `http://127.0.0.1:${port}`;
   await waitUntilAnswering(`${url}/files/`, child, () => output);
@@ -136,5 +144,10 @@ export async function startBareProcess(root: string, workDir: string, s3: S3Sett
   const tempDir = path.join(workDir, `${name}-tmp`);
   await rm(tempDir, { recursive: true, force: true });
   await mkdir(tempDir, { recursive: true });
-  return startProcess(name, path.join(root, 'dist', 'bench', 'bare-server.js'), { ...s3EnvFor(s3, bucket), TMPDIR: tempDir }, tempDir);
+  return startProcess(
+    name,
+    path.join(root, 'dist', 'bench', 'bare-server.js'),
+    { ...s3EnvFor(s3, bucket), TMPDIR: tempDir },
+    tempDir,
+  );
 }

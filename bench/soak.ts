@@ -75,10 +75,17 @@ export async function soak(options: {
 }): Promise<SoakResult> {
   const { s3, bucket, token } = options;
   const relay = await startCountingRelay(s3.endpoint);
-  const server = await startFreightProcess(options.root, options.workDir, { ...s3, endpoint: relay.url }, bucket, options.databaseUrl, {
-    name: 'freight-soak',
-    env: SOAK_ENV,
-  });
+  const server = await startFreightProcess(
+    options.root,
+    options.workDir,
+    { ...s3, endpoint: relay.url },
+    bucket,
+    options.databaseUrl,
+    {
+      name: 'freight-soak',
+      env: SOAK_ENV,
+    },
+  );
   const pattern = new DataPattern();
   const uploads: SoakUpload[] = [];
   const started = performance.now();
@@ -97,7 +104,14 @@ export async function soak(options: {
         log(`soak: a request failed, tus-js-client retries: ${failure}`);
       };
       const t0 = performance.now();
-      const { key } = await tusUpload({ url: server.url, token, input: pattern.stream(size), size, chunkSize: CHUNK, retries: { onRetry } });
+      const { key } = await tusUpload({
+        url: server.url,
+        token,
+        input: pattern.stream(size),
+        size,
+        chunkSize: CHUNK,
+        retries: { onRetry },
+      });
       const seconds = (performance.now() - t0) / 1000;
       const counts = relay.counts();
       const partSize = await plannedPartSize(server.url, token, key);
@@ -151,7 +165,8 @@ export async function soak(options: {
 async function plannedPartSize(url: string, token: string, id: string): Promise<number> {
   const res = await fetch(`${url}/api/uploads/${id}`, { headers: { Authorization: `Bearer ${token}` } });
   const view = (await res.json()) as { partSize: number | null };
-  if (!res.ok || view.partSize === null) throw new Error(`GET /api/uploads/${id}: ${res.status} ${JSON.stringify(view)}`);
+  if (!res.ok || view.partSize === null)
+    throw new Error(`GET /api/uploads/${id}: ${res.status} ${JSON.stringify(view)}`);
   return view.partSize;
 }
 
@@ -173,7 +188,9 @@ async function checkBoundaries(
     for (const at of [...boundaries].sort((a, b) => a - b)) {
       const start = Math.max(0, at - AROUND);
       const end = Math.min(size, at + AROUND);
-      const res = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=${start}-${end - 1}` }));
+      const res = await client.send(
+        new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=${start}-${end - 1}` }),
+      );
       const got = Buffer.from(await res.Body!.transformToByteArray());
       if (!got.equals(pattern.bytes(start, end))) {
         wrongRanges++;
@@ -192,7 +209,9 @@ export function soakSection(result: SoakResult, svgName: string | undefined): st
   const toS3 = result.uploads.reduce((sum, upload) => sum + upload.toS3, 0);
   const fromS3 = result.uploads.reduce((sum, upload) => sum + upload.fromS3, 0);
   const growth = rssGrowth(result.rss);
-  const settings = Object.entries(result.settings).map(([name, value]) => `\`${name}=${value}\``).join(', ');
+  const settings = Object.entries(result.settings)
+    .map(([name, value]) => `\`${name}=${value}\``)
+    .join(', ');
   const lines = [
     `## Soak: ${formatSize(result.totalSize)} in ${formatSize(result.chunkSize)} PATCHes`,
     '',
@@ -224,7 +243,9 @@ export function soakSection(result: SoakResult, svgName: string | undefined): st
     `- peak temp disk: ${(result.peakTempDisk / MiB).toFixed(0)} MiB (budget ${(result.tempDiskBudget / MiB).toFixed(0)} MiB: S3_PART_CONCURRENCY parts and one partial part)`,
     '',
   ];
-  const failures = result.uploads.flatMap((upload, i) => upload.retried.map((failure) => `- upload ${i + 1}: ${failure}`));
+  const failures = result.uploads.flatMap((upload, i) =>
+    upload.retried.map((failure) => `- upload ${i + 1}: ${failure}`),
+  );
   if (failures.length) lines.push('Requests that failed and were retried:', '', ...failures, '');
   if (svgName) lines.push(`![RSS over the soak](bench/results/${svgName})`, '');
   return lines;

@@ -73,7 +73,9 @@ export async function measureStaging(s3: S3Settings, bucket: string, rounds: num
         const pieces = makePieces(partSize, pieceSize);
         for (const method of ['re-upload', 'staging'] as const) {
           const key = `staging-bench-${method}-${Date.now()}`;
-          const { UploadId: uploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }));
+          const { UploadId: uploadId } = await client.send(
+            new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }),
+          );
           relay.reset();
           requests = 0;
           const gateway0 = await gatewayCpu(s3);
@@ -96,7 +98,12 @@ export async function measureStaging(s3: S3Settings, bucket: string, rounds: num
             sizeOk: false,
           };
           await client.send(
-            new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: etag }] } }),
+            new CompleteMultipartUploadCommand({
+              Bucket: bucket,
+              Key: key,
+              UploadId: uploadId,
+              MultipartUpload: { Parts: [{ PartNumber: 1, ETag: etag }] },
+            }),
           );
           run.sizeOk = (await storedObject(s3, bucket, key)).size === partSize;
           await deleteObject(s3, bucket, key);
@@ -131,7 +138,13 @@ function makePieces(partSize: number, pieceSize: number): Buffer[] {
 }
 
 /** Re-upload: the staged object grows by one piece per PATCH, read back and sent again each time. */
-async function reupload(client: S3Client, bucket: string, key: string, uploadId: string, pieces: Buffer[]): Promise<string> {
+async function reupload(
+  client: S3Client,
+  bucket: string,
+  key: string,
+  uploadId: string,
+  pieces: Buffer[],
+): Promise<string> {
   const staged = stagedKey(key);
   for (let i = 0; i < pieces.length; i++) {
     let body = pieces[i]!;
@@ -142,7 +155,9 @@ async function reupload(client: S3Client, bucket: string, key: string, uploadId:
     if (i < pieces.length - 1) {
       await client.send(new PutObjectCommand({ Bucket: bucket, Key: staged, Body: body }));
     } else {
-      const part = await client.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId: uploadId, PartNumber: 1, Body: body }));
+      const part = await client.send(
+        new UploadPartCommand({ Bucket: bucket, Key: key, UploadId: uploadId, PartNumber: 1, Body: body }),
+      );
       return part.ETag!;
     }
   }
@@ -150,7 +165,13 @@ async function reupload(client: S3Client, bucket: string, key: string, uploadId:
 }
 
 /** Staging: each piece a part of a staging upload; completed, then copied into the real upload by S3. */
-async function stage(client: S3Client, bucket: string, key: string, uploadId: string, pieces: Buffer[]): Promise<string> {
+async function stage(
+  client: S3Client,
+  bucket: string,
+  key: string,
+  uploadId: string,
+  pieces: Buffer[],
+): Promise<string> {
   const staged = stagedKey(key);
   const { UploadId: stagingId } = await client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: staged }));
   try {
@@ -161,13 +182,28 @@ async function stage(client: S3Client, bucket: string, key: string, uploadId: st
       );
       parts.push({ PartNumber: i + 1, ETag: part.ETag });
     }
-    await client.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: staged, UploadId: stagingId, MultipartUpload: { Parts: parts } }));
+    await client.send(
+      new CompleteMultipartUploadCommand({
+        Bucket: bucket,
+        Key: staged,
+        UploadId: stagingId,
+        MultipartUpload: { Parts: parts },
+      }),
+    );
   } catch (error) {
-    await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: staged, UploadId: stagingId })).catch(() => {});
+    await client
+      .send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: staged, UploadId: stagingId }))
+      .catch(() => {});
     throw error;
   }
   const copied = await client.send(
-    new UploadPartCopyCommand({ Bucket: bucket, Key: key, UploadId: uploadId, PartNumber: 1, CopySource: `${bucket}/${encodeURIComponent(staged)}` }),
+    new UploadPartCopyCommand({
+      Bucket: bucket,
+      Key: key,
+      UploadId: uploadId,
+      PartNumber: 1,
+      CopySource: `${bucket}/${encodeURIComponent(staged)}`,
+    }),
   );
   return copied.CopyPartResult!.ETag!;
 }
@@ -189,7 +225,9 @@ export function stagingRows(result: StagingResult): StagingRow[] {
   const rows: StagingRow[] = [];
   for (const { partSize, pieceSize } of STAGING_PAIRS) {
     for (const method of ['re-upload', 'staging'] as const) {
-      const runs = result.runs.filter((run) => run.partSize === partSize && run.pieceSize === pieceSize && run.method === method);
+      const runs = result.runs.filter(
+        (run) => run.partSize === partSize && run.pieceSize === pieceSize && run.method === method,
+      );
       if (runs.length === 0) continue;
       const gateway = runs.map((run) => run.gatewayCpuSeconds).filter((value): value is number => value !== null);
       rows.push({
@@ -234,7 +272,7 @@ export function stagingSection(result: StagingResult): string[] {
     'keeps a growing part), the last time as the real part. **staging**: each piece is a part of a staging multipart',
     'upload, completed when the part is full and copied into the real upload by the gateway (UploadPartCopy), as',
     'Freight does. Bytes are counted by a relay between the client and the gateway (HTTP headers included); time runs',
-    'from the first piece to the part stored in the real upload; the gateway\'s CPU includes the copy.',
+    "from the first piece to the part stored in the real upload; the gateway's CPU includes the copy.",
     '',
     ...stagingTable(result),
   ];

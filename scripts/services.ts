@@ -83,12 +83,14 @@ export async function ensurePostgres(cleanups: Cleanup[], databaseName: string):
   if (!(await canConnect(admin))) {
     const versions = existsSync('/etc/postgresql') ? readdirSync('/etc/postgresql') : [];
     const version = versions.at(-1);
-    if (!version) throw new Error('PostgreSQL is not answering on 127.0.0.1:5432 and no local cluster was found; set DATABASE_URL');
+    if (!version)
+      throw new Error('PostgreSQL is not answering on 127.0.0.1:5432 and no local cluster was found; set DATABASE_URL');
     await run('pg_ctlcluster', ['--skip-systemctl-redirect', version, 'main', 'start']);
     cleanups.push(async () => {
       await run('pg_ctlcluster', ['--skip-systemctl-redirect', version, 'main', 'stop']);
     });
-    if (!(await canConnect(admin))) throw new Error('PostgreSQL started but does not accept connections on 127.0.0.1:5432');
+    if (!(await canConnect(admin)))
+      throw new Error('PostgreSQL started but does not accept connections on 127.0.0.1:5432');
   }
   const sql = postgres(admin, { max: 1, onnotice: () => {} });
   await sql.unsafe(`drop database if exists ${databaseName} with (force)`);
@@ -114,7 +116,11 @@ export function freePort(): Promise<number> {
   });
 }
 
-export async function ensureS3(cleanups: Cleanup[], name: string, extraEnv: Record<string, string> = {}): Promise<S3Settings> {
+export async function ensureS3(
+  cleanups: Cleanup[],
+  name: string,
+  extraEnv: Record<string, string> = {},
+): Promise<S3Settings> {
   const env = process.env;
   if (env.S3_ENDPOINT) {
     return {
@@ -132,7 +138,9 @@ export async function ensureS3(cleanups: Cleanup[], name: string, extraEnv: Reco
     await run(script, ['stop', '--purge', dir], { env: scriptEnv });
   });
   const { stdout } = await run(script, ['start', dir], { env: scriptEnv, timeout: 300_000 });
-  const exported = Object.fromEntries([...stdout.matchAll(/^export (\w+)=(.*)$/gm)].map((match) => [match[1], match[2]]));
+  const exported = Object.fromEntries(
+    [...stdout.matchAll(/^export (\w+)=(.*)$/gm)].map((match) => [match[1], match[2]]),
+  );
   return {
     endpoint: exported.S3_ENDPOINT!,
     region: exported.S3_REGION!,
@@ -157,7 +165,11 @@ export async function ensureChromium(): Promise<string> {
   if (existsSync(CHROMIUM)) return CHROMIUM;
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   await run('apt-get', ['update', '-qq'], { env, timeout: 300_000 });
-  await run('apt-get', ['-o', 'DPkg::Lock::Timeout=600', 'install', '-y', '-qq', 'chromium'], { env, timeout: 600_000, maxBuffer: 64 * 1024 * 1024 });
+  await run('apt-get', ['-o', 'DPkg::Lock::Timeout=600', 'install', '-y', '-qq', 'chromium'], {
+    env,
+    timeout: 600_000,
+    maxBuffer: 64 * 1024 * 1024,
+  });
   if (!existsSync(CHROMIUM)) throw new Error(`apt-get install chromium left no ${CHROMIUM}`);
   return CHROMIUM;
 }

@@ -5,12 +5,9 @@
  *   /s3/multipart/*   the same, in Uppy Companion's shape src/direct/
  *   /api/uploads/*    the owner's view of their uploads   src/api/
  *   /healthz /readyz  operations                          src/ops/
-<<<<<<< HEAD
  *   /metrics          Prometheus metrics                  src/ops/
- * The janitor runs every JANITOR_INTERVAL (src/janitor/); webhooks are delivered from an outbox (src/webhooks/).
-=======
  *   /                 the upload page (built from web/)   src/web/
->>>>>>> people
+ * The janitor runs every JANITOR_INTERVAL (src/janitor/); webhooks are delivered from an outbox (src/webhooks/).
  * State lives in one upload-state service (src/uploads/) over Postgres or PGlite (src/db/).
  */
 import { access, constants } from 'node:fs/promises';
@@ -72,11 +69,25 @@ export interface AppDeps {
  */
 function createPresignClient(config: Config, s3Config: S3Config): S3Client {
   return s3Config.accelerate
-    ? createS3Client({ ...s3Config, endpoint: undefined, forcePathStyle: false }, { useAccelerateEndpoint: true }, config.s3RequestTimeoutMs)
-    : createS3Client({ ...s3Config, endpoint: s3Config.publicEndpoint ?? s3Config.endpoint }, {}, config.s3RequestTimeoutMs);
+    ? createS3Client(
+        { ...s3Config, endpoint: undefined, forcePathStyle: false },
+        { useAccelerateEndpoint: true },
+        config.s3RequestTimeoutMs,
+      )
+    : createS3Client(
+        { ...s3Config, endpoint: s3Config.publicEndpoint ?? s3Config.endpoint },
+        {},
+        config.s3RequestTimeoutMs,
+      );
 }
 
-function createDirectUploads(config: Config, s3Config: S3Config, s3: S3Client, presignClient: S3Client, uploads: UploadService): DirectUploads {
+function createDirectUploads(
+  config: Config,
+  s3Config: S3Config,
+  s3: S3Client,
+  presignClient: S3Client,
+  uploads: UploadService,
+): DirectUploads {
   return new DirectUploads(
     uploads,
     // The `location` of a completed upload is for clients: at the endpoint they reach.
@@ -91,7 +102,8 @@ function createDirectUploads(config: Config, s3Config: S3Config, s3: S3Client, p
  * once); on the embedded PGlite, which only one process can open, the in-memory locker.
  */
 async function createLocker(app: FastifyInstance, config: Config, database: Database): Promise<Locker> {
-  if (database.kind === 'pglite' || !config.databaseUrl) return new MemoryLocker({ acquireLockTimeout: config.lockTimeoutMs });
+  if (database.kind === 'pglite' || !config.databaseUrl)
+    return new MemoryLocker({ acquireLockTimeout: config.lockTimeoutMs });
   const locker = await PostgresLocker.create({
     url: config.databaseUrl,
     acquireTimeoutMs: config.lockTimeoutMs,
@@ -119,17 +131,24 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   app.decorate('metrics', metrics);
   timeRequests(app, metrics);
 
-  const database = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, timeoutMs: config.databaseTimeoutMs });
+  const database = await openDatabase({
+    url: config.databaseUrl,
+    dataDir: config.dataDir,
+    timeoutMs: config.databaseTimeoutMs,
+  });
   app.addHook('onClose', () => database.close());
   const tempDir = await processTempDir(config.tempDir);
-  if (tempDir.reclaimed.length > 0) app.log.info({ reclaimed: tempDir.reclaimed }, 'removed part files of processes that no longer run');
+  if (tempDir.reclaimed.length > 0)
+    app.log.info({ reclaimed: tempDir.reclaimed }, 'removed part files of processes that no longer run');
   app.addHook('onClose', () => tempDir.remove());
 
   const authenticator = await Authenticator.create(config.auth, config.tokens);
   if (config.auth.mode === 'disabled') {
     app.log.warn('AUTH_DISABLED=true: every request is the user "anonymous". Never run like this in production.');
   } else if (config.auth.mode === 'dev-secret') {
-    app.log.warn(`no AUTH_JWT_SECRET: using a development secret kept in ${config.auth.secretFile} (npm run token -- <user>)`);
+    app.log.warn(
+      `no AUTH_JWT_SECRET: using a development secret kept in ${config.auth.secretFile} (npm run token -- <user>)`,
+    );
   }
 
   const uploads = createUploadService(config, database, {
@@ -140,14 +159,17 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const observe = metrics.observeS3Call.bind(metrics);
   const s3 = config.s3 ? createS3Client(config.s3, { logger }, config.s3RequestTimeoutMs, observe) : undefined;
   // Bodies read from temp files are retried by the store itself (the SDK cannot replay a consumed stream).
-  const s3Bodies = config.s3 ? createS3Client(config.s3, { logger, maxAttempts: 1 }, config.s3RequestTimeoutMs, observe) : undefined;
+  const s3Bodies = config.s3
+    ? createS3Client(config.s3, { logger, maxAttempts: 1 }, config.s3RequestTimeoutMs, observe)
+    : undefined;
   const presignClient = config.s3 ? createPresignClient(config, config.s3) : undefined;
   app.addHook('onClose', async () => {
     s3?.destroy();
     s3Bodies?.destroy();
     presignClient?.destroy();
   });
-  const direct = config.s3 && s3 && presignClient ? createDirectUploads(config, config.s3, s3, presignClient, uploads) : undefined;
+  const direct =
+    config.s3 && s3 && presignClient ? createDirectUploads(config, config.s3, s3, presignClient, uploads) : undefined;
   const downloads: DownloadStorage =
     config.s3 && presignClient
       ? new PresignedDownloads(presignClient, config.s3.bucket, config.presignExpiresMs / 1000)
@@ -197,7 +219,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
 
   deliverWebhooks(app, config, database, metrics);
   const janitor = janitorDeps({ config, database, uploads, tusStore, s3, log: app.log });
-  app.decorate('janitor', { run: (options?: JanitorOptions) => metrics.countJanitorRun(() => runJanitor(janitor, options)) });
+  app.decorate('janitor', {
+    run: (options?: JanitorOptions) => metrics.countJanitorRun(() => runJanitor(janitor, options)),
+  });
   if (config.janitorIntervalMs > 0) scheduleJanitor(app, app.janitor.run, config.janitorIntervalMs);
   await app.register(webPlugin);
 

@@ -77,18 +77,23 @@ export class FreightError extends Error {
 export const RETRY_AFTER_SECONDS = 5;
 const retryAfter = { 'Retry-After': String(RETRY_AFTER_SECONDS) };
 
-export const badRequest = (message: string, details?: unknown) => new FreightError('ERR_BAD_REQUEST', message, {}, details);
+export const badRequest = (message: string, details?: unknown) =>
+  new FreightError('ERR_BAD_REQUEST', message, {}, details);
 export const unauthorized = (message: string) =>
   new FreightError('ERR_UNAUTHORIZED', message, { 'WWW-Authenticate': 'Bearer realm="freight"' });
 export const notFound = (message = 'upload not found') => new FreightError('ERR_UPLOAD_NOT_FOUND', message);
-export const conflict = (message: string, details?: unknown) => new FreightError('ERR_UPLOAD_CONFLICT', message, {}, details);
+export const conflict = (message: string, details?: unknown) =>
+  new FreightError('ERR_UPLOAD_CONFLICT', message, {}, details);
 export const offsetMismatch = (message: string) => new FreightError('ERR_MISMATCHED_OFFSET', message);
-export const partsMismatch = (message: string, details?: unknown) => new FreightError('ERR_PARTS_MISMATCH', message, {}, details);
+export const partsMismatch = (message: string, details?: unknown) =>
+  new FreightError('ERR_PARTS_MISMATCH', message, {}, details);
 export const gone = (message: string) => new FreightError('ERR_UPLOAD_GONE', message);
 export const payloadTooLarge = (message: string) => new FreightError('ERR_UPLOAD_TOO_LARGE', message);
 /** "the server SHOULD send a Content-Range header field with an unsatisfied-range value" (RFC 9110 §15.5.17). */
 export const rangeNotSatisfiable = (size: number) =>
-  new FreightError('ERR_RANGE_NOT_SATISFIABLE', `the range starts past the end of the file (${size} bytes)`, { 'Content-Range': `bytes */${size}` });
+  new FreightError('ERR_RANGE_NOT_SATISFIABLE', `the range starts past the end of the file (${size} bytes)`, {
+    'Content-Range': `bytes */${size}`,
+  });
 /** 423 Locked: tus clients retry it on their schedule (Retry-After says when). */
 export const locked = (message: string) => new FreightError('ERR_UPLOAD_LOCKED', message, retryAfter);
 export const notImplemented = (message: string) => new FreightError('ERR_NOT_IMPLEMENTED', message);
@@ -99,7 +104,8 @@ export const digestMismatch = (message: string) => new FreightError('ERR_DIGEST_
 export const uploadRejected = (status: number, message: string) =>
   new FreightError('ERR_UPLOAD_REJECTED', message, {}, undefined, { status });
 /** The pre-create webhook could not decide (no answer, a 5xx): retry later; nothing was created. */
-export const webhookUnavailable = (message: string) => new FreightError('ERR_WEBHOOK_UNAVAILABLE', `${message}; retry later`, retryAfter);
+export const webhookUnavailable = (message: string) =>
+  new FreightError('ERR_WEBHOOK_UNAVAILABLE', `${message}; retry later`, retryAfter);
 /** The S3 server (or the disk) failed; the upload stays resumable. */
 export const storageUnavailable = (message: string) => new FreightError('ERR_STORAGE_UNAVAILABLE', message, retryAfter);
 /** PostgreSQL is down, restarting or not answering in time; nothing was half-recorded. */
@@ -126,15 +132,27 @@ const TUS_ERRORS_BY_NAME = new Map<unknown, HttpAnswer>([
   // "The request MUST include a Upload-Offset header" – a malformed request is a 400, not 403.
   [TUS_ERRORS.MISSING_OFFSET, answer('ERR_BAD_REQUEST', 'Upload-Offset header required')],
   // A PATCH without the tus media type cannot be processed: 415 Unsupported Media Type.
-  [TUS_ERRORS.INVALID_CONTENT_TYPE, answer('ERR_UNSUPPORTED_MEDIA_TYPE', 'Content-Type must be application/offset+octet-stream')],
+  [
+    TUS_ERRORS.INVALID_CONTENT_TYPE,
+    answer('ERR_UNSUPPORTED_MEDIA_TYPE', 'Content-Type must be application/offset+octet-stream'),
+  ],
   // The upload is busy with another request that did not give its lock back in time: 423 Locked, not 500.
-  [TUS_ERRORS.ERR_LOCK_TIMEOUT, answer('ERR_UPLOAD_LOCKED', 'the upload is locked by another request; retry shortly', retryAfter)],
+  [
+    TUS_ERRORS.ERR_LOCK_TIMEOUT,
+    answer('ERR_UPLOAD_LOCKED', 'the upload is locked by another request; retry shortly', retryAfter),
+  ],
   // "If the offsets do not match, the Server MUST respond with the 409 Conflict status"
-  [TUS_ERRORS.INVALID_OFFSET, answer('ERR_MISMATCHED_OFFSET', "Upload-Offset is not the upload's offset; ask for it (HEAD) and resume")],
+  [
+    TUS_ERRORS.INVALID_OFFSET,
+    answer('ERR_MISMATCHED_OFFSET', "Upload-Offset is not the upload's offset; ask for it (HEAD) and resume"),
+  ],
   [TUS_ERRORS.FILE_NOT_FOUND, answer('ERR_UPLOAD_NOT_FOUND', 'upload not found')],
   [TUS_ERRORS.FILE_NO_LONGER_EXISTS, answer('ERR_UPLOAD_GONE', 'the upload no longer exists')],
   [TUS_ERRORS.ERR_SIZE_EXCEEDED, answer('ERR_UPLOAD_TOO_LARGE', "the body goes past the upload's length")],
-  [TUS_ERRORS.ERR_MAX_SIZE_EXCEEDED, answer('ERR_UPLOAD_TOO_LARGE', "the upload exceeds this server's maximum size (Tus-Max-Size)")],
+  [
+    TUS_ERRORS.ERR_MAX_SIZE_EXCEEDED,
+    answer('ERR_UPLOAD_TOO_LARGE', "the upload exceeds this server's maximum size (Tus-Max-Size)"),
+  ],
   [TUS_ERRORS.INVALID_TERMINATION, answer('ERR_UPLOAD_CONFLICT', 'a completed upload cannot be terminated')],
 ]);
 
@@ -183,7 +201,13 @@ interface FastifyStyleError {
 /** Maps anything thrown to the answer the client gets. Unknown errors are 500s (and get logged by the caller). */
 export function toHttpAnswer(error: unknown): HttpAnswer {
   if (error instanceof FreightError) {
-    return { status: error.status, code: error.code, message: error.message, headers: error.headers, details: error.details };
+    return {
+      status: error.status,
+      code: error.code,
+      message: error.message,
+      headers: error.headers,
+      details: error.details,
+    };
   }
   const known = TUS_ERRORS_BY_NAME.get(error);
   if (known) return known;
@@ -196,7 +220,8 @@ export function toHttpAnswer(error: unknown): HttpAnswer {
   // Storage failures are the server's: 503 and retry later (the upload stays resumable from what was stored),
   // unless storage refused for good. The message names the failure, never S3's internals.
   const storage = storageFailure(error);
-  if (storage?.permanent) return answer('ERR_STORAGE_REFUSED', `${storage.problem}; the server's storage refuses this request`);
+  if (storage?.permanent)
+    return answer('ERR_STORAGE_REFUSED', `${storage.problem}; the server's storage refuses this request`);
   if (storage) return answer('ERR_STORAGE_UNAVAILABLE', `${storage.problem}; retry later`, retryAfter);
   if (error instanceof Error) {
     const fastify = error as FastifyStyleError;

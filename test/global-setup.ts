@@ -7,7 +7,15 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { TestProject } from 'vitest/node';
-import { ensureChromium, ensurePostgres, ensureS3, repoRoot, runCleanups, type Cleanup, type S3Settings } from '../scripts/services.js';
+import {
+  ensureChromium,
+  ensurePostgres,
+  ensureS3,
+  repoRoot,
+  runCleanups,
+  type Cleanup,
+  type S3Settings,
+} from '../scripts/services.js';
 
 const run = promisify(execFile);
 

@@ -24,7 +24,11 @@ describe('configuration errors stop the server with one line naming the variable
     [{ DATABASE_URL: 'postgres://127.0.0.1:1/x' }, /^freight: invalid configuration: AUTH_JWT_SECRET is required/],
     [{ AUTH_JWT_SECRET: 'short' }, /^freight: invalid configuration: AUTH_JWT_SECRET must be at least 32 characters/],
   ])('%o', (env, message) => {
-    const result = spawnSync(process.execPath, [SERVER], { env: cleanEnv({ DATA_DIR: os.tmpdir(), ...env }), encoding: 'utf8', timeout: 30_000 });
+    const result = spawnSync(process.execPath, [SERVER], {
+      env: cleanEnv({ DATA_DIR: os.tmpdir(), ...env }),
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
     expect(result.status).toBe(1);
     const lines = result.stderr.trim().split('\n');
     expect(lines).toHaveLength(1);
@@ -39,7 +43,10 @@ describe('npm start on a bare machine (embedded defaults)', () => {
 
   beforeAll(async () => {
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'freight-bare-'));
-    child = spawn(process.execPath, [SERVER], { env: cleanEnv({ DATA_DIR: dataDir, PORT: '0' }), stdio: ['ignore', 'pipe', 'pipe'] });
+    child = spawn(process.execPath, [SERVER], {
+      env: cleanEnv({ DATA_DIR: dataDir, PORT: '0' }),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     url = await new Promise<string>((resolve, reject) => {
       let log = '';
       child.stdout!.on('data', (chunk: Buffer) => {
@@ -61,7 +68,10 @@ describe('npm start on a bare machine (embedded defaults)', () => {
     expect(existsSync(path.join(dataDir, 'db'))).toBe(true);
     expect(existsSync(path.join(dataDir, 'tmp'))).toBe(true);
 
-    const token = spawnSync(process.execPath, [CLI, 'token', 'alice'], { env: cleanEnv({ DATA_DIR: dataDir }), encoding: 'utf8' });
+    const token = spawnSync(process.execPath, [CLI, 'token', 'alice'], {
+      env: cleanEnv({ DATA_DIR: dataDir }),
+      encoding: 'utf8',
+    });
     expect(token.status).toBe(0);
     const data = randomData(300_000);
     const run = startTusUpload(data, {

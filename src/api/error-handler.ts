@@ -8,9 +8,15 @@ export function jsonErrorHandler(error: FastifyError, request: FastifyRequest, r
   return reply
     .code(answer.status)
     .headers(answer.headers)
-    .send({ error: answer.code, message: answer.message, ...(answer.details === undefined ? {} : { details: answer.details }) });
+    .send({
+      error: answer.code,
+      message: answer.message,
+      ...(answer.details === undefined ? {} : { details: answer.details }),
+    });
 }
 
 export function notFoundHandler(request: FastifyRequest, reply: FastifyReply) {
-  return reply.code(404).send({ error: 'ERR_ROUTE_NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0]}` });
+  return reply
+    .code(404)
+    .send({ error: 'ERR_ROUTE_NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0]}` });
 }

@@ -73,10 +73,9 @@ const PartList = {
   required: ['parts'],
 } as const;
 
-export const uploadsApi: FastifyPluginAsyncJsonSchemaToTs<{ Options: { uploads: UploadService; downloads: DownloadStorage } }> = async (
-  app,
-  { uploads, downloads },
-) => {
+export const uploadsApi: FastifyPluginAsyncJsonSchemaToTs<{
+  Options: { uploads: UploadService; downloads: DownloadStorage };
+}> = async (app, { uploads, downloads }) => {
   app.get(
     '/api/uploads',
     { schema: { querystring: ListQuery, response: { 200: UploadList, 400: ErrorBody } } },
@@ -103,7 +102,13 @@ export const uploadsApi: FastifyPluginAsyncJsonSchemaToTs<{ Options: { uploads: 
       const upload = await uploads.getOwned(request.user.id, request.params.id);
       const rows = await uploads.listParts(upload.id);
       return {
-        parts: rows.map((row) => ({ partNumber: row.partNumber, size: row.size, status: row.status, etag: row.etag, md5: row.md5 })),
+        parts: rows.map((row) => ({
+          partNumber: row.partNumber,
+          size: row.size,
+          status: row.status,
+          etag: row.etag,
+          md5: row.md5,
+        })),
       };
     },
   );
@@ -123,6 +128,7 @@ export const uploadsApi: FastifyPluginAsyncJsonSchemaToTs<{ Options: { uploads: 
     url: '/api/uploads/:id/download',
     exposeHeadRoute: false,
     schema: { params: IdParams },
-    handler: async (request, reply) => answerDownload(downloads, await uploads.getOwnedLive(request.user.id, request.params.id), request, reply),
+    handler: async (request, reply) =>
+      answerDownload(downloads, await uploads.getOwnedLive(request.user.id, request.params.id), request, reply),
   });
 };

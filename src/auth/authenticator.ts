@@ -18,7 +18,10 @@ export const ANONYMOUS: User = { id: 'anonymous' };
 
 /** The HMAC key, imported once (given raw bytes, jose would import them again for every token). */
 async function hmacKey(secret: string): Promise<CryptoKey> {
-  return crypto.subtle.importKey('raw', new TextEncoder().encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify']);
+  return crypto.subtle.importKey('raw', new TextEncoder().encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, [
+    'sign',
+    'verify',
+  ]);
 }
 
 /** The defaults of AUTH_CLOCK_TOLERANCE, AUTH_JWT_ISSUER and AUTH_JWT_AUDIENCE. */
@@ -27,7 +30,11 @@ export const DEFAULT_TOKEN_CHECKS: TokenChecks = { clockToleranceSeconds: 30, is
 const epochSeconds = () => Math.floor(Date.now() / 1000);
 
 /** Why jose refused a token, as the 401 says it: which claim, and what was wrong with it. */
-function refusal(error: InstanceType<typeof joseErrors.JOSEError>, payload: JWTPayload | undefined, toleranceSeconds: number): string {
+function refusal(
+  error: InstanceType<typeof joseErrors.JOSEError>,
+  payload: JWTPayload | undefined,
+  toleranceSeconds: number,
+): string {
   if (error instanceof joseErrors.JWTExpired) return 'token expired';
   if (error instanceof joseErrors.JWTClaimValidationFailed) {
     const { claim, reason } = error;

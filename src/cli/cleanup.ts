@@ -17,7 +17,10 @@ Options:
   --json      print the report as JSON
 `,
   async run(args, env) {
-    const { values, positionals } = parse('cleanup', args, { 'dry-run': { type: 'boolean' }, json: { type: 'boolean' } });
+    const { values, positionals } = parse('cleanup', args, {
+      'dry-run': { type: 'boolean' },
+      json: { type: 'boolean' },
+    });
     if (positionals.length > 0) throw usageError('cleanup', `unexpected argument "${positionals[0]}"`);
     const config = configFrom(env);
     // The janitor's own log lines go to stderr; the report to stdout.

@@ -35,7 +35,12 @@ type Options = NonNullable<ParseArgsConfig['options']>;
 /** The command's options and positionals, or a usage error; `help` is true for --help/-h (print usage, exit 0). */
 export function parse<O extends Options>(command: string, args: string[], options: O) {
   try {
-    return parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
+    return parseArgs({
+      args,
+      options: { ...options, help: { type: 'boolean', short: 'h' } },
+      allowPositionals: true,
+      strict: true,
+    });
   } catch (error) {
     throw usageError(command, error instanceof Error ? error.message.replace(/\. To specify.*$/s, '') : String(error));
   }

@@ -15,7 +15,10 @@ function describe(error: unknown): unknown {
     const retryable = error.origin === 's3' || retryableStatus(error.status);
     // Freight's error code beside its message, as tus answers show it: "401 ERR_UNAUTHORIZED: token expired".
     const code = (error.body as { error?: unknown } | undefined)?.error;
-    const message = typeof code === 'string' ? error.message.replace(`: ${error.status} `, `: ${error.status} ${code}: `) : error.message;
+    const message =
+      typeof code === 'string'
+        ? error.message.replace(`: ${error.status} `, `: ${error.status} ${code}: `)
+        : error.message;
     return new TransferError(message, error.origin === 'freight' ? error.status : undefined, retryable);
   }
   if (error instanceof TransferError || (error instanceof Error && error.name === 'AbortError')) return error;
@@ -59,7 +62,12 @@ export const directTransfer: Transfer = async ({ file, progress, signal }, setti
       });
       return { id: result.id, resumedFrom: result.resumedBytes };
     } catch (error) {
-      if (saved?.id && error instanceof DirectUploadError && error.origin === 'freight' && (error.status === 404 || error.status === 410)) {
+      if (
+        saved?.id &&
+        error instanceof DirectUploadError &&
+        error.origin === 'freight' &&
+        (error.status === 404 || error.status === 410)
+      ) {
         // The upload this file was resuming is gone on the server: start it again, at once.
         await settings.state.forget(key);
         throw new TransferError(`upload ${saved.id} is gone on the server; starting anew`, error.status, true);

@@ -7,7 +7,10 @@ import { CliError, type Command, type Env } from './command.js';
 const COMMANDS: Record<string, { summary: string; load: () => Promise<{ command: Command }> }> = {
   serve: { summary: 'run the server (what npm start runs)', load: () => import('./serve.js') },
   migrate: { summary: 'apply the database migrations and exit', load: () => import('./migrate.js') },
-  cleanup: { summary: 'run the janitor once (--dry-run: only list what it would do)', load: () => import('./cleanup.js') },
+  cleanup: {
+    summary: 'run the janitor once (--dry-run: only list what it would do)',
+    load: () => import('./cleanup.js'),
+  },
   token: { summary: 'print a bearer token for a user', load: () => import('./token.js') },
   uploads: { summary: 'list uploads, or show one, from the database', load: () => import('./uploads.js') },
   upload: { summary: 'upload files, resumably (tus, or --direct to S3)', load: () => import('./upload.js') },
@@ -56,7 +59,9 @@ export async function dispatch(argv: string[], env: Env): Promise<number> {
       process.stderr.write(`${error.message}\n`);
       return error.exitCode;
     }
-    process.stderr.write(`freight ${name}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.stderr.write(
+      `freight ${name}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+    );
     return 1;
   }
 }

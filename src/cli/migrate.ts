@@ -21,7 +21,11 @@ start too; this command does it ahead of a deployment.
     const { positionals } = parse('migrate', args, {});
     if (positionals.length > 0) throw usageError('migrate', `unexpected argument "${positionals[0]}"`);
     const config = configFrom(env);
-    const database = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, timeoutMs: config.databaseTimeoutMs });
+    const database = await openDatabase({
+      url: config.databaseUrl,
+      dataDir: config.dataDir,
+      timeoutMs: config.databaseTimeoutMs,
+    });
     await database.close();
     process.stdout.write(`migrations applied to ${describe(config.databaseUrl, config.dataDir)}\n`);
     return 0;

@@ -106,7 +106,9 @@ export class ProgressBoard {
 
   private drawBars(now: number): void {
     const width = Math.max(40, (this.out.columns ?? 100) - 1);
-    const lines = this.files.filter((file) => !file.hidden).map((file) => progressLine(file, true, now).slice(0, width));
+    const lines = this.files
+      .filter((file) => !file.hidden)
+      .map((file) => progressLine(file, true, now).slice(0, width));
     // Back up over what was drawn before (start of the line n lines up), then rewrite each line and clear its rest.
     const up = this.drawnLines > 0 ? `\x1b[${this.drawnLines}F` : '';
     this.out.write(`${up}${lines.map((line) => `${line}\x1b[K\n`).join('')}`);

@@ -32,7 +32,9 @@ Options:
     }
     const config = configFrom(env);
     if (config.auth.mode === 'disabled') {
-      throw new CliError('freight token: AUTH_DISABLED=true: the server accepts no tokens, every request is "anonymous"');
+      throw new CliError(
+        'freight token: AUTH_DISABLED=true: the server accepts no tokens, every request is "anonymous"',
+      );
     }
     const authenticator = await Authenticator.create(config.auth, config.tokens);
     process.stdout.write(`${await authenticator.issue(user, Math.floor(ttlMs / 1000))}\n`);

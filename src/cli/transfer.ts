@@ -59,7 +59,15 @@ export class TransferError extends Error {
 
 /** Statuses worth trying again as they are: the server or something before it is busy or down. */
 export function retryableStatus(status: number | undefined): boolean {
-  return status === undefined || status === 0 || status === 408 || status === 409 || status === 423 || status === 429 || status >= 500;
+  return (
+    status === undefined ||
+    status === 0 ||
+    status === 408 ||
+    status === 409 ||
+    status === 423 ||
+    status === 429 ||
+    status >= 500
+  );
 }
 
 /** The CLI's backoff between attempts of one file: longer than the direct client's per-part retries. */

@@ -13,7 +13,14 @@ import { DetailedError, Upload, type HttpRequest } from 'tus-js-client';
 import { backoffDelay } from '../client/backoff.js';
 import { MiB } from '../config/units.js';
 import type { FileProgress } from './progress.js';
-import { TransferError, retryableStatus, withRetries, type Transfer, type TransferResult, type TransferSettings } from './transfer.js';
+import {
+  TransferError,
+  retryableStatus,
+  withRetries,
+  type Transfer,
+  type TransferResult,
+  type TransferSettings,
+} from './transfer.js';
 import { fingerprint, type LocalFile } from './upload-state.js';
 
 export const DEFAULT_TUS_CHUNK = 32 * MiB;
@@ -47,7 +54,12 @@ export const tusTransfer: Transfer = async ({ file, progress, signal }, settings
   // from the saved URL) on the longer one of the command.
   // The offset the server held when this run first took the file up (later attempts continue from further on).
   const firstOffset: { bytes?: number } = {};
-  const result = await withRetries(() => attempt(file, progress, signal, settings, key, firstOffset), progress, settings.retry, signal);
+  const result = await withRetries(
+    () => attempt(file, progress, signal, settings, key, firstOffset),
+    progress,
+    settings.retry,
+    signal,
+  );
   await settings.state.forget(key);
   return result;
 };
@@ -111,14 +123,23 @@ async function attempt(
 
   const url = upload.url!;
   await confirmComplete(url, settings.token, file.size, signal);
-  return { id: new URL(url).pathname.split('/').filter(Boolean).pop() ?? url, url, resumedFrom: firstOffset.bytes ?? file.size };
+  return {
+    id: new URL(url).pathname.split('/').filter(Boolean).pop() ?? url,
+    url,
+    resumedFrom: firstOffset.bytes ?? file.size,
+  };
 }
 
 /**
  * Asks the server (HEAD, standard tus) whether it holds the whole upload: only then is the file counted as
  * completed. Freight answers a HEAD from the assembled upload's state, so this also tells the object exists.
  */
-async function confirmComplete(url: string, token: string | undefined, size: number, signal: AbortSignal): Promise<void> {
+async function confirmComplete(
+  url: string,
+  token: string | undefined,
+  size: number,
+  signal: AbortSignal,
+): Promise<void> {
   const res = await fetch(url, {
     method: 'HEAD',
     headers: { 'Tus-Resumable': '1.0.0', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
@@ -126,6 +147,10 @@ async function confirmComplete(url: string, token: string | undefined, size: num
   });
   const offset = Number(res.headers.get('upload-offset'));
   if (!res.ok || offset !== size) {
-    throw new TransferError(`HEAD ${url}: ${res.status}, the server holds ${offset} of ${size} bytes`, res.status, retryableStatus(res.status));
+    throw new TransferError(
+      `HEAD ${url}: ${res.status}, the server holds ${offset} of ${size} bytes`,
+      res.status,
+      retryableStatus(res.status),
+    );
   }
 }

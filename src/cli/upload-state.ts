@@ -51,7 +51,9 @@ export async function localFile(given: string): Promise<LocalFile> {
 }
 
 export function fingerprint(file: LocalFile, server: string, protocol: Protocol): string {
-  return createHash('sha256').update(JSON.stringify([file.realPath, file.size, file.mtimeMs, server, protocol])).digest('hex');
+  return createHash('sha256')
+    .update(JSON.stringify([file.realPath, file.size, file.mtimeMs, server, protocol]))
+    .digest('hex');
 }
 
 export class UploadState {

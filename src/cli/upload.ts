@@ -80,9 +80,11 @@ function parse(args: string[]): Parsed | 'help' {
   } catch {
     throw new UsageError(`--endpoint ${values.endpoint} is not a URL`);
   }
-  if (endpoint.protocol !== 'http:' && endpoint.protocol !== 'https:') throw new UsageError('--endpoint must be an http(s) URL');
+  if (endpoint.protocol !== 'http:' && endpoint.protocol !== 'https:')
+    throw new UsageError('--endpoint must be an http(s) URL');
   const parallel = values.parallel === undefined ? 4 : Number(values.parallel);
-  if (!Number.isInteger(parallel) || parallel < 1 || parallel > 64) throw new UsageError('--parallel must be an integer from 1 to 64');
+  if (!Number.isInteger(parallel) || parallel < 1 || parallel > 64)
+    throw new UsageError('--parallel must be an integer from 1 to 64');
   let chunkSize: number | undefined;
   if (values['chunk-size'] !== undefined) {
     chunkSize = parseSize(values['chunk-size']);
@@ -115,7 +117,8 @@ async function checkEndpoint(url: string, tus: boolean): Promise<string | undefi
   try {
     const res = await fetch(url, { method: tus ? 'OPTIONS' : 'GET', signal: AbortSignal.timeout(15_000) });
     await res.body?.cancel();
-    if (tus && !res.headers.has('tus-version')) return `${url} is not a tus endpoint (OPTIONS answered ${res.status} without Tus-Version)`;
+    if (tus && !res.headers.has('tus-version'))
+      return `${url} is not a tus endpoint (OPTIONS answered ${res.status} without Tus-Version)`;
     if (!tus && !res.ok) return `${url} answered ${res.status}: is this a Freight server?`;
     return undefined;
   } catch (error) {
@@ -143,7 +146,9 @@ async function runAll(parsed: Parsed): Promise<number> {
     try {
       files.push(await localFile(given));
     } catch (error) {
-      console.error(`freight upload: ${given}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}`);
+      console.error(
+        `freight upload: ${given}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}`,
+      );
       return EXIT.usage;
     }
   }
@@ -166,7 +171,13 @@ async function runAll(parsed: Parsed): Promise<number> {
   const progress = files.map((file) => new FileProgress(file.name, file.size));
   const board = new ProgressBoard(progress, process.stderr);
   board.start();
-  const outcomes: FileOutcome[] = files.map((file) => ({ file: file.path, name: file.name, size: file.size, status: 'skipped', protocol }));
+  const outcomes: FileOutcome[] = files.map((file) => ({
+    file: file.path,
+    name: file.name,
+    size: file.size,
+    status: 'skipped',
+    protocol,
+  }));
   let fatal: TransferError | undefined;
 
   const runOne = async (index: number) => {
@@ -181,7 +192,8 @@ async function runAll(parsed: Parsed): Promise<number> {
       shown.update(file.size);
       shown.state = 'completed';
       Object.assign(outcome, { status: 'completed', id: result.id, url: result.url, resumedFrom: result.resumedFrom });
-      shown.note = result.resumedFrom > 0 ? `resumed at ${Math.floor((result.resumedFrom / Math.max(1, file.size)) * 100)}%` : '';
+      shown.note =
+        result.resumedFrom > 0 ? `resumed at ${Math.floor((result.resumedFrom / Math.max(1, file.size)) * 100)}%` : '';
     } catch (error) {
       if (controller.signal.aborted) {
         shown.state = 'interrupted';
@@ -224,7 +236,9 @@ async function runAll(parsed: Parsed): Promise<number> {
     return EXIT.failed;
   }
   if (controller.signal.aborted) {
-    console.error(`freight upload: interrupted; ${completed} of ${files.length} completed. Run the same command again to resume.`);
+    console.error(
+      `freight upload: interrupted; ${completed} of ${files.length} completed. Run the same command again to resume.`,
+    );
     return EXIT.interrupted;
   }
   if (completed < files.length) {

@@ -55,7 +55,9 @@ function listText(uploads: FileUpload[]): string {
 function detailText(upload: FileUpload, parts: UploadPart[]): string {
   const fields = Object.entries(detail(upload)).map(([name, value]) => [
     `${name}:`,
-    value === null || value === undefined ? '-' : printable(typeof value === 'object' ? JSON.stringify(value) : String(value)),
+    value === null || value === undefined
+      ? '-'
+      : printable(typeof value === 'object' ? JSON.stringify(value) : String(value)),
   ]);
   const stored = parts.filter((part) => part.status === 'stored').length;
   fields.push(['parts:', `${parts.length} (${stored} stored, ${parts.length - stored} pending)`]);
@@ -98,7 +100,11 @@ Options:
     }
 
     const config = configFrom(env);
-    const database = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, timeoutMs: config.databaseTimeoutMs });
+    const database = await openDatabase({
+      url: config.databaseUrl,
+      dataDir: config.dataDir,
+      timeoutMs: config.databaseTimeoutMs,
+    });
     try {
       const repository = new UploadRepository(database.db);
       if (id === undefined) {
@@ -111,7 +117,12 @@ Options:
       const parts = await repository.listParts(id);
       const json = {
         ...detail(upload),
-        parts: parts.map((part) => ({ partNumber: part.partNumber, size: part.size, etag: part.etag, status: part.status })),
+        parts: parts.map((part) => ({
+          partNumber: part.partNumber,
+          size: part.size,
+          etag: part.etag,
+          status: part.status,
+        })),
       };
       process.stdout.write(values.json ? `${JSON.stringify(json, null, 2)}\n` : detailText(upload, parts));
       return 0;

@@ -214,7 +214,10 @@ function freightApi(options: DirectUploadOptions): FreightApi {
     const token = typeof options.token === 'function' ? await options.token() : options.token;
     const res = await http(`${options.endpoint}${path}`, {
       method,
-      headers: { Authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'Content-Type': 'application/json' }) },
+      headers: {
+        Authorization: `Bearer ${token}`,
+        ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
+      },
       body: body === undefined ? undefined : JSON.stringify(body),
       signal: options.signal,
     });
@@ -239,12 +242,17 @@ async function startUpload(
   const stored: StoredParts = new Map();
   if (options.resume) {
     const { id } = options.resume;
-    const state = await api<{ size: number | null; partSize: number | null; parts: Array<{ partNumber: number; size: number; etag: string }> }>(
-      'GET',
-      `/api/multipart/${id}/parts`,
-    );
+    const state = await api<{
+      size: number | null;
+      partSize: number | null;
+      parts: Array<{ partNumber: number; size: number; etag: string }>;
+    }>('GET', `/api/multipart/${id}/parts`);
     if (state.size !== source.size || !state.partSize) {
-      throw new DirectUploadError(`upload ${id} is ${state.size} bytes; the source has ${source.size}`, 'freight', undefined);
+      throw new DirectUploadError(
+        `upload ${id} is ${state.size} bytes; the source has ${source.size}`,
+        'freight',
+        undefined,
+      );
     }
     for (const part of state.parts) stored.set(part.partNumber, part);
     return { id, partSize: state.partSize, stored };
@@ -390,7 +398,11 @@ async function prepareBatch(run: PartRun, partNumbers: readonly number[]): Promi
     const [start, end] = run.layout.bounds(partNumber);
     if (source.rereadable) {
       // Read now for the MD5 only (streamed where the source can), and again when the part is sent.
-      hashed.push({ partNumber, md5: checksums ? await partMd5(source, start, end, 'base64') : undefined, data: undefined });
+      hashed.push({
+        partNumber,
+        md5: checksums ? await partMd5(source, start, end, 'base64') : undefined,
+        data: undefined,
+      });
     } else {
       const data = await source.read(start, end);
       hashed.push({ partNumber, md5: checksums ? createHash('md5').update(data).digest('base64') : undefined, data });
@@ -406,21 +418,39 @@ async function putPart(run: PartRun, part: Prepared): Promise<string> {
   const [start, end] = run.layout.bounds(part.partNumber);
   // A source that streams is read again at each attempt; any other is read once and held until the part is stored.
   const data = part.data ?? (source.stream ? undefined : await source.read(start, end));
-  const put = async (url: string, headers: Record<string, string>): Promise<{ status: number; etag: string | null; text: string }> => {
+  const put = async (
+    url: string,
+    headers: Record<string, string>,
+  ): Promise<{ status: number; etag: string | null; text: string }> => {
     if (data) {
       const res = await run.http(url, { method: 'PUT', body: data, headers, signal });
       return { status: res.status, etag: res.headers.get('etag'), text: await res.text() };
     }
     const answer = await putStream(url, headers, source.stream!(start, end), end - start, signal);
-    return { status: answer.status, etag: typeof answer.headers.etag === 'string' ? answer.headers.etag : null, text: answer.text };
+    return {
+      status: answer.status,
+      etag: typeof answer.headers.etag === 'string' ? answer.headers.etag : null,
+      text: answer.text,
+    };
   };
   return retrying(
     async (attempt) => {
       // A retry gets a fresh URL: the old one may have expired while the part waited or failed.
-      const signed = attempt === 0 ? part.signed : (await run.sign([{ partNumber: part.partNumber, md5: part.md5 }]))[0]!;
+      const signed =
+        attempt === 0 ? part.signed : (await run.sign([{ partNumber: part.partNumber, md5: part.md5 }]))[0]!;
       const { status, etag, text } = await put(signed.url, signed.headers);
-      if (status < 200 || status > 299) throw new DirectUploadError(`part ${part.partNumber}: S3 answered ${status} ${text.slice(0, 200)}`, 's3', status);
-      if (!etag) throw new DirectUploadError(`part ${part.partNumber}: S3 sent no ETag (is it exposed by the bucket's CORS rules?)`, 's3', status);
+      if (status < 200 || status > 299)
+        throw new DirectUploadError(
+          `part ${part.partNumber}: S3 answered ${status} ${text.slice(0, 200)}`,
+          's3',
+          status,
+        );
+      if (!etag)
+        throw new DirectUploadError(
+          `part ${part.partNumber}: S3 sent no ETag (is it exposed by the bucket's CORS rules?)`,
+          's3',
+          status,
+        );
       return etag;
     },
     {
@@ -429,7 +459,12 @@ async function putPart(run: PartRun, part: Prepared): Promise<string> {
       signal,
       // A sign request Freight refuses (4xx) will not get better; anything from S3 or the network may.
       retryable: (error) =>
-        !(error instanceof DirectUploadError && error.origin === 'freight' && error.status !== undefined && error.status < 500),
+        !(
+          error instanceof DirectUploadError &&
+          error.origin === 'freight' &&
+          error.status !== undefined &&
+          error.status < 500
+        ),
     },
   );
 }

@@ -22,7 +22,11 @@ export async function putStream(
   signal?: AbortSignal,
 ): Promise<PutAnswer> {
   const client = url.startsWith('https:') ? https : http;
-  const request = client.request(url, { method: 'PUT', headers: { ...headers, 'Content-Length': String(length) }, signal });
+  const request = client.request(url, {
+    method: 'PUT',
+    headers: { ...headers, 'Content-Length': String(length) },
+    signal,
+  });
   const answered = new Promise<http.IncomingMessage>((resolve, reject) => {
     request.once('response', resolve);
     request.once('error', reject);

@@ -163,7 +163,10 @@ export function loadConfig(env: Env = process.env): Config {
     if (text === undefined) return fallback;
     const value = parseDuration(text);
     if (value === undefined) {
-      throw new ConfigError(name, `must be a duration such as 15m, 24h or 7d (plain numbers are seconds), got "${text}"`);
+      throw new ConfigError(
+        name,
+        `must be a duration such as 15m, 24h or 7d (plain numbers are seconds), got "${text}"`,
+      );
     }
     if (value < min || value > max) {
       throw new ConfigError(name, `must be from ${min / 1000} s to ${max / 1000} s, got "${text}"`);
@@ -221,16 +224,24 @@ export function loadConfig(env: Env = process.env): Config {
   // 0 turns the in-server janitor off; otherwise at least a minute (each run lists the bucket).
   const janitorText = read('JANITOR_INTERVAL');
   const janitorIntervalMs =
-    janitorText !== undefined && parseDuration(janitorText) === 0 ? 0 : duration('JANITOR_INTERVAL', 10 * 60_000, 60_000, 7 * 86_400_000);
+    janitorText !== undefined && parseDuration(janitorText) === 0
+      ? 0
+      : duration('JANITOR_INTERVAL', 10 * 60_000, 60_000, 7 * 86_400_000);
   const webhooks = readWebhooks(read, bool, duration);
 
   const corsText = read('CORS_ORIGINS') ?? '*';
   let corsOrigins: Config['corsOrigins'] = '*';
   if (corsText !== '*') {
-    corsOrigins = corsText.split(',').map((origin) => origin.trim()).filter(Boolean);
+    corsOrigins = corsText
+      .split(',')
+      .map((origin) => origin.trim())
+      .filter(Boolean);
     for (const origin of corsOrigins) {
       if (!/^https?:\/\/[^/\s]+$/.test(origin)) {
-        throw new ConfigError('CORS_ORIGINS', `must be * or a comma-separated list of origins like https://app.example.com, got "${origin}"`);
+        throw new ConfigError(
+          'CORS_ORIGINS',
+          `must be * or a comma-separated list of origins like https://app.example.com, got "${origin}"`,
+        );
       }
     }
   }
@@ -307,10 +318,16 @@ function readS3(
     );
   }
   if (accelerate && publicEndpoint !== undefined) {
-    throw new ConfigError('S3_PUBLIC_ENDPOINT', 'cannot be combined with S3_ACCELERATE (accelerated URLs have an endpoint of their own)');
+    throw new ConfigError(
+      'S3_PUBLIC_ENDPOINT',
+      'cannot be combined with S3_ACCELERATE (accelerated URLs have an endpoint of their own)',
+    );
   }
   if (accelerate && bucket.includes('.')) {
-    throw new ConfigError('S3_ACCELERATE', 'needs a bucket name without dots (Transfer Acceleration uses virtual-hosted URLs)');
+    throw new ConfigError(
+      'S3_ACCELERATE',
+      'needs a bucket name without dots (Transfer Acceleration uses virtual-hosted URLs)',
+    );
   }
   return {
     bucket,
@@ -345,8 +362,10 @@ function readWebhooks(
   if (!parsed || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')) {
     throw new ConfigError('WEBHOOK_URL', `must be an http(s) URL, got "${url}"`);
   }
-  if (secret === undefined) throw new ConfigError('WEBHOOK_SECRET', 'is required when WEBHOOK_URL is set (it signs every webhook)');
-  if (secret.length < 32) throw new ConfigError('WEBHOOK_SECRET', 'must be at least 32 characters (HMAC-SHA256 needs a 256-bit key)');
+  if (secret === undefined)
+    throw new ConfigError('WEBHOOK_SECRET', 'is required when WEBHOOK_URL is set (it signs every webhook)');
+  if (secret.length < 32)
+    throw new ConfigError('WEBHOOK_SECRET', 'must be at least 32 characters (HMAC-SHA256 needs a 256-bit key)');
   return { url, secret, timeoutMs, preCreate };
 }
 

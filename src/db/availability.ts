@@ -70,11 +70,19 @@ async function undoLate(undo: () => Promise<unknown>): Promise<void> {
  * `work`, or database_unavailable once `timeoutMs` pass or when it fails for lack of a database. If the deadline
  * answered first and `work` succeeds later, `undoIfLate` runs.
  */
-export async function withinDeadline<T>(work: Promise<T>, timeoutMs: number, undoIfLate?: () => Promise<unknown>): Promise<T> {
+export async function withinDeadline<T>(
+  work: Promise<T>,
+  timeoutMs: number,
+  undoIfLate?: () => Promise<unknown>,
+): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
-      if (undoIfLate) work.then(() => undoLate(undoIfLate), () => {});
+      if (undoIfLate)
+        work.then(
+          () => undoLate(undoIfLate),
+          () => {},
+        );
       reject(databaseUnavailable(`the database did not answer within ${timeoutMs / 1000} s`));
     }, timeoutMs);
   });
@@ -105,7 +113,12 @@ export interface QueryObserver {
  * The same object, with every method that returns a promise bounded by withinDeadline (and, with an observer,
  * timed: postgres.js reports nothing about its pool, so the calls are measured here, where they all pass).
  */
-export function withDeadlines<T extends object>(target: T, timeoutMs: number, undos: LateUndos<T> = {}, observer?: QueryObserver): T {
+export function withDeadlines<T extends object>(
+  target: T,
+  timeoutMs: number,
+  undos: LateUndos<T> = {},
+  observer?: QueryObserver,
+): T {
   return new Proxy(target, {
     get(object, property, receiver) {
       const value: unknown = Reflect.get(object, property, receiver);

@@ -14,7 +14,8 @@ import * as schema from './schema.js';
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
 
 /** postgres.js answers execute() with the rows; PGlite with { rows }. */
-export const rowsOf = <T>(result: unknown): T[] => (Array.isArray(result) ? (result as T[]) : ((result as { rows?: T[] }).rows ?? []));
+export const rowsOf = <T>(result: unknown): T[] =>
+  Array.isArray(result) ? (result as T[]) : ((result as { rows?: T[] }).rows ?? []);
 
 /** What exclusive() did: ran the work (and its value), or not, because another session holds the lock. */
 export type ExclusiveRun<T> = { ran: true; value: T } | { ran: false };
@@ -97,7 +98,9 @@ export async function openPostgres(url: string, timeoutMs = 10_000): Promise<Dat
       const session = postgres(url, { max: 1, connect_timeout, onnotice: () => {} });
       try {
         const [row] = await withinDeadline(
-          session<{ locked: boolean }[]>`select pg_try_advisory_lock(${EXCLUSIVE_LOCK_CLASS}::integer, ${key}::integer) as locked`,
+          session<
+            { locked: boolean }[]
+          >`select pg_try_advisory_lock(${EXCLUSIVE_LOCK_CLASS}::integer, ${key}::integer) as locked`,
           timeoutMs,
         );
         if (!row?.locked) return { ran: false };

@@ -40,7 +40,6 @@ export interface StoredAdvance {
   hashState: string | null;
 }
 
-
 /** The class of the per-user advisory locks taken to count open uploads (two int4 keys: class, hash of the user). */
 const OPEN_UPLOADS_LOCK = 0x4f50454e; // "OPEN"
 
@@ -63,7 +62,8 @@ const EVENT_OF_STATUS: Partial<Record<UploadStatus, WebhookEvent>> = {
 };
 
 /** A statement that changes upload rows and returns them (an INSERT or UPDATE … RETURNING). */
-type UploadChange = TypedQueryBuilder<ReturnType<typeof getTableColumns<typeof fileUploads>>> & PromiseLike<FileUpload[]>;
+type UploadChange = TypedQueryBuilder<ReturnType<typeof getTableColumns<typeof fileUploads>>> &
+  PromiseLike<FileUpload[]>;
 
 export interface UploadRepositoryOptions {
   /**
@@ -100,7 +100,11 @@ export class UploadRepository {
    * Runs `change` and returns the rows it changed; with webhooks on, in the same statement, writes `event` to the
    * outbox for each of them (a CTE: nothing is written when the guarded change changed nothing).
    */
-  private async reporting(db: Db, event: WebhookEvent | undefined, change: (db: Db) => UploadChange): Promise<FileUpload[]> {
+  private async reporting(
+    db: Db,
+    event: WebhookEvent | undefined,
+    change: (db: Db) => UploadChange,
+  ): Promise<FileUpload[]> {
     if (!this.webhookEvents || event === undefined) return change(db);
     const changed = db.$with('changed').as(change(db));
     const events = db.$with('events', { id: webhookOutbox.id }).as(sql`
@@ -111,7 +115,9 @@ export class UploadRepository {
   }
 
   async insertUpload(row: NewFileUpload): Promise<FileUpload> {
-    const [created] = await this.reporting(this.db, 'upload.created', (db) => db.insert(fileUploads).values(row).returning());
+    const [created] = await this.reporting(this.db, 'upload.created', (db) =>
+      db.insert(fileUploads).values(row).returning(),
+    );
     if (!created) throw new Error(`insert of upload ${row.id} returned no row`);
     return created;
   }
@@ -125,7 +131,14 @@ export class UploadRepository {
     if (!this.webhookEvents) {
       await this.db
         .delete(fileUploads)
-        .where(and(eq(fileUploads.id, id), eq(fileUploads.status, 'pending'), eq(fileUploads.bytesReceived, 0), isNull(fileUploads.s3UploadId)));
+        .where(
+          and(
+            eq(fileUploads.id, id),
+            eq(fileUploads.status, 'pending'),
+            eq(fileUploads.bytesReceived, 0),
+            isNull(fileUploads.s3UploadId),
+          ),
+        );
       return;
     }
     await this.db.execute(sql`
@@ -172,7 +185,9 @@ export class UploadRepository {
         );
       const open = counted?.open ?? 0;
       if (open >= limit) return { open };
-      const [created] = await this.reporting(tx, 'upload.created', (db) => db.insert(fileUploads).values(row).returning());
+      const [created] = await this.reporting(tx, 'upload.created', (db) =>
+        db.insert(fileUploads).values(row).returning(),
+      );
       if (!created) throw new Error(`insert of upload ${row.id} returned no row`);
       return { created };
     });
@@ -224,7 +239,11 @@ export class UploadRepository {
   }
 
   /** Any user's uploads, newest first (the operator's `freight uploads`), by owner and status when given. */
-  async listUploads(filter: { userId?: string | undefined; status?: UploadStatus | undefined; limit: number }): Promise<FileUpload[]> {
+  async listUploads(filter: {
+    userId?: string | undefined;
+    status?: UploadStatus | undefined;
+    limit: number;
+  }): Promise<FileUpload[]> {
     return this.db
       .select()
       .from(fileUploads)
@@ -255,14 +274,18 @@ export class UploadRepository {
         .where(and(eq(fileUploads.id, id), inArray(fileUploads.status, [...statuses])))
         .returning();
     const changing = from.filter((status) => status !== set.status);
-    const [changed] = changing.length > 0 ? await this.reporting(this.db, EVENT_OF_STATUS[set.status], update(changing)) : [];
+    const [changed] =
+      changing.length > 0 ? await this.reporting(this.db, EVENT_OF_STATUS[set.status], update(changing)) : [];
     if (changed || changing.length === from.length) return changed;
     const [same] = await update([set.status])(this.db);
     return same;
   }
 
   /** Facts learned from storage (the S3 UploadId, a length declared late, the stored offset); no status change. */
-  async updateUpload(id: string, set: Pick<Partial<NewFileUpload>, 's3UploadId' | 'totalSize' | 'storedOffset'>): Promise<void> {
+  async updateUpload(
+    id: string,
+    set: Pick<Partial<NewFileUpload>, 's3UploadId' | 'totalSize' | 'storedOffset'>,
+  ): Promise<void> {
     await this.db.update(fileUploads).set(set).where(eq(fileUploads.id, id));
   }
 
@@ -320,7 +343,11 @@ export class UploadRepository {
    */
   async expireOpenUploads(protocol: FileUpload['protocol'], now: Date): Promise<FileUpload[]> {
     return this.reporting(this.db, 'upload.expired', (db) =>
-      db.update(fileUploads).set({ status: 'expired', lockedUntil: null }).where(this.pastExpiry(protocol, now)).returning(),
+      db
+        .update(fileUploads)
+        .set({ status: 'expired', lockedUntil: null })
+        .where(this.pastExpiry(protocol, now))
+        .returning(),
     );
   }
 

@@ -3,30 +3,34 @@
  * Row types are inferred from here (FileUpload, UploadPart); nothing restates them.
  */
 import { sql } from 'drizzle-orm';
-import {
-  bigint,
-  index,
-  integer,
-  jsonb,
-  pgEnum,
-  pgTable,
-  primaryKey,
-  text,
-  timestamp,
-  uuid,
-} from 'drizzle-orm/pg-core';
+import { bigint, index, integer, jsonb, pgEnum, pgTable, primaryKey, text, timestamp, uuid } from 'drizzle-orm/pg-core';
 
 /**
  * `lost`: storage no longer holds the upload's bytes (its multipart upload vanished); `rejected`: its bytes are
  * not the file its client announced (the whole-file SHA-256 differs). Neither can be resumed or completed.
  */
-export const UPLOAD_STATUSES = ['pending', 'uploading', 'completed', 'failed', 'aborted', 'expired', 'lost', 'rejected'] as const;
+export const UPLOAD_STATUSES = [
+  'pending',
+  'uploading',
+  'completed',
+  'failed',
+  'aborted',
+  'expired',
+  'lost',
+  'rejected',
+] as const;
 export const uploadStatus = pgEnum('upload_status', UPLOAD_STATUSES);
 export const uploadProtocol = pgEnum('upload_protocol', ['tus', 'direct']);
 export const partStatus = pgEnum('part_status', ['pending', 'stored']);
 /** tus concatenation: a partial upload, or the final upload made of partials. */
 export const concatKind = pgEnum('concat_kind', ['partial', 'final']);
-export const WEBHOOK_EVENTS = ['upload.created', 'upload.completed', 'upload.failed', 'upload.aborted', 'upload.expired'] as const;
+export const WEBHOOK_EVENTS = [
+  'upload.created',
+  'upload.completed',
+  'upload.failed',
+  'upload.aborted',
+  'upload.expired',
+] as const;
 export const webhookEvent = pgEnum('webhook_event', WEBHOOK_EVENTS);
 
 /**
@@ -121,7 +125,9 @@ export const uploadParts = pgTable(
     ...timestamps,
   },
   // The primary key is the unique (upload_id, part_number) pair.
-  (table) => [primaryKey({ name: 'upload_parts_upload_id_part_number_pk', columns: [table.uploadId, table.partNumber] })],
+  (table) => [
+    primaryKey({ name: 'upload_parts_upload_id_part_number_pk', columns: [table.uploadId, table.partNumber] }),
+  ],
 );
 
 /**

@@ -12,7 +12,9 @@ import { fileUploads, uploadParts, webhookOutbox, type FileUpload, type WebhookO
  * left it (to_jsonb: snake_case columns), without the internal hashing and staging state, with its stored parts
  * counted (as GET /api/uploads/:id shows them).
  */
-export const uploadSnapshot = (alias: string) => sql`(to_jsonb(${sql.identifier(alias)}) - 'hash_state' - 'staging') || jsonb_build_object(
+export const uploadSnapshot = (
+  alias: string,
+) => sql`(to_jsonb(${sql.identifier(alias)}) - 'hash_state' - 'staging') || jsonb_build_object(
   'parts_count', (select count(*) from ${uploadParts} p where p.upload_id = ${sql.identifier(alias)}.id and p.status = 'stored'))`;
 
 /** The upload an event's payload (uploadSnapshot) describes, typed as the table's rows are. */
@@ -53,7 +55,10 @@ export class WebhookOutbox {
   }
 
   async markDelivered(id: number): Promise<void> {
-    await this.db.update(webhookOutbox).set({ deliveredAt: sql`now()`, lastError: null }).where(eq(webhookOutbox.id, id));
+    await this.db
+      .update(webhookOutbox)
+      .set({ deliveredAt: sql`now()`, lastError: null })
+      .where(eq(webhookOutbox.id, id));
   }
 
   /** The attempt failed: the next one in `delayMs`, the reason kept. */
@@ -80,7 +85,9 @@ export class WebhookOutbox {
       return counted?.n ?? 0;
     }
     // Counted in the database: a week of events may be millions of rows.
-    const result = await this.db.execute(sql`with pruned as (delete from ${webhookOutbox} where ${old} returning 1) select count(*)::int as n from pruned`);
+    const result = await this.db.execute(
+      sql`with pruned as (delete from ${webhookOutbox} where ${old} returning 1) select count(*)::int as n from pruned`,
+    );
     return rowsOf<{ n: number }>(result)[0]?.n ?? 0;
   }
 }

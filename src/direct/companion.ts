@@ -90,22 +90,29 @@ const Completed = {
   required: ['location', 'key', 'bucket'],
 } as const;
 
-export const companionRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { direct: DirectUploads } }> = async (app, { direct }) => {
+export const companionRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { direct: DirectUploads } }> = async (
+  app,
+  { direct },
+) => {
   const find = (userId: string, uploadId: string, key: string) => direct.findByS3UploadId(userId, uploadId, key);
 
   // createMultipartUpload: {filename, type, metadata} → {key, uploadId}
-  app.post('/s3/multipart', { schema: { body: CreateBody, response: { 200: Created, '4xx': ErrorBody } } }, async (request, reply) => {
-    const { filename, type, metadata } = request.body;
-    const { upload } = await direct.create(request.user.id, {
-      filename,
-      size: undefined,
-      mimeType: type || 'application/octet-stream',
-      metadata: metadata && Object.fromEntries(Object.entries(metadata).map(([key, value]) => [key, String(value)])),
-      parts: [],
-    });
-    bindUploadId(request, reply, upload.id);
-    return { key: upload.storageKey, uploadId: upload.s3UploadId ?? '' };
-  });
+  app.post(
+    '/s3/multipart',
+    { schema: { body: CreateBody, response: { 200: Created, '4xx': ErrorBody } } },
+    async (request, reply) => {
+      const { filename, type, metadata } = request.body;
+      const { upload } = await direct.create(request.user.id, {
+        filename,
+        size: undefined,
+        mimeType: type || 'application/octet-stream',
+        metadata: metadata && Object.fromEntries(Object.entries(metadata).map(([key, value]) => [key, String(value)])),
+        parts: [],
+      });
+      bindUploadId(request, reply, upload.id);
+      return { key: upload.storageKey, uploadId: upload.s3UploadId ?? '' };
+    },
+  );
 
   // prepareUploadParts (batch): ?key=&partNumbers=1,2,3 → {presignedUrls: {"1": url, …}}
   app.get(
@@ -115,7 +122,11 @@ export const companionRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { dire
       const upload = await find(request.user.id, request.params.uploadId, request.query.key);
       const partNumbers = request.query.partNumbers.split(',').map(Number);
       if (partNumbers.length > 1000) throw badRequest('at most 1000 parts per request');
-      const signed = await direct.sign(request.user.id, upload.id, partNumbers.map((partNumber) => ({ partNumber })));
+      const signed = await direct.sign(
+        request.user.id,
+        upload.id,
+        partNumbers.map((partNumber) => ({ partNumber })),
+      );
       return { presignedUrls: Object.fromEntries(signed.map((part) => [String(part.partNumber), part.url])) };
     },
   );
@@ -145,7 +156,14 @@ export const companionRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { dire
   // completeMultipartUpload: ?key= {parts: [{PartNumber, ETag}]} → {location, key, bucket}
   app.post(
     '/s3/multipart/:uploadId/complete',
-    { schema: { params: UploadIdParams, querystring: KeyQuery, body: CompleteBody, response: { 200: Completed, '4xx': ErrorBody } } },
+    {
+      schema: {
+        params: UploadIdParams,
+        querystring: KeyQuery,
+        body: CompleteBody,
+        response: { 200: Completed, '4xx': ErrorBody },
+      },
+    },
     async (request) => {
       const upload = await find(request.user.id, request.params.uploadId, request.query.key);
       const parts = request.body.parts.map((part) => ({ partNumber: part.PartNumber, etag: part.ETag }));
@@ -157,7 +175,13 @@ export const companionRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { dire
   // abortMultipartUpload: ?key= → {}
   app.delete(
     '/s3/multipart/:uploadId',
-    { schema: { params: UploadIdParams, querystring: KeyQuery, response: { 200: { type: 'object' }, '4xx': ErrorBody } } },
+    {
+      schema: {
+        params: UploadIdParams,
+        querystring: KeyQuery,
+        response: { 200: { type: 'object' }, '4xx': ErrorBody },
+      },
+    },
     async (request) => {
       const upload = await find(request.user.id, request.params.uploadId, request.query.key);
       await direct.abort(request.user.id, upload.id);

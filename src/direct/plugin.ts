@@ -12,7 +12,9 @@ export async function directPlugin(
   const { direct } = options;
   if (!direct) {
     const unavailable = async () => {
-      throw notImplemented('direct-to-S3 uploads need S3 storage: set S3_BUCKET (tus uploads at /files/ work without it)');
+      throw notImplemented(
+        'direct-to-S3 uploads need S3 storage: set S3_BUCKET (tus uploads at /files/ work without it)',
+      );
     };
     for (const url of ['/api/multipart', '/api/multipart/*', '/s3/multipart', '/s3/multipart/*']) {
       app.all(url, unavailable);

@@ -62,7 +62,10 @@ export class PartPresigner {
     const shape = await this.shape(key, uploadId);
     const credentials = await this.client.config.credentials();
     const region = await this.client.config.region();
-    const amzDate = now.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+    const amzDate = now
+      .toISOString()
+      .replace(/[-:]/g, '')
+      .replace(/\.\d{3}/, '');
     const scope = `${amzDate.slice(0, 8)}/${region}/s3/aws4_request`;
     const signingKey = this.keyFor(scope, credentials.secretAccessKey);
     const expiresAt = new Date(now.getTime() + this.expiresInSeconds * 1000).toISOString();
@@ -80,7 +83,9 @@ export class PartPresigner {
         ['X-Amz-Credential', `${credentials.accessKeyId}/${scope}`],
         ['X-Amz-Date', amzDate],
         ['X-Amz-Expires', String(this.expiresInSeconds)],
-        ...(credentials.sessionToken ? ([['X-Amz-Security-Token', credentials.sessionToken]] as Array<[string, string]>) : []),
+        ...(credentials.sessionToken
+          ? ([['X-Amz-Security-Token', credentials.sessionToken]] as Array<[string, string]>)
+          : []),
         ['X-Amz-SignedHeaders', signedHeaders],
         ['partNumber', String(part.partNumber)],
         ['uploadId', uploadId],

@@ -14,7 +14,12 @@ import { bindUploadId } from '../ops/logging.js';
 import type { DirectUploads } from './service.js';
 
 /** A file name, not a path: no separators, no control characters. */
-export const Filename = { type: 'string', minLength: 1, maxLength: 1024, pattern: '^(?!\\.{1,2}$)[^/\\\\\\u0000-\\u001f\\u007f]+$' } as const;
+export const Filename = {
+  type: 'string',
+  minLength: 1,
+  maxLength: 1024,
+  pattern: '^(?!\\.{1,2}$)[^/\\\\\\u0000-\\u001f\\u007f]+$',
+} as const;
 export const MimeType = { type: 'string', maxLength: 255, pattern: '^[\\w.+-]+/[\\w.+-]+(\\s*;.*)?$' } as const;
 export const PartNumber = { type: 'integer', minimum: 1, maximum: S3_LIMITS.maxParts } as const;
 const Metadata = {
@@ -132,34 +137,46 @@ const CompleteBody = {
 
 const Completed = {
   type: 'object',
-  properties: { id: { type: 'string' }, key: { type: 'string' }, location: { type: 'string' }, size: { type: 'integer' } },
+  properties: {
+    id: { type: 'string' },
+    key: { type: 'string' },
+    location: { type: 'string' },
+    size: { type: 'integer' },
+  },
   required: ['id', 'key', 'location', 'size'],
   additionalProperties: false,
 } as const;
 
-export const directRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { direct: DirectUploads } }> = async (app, { direct }) => {
-  app.post('/api/multipart', { schema: { body: CreateBody, response: { 201: Created, '4xx': ErrorBody } } }, async (request, reply) => {
-    const { filename, size, mimeType, partSize, metadata, parts } = request.body;
-    const created = await direct.create(request.user.id, {
-      filename,
-      size,
-      mimeType: mimeType ?? 'application/octet-stream',
-      partSize,
-      metadata,
-      parts,
-    });
-    const { upload } = created;
-    bindUploadId(request, reply, upload.id);
-    return reply.code(201).send({
-      id: upload.id,
-      key: upload.storageKey,
-      uploadId: upload.s3UploadId ?? '',
-      partSize: upload.partSize ?? 0,
-      partCount: created.partCount ?? 0,
-      expiresAt: upload.expiresAt?.toISOString() ?? '',
-      parts: created.parts,
-    });
-  });
+export const directRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { direct: DirectUploads } }> = async (
+  app,
+  { direct },
+) => {
+  app.post(
+    '/api/multipart',
+    { schema: { body: CreateBody, response: { 201: Created, '4xx': ErrorBody } } },
+    async (request, reply) => {
+      const { filename, size, mimeType, partSize, metadata, parts } = request.body;
+      const created = await direct.create(request.user.id, {
+        filename,
+        size,
+        mimeType: mimeType ?? 'application/octet-stream',
+        partSize,
+        metadata,
+        parts,
+      });
+      const { upload } = created;
+      bindUploadId(request, reply, upload.id);
+      return reply.code(201).send({
+        id: upload.id,
+        key: upload.storageKey,
+        uploadId: upload.s3UploadId ?? '',
+        partSize: upload.partSize ?? 0,
+        partCount: created.partCount ?? 0,
+        expiresAt: upload.expiresAt?.toISOString() ?? '',
+        parts: created.parts,
+      });
+    },
+  );
 
   app.post(
     '/api/multipart/:id/sign',
@@ -167,10 +184,14 @@ export const directRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { direct:
     async (request) => ({ parts: await direct.sign(request.user.id, request.params.id, request.body.parts) }),
   );
 
-  app.get('/api/multipart/:id/parts', { schema: { params: IdParams, response: { 200: Parts, '4xx': ErrorBody } } }, async (request) => {
-    const { upload, parts } = await direct.listParts(request.user.id, request.params.id);
-    return { id: upload.id, status: upload.status, size: upload.totalSize, partSize: upload.partSize, parts };
-  });
+  app.get(
+    '/api/multipart/:id/parts',
+    { schema: { params: IdParams, response: { 200: Parts, '4xx': ErrorBody } } },
+    async (request) => {
+      const { upload, parts } = await direct.listParts(request.user.id, request.params.id);
+      return { id: upload.id, status: upload.status, size: upload.totalSize, partSize: upload.partSize, parts };
+    },
+  );
 
   app.post(
     '/api/multipart/:id/complete',

@@ -49,8 +49,14 @@ interface PartPlan {
 }
 
 /** The parts signed with the creation answer: those the client listed, else the first FIRST_BATCH. */
-function firstParts(input: CreateInput, plan: PartPlan | undefined): ReadonlyArray<{ partNumber: number; md5?: string | undefined }> {
-  return input.parts ?? Array.from({ length: Math.min(plan?.count ?? FIRST_BATCH, FIRST_BATCH) }, (_, i) => ({ partNumber: i + 1 }));
+function firstParts(
+  input: CreateInput,
+  plan: PartPlan | undefined,
+): ReadonlyArray<{ partNumber: number; md5?: string | undefined }> {
+  return (
+    input.parts ??
+    Array.from({ length: Math.min(plan?.count ?? FIRST_BATCH, FIRST_BATCH) }, (_, i) => ({ partNumber: i + 1 }))
+  );
 }
 
 export class DirectUploads {
@@ -80,7 +86,8 @@ export class DirectUploads {
   private plan(size: number | undefined, requestedPartSize: number | undefined): PartPlan | undefined {
     if (size === undefined) return undefined;
     const { maxUploadSize, preferredPartSize, maxParts } = this.options;
-    if (size > maxUploadSize) throw payloadTooLarge(`size ${size} exceeds this server's maximum of ${maxUploadSize} bytes`);
+    if (size > maxUploadSize)
+      throw payloadTooLarge(`size ${size} exceeds this server's maximum of ${maxUploadSize} bytes`);
     const partSize = requestedPartSize ?? planPartSize(size, preferredPartSize, maxParts);
     const problem = partSizeProblem(size, partSize, maxParts);
     if (problem) throw badRequest(problem);
@@ -104,7 +111,10 @@ export class DirectUploads {
     if (plan) {
       await this.uploads.recordPlannedParts(
         id,
-        Array.from({ length: plan.count }, (_, i) => ({ partNumber: i + 1, size: plannedPartSize(plan.size, plan.partSize, i + 1) })),
+        Array.from({ length: plan.count }, (_, i) => ({
+          partNumber: i + 1,
+          size: plannedPartSize(plan.size, plan.partSize, i + 1),
+        })),
       );
     }
     return upload;
@@ -168,7 +178,10 @@ export class DirectUploads {
     const upload = await this.uploads.getOwnedLive(userId, id, 'direct');
     if (upload.status === 'completed') {
       const rows = await this.uploads.listParts(id);
-      return { upload, parts: rows.map((row) => ({ partNumber: row.partNumber, size: row.size, etag: row.etag ?? '' })) };
+      return {
+        upload,
+        parts: rows.map((row) => ({ partNumber: row.partNumber, size: row.size, etag: row.etag ?? '' })),
+      };
     }
     const stored = await this.syncParts(upload);
     if (!stored) throw await this.lost(upload);
@@ -180,7 +193,10 @@ export class DirectUploads {
     const stored = await this.storage.listParts(upload.storageKey, this.s3UploadIdOf(upload));
     if (!stored) return undefined;
     const count = this.partCountOf(upload);
-    await this.uploads.mergeStoredParts(upload.id, count === null ? stored : stored.filter((part) => part.partNumber <= count));
+    await this.uploads.mergeStoredParts(
+      upload.id,
+      count === null ? stored : stored.filter((part) => part.partNumber <= count),
+    );
     return stored;
   }
 
@@ -207,7 +223,8 @@ export class DirectUploads {
       if (!stored) {
         // Completed by an earlier attempt whose answer was lost, or gone.
         const size = await this.storage.objectSize(key);
-        if (size === undefined || (claimed.totalSize !== null && size !== claimed.totalSize)) throw await this.lost(claimed);
+        if (size === undefined || (claimed.totalSize !== null && size !== claimed.totalSize))
+          throw await this.lost(claimed);
         return this.completedAnswer(await this.uploads.markCompleted(id, size));
       }
       const parts = await this.uploads.verifyParts(claimed, stored, reported);

@@ -14,7 +14,12 @@ import type { DownloadStorage } from './storage.js';
 /** The caller's own bytes: no shared cache may keep them, and no browser may sniff a type into them. */
 const PRIVATE = { 'Cache-Control': 'private, no-store', 'X-Content-Type-Options': 'nosniff' };
 
-export async function answerDownload(storage: DownloadStorage, upload: FileUpload, request: FastifyRequest, reply: FastifyReply) {
+export async function answerDownload(
+  storage: DownloadStorage,
+  upload: FileUpload,
+  request: FastifyRequest,
+  reply: FastifyReply,
+) {
   if (upload.status !== 'completed') throw conflict('the upload is not complete yet; download it once it is');
   const size = upload.totalSize ?? 0;
   const headers: Record<string, string> = {
@@ -34,7 +39,10 @@ export async function answerDownload(storage: DownloadStorage, upload: FileUploa
       .send();
   }
   const ifRange = request.headers['if-range'];
-  const answer = rangeOf(request.headers.range, size, { header: Array.isArray(ifRange) ? ifRange[0] : ifRange, etag: headers.ETag! });
+  const answer = rangeOf(request.headers.range, size, {
+    header: Array.isArray(ifRange) ? ifRange[0] : ifRange,
+    etag: headers.ETag!,
+  });
   if (answer.kind === 'unsatisfiable') throw rangeNotSatisfiable(size);
   const range = answer.kind === 'part' ? answer.range : undefined;
   if (range) headers['Content-Range'] = `bytes ${range.start}-${range.end}/${size}`;

@@ -18,7 +18,11 @@ const WHOLE: RangeAnswer = { kind: 'whole' };
  * What to serve of a file of `size` bytes. `ifRange`: "A server MUST ignore an If-Range header field received in
  * a request that does not contain a Range header field"; when it is not the file's `etag`, the whole file.
  */
-export function rangeOf(header: string | undefined, size: number, ifRange?: { header: string | undefined; etag: string }): RangeAnswer {
+export function rangeOf(
+  header: string | undefined,
+  size: number,
+  ifRange?: { header: string | undefined; etag: string },
+): RangeAnswer {
   if (header === undefined) return WHOLE;
   if (ifRange?.header !== undefined && ifRange.header !== ifRange.etag) return WHOLE;
   // byte-range-spec = first-pos "-" [ last-pos ]; suffix-range = "-" suffix-length; one of them, nothing else.

@@ -8,6 +8,9 @@ export function attachment(filename: string | null | undefined): string {
   // The fallback keeps printable ASCII except the characters that would end or escape the quoted string.
   const fallback = filename.replace(/[^\x20-\x7e]|["\\%]/g, '_');
   // RFC 8187 attr-char: ALPHA DIGIT ! # $ & + - . ^ _ ` | ~ ; everything else percent-encoded.
-  const encoded = encodeURIComponent(filename).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  const encoded = encodeURIComponent(filename).replace(
+    /['()*]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
   return `attachment; filename="${fallback}"; filename*=UTF-8''${encoded}`;
 }

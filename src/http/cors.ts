@@ -3,7 +3,11 @@
  * registered once at the root. Browsers may send tus's and Freight's request headers with any method Freight
  * serves, and read every response header a client acts on (tus's, Location, Retry-After, ETag …).
  */
-import type { FastifyCorsOptions, FastifyCorsOptionsDelegateCallback, FastifyPluginOptionsDelegate } from '@fastify/cors';
+import type {
+  FastifyCorsOptions,
+  FastifyCorsOptionsDelegateCallback,
+  FastifyPluginOptionsDelegate,
+} from '@fastify/cors';
 import type { Config } from '../config/index.js';
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PATCH', 'DELETE', 'OPTIONS'];

@@ -56,12 +56,25 @@ export function janitorDeps({ config, database, uploads, tusStore, s3, log }: Ja
  *   const { deps, close } = await openJanitorDeps(config, log);
  *   try { report = await runJanitor(deps, { dryRun }); } finally { await close(); }
  */
-export async function openJanitorDeps(config: Config, log: FastifyBaseLogger): Promise<{ deps: JanitorDeps; close(): Promise<void> }> {
-  const database = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, timeoutMs: config.databaseTimeoutMs });
+export async function openJanitorDeps(
+  config: Config,
+  log: FastifyBaseLogger,
+): Promise<{ deps: JanitorDeps; close(): Promise<void> }> {
+  const database = await openDatabase({
+    url: config.databaseUrl,
+    dataDir: config.dataDir,
+    timeoutMs: config.databaseTimeoutMs,
+  });
   const uploads = createUploadService(config, database);
   const s3 = config.s3 ? createS3Client(config.s3, { logger: sdkLogger(log) }, config.s3RequestTimeoutMs) : undefined;
   // Expiring a tus upload writes nothing to the temp directory: the store only needs to be built.
-  const tusStore = createTusStore({ config, uploads, log, tempDir: config.tempDir, s3: s3 && { client: s3, bodyClient: s3 } });
+  const tusStore = createTusStore({
+    config,
+    uploads,
+    log,
+    tempDir: config.tempDir,
+    s3: s3 && { client: s3, bodyClient: s3 },
+  });
   return {
     deps: janitorDeps({ config, database, uploads, tusStore, s3, log }),
     close: async () => {

@@ -24,7 +24,10 @@ export async function expireUploads(deps: JanitorDeps, report: JanitorReport): P
     } catch (error) {
       // The row is expired: the sweep of multipart uploads aborts it later in this run, or in the next one.
       report.failures++;
-      log.warn({ err: error, uploadId: upload.id }, 'janitor: could not abort the multipart upload of an expired upload');
+      log.warn(
+        { err: error, uploadId: upload.id },
+        'janitor: could not abort the multipart upload of an expired upload',
+      );
     }
   }
 }

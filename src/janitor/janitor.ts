@@ -79,7 +79,10 @@ export async function runJanitor(deps: JanitorDeps, options: JanitorOptions = {}
       await sweepStagedObjects(deps, deps.s3, report, options.signal);
     }
     if (deps.outbox) {
-      const pruned = await deps.outbox.pruneDelivered(new Date(nowOf(deps).getTime() - DELIVERED_EVENTS_KEPT_MS), dryRun);
+      const pruned = await deps.outbox.pruneDelivered(
+        new Date(nowOf(deps).getTime() - DELIVERED_EVENTS_KEPT_MS),
+        dryRun,
+      );
       report.webhookEventsPruned = pruned;
       if (pruned > 0) recordAction(report, { kind: 'prune-webhook-events', events: pruned });
     }

@@ -10,7 +10,12 @@ import { multipartKeyOwner } from '../tus/s3/layout.js';
 import { nowOf, type JanitorDeps, type S3Parts } from './janitor.js';
 import { recordAction, type JanitorReport } from './report.js';
 
-export async function sweepMultipartUploads(deps: JanitorDeps, s3: S3Parts, report: JanitorReport, signal?: AbortSignal): Promise<void> {
+export async function sweepMultipartUploads(
+  deps: JanitorDeps,
+  s3: S3Parts,
+  report: JanitorReport,
+  signal?: AbortSignal,
+): Promise<void> {
   const { uploads, log } = deps;
   const oldBefore = nowOf(deps).getTime() - deps.expiryMs;
   for await (const page of s3.inventory.multipartUploads()) {
@@ -28,11 +33,18 @@ export async function sweepMultipartUploads(deps: JanitorDeps, s3: S3Parts, repo
       );
       const old = listed.initiated !== undefined && listed.initiated.getTime() < oldBefore;
       if (fate === 'keep' || (fate === 'abort-if-old' && !old)) continue;
-      const reason = upload ? `the upload is ${upload.status}${fate === 'abort-if-old' ? ' and does not record it' : ''}` : 'no upload records it';
+      const reason = upload
+        ? `the upload is ${upload.status}${fate === 'abort-if-old' ? ' and does not record it' : ''}`
+        : 'no upload records it';
       try {
         if (!report.dryRun) await s3.multipart.abort(listed.key, listed.uploadId);
         report.orphanMultipartUploadsAborted++;
-        recordAction(report, { kind: 'abort-multipart-upload', key: listed.key, multipartUploadId: listed.uploadId, reason });
+        recordAction(report, {
+          kind: 'abort-multipart-upload',
+          key: listed.key,
+          multipartUploadId: listed.uploadId,
+          reason,
+        });
       } catch (error) {
         report.failures++;
         log.warn({ err: error, key: listed.key }, 'janitor: could not abort a multipart upload');

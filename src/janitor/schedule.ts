@@ -6,7 +6,11 @@
 import type { FastifyInstance } from 'fastify';
 import type { JanitorOptions, JanitorReport } from './janitor.js';
 
-export function scheduleJanitor(app: FastifyInstance, run: (options: JanitorOptions) => Promise<JanitorReport>, intervalMs: number): void {
+export function scheduleJanitor(
+  app: FastifyInstance,
+  run: (options: JanitorOptions) => Promise<JanitorReport>,
+  intervalMs: number,
+): void {
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<unknown> | undefined;
   const stop = new AbortController();

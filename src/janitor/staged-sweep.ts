@@ -11,7 +11,12 @@ import { recordAction, type JanitorReport } from './report.js';
 
 const STAGING_SUFFIX = '.staging/';
 
-export async function sweepStagedObjects(deps: JanitorDeps, s3: S3Parts, report: JanitorReport, signal?: AbortSignal): Promise<void> {
+export async function sweepStagedObjects(
+  deps: JanitorDeps,
+  s3: S3Parts,
+  report: JanitorReport,
+  signal?: AbortSignal,
+): Promise<void> {
   const { uploads, log } = deps;
   const oldBefore = nowOf(deps).getTime() - deps.expiryMs;
   for await (const page of s3.inventory.prefixesEndingWith(STAGING_SUFFIX)) {
@@ -27,7 +32,10 @@ export async function sweepStagedObjects(deps: JanitorDeps, s3: S3Parts, report:
       if (fate === 'keep') continue;
       try {
         const listed = await s3.inventory.objectsUnder(prefix);
-        const doomed = fate === 'remove' ? listed : listed.filter((object) => object.lastModified !== undefined && object.lastModified.getTime() < oldBefore);
+        const doomed =
+          fate === 'remove'
+            ? listed
+            : listed.filter((object) => object.lastModified !== undefined && object.lastModified.getTime() < oldBefore);
         if (doomed.length === 0) continue;
         if (!report.dryRun) await s3.objects.deleteObjects(doomed.map((object) => object.key));
         report.stagedObjectsRemoved += doomed.length;

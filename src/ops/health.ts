@@ -31,10 +31,9 @@ const Readiness = {
   required: ['status', 'checks'],
 } as const;
 
-export const healthRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { checks: Record<string, ReadinessCheck> } }> = async (
-  app,
-  { checks },
-) => {
+export const healthRoutes: FastifyPluginAsyncJsonSchemaToTs<{
+  Options: { checks: Record<string, ReadinessCheck> };
+}> = async (app, { checks }) => {
   app.get('/healthz', { schema: { response: { 200: Health } } }, async () => ({ status: 'ok' as const }));
 
   app.get('/readyz', { schema: { response: { 200: Readiness, 503: Readiness } } }, async (request, reply) => {
@@ -42,7 +41,8 @@ export const healthRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { checks:
     const results = await Promise.allSettled(names.map((name) => withTimeout(checks[name]!)));
     const report: Record<string, string> = {};
     results.forEach((result, index) => {
-      report[names[index]!] = result.status === 'fulfilled' ? 'ok' : `failed: ${String(result.reason?.message ?? result.reason)}`;
+      report[names[index]!] =
+        result.status === 'fulfilled' ? 'ok' : `failed: ${String(result.reason?.message ?? result.reason)}`;
     });
     const ready = results.every((result) => result.status === 'fulfilled');
     if (!ready) request.log.warn({ checks: report }, 'not ready');

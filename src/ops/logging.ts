@@ -11,7 +11,14 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions, LogController } from 'fastify';
+import {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  type FastifyServerOptions,
+  LogController,
+} from 'fastify';
 import type { Config } from '../config/index.js';
 import { isUploadId } from '../db/repository.js';
 
@@ -91,7 +98,11 @@ interface SerializedError {
  */
 export function serializeError(error: unknown, depth = 0): SerializedError | string {
   if (!(error instanceof Error)) return scrub(String(error));
-  const { code, statusCode, $metadata } = error as Error & { code?: unknown; statusCode?: unknown; $metadata?: Record<string, unknown> };
+  const { code, statusCode, $metadata } = error as Error & {
+    code?: unknown;
+    statusCode?: unknown;
+    $metadata?: Record<string, unknown>;
+  };
   const serialized: SerializedError = { type: error.name, message: scrub(error.message) };
   if (error.stack) serialized.stack = scrub(error.stack);
   if (typeof code === 'string') serialized.code = code;
@@ -117,7 +128,10 @@ function serializeRequest(request: FastifyRequest) {
 }
 
 /** Fastify's logger and request-id options; `stream`: where the JSON lines go (stdout by default; tests capture). */
-export function loggingOptions(config: Pick<Config, 'logLevel'>, stream?: { write(line: string): void }): Partial<FastifyServerOptions> {
+export function loggingOptions(
+  config: Pick<Config, 'logLevel'>,
+  stream?: { write(line: string): void },
+): Partial<FastifyServerOptions> {
   return {
     logger: {
       level: config.logLevel,

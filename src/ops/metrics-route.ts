@@ -26,7 +26,10 @@ function sameToken(given: string, expected: string): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
-export async function metricsRoute(app: FastifyInstance, options: { metrics: Metrics; token: string | undefined }): Promise<void> {
+export async function metricsRoute(
+  app: FastifyInstance,
+  options: { metrics: Metrics; token: string | undefined },
+): Promise<void> {
   const { metrics, token } = options;
   app.get('/metrics', async (request, reply) => {
     if (token !== undefined) {

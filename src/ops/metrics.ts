@@ -73,13 +73,21 @@ export class Metrics {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
     const byProtocol = (event: UploadEvent, help: string) => {
-      const counter = new Counter({ name: `freight_uploads_${event}_total`, help, labelNames: ['protocol'] as const, registers });
+      const counter = new Counter({
+        name: `freight_uploads_${event}_total`,
+        help,
+        labelNames: ['protocol'] as const,
+        registers,
+      });
       for (const protocol of PROTOCOLS) counter.inc({ protocol }, 0);
       return counter;
     };
     this.uploadsCreated = byProtocol('created', 'Uploads created');
     this.uploadsCompleted = byProtocol('completed', 'Uploads completed (assembled and verified)');
-    this.uploadsFailed = byProtocol('failed', 'Times an upload was marked failed (storage failed an attempt; it stays resumable) or lost');
+    this.uploadsFailed = byProtocol(
+      'failed',
+      'Times an upload was marked failed (storage failed an attempt; it stays resumable) or lost',
+    );
     this.uploadsAborted = byProtocol('aborted', 'Uploads aborted (terminated by their owner, or by the server)');
     this.uploadsExpired = byProtocol('expired', 'Unfinished uploads expired (UPLOAD_EXPIRY)');
     this.tusBytesReceived = new Counter({
@@ -173,7 +181,12 @@ export class Metrics {
       },
     });
 
-    this.janitorRuns = new Counter({ name: 'freight_janitor_runs_total', help: 'Janitor runs, by outcome (ok, failed)', labelNames: ['outcome'] as const, registers });
+    this.janitorRuns = new Counter({
+      name: 'freight_janitor_runs_total',
+      help: 'Janitor runs, by outcome (ok, failed)',
+      labelNames: ['outcome'] as const,
+      registers,
+    });
     this.janitorRemoved = new Counter({
       name: 'freight_janitor_removed_total',
       help: 'What janitor runs removed: expired_uploads, orphaned_multipart_uploads, finished_terminations',
@@ -252,7 +265,6 @@ export class Metrics {
       done();
     }
   }
-
 }
 
 /** A bounded name for an error: the S3 error's name (NoSuchKey, SlowDown …) or the network code (ECONNREFUSED). */

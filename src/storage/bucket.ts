@@ -4,12 +4,7 @@
  * (PutBucketCors is NotImplemented): it applies one server-wide policy instead (MINIO_API_CORS_ALLOW_ORIGIN,
  * every origin by default), which exposes these headers too; that is reported, not an error.
  */
-import {
-  CreateBucketCommand,
-  HeadBucketCommand,
-  PutBucketCorsCommand,
-  type S3Client,
-} from '@aws-sdk/client-s3';
+import { CreateBucketCommand, HeadBucketCommand, PutBucketCorsCommand, type S3Client } from '@aws-sdk/client-s3';
 import { s3StatusOf } from './s3.js';
 
 export async function ensureBucket(
@@ -26,21 +21,21 @@ export async function ensureBucket(
     created = true;
   }
   const rules = new PutBucketCorsCommand({
-      Bucket: bucket,
-      CORSConfiguration: {
-        CORSRules: [
-          {
-            AllowedOrigins: options.corsOrigins === '*' ? ['*'] : options.corsOrigins,
-            AllowedMethods: ['PUT', 'GET', 'HEAD'],
-            AllowedHeaders: ['*'],
-            // A browser uploading parts must read each part's ETag to complete the upload; one downloading, the
-            // file's name, length and range.
-            ExposeHeaders: ['ETag', 'Content-Disposition', 'Content-Length', 'Content-Range', 'Accept-Ranges'],
-            MaxAgeSeconds: 3600,
-          },
-        ],
-      },
-    });
+    Bucket: bucket,
+    CORSConfiguration: {
+      CORSRules: [
+        {
+          AllowedOrigins: options.corsOrigins === '*' ? ['*'] : options.corsOrigins,
+          AllowedMethods: ['PUT', 'GET', 'HEAD'],
+          AllowedHeaders: ['*'],
+          // A browser uploading parts must read each part's ETag to complete the upload; one downloading, the
+          // file's name, length and range.
+          ExposeHeaders: ['ETag', 'Content-Disposition', 'Content-Length', 'Content-Range', 'Accept-Ranges'],
+          MaxAgeSeconds: 3600,
+        },
+      ],
+    },
+  });
   try {
     await client.send(rules);
   } catch (error) {

@@ -29,14 +29,22 @@ export class BucketInventory {
     let uploadIdMarker: string | undefined;
     for (;;) {
       const page = await this.client.send(
-        new ListMultipartUploadsCommand({ Bucket: this.bucket, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker, MaxUploads: 1000 }),
+        new ListMultipartUploadsCommand({
+          Bucket: this.bucket,
+          KeyMarker: keyMarker,
+          UploadIdMarker: uploadIdMarker,
+          MaxUploads: 1000,
+        }),
       );
       yield (page.Uploads ?? []).flatMap((upload) =>
-        upload.Key && upload.UploadId ? [{ key: upload.Key, uploadId: upload.UploadId, initiated: upload.Initiated }] : [],
+        upload.Key && upload.UploadId
+          ? [{ key: upload.Key, uploadId: upload.UploadId, initiated: upload.Initiated }]
+          : [],
       );
       if (!page.IsTruncated) return;
       // A truncated page without markers would list the same page forever.
-      if (!page.NextKeyMarker && !page.NextUploadIdMarker) throw new Error('ListMultipartUploads was truncated without a marker');
+      if (!page.NextKeyMarker && !page.NextUploadIdMarker)
+        throw new Error('ListMultipartUploads was truncated without a marker');
       keyMarker = page.NextKeyMarker;
       uploadIdMarker = page.NextUploadIdMarker;
     }
@@ -49,7 +57,9 @@ export class BucketInventory {
   async *prefixesEndingWith(suffix: string): AsyncGenerator<string[]> {
     let token: string | undefined;
     do {
-      const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Delimiter: '/', ContinuationToken: token }));
+      const page = await this.client.send(
+        new ListObjectsV2Command({ Bucket: this.bucket, Delimiter: '/', ContinuationToken: token }),
+      );
       yield (page.CommonPrefixes ?? []).flatMap((common) => (common.Prefix?.endsWith(suffix) ? [common.Prefix] : []));
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
@@ -60,8 +70,11 @@ export class BucketInventory {
     const objects: ListedObject[] = [];
     let token: string | undefined;
     do {
-      const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }));
-      for (const object of page.Contents ?? []) if (object.Key) objects.push({ key: object.Key, lastModified: object.LastModified });
+      const page = await this.client.send(
+        new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }),
+      );
+      for (const object of page.Contents ?? [])
+        if (object.Key) objects.push({ key: object.Key, lastModified: object.LastModified });
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
     return objects;

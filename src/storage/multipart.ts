@@ -16,7 +16,6 @@ import { isNoSuchUpload, objectSize } from './s3.js';
 /** What a stored upload is served as, unless a caller that knows better says otherwise: bytes, to download. */
 export const STORED_CONTENT_TYPE = 'application/octet-stream';
 
-
 export interface MultipartStorage {
   readonly bucket: string;
   /**
@@ -63,7 +62,13 @@ export class S3MultipartStorage implements MultipartStorage {
     try {
       do {
         const page = await this.client.send(
-          new ListPartsCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, PartNumberMarker: marker, MaxParts: 1000 }),
+          new ListPartsCommand({
+            Bucket: this.bucket,
+            Key: key,
+            UploadId: uploadId,
+            PartNumberMarker: marker,
+            MaxParts: 1000,
+          }),
         );
         for (const part of page.Parts ?? []) {
           parts.push({ partNumber: part.PartNumber ?? 0, size: part.Size ?? 0, etag: part.ETag ?? '' });

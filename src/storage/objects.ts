@@ -44,7 +44,11 @@ export class S3Objects {
   ) {}
 
   /** Sends `body` with `send`, again from the start of the file after a transient failure. */
-  private async sendBody<T>(body: Body, signal: AbortSignal | undefined, send: (stream: Readable | Buffer) => Promise<T>): Promise<T> {
+  private async sendBody<T>(
+    body: Body,
+    signal: AbortSignal | undefined,
+    send: (stream: Readable | Buffer) => Promise<T>,
+  ): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       const stream = bodyStream(body);
       try {
@@ -59,7 +63,13 @@ export class S3Objects {
   }
 
   /** UploadPart; returns the part's ETag. */
-  async uploadPart(key: string, uploadId: string, partNumber: number, body: Body, signal?: AbortSignal): Promise<string> {
+  async uploadPart(
+    key: string,
+    uploadId: string,
+    partNumber: number,
+    body: Body,
+    signal?: AbortSignal,
+  ): Promise<string> {
     return this.sendBody(body, signal, async (stream) => {
       const sent = await this.bodyClient.send(
         new UploadPartCommand({
@@ -88,7 +98,9 @@ export class S3Objects {
 
   /** The object's bytes as a stream (a stall half-way fails it after S3_REQUEST_TIMEOUT). */
   async getObject(key: string, signal?: AbortSignal): Promise<Readable> {
-    const object = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }), { abortSignal: signal });
+    const object = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }), {
+      abortSignal: signal,
+    });
     if (!object.Body) throw new Error(`GetObject ${key} answered without a body`);
     return object.Body as Readable;
   }
@@ -137,7 +149,10 @@ export class S3Objects {
     for (let i = 0; i < keys.length; i += 1000) {
       const batch = keys.slice(i, i + 1000);
       await this.client.send(
-        new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }),
+        new DeleteObjectsCommand({
+          Bucket: this.bucket,
+          Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true },
+        }),
       );
     }
   }

@@ -8,7 +8,11 @@ import { scrub, serializeError } from '../ops/logging.js';
 /** S3_REQUEST_TIMEOUT when no config is at hand (scripts). */
 const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
 
-export function s3ClientConfig(s3: S3Config, extra: S3ClientConfig = {}, timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS): S3ClientConfig {
+export function s3ClientConfig(
+  s3: S3Config,
+  extra: S3ClientConfig = {},
+  timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS,
+): S3ClientConfig {
   return {
     ...extra,
     region: s3.region,
@@ -38,7 +42,12 @@ export type S3CallObserver = (operation: string, seconds: number, error?: unknow
  * step, so the time includes the SDK's retries. Clients that only presign get no observer: presigning runs the
  * same middleware stack without calling S3, and would count calls that never happened.
  */
-export function createS3Client(s3: S3Config, extra: S3ClientConfig = {}, timeoutMs?: number, observe?: S3CallObserver): S3Client {
+export function createS3Client(
+  s3: S3Config,
+  extra: S3ClientConfig = {},
+  timeoutMs?: number,
+  observe?: S3CallObserver,
+): S3Client {
   const client = new S3Client(s3ClientConfig(s3, extra, timeoutMs));
   if (observe) {
     client.middlewareStack.add(
@@ -82,9 +91,18 @@ export const s3StatusOf = (error: unknown): number | undefined =>
   (error as { $metadata?: { httpStatusCode?: number } } | null)?.$metadata?.httpStatusCode;
 
 /** An error answered by S3 (or an S3-compatible server), or the failure to reach it: the AWS SDK's shape. */
-const isS3Error = (error: unknown): error is Error => error instanceof Error && typeof (error as { $metadata?: unknown }).$metadata === 'object';
+const isS3Error = (error: unknown): error is Error =>
+  error instanceof Error && typeof (error as { $metadata?: unknown }).$metadata === 'object';
 
-const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH']);
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+]);
 
 /**
  * What went wrong in storage: "storage unreachable (ECONNREFUSED)", "storage error: SlowDown (S3 answered 503)",
@@ -93,11 +111,16 @@ const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE
  */
 export function storageFailure(error: unknown): { problem: string; permanent: boolean } | undefined {
   const errno = (error as NodeJS.ErrnoException | null)?.code;
-  if (errno !== undefined && NETWORK_CODES.has(errno) && (isS3Error(error) || (error as { syscall?: string }).syscall)) {
+  if (
+    errno !== undefined &&
+    NETWORK_CODES.has(errno) &&
+    (isS3Error(error) || (error as { syscall?: string }).syscall)
+  ) {
     return { problem: `storage unreachable (${errno})`, permanent: false };
   }
   // The SDK's timeout after S3_REQUEST_TIMEOUT of silence (without $metadata when the body was a stream).
-  if (error instanceof Error && error.name === 'TimeoutError') return { problem: 'storage did not answer in time', permanent: false };
+  if (error instanceof Error && error.name === 'TimeoutError')
+    return { problem: 'storage did not answer in time', permanent: false };
   if (isS3Error(error)) {
     const status = s3StatusOf(error);
     const permanent = status !== undefined && status >= 400 && status < 500 && status !== 429 && status !== 408;

@@ -54,11 +54,17 @@ const STOPPED = Symbol('stopped');
 /** A client that goes away mid-body: Node reports it as an error of the request stream. */
 const isClientGone = (error: unknown): boolean => {
   const code = (error as NodeJS.ErrnoException | null)?.code;
-  return code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE' || (error as Error | null)?.message === 'aborted';
+  return (
+    code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE' || (error as Error | null)?.message === 'aborted'
+  );
 };
 
 /** `promise`, or TIMED_OUT after `ms`, or STOPPED when `stop` aborts, whichever comes first. */
-function race<T>(promise: Promise<T>, ms: number | undefined, stop: AbortSignal | undefined): Promise<T | typeof TIMED_OUT | typeof STOPPED> {
+function race<T>(
+  promise: Promise<T>,
+  ms: number | undefined,
+  stop: AbortSignal | undefined,
+): Promise<T | typeof TIMED_OUT | typeof STOPPED> {
   if (stop?.aborted) return Promise.resolve(STOPPED);
   let timer: NodeJS.Timeout | undefined;
   let onStop: (() => void) | undefined;
@@ -130,11 +136,16 @@ export class BodyReader {
       while (result === undefined) {
         const started = performance.now();
         const stallLeft = stall.minRate > 0 ? stall.windowMs - waited : Number.POSITIVE_INFINITY;
-        const drainLeft = drainUntil === undefined ? Number.POSITIVE_INFINITY : Math.min(STOP_IDLE_MS, drainUntil - started);
+        const drainLeft =
+          drainUntil === undefined ? Number.POSITIVE_INFINITY : Math.min(STOP_IDLE_MS, drainUntil - started);
         const timeout = Math.min(stallLeft, drainLeft);
         let outcome: IteratorResult<Buffer> | typeof TIMED_OUT | typeof STOPPED;
         try {
-          outcome = await race(pending, Number.isFinite(timeout) ? timeout : undefined, drainUntil === undefined ? stop : undefined);
+          outcome = await race(
+            pending,
+            Number.isFinite(timeout) ? timeout : undefined,
+            drainUntil === undefined ? stop : undefined,
+          );
         } catch (error) {
           if (!isClientGone(error)) throw error;
           this.cut = true;

@@ -28,11 +28,15 @@ export function parseUploadChecksum(value: string | undefined): ExpectedChecksum
     throw badRequest(`Upload-Checksum must be "<algorithm> <base64 digest>", got "${value}"`);
   }
   if (!isAlgorithm(algorithm)) {
-    throw badRequest(`Upload-Checksum algorithm "${algorithm}" is not supported; use one of ${Object.keys(CHECKSUM_ALGORITHMS).join(', ')}`);
+    throw badRequest(
+      `Upload-Checksum algorithm "${algorithm}" is not supported; use one of ${Object.keys(CHECKSUM_ALGORITHMS).join(', ')}`,
+    );
   }
   const digest = Buffer.from(encoded, 'base64');
   if (!/^[A-Za-z0-9+/]+={0,2}$/.test(encoded) || digest.length !== CHECKSUM_ALGORITHMS[algorithm]) {
-    throw badRequest(`Upload-Checksum digest is not a base64 ${algorithm} digest (${CHECKSUM_ALGORITHMS[algorithm]} bytes)`);
+    throw badRequest(
+      `Upload-Checksum digest is not a base64 ${algorithm} digest (${CHECKSUM_ALGORITHMS[algorithm]} bytes)`,
+    );
   }
   return { algorithm, digest };
 }

@@ -40,28 +40,39 @@ function uploadIdOf(url: string): string {
     throw badRequest(`Upload-Concat names "${url}", which is not a URL`);
   }
   const match = /^\/files\/([^/]+)\/?$/.exec(pathname);
-  if (!match?.[1] || !UUID.test(match[1])) throw notFound(`Upload-Concat names "${url}", which is no upload of this server`);
+  if (!match?.[1] || !UUID.test(match[1]))
+    throw notFound(`Upload-Concat names "${url}", which is no upload of this server`);
   return match[1];
 }
 
 /** POST /files with Upload-Concat: final;<url> …: the final upload, made of the caller's finished partials. */
-export async function createFinalUpload(deps: ConcatDeps, request: FastifyRequest, reply: FastifyReply, urls: string[]): Promise<void> {
+export async function createFinalUpload(
+  deps: ConcatDeps,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  urls: string[],
+): Promise<void> {
   const { uploads } = deps;
   const userId = request.user.id;
   const partials: FileUpload[] = [];
   for (const url of urls) {
     // Another user's partial upload does not exist for this one: 404.
     const partial = await uploads.getOwnedLive(userId, uploadIdOf(url), 'tus');
-    if (partial.concat !== 'partial') throw badRequest(`${url} is not a partial upload (created with Upload-Concat: partial)`);
+    if (partial.concat !== 'partial')
+      throw badRequest(`${url} is not a partial upload (created with Upload-Concat: partial)`);
     // "This concatenation request SHOULD happen after all of the corresponding partial uploads are completed";
     // concatenating unfinished ones "MUST be explicitly announced by the Server" (concatenation-unfinished),
     // which Freight does not offer.
-    if (partial.status !== 'completed') throw badRequest(`partial upload ${url} is not complete; concatenate finished partial uploads`);
+    if (partial.status !== 'completed')
+      throw badRequest(`partial upload ${url} is not complete; concatenate finished partial uploads`);
     partials.push(partial);
   }
   // "The length of the final upload MUST be the sum of the length of all partial uploads."
   const length = sumOfSizes(partials.map((partial) => ({ size: partial.totalSize ?? 0 })));
-  if (length > deps.maxUploadSize) throw payloadTooLarge(`the partial uploads add up to ${length} bytes, over this server's maximum of ${deps.maxUploadSize}`);
+  if (length > deps.maxUploadSize)
+    throw payloadTooLarge(
+      `the partial uploads add up to ${length} bytes, over this server's maximum of ${deps.maxUploadSize}`,
+    );
   // "All metadata SHOULD be included in the concatenation request using the Upload-Metadata header."
   const header = request.headers['upload-metadata'];
   const metadata = typeof header === 'string' ? parseUploadMetadata(header) : null;
@@ -80,7 +91,10 @@ export async function createFinalUpload(deps: ConcatDeps, request: FastifyReques
     concatPartials: partials.map((partial) => partial.id),
   });
   void assembleFinal(deps, id);
-  await reply.code(201).headers({ 'Tus-Resumable': TUS_RESUMABLE, Location: deps.urlOf(request, id) }).send();
+  await reply
+    .code(201)
+    .headers({ 'Tus-Resumable': TUS_RESUMABLE, Location: deps.urlOf(request, id) })
+    .send();
 }
 
 type AssemblyDeps = Pick<ConcatDeps, 'uploads' | 'store' | 'locker' | 'log' | 'closing'>;
@@ -106,7 +120,10 @@ export async function assembleFinal(deps: AssemblyDeps, id: string, attempt = 0)
   try {
     await lock.lock(new AbortController().signal, () => {});
   } catch (error) {
-    log.warn({ err: error, uploadId: id }, 'final upload: could not take its lock (another instance is assembling it, or the database is down)');
+    log.warn(
+      { err: error, uploadId: id },
+      'final upload: could not take its lock (another instance is assembling it, or the database is down)',
+    );
     retryLater();
     return;
   }

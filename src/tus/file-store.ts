@@ -49,13 +49,17 @@ export class RecordedFileStore extends FreightStore {
   override async write(stream: Readable, id: string, offset: number, options: WriteOptions = {}): Promise<number> {
     const record = await liveRecord(this.uploads, id);
     if (record.storedOffset !== offset) {
-      throw offsetMismatch(`the upload is at offset ${record.storedOffset}, not ${offset}; ask for its offset (HEAD) and resume`);
+      throw offsetMismatch(
+        `the upload is at offset ${record.storedOffset}, not ${offset}; ask for its offset (HEAD) and resume`,
+      );
     }
     // The same rules as on S3: a body that stalls or is stopped ends here and what arrived is kept; the running
     // SHA-256 goes on from the state recorded with the offset; a checksummed body is recorded only if it matches
     // (otherwise its bytes stay in the file past the recorded offset, and the next PATCH overwrites them).
     const body = new BodyReader(stream, { ...options, stall: this.stall });
-    const digest = hashes(this.hashing, record.metadata) ? await RunningDigest.resume(record.hashState, offset) : undefined;
+    const digest = hashes(this.hashing, record.metadata)
+      ? await RunningDigest.resume(record.hashState, offset)
+      : undefined;
     let end: number;
     let hashState: string | null = null;
     try {
@@ -64,7 +68,10 @@ export class RecordedFileStore extends FreightStore {
     } finally {
       digest?.close();
     }
-    if (!body.checksumMatches()) throw checksumMismatch('the body does not have its Upload-Checksum (or did not arrive whole); nothing was recorded');
+    if (!body.checksumMatches())
+      throw checksumMismatch(
+        'the body does not have its Upload-Checksum (or did not arrive whole); nothing was recorded',
+      );
     if (end !== offset) await this.uploads.advanceStoredOffset(id, { from: offset, to: end, staging: null, hashState });
     await this.finish(id);
     if (body.stalled) throw new BodyStalled(end);

@@ -24,10 +24,18 @@ export interface ResumeCheckDeps {
 }
 
 const needsAssembly = (upload: FileUpload): boolean =>
-  upload.concat !== 'final' && upload.status !== 'completed' && upload.totalSize !== null && upload.storedOffset === upload.totalSize;
+  upload.concat !== 'final' &&
+  upload.status !== 'completed' &&
+  upload.totalSize !== null &&
+  upload.storedOffset === upload.totalSize;
 
 /** The HEAD answer's headers for the caller's upload; 404/410 as for any request, 423 when it cannot tell now. */
-export async function resumeCheck(deps: ResumeCheckDeps, userId: string, id: string, signal: AbortSignal): Promise<Record<string, string>> {
+export async function resumeCheck(
+  deps: ResumeCheckDeps,
+  userId: string,
+  id: string,
+  signal: AbortSignal,
+): Promise<Record<string, string>> {
   try {
     let upload = await deps.uploads.getOwnedLive(userId, id, 'tus');
     if (needsAssembly(upload)) {
@@ -58,10 +66,12 @@ function resumeCheckHeaders(upload: FileUpload, urlOf: (id: string) => string): 
   // offset is 0, or the upload is already considered completed." But for a final upload (concatenation): "The
   // response to a HEAD request for a final upload SHOULD NOT contain the Upload-Offset header unless the
   // concatenation has been successfully finished."
-  if (upload.concat !== 'final' || upload.status === 'completed') headers['Upload-Offset'] = String(upload.storedOffset ?? 0);
+  if (upload.concat !== 'final' || upload.status === 'completed')
+    headers['Upload-Offset'] = String(upload.storedOffset ?? 0);
   // "Response to HEAD request against partial or final upload MUST include the Upload-Concat header".
   if (upload.concat === 'partial') headers['Upload-Concat'] = 'partial';
-  if (upload.concat === 'final') headers['Upload-Concat'] = `final;${(upload.concatPartials ?? []).map(urlOf).join(' ')}`;
+  if (upload.concat === 'final')
+    headers['Upload-Concat'] = `final;${(upload.concatPartials ?? []).map(urlOf).join(' ')}`;
   // "If the size of the upload is known, the Server MUST include the Upload-Length header in the response."
   // "As long as the length of the upload is not known, the Server MUST set Upload-Defer-Length: 1 in all
   // responses to HEAD requests."

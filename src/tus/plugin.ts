@@ -91,11 +91,14 @@ export async function tusPlugin(app: FastifyInstance, options: TusPluginOptions)
     locker,
     log: app.log,
     maxUploadSize: config.maxUploadSize,
-    urlOf: (request: FastifyRequest, id: string) => `${config.publicUrl ?? `${request.protocol}://${request.headers.host}`}${TUS_PATH}/${id}`,
+    urlOf: (request: FastifyRequest, id: string) =>
+      `${config.publicUrl ?? `${request.protocol}://${request.headers.host}`}${TUS_PATH}/${id}`,
   };
   // Final uploads whose assembly an earlier process did not finish.
   app.addHook('onReady', async () => {
-    void resumeAssemblies(concatDeps).catch((error: unknown) => app.log.error({ err: error }, 'could not resume assemblies'));
+    void resumeAssemblies(concatDeps).catch((error: unknown) =>
+      app.log.error({ err: error }, 'could not resume assemblies'),
+    );
   });
 
   const handler = async (request: FastifyRequest<{ Params: { '*'?: string } }>, reply: FastifyReply) => {
@@ -110,12 +113,19 @@ export async function tusPlugin(app: FastifyInstance, options: TusPluginOptions)
     const concat = request.method === 'POST' && !id ? parseUploadConcat(header(request, 'upload-concat')) : undefined;
     if (concat?.kind === 'final') return createFinalUpload(concatDeps, request, reply, concat.urls);
     if (request.method === 'PATCH' && id) {
-      return counted(metrics, () => patchUpload({ uploads, store, locker, maxUploadSize: config.maxUploadSize }, request, reply, id));
+      return counted(metrics, () =>
+        patchUpload({ uploads, store, locker, maxUploadSize: config.maxUploadSize }, request, reply, id),
+      );
     }
     if (request.method === 'HEAD' && id) {
       const aborted = new AbortController();
       request.raw.once('close', () => aborted.abort());
-      const headers = await resumeCheck({ uploads, store, locker, urlOf: (upload) => concatDeps.urlOf(request, upload) }, request.user.id, id, aborted.signal);
+      const headers = await resumeCheck(
+        { uploads, store, locker, urlOf: (upload) => concatDeps.urlOf(request, upload) },
+        request.user.id,
+        id,
+        aborted.signal,
+      );
       return reply.code(200).headers(headers).send();
     }
     prepareRawReply(reply);

@@ -87,7 +87,9 @@ function checkPost(headers: Headers, maxSize: number): void {
     // "The Client MUST NOT include the Upload-Length header in the final upload creation." (Its length is the sum
     // of its partials'.)
     if (header(headers, 'upload-length') !== undefined || header(headers, 'upload-defer-length') !== undefined) {
-      throw badRequest('a final upload takes no Upload-Length or Upload-Defer-Length: its length is the sum of its partial uploads');
+      throw badRequest(
+        'a final upload takes no Upload-Length or Upload-Defer-Length: its length is the sum of its partial uploads',
+      );
     }
     checkMetadata(headers);
     return;

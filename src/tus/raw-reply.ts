@@ -34,7 +34,8 @@ export function prepareRawReply(reply: FastifyReply): void {
   }
   const writeHead = raw.writeHead;
   raw.writeHead = function (this: ServerResponse, status: number, ...rest: unknown[]) {
-    if ((status === 503 || status === 423) && !this.hasHeader('Retry-After')) this.setHeader('Retry-After', String(RETRY_AFTER_SECONDS));
+    if ((status === 503 || status === 423) && !this.hasHeader('Retry-After'))
+      this.setHeader('Retry-After', String(RETRY_AFTER_SECONDS));
     const stalledAt = contextOfRaw(this.req)?.stalledAt;
     if (status === 204 && stalledAt !== undefined) this.setHeader('Upload-Offset', String(stalledAt));
     // writeHead(status, headers) or writeHead(status, statusMessage, headers)

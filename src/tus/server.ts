@@ -87,7 +87,10 @@ export function createTusServer(deps: {
       const requestLog = context.log ?? log;
       if (error instanceof BodyStalled) {
         context.stalledAt = error.offset;
-        requestLog.info({ uploadId: uploadIdFromUrl(req.url), offset: error.offset }, 'PATCH body stalled; answered with what was stored');
+        requestLog.info(
+          { uploadId: uploadIdFromUrl(req.url), offset: error.offset },
+          'PATCH body stalled; answered with what was stored',
+        );
         return { status_code: 204, body: '' };
       }
       const answer = toHttpAnswer(error);

@@ -23,7 +23,9 @@ type Request =
   | { op: 'close'; id: number };
 
 /** `hashed` comes with its batch's buffer, handed back for the next batch: no garbage for either thread's GC. */
-type Reply = { id: number; hashed: number; bytes: ArrayBuffer } | { id: number; seq: number; value?: string; error?: string };
+type Reply =
+  | { id: number; hashed: number; bytes: ArrayBuffer }
+  | { id: number; seq: number; value?: string; error?: string };
 
 /**
  * The worker, as source: it runs outside the TypeScript build (and so under vitest as under `npm start`), and is
@@ -216,7 +218,10 @@ const hashWasm = createRequire(import.meta.url).resolve('hash-wasm');
 /** A new hasher on the least busy worker. */
 export function newWorkerHasher(): WorkerHasher {
   for (let i = pool.length - 1; i >= 0; i--) if (pool[i]!.dead) pool.splice(i, 1);
-  let worker = pool.reduce<HashWorker | undefined>((a, b) => (a && a.channels.size <= b.channels.size ? a : b), undefined);
+  let worker = pool.reduce<HashWorker | undefined>(
+    (a, b) => (a && a.channels.size <= b.channels.size ? a : b),
+    undefined,
+  );
   if (!worker || (worker.channels.size > 0 && pool.length < POOL_SIZE)) {
     worker = new HashWorker(hashWasm);
     pool.push(worker);

@@ -96,24 +96,27 @@ export function checkParts(input: {
 /** "missing parts 3, 7; part 5: ETag differs" – the message a 409 carries. */
 export function describePartProblems(problems: readonly PartProblem[]): string {
   const missing = problems.filter((p) => p.problem === 'missing').map((p) => p.partNumber);
-  const rest = problems.filter((p) => p.problem !== 'missing').map((p) => {
-    switch (p.problem) {
-      case 'wrong_etag':
-        return `part ${p.partNumber}: ETag ${p.actual} in storage, ${p.expected} expected`;
-      case 'wrong_size':
-        return `part ${p.partNumber}: ${p.actual} bytes in storage, ${p.expected} expected`;
-      case 'too_small':
-        return `part ${p.partNumber}: ${p.actual} bytes, below S3's 5 MiB minimum for all but the last part`;
-      case 'unexpected':
-        return `part ${p.partNumber}: beyond the planned parts`;
-      case 'wrong_total':
-        return `the parts hold ${p.actual} bytes but the upload is ${p.expected} bytes`;
-      default:
-        return '';
-    }
-  });
+  const rest = problems
+    .filter((p) => p.problem !== 'missing')
+    .map((p) => {
+      switch (p.problem) {
+        case 'wrong_etag':
+          return `part ${p.partNumber}: ETag ${p.actual} in storage, ${p.expected} expected`;
+        case 'wrong_size':
+          return `part ${p.partNumber}: ${p.actual} bytes in storage, ${p.expected} expected`;
+        case 'too_small':
+          return `part ${p.partNumber}: ${p.actual} bytes, below S3's 5 MiB minimum for all but the last part`;
+        case 'unexpected':
+          return `part ${p.partNumber}: beyond the planned parts`;
+        case 'wrong_total':
+          return `the parts hold ${p.actual} bytes but the upload is ${p.expected} bytes`;
+        default:
+          return '';
+      }
+    });
   return [missing.length > 0 ? `missing parts ${missing.join(', ')}` : '', ...rest].filter(Boolean).join('; ');
 }
 
 /** The bytes the parts hold together. */
-export const sumOfSizes = (parts: ReadonlyArray<{ size: number }>): number => parts.reduce((sum, part) => sum + part.size, 0);
+export const sumOfSizes = (parts: ReadonlyArray<{ size: number }>): number =>
+  parts.reduce((sum, part) => sum + part.size, 0);

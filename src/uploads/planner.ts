@@ -39,7 +39,11 @@ export function plannedPartSize(length: number, partSize: number, partNumber: nu
 }
 
 /** Checks a part size a client asked for: within S3's limits and at most `maxParts` parts for this length. */
-export function partSizeProblem(length: number, partSize: number, maxParts: number = S3_LIMITS.maxParts): string | undefined {
+export function partSizeProblem(
+  length: number,
+  partSize: number,
+  maxParts: number = S3_LIMITS.maxParts,
+): string | undefined {
   if (partSize < S3_LIMITS.minPartSize) return `partSize must be at least ${S3_LIMITS.minPartSize} bytes (5 MiB)`;
   if (partSize > S3_LIMITS.maxPartSize) return `partSize must be at most ${S3_LIMITS.maxPartSize} bytes (5 GiB)`;
   if (partCount(length, partSize) > maxParts) {

@@ -167,7 +167,10 @@ export class UploadService {
       if (upload.status === 'completed') throw conflict('the upload is completed and cannot be deleted');
       if (!OPEN_STATUSES.includes(upload.status)) return upload;
       const expired = upload.expiresAt !== null && upload.expiresAt <= this.now();
-      const ended = await this.repo.transition(id, OPEN_STATUSES, { status: expired ? 'expired' : 'aborted', lockedUntil: null });
+      const ended = await this.repo.transition(id, OPEN_STATUSES, {
+        status: expired ? 'expired' : 'aborted',
+        lockedUntil: null,
+      });
       if (ended) return this.counted(expired ? 'expired' : 'aborted', ended);
     }
     throw conflict('the upload changed while it was being deleted; retry');
@@ -223,7 +226,8 @@ export class UploadService {
     const current = await this.repo.findUpload(id);
     // A request that lost a race to the request that completed the upload: 409 (its client asks for the offset
     // and finds the upload done); only a terminated, expired or lost upload is gone.
-    if (current && current.status !== 'completed' && !OPEN_STATUSES.includes(current.status)) throw gone(`the upload is ${current.status}`);
+    if (current && current.status !== 'completed' && !OPEN_STATUSES.includes(current.status))
+      throw gone(`the upload is ${current.status}`);
     throw offsetMismatch(
       `the upload moved on to offset ${current?.storedOffset} while this request wrote from ${advance.from}; ask for its offset (HEAD) and resume`,
     );
@@ -309,7 +313,14 @@ export class UploadService {
   async markLost(id: string, reason: string): Promise<FreightError> {
     this.counted(
       'failed',
-      await this.repo.transition(id, OPEN_STATUSES, { status: 'lost', error: reason, storedOffset: 0, bytesReceived: 0, staging: null, lockedUntil: null }),
+      await this.repo.transition(id, OPEN_STATUSES, {
+        status: 'lost',
+        error: reason,
+        storedOffset: 0,
+        bytesReceived: 0,
+        staging: null,
+        lockedUntil: null,
+      }),
     );
     return gone(`the upload cannot be resumed: ${reason}`);
   }
@@ -329,7 +340,10 @@ export class UploadService {
    * one step (from 0, so that only one assembly records it).
    */
   async recordAssembled(id: string, parts: readonly StoredPart[], length: number): Promise<void> {
-    await this.repo.upsertParts(id, parts.map((part) => ({ ...part, status: 'stored' as const })));
+    await this.repo.upsertParts(
+      id,
+      parts.map((part) => ({ ...part, status: 'stored' as const })),
+    );
     if (!(await this.repo.advanceStoredOffset(id, { from: 0, to: length, staging: null, hashState: null }))) {
       throw conflict('the final upload was assembled by another request meanwhile');
     }
@@ -346,8 +360,14 @@ export class UploadService {
   }
 
   /** The MD5s a direct upload's client signs its parts with (the owner's API shows them beside S3's ETags). */
-  async recordPartMd5s(id: string, parts: ReadonlyArray<{ partNumber: number; md5?: string | undefined }>): Promise<void> {
-    await this.repo.recordPartMd5s(id, parts.flatMap((part) => (part.md5 ? [{ partNumber: part.partNumber, md5: part.md5 }] : [])));
+  async recordPartMd5s(
+    id: string,
+    parts: ReadonlyArray<{ partNumber: number; md5?: string | undefined }>,
+  ): Promise<void> {
+    await this.repo.recordPartMd5s(
+      id,
+      parts.flatMap((part) => (part.md5 ? [{ partNumber: part.partNumber, md5: part.md5 }] : [])),
+    );
   }
 
   /** Parts planned for a direct upload, before any bytes arrive. */
@@ -361,7 +381,10 @@ export class UploadService {
   /** What S3 lists for the upload, merged into the part rows (a resuming client asks this). */
   async mergeStoredParts(id: string, stored: readonly StoredPart[]): Promise<void> {
     if (stored.length === 0) return;
-    await this.repo.upsertParts(id, stored.map((part) => ({ ...part, status: 'stored' as const })));
+    await this.repo.upsertParts(
+      id,
+      stored.map((part) => ({ ...part, status: 'stored' as const })),
+    );
     await this.recordProgress(id, sumOfSizes(stored));
   }
 
@@ -461,7 +484,10 @@ export class UploadService {
 
   /** The last attempt failed (the reason is kept); the upload stays resumable and goes back to `uploading` on progress. */
   async markFailed(id: string, error: string): Promise<void> {
-    this.counted('failed', await this.repo.transition(id, OPEN_STATUSES, { status: 'failed', error, lockedUntil: null }));
+    this.counted(
+      'failed',
+      await this.repo.transition(id, OPEN_STATUSES, { status: 'failed', error, lockedUntil: null }),
+    );
   }
 
   /**

@@ -23,5 +23,9 @@ export function createUploadService(
     { insertUpload: undoLateCreation, insertUploadWithinLimit: undoLateCreation },
     options.metrics?.queryObserver(),
   );
-  return new UploadService(repository, { ...options, expiryMs: config.uploadExpiryMs, maxOpenUploadsPerUser: config.userMaxOpenUploads });
+  return new UploadService(repository, {
+    ...options,
+    expiryMs: config.uploadExpiryMs,
+    maxOpenUploadsPerUser: config.userMaxOpenUploads,
+  });
 }

@@ -42,7 +42,10 @@ export async function webPlugin(app: FastifyInstance, options: { root?: string }
   if (!existsSync(path.join(root, 'index.html'))) {
     app.log.warn({ root }, 'the upload page is not built (npm run build); GET / answers 503');
     app.get('/', async (_request, reply) =>
-      reply.code(503).type('text/plain; charset=utf-8').send('The upload page is not built: run `npm run build`, then restart.\n'),
+      reply
+        .code(503)
+        .type('text/plain; charset=utf-8')
+        .send('The upload page is not built: run `npm run build`, then restart.\n'),
     );
     return;
   }

@@ -72,7 +72,12 @@ export class WebhookDeliverer {
     const { outbox, config, log } = this.deps;
     let failure: string;
     try {
-      const answer = await postSigned(config, JSON.stringify(eventBody(row)), { 'Freight-Event': row.event, 'Freight-Delivery': String(row.id) }, this.stopping.signal);
+      const answer = await postSigned(
+        config,
+        JSON.stringify(eventBody(row)),
+        { 'Freight-Event': row.event, 'Freight-Delivery': String(row.id) },
+        this.stopping.signal,
+      );
       if (answer.status >= 200 && answer.status < 300) {
         this.deps.onAttempt?.(row.event, true);
         await outbox.markDelivered(row.id).catch((error: unknown) => {
@@ -94,7 +99,13 @@ export class WebhookDeliverer {
   private async failed(row: WebhookOutboxRow, failure: string): Promise<void> {
     const { outbox, log, random } = this.deps;
     if (this.stopping.signal.aborted) return outbox.retryLater(row.id, 0, failure);
-    const context = { webhookEventId: row.id, event: row.event, uploadId: row.uploadId, attempt: row.attempts, failure };
+    const context = {
+      webhookEventId: row.id,
+      event: row.event,
+      uploadId: row.uploadId,
+      attempt: row.attempts,
+      failure,
+    };
     if (Date.now() - row.createdAt.getTime() > GIVE_UP_AFTER_MS) {
       log.error(context, 'webhooks: giving up on an event undelivered for 24 h (kept in webhook_outbox)');
       return outbox.giveUp(row.id, failure);

@@ -13,7 +13,8 @@ export function deliverWebhooks(app: FastifyInstance, config: Config, database: 
     outbox: withDeadlines(new WebhookOutbox(database.db), config.databaseTimeoutMs),
     config: config.webhooks,
     log: app.log,
-    onAttempt: (event, delivered) => (delivered ? metrics?.webhookDeliveries : metrics?.webhookFailures)?.inc({ event }),
+    onAttempt: (event, delivered) =>
+      (delivered ? metrics?.webhookDeliveries : metrics?.webhookFailures)?.inc({ event }),
   });
   app.addHook('onReady', async () => deliverer.start());
   // Closed before the database (onClose hooks run last-added first): a cancelled attempt is recorded as one.

@@ -17,5 +17,10 @@ export interface EventBody {
 
 export function eventBody(row: WebhookOutboxRow): EventBody {
   const { upload, partsCount } = uploadOfSnapshot(row.payload);
-  return { event: row.event, upload: uploadDetail(upload, partsCount), occurredAt: row.createdAt.toISOString(), id: row.id };
+  return {
+    event: row.event,
+    upload: uploadDetail(upload, partsCount),
+    occurredAt: row.createdAt.toISOString(),
+    id: row.id,
+  };
 }

@@ -44,10 +44,16 @@ export async function postSigned(
       },
       body,
     });
-    return { status: response.status, body: await readSome(response), contentType: response.headers.get('content-type') ?? undefined };
+    return {
+      status: response.status,
+      body: await readSome(response),
+      contentType: response.headers.get('content-type') ?? undefined,
+    };
   } catch (error) {
-    if (timeout.aborted) throw new ReceiverUnreachable(`no answer within ${config.timeoutMs / 1000} s`, { cause: error });
-    if (signal?.aborted) throw new ReceiverUnreachable('the delivery was cancelled (Freight is stopping)', { cause: error });
+    if (timeout.aborted)
+      throw new ReceiverUnreachable(`no answer within ${config.timeoutMs / 1000} s`, { cause: error });
+    if (signal?.aborted)
+      throw new ReceiverUnreachable('the delivery was cancelled (Freight is stopping)', { cause: error });
     const code = (error as { cause?: { code?: string } }).cause?.code;
     throw new ReceiverUnreachable(`unreachable${code ? ` (${code})` : ''}`, { cause: error });
   }

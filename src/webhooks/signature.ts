@@ -19,7 +19,13 @@ export function signatureHeader(secret: string, body: string, at: Date = new Dat
  * What a receiver does (Freight's tests do it too): true when `header` signs `body` with `secret`, at a time within
  * `toleranceSeconds` of `now`.
  */
-export function verifySignature(secret: string, body: string, header: string, toleranceSeconds = 300, now: Date = new Date()): boolean {
+export function verifySignature(
+  secret: string,
+  body: string,
+  header: string,
+  toleranceSeconds = 300,
+  now: Date = new Date(),
+): boolean {
   const fields = new Map(header.split(',').map((field) => field.trim().split('=', 2) as [string, string]));
   const timestamp = Number(fields.get('t'));
   const signature = fields.get('v1');

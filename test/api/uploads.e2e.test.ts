@@ -1,18 +1,14 @@
 /** GET /api/uploads and /api/uploads/:id: an owner's view of their uploads. */
 import { describe, expect, test } from 'vitest';
-import {
-  freightOnS3,
-  MiB,
-  randomData,
-  tokenFor,
-  uniqueUser,
-} from '../helpers/harness.js';
+import { freightOnS3, MiB, randomData, tokenFor, uniqueUser } from '../helpers/harness.js';
 import { startTusUpload, uploadIdOf } from '../helpers/tus-client.js';
 
 const ctx = freightOnS3('freight-api', { S3_PART_SIZE: '5MiB' });
 
 async function get(user: string, path: string) {
-  const res = await fetch(`${ctx.freight.url}${path}`, { headers: { Authorization: `Bearer ${await tokenFor(user)}` } });
+  const res = await fetch(`${ctx.freight.url}${path}`, {
+    headers: { Authorization: `Bearer ${await tokenFor(user)}` },
+  });
   return { status: res.status, body: (await res.json()) as Record<string, any> };
 }
 
@@ -90,7 +86,11 @@ describe('the uploads API', () => {
 
   test("another user's upload, an unknown id and a malformed one are all 404", async () => {
     const id = await createTus(uniqueUser('owner'), 10, 'x');
-    for (const path of [`/api/uploads/${id}`, '/api/uploads/6f1d2c1e-0000-4000-8000-000000000000', '/api/uploads/zzz']) {
+    for (const path of [
+      `/api/uploads/${id}`,
+      '/api/uploads/6f1d2c1e-0000-4000-8000-000000000000',
+      '/api/uploads/zzz',
+    ]) {
       const { status, body } = await get(uniqueUser('stranger'), path);
       expect(status, path).toBe(404);
       expect(body).toEqual({ error: 'ERR_UPLOAD_NOT_FOUND', message: 'upload not found' });
@@ -143,7 +143,11 @@ describe('the uploads API', () => {
     expect(await res.json()).toMatchObject({ error: 'ERR_UNAUTHORIZED' });
     const preflight = await fetch(`${ctx.freight.url}/api/uploads`, {
       method: 'OPTIONS',
-      headers: { Origin: 'https://app.example.com', 'Access-Control-Request-Method': 'GET', 'Access-Control-Request-Headers': 'authorization' },
+      headers: {
+        Origin: 'https://app.example.com',
+        'Access-Control-Request-Method': 'GET',
+        'Access-Control-Request-Headers': 'authorization',
+      },
     });
     expect(preflight.status).toBe(204);
     expect(preflight.headers.get('access-control-allow-headers')).toMatch(/Authorization/i);

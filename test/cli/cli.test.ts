@@ -6,7 +6,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
-import { JWT_SECRET, randomData, startFreight, testSql, tokenFor, uniqueUser, type RunningFreight } from '../helpers/harness.js';
+import {
+  JWT_SECRET,
+  randomData,
+  startFreight,
+  testSql,
+  tokenFor,
+  uniqueUser,
+  type RunningFreight,
+} from '../helpers/harness.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
 const CLI = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
@@ -47,23 +55,36 @@ describe('help and mistakes', () => {
   });
 
   test.each(COMMANDS)('freight %s: --help, -h and "freight help <command>" print its usage', (name) => {
-    for (const args of [[name, '--help'], [name, '-h'], ['help', name]]) {
+    for (const args of [
+      [name, '--help'],
+      [name, '-h'],
+      ['help', name],
+    ]) {
       const result = freight(args);
       expect(result.status, args.join(' ')).toBe(0);
       expect(result.stdout).toMatch(new RegExp(`^Usage: freight ${name}`));
     }
   });
 
-  test.each(COMMANDS)('freight %s with a bad variable: the server\'s one line, exit code 1', (name) => {
+  test.each(COMMANDS)("freight %s with a bad variable: the server's one line, exit code 1", (name) => {
     const args = name === 'token' ? [name, 'alice'] : [name];
     const result = freight(args, { PORT: 'http' });
     expect(result.status).toBe(1);
-    expect(result.stderr.trim().split('\n')).toEqual(['freight: invalid configuration: PORT must be an integer from 0 to 65535, got "http"']);
+    expect(result.stderr.trim().split('\n')).toEqual([
+      'freight: invalid configuration: PORT must be an integer from 0 to 65535, got "http"',
+    ]);
     expect(result.stdout).toBe('');
   });
 
   test('an unknown option or a stray argument: exit code 2 and a pointer to --help', () => {
-    for (const args of [['uploads', '--colour'], ['migrate', 'now'], ['token'], ['token', 'a', 'b'], ['uploads', '--limit', '0'], ['uploads', '--status', 'done']]) {
+    for (const args of [
+      ['uploads', '--colour'],
+      ['migrate', 'now'],
+      ['token'],
+      ['token', 'a', 'b'],
+      ['uploads', '--limit', '0'],
+      ['uploads', '--status', 'done'],
+    ]) {
       const result = freight(args, onPostgres());
       expect(result.status, args.join(' ')).toBe(2);
       expect(result.stderr).toMatch(new RegExp(`^freight ${args[0]}: .*\\(see freight ${args[0]} --help\\)\\n$`));
@@ -135,7 +156,11 @@ describe('freight uploads', () => {
     const create = async (name: string, length: number) => {
       const res = await fetch(`${server.url}/files/`, {
         method: 'POST',
-        headers: { ...auth, 'Upload-Length': String(length), 'Upload-Metadata': `filename ${Buffer.from(name).toString('base64')}` },
+        headers: {
+          ...auth,
+          'Upload-Length': String(length),
+          'Upload-Metadata': `filename ${Buffer.from(name).toString('base64')}`,
+        },
       });
       return res.headers.get('location')!;
     };
@@ -151,22 +176,35 @@ describe('freight uploads', () => {
     // someone else's, which a --user filter leaves out
     await fetch(`${server.url}/files/`, {
       method: 'POST',
-      headers: { Authorization: `Bearer ${await tokenFor(uniqueUser('other'))}`, 'Tus-Resumable': '1.0.0', 'Upload-Length': '5' },
+      headers: {
+        Authorization: `Bearer ${await tokenFor(uniqueUser('other'))}`,
+        'Tus-Resumable': '1.0.0',
+        'Upload-Length': '5',
+      },
     });
   });
   afterAll(() => server?.close());
 
-  test('lists a user\'s uploads, newest first, as JSON and as a table, filtered by status and limited', () => {
+  test("lists a user's uploads, newest first, as JSON and as a table, filtered by status and limited", () => {
     const listed = freight(['uploads', '--user', user, '--json'], onPostgres());
     expect(listed.status, listed.stderr).toBe(0);
-    const uploads = JSON.parse(listed.stdout) as Array<{ id: string; status: string; userId: string; filename: string }>;
+    const uploads = JSON.parse(listed.stdout) as Array<{
+      id: string;
+      status: string;
+      userId: string;
+      filename: string;
+    }>;
     expect(uploads.map((upload) => upload.id)).toEqual([ids.done, ids.open]);
     expect(uploads.map((upload) => upload.status)).toEqual(['completed', 'pending']);
     expect(uploads[1]!.filename).toBe('still\r\ngoing.bin');
 
-    const completed = JSON.parse(freight(['uploads', '--user', user, '--status', 'completed', '--json'], onPostgres()).stdout);
+    const completed = JSON.parse(
+      freight(['uploads', '--user', user, '--status', 'completed', '--json'], onPostgres()).stdout,
+    );
     expect(completed.map((upload: { id: string }) => upload.id)).toEqual([ids.done]);
-    expect(JSON.parse(freight(['uploads', '--user', user, '--limit', '1', '--json'], onPostgres()).stdout)).toHaveLength(1);
+    expect(
+      JSON.parse(freight(['uploads', '--user', user, '--limit', '1', '--json'], onPostgres()).stdout),
+    ).toHaveLength(1);
 
     const table = freight(['uploads', '--user', user], onPostgres());
     const lines = table.stdout.trimEnd().split('\n');
@@ -180,7 +218,13 @@ describe('freight uploads', () => {
   test('shows one upload with its parts; an unknown id is an error', () => {
     const shown = freight(['uploads', ids.done, '--json'], onPostgres());
     expect(shown.status, shown.stderr).toBe(0);
-    expect(JSON.parse(shown.stdout)).toMatchObject({ id: ids.done, userId: user, status: 'completed', totalSize: 10, parts: [] });
+    expect(JSON.parse(shown.stdout)).toMatchObject({
+      id: ids.done,
+      userId: user,
+      status: 'completed',
+      totalSize: 10,
+      parts: [],
+    });
     const text = freight(['uploads', ids.open], onPostgres());
     expect(text.stdout).toMatch(/^status:\s+pending$/m);
     expect(text.stdout).toMatch(/^userId:\s+cli-/m);
@@ -193,7 +237,10 @@ describe('freight uploads', () => {
 
 describe('freight serve and freight cleanup', () => {
   test('serve answers /healthz and /metrics, and stops cleanly on SIGTERM', async () => {
-    const child = spawn(process.execPath, [CLI, 'serve'], { env: envOf({ ...onPostgres(), PORT: '0' }), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, 'serve'], {
+      env: envOf({ ...onPostgres(), PORT: '0' }),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
     try {
       const url = await new Promise<string>((resolve, reject) => {

@@ -57,8 +57,14 @@ describe('resume state', () => {
 
 describe('endpoints', () => {
   test("Freight's base URL gets /files/ for tus; a URL with a path is a tus server's creation URL as given", () => {
-    expect(endpoints(new URL('http://h:1080'))).toEqual({ server: 'http://h:1080', tusEndpoint: 'http://h:1080/files/' });
-    expect(endpoints(new URL('https://tusd.example/files/'))).toEqual({ server: 'https://tusd.example/files', tusEndpoint: 'https://tusd.example/files/' });
+    expect(endpoints(new URL('http://h:1080'))).toEqual({
+      server: 'http://h:1080',
+      tusEndpoint: 'http://h:1080/files/',
+    });
+    expect(endpoints(new URL('https://tusd.example/files/'))).toEqual({
+      server: 'https://tusd.example/files',
+      tusEndpoint: 'https://tusd.example/files/',
+    });
   });
 });
 
@@ -69,10 +75,14 @@ describe('progress lines', () => {
     file.update(0, 1_000);
     file.update(50 * 1024 * 1024, 6_000);
     expect(progressLine(file, false, 6_000)).toBe('big.iso   50%  50 MiB / 100 MiB  10 MiB/s  ETA 00:05');
-    expect(progressLine(file, true, 6_000)).toBe('big.iso  [############------------]  50%  50 MiB / 100 MiB  10 MiB/s  ETA 00:05');
+    expect(progressLine(file, true, 6_000)).toBe(
+      'big.iso  [############------------]  50%  50 MiB / 100 MiB  10 MiB/s  ETA 00:05',
+    );
     file.state = 'interrupted';
     file.note = 'run the same command again to resume';
-    expect(progressLine(file, false, 6_000)).toBe('big.iso   50%  50 MiB / 100 MiB  interrupted: run the same command again to resume');
+    expect(progressLine(file, false, 6_000)).toBe(
+      'big.iso   50%  50 MiB / 100 MiB  interrupted: run the same command again to resume',
+    );
   });
 
   test('durations', () => {

@@ -97,7 +97,17 @@ describe('freight upload over tus', () => {
     try {
       const user = uniqueUser('cli-tus');
       const { file, data } = await localFile('tus.bin', 48 * MiB + 7);
-      const args = ['upload', file, '--endpoint', proxy.url, '--token', await tokenFor(user), '--chunk-size', '4MiB', '--json'];
+      const args = [
+        'upload',
+        file,
+        '--endpoint',
+        proxy.url,
+        '--token',
+        await tokenFor(user),
+        '--chunk-size',
+        '4MiB',
+        '--json',
+      ];
       const offset = async () => Number((await uploadRows(user))[0]?.bytes_received ?? 0);
 
       const first = cli(args);
@@ -137,13 +147,26 @@ describe('freight upload over tus', () => {
       const user = uniqueUser('cli-outage');
       const { file, data } = await localFile('outage.bin', 40 * MiB);
       const offset = async () => Number((await uploadRows(user))[0]?.bytes_received ?? 0);
-      const run = cli(['upload', file, '--endpoint', proxy.url, '--token', await tokenFor(user), '--chunk-size', '4MiB', '--json']);
+      const run = cli([
+        'upload',
+        file,
+        '--endpoint',
+        proxy.url,
+        '--token',
+        await tokenFor(user),
+        '--chunk-size',
+        '4MiB',
+        '--json',
+      ]);
       await whenStored(run, offset, 12 * MiB);
       await proxy.down();
       await new Promise((resolve) => setTimeout(resolve, 1_500));
       await proxy.up();
       expect(await run.exited, run.stderr()).toBe(0);
-      expect(JSON.parse(run.stdout()) as JsonResult).toMatchObject({ ok: true, files: [{ status: 'completed', resumedFrom: 0 }] });
+      expect(JSON.parse(run.stdout()) as JsonResult).toMatchObject({
+        ok: true,
+        files: [{ status: 'completed', resumedFrom: 0 }],
+      });
       const rows = await uploadRows(user);
       expect(rows).toHaveLength(1);
       expect(await sha256OfObject(ctx.s3, ctx.bucket.bucket, rows[0]!.storage_key)).toBe(sha256(data));
@@ -182,7 +205,20 @@ describe('freight upload --direct', () => {
   test('Ctrl-C, then kill -9, then the same command: stored parts are kept, the object is byte-identical, one upload', async () => {
     const user = uniqueUser('cli-direct');
     const { file, data } = await localFile('direct.bin', 96 * MiB + 5);
-    const args = ['upload', file, '--direct', '--endpoint', freight.url, '--token', await tokenFor(user), '--chunk-size', '5MiB', '--parallel', '2', '--json'];
+    const args = [
+      'upload',
+      file,
+      '--direct',
+      '--endpoint',
+      freight.url,
+      '--token',
+      await tokenFor(user),
+      '--chunk-size',
+      '5MiB',
+      '--parallel',
+      '2',
+      '--json',
+    ];
     const storedParts = async () => {
       const [row] = await uploadRows(user);
       if (!row?.s3_upload_id) return 0;
@@ -233,7 +269,10 @@ describe('what a mistake looks like', () => {
     const nowhere = `http://127.0.0.1:${await freePort()}`;
     for (const [endpoint, expected] of [
       [nowhere, /^freight upload: cannot reach http:\/\/127\.0\.0\.1:\d+\/files\/: .*ECONNREFUSED/],
-      [`${ctx.freight.url}/nothing/here/`, /^freight upload: .*\/nothing\/here\/ is not a tus endpoint \(OPTIONS answered 404/],
+      [
+        `${ctx.freight.url}/nothing/here/`,
+        /^freight upload: .*\/nothing\/here\/ is not a tus endpoint \(OPTIONS answered 404/,
+      ],
     ] as const) {
       const run = cli(['upload', file, '--endpoint', endpoint]);
       expect(await run.exited).toBe(1);
@@ -243,7 +282,9 @@ describe('what a mistake looks like', () => {
     }
     const direct = cli(['upload', file, '--direct', '--endpoint', nowhere]);
     expect(await direct.exited).toBe(1);
-    expect(direct.stderr().trim()).toMatch(/^freight upload: cannot reach http:\/\/127\.0\.0\.1:\d+\/healthz: connect ECONNREFUSED/);
+    expect(direct.stderr().trim()).toMatch(
+      /^freight upload: cannot reach http:\/\/127\.0\.0\.1:\d+\/healthz: connect ECONNREFUSED/,
+    );
   });
 
   test('usage mistakes: exit 2 with the usage', async () => {

@@ -104,7 +104,12 @@ describe('configuration from the environment', () => {
       uploadExpiryMs: 7 * 86_400_000,
       presignExpiresMs: 5 * 60_000,
       janitorIntervalMs: 3_600_000,
-      webhooks: { url: 'https://hooks.example.com/freight/', secret: 'w'.repeat(32), timeoutMs: 3_000, preCreate: true },
+      webhooks: {
+        url: 'https://hooks.example.com/freight/',
+        secret: 'w'.repeat(32),
+        timeoutMs: 3_000,
+        preCreate: true,
+      },
       logLevel: 'warn',
     });
   });
@@ -149,10 +154,16 @@ describe('configuration from the environment', () => {
     [{ WEBHOOK_URL: 'not a url', WEBHOOK_SECRET: 'w'.repeat(32) }, 'WEBHOOK_URL'],
     [{ WEBHOOK_URL: 'https://hooks.example.com' }, 'WEBHOOK_SECRET'],
     [{ WEBHOOK_URL: 'https://hooks.example.com', WEBHOOK_SECRET: 'too short' }, 'WEBHOOK_SECRET'],
-    [{ WEBHOOK_URL: 'https://hooks.example.com', WEBHOOK_SECRET: 'w'.repeat(32), WEBHOOK_TIMEOUT: '500ms' }, 'WEBHOOK_TIMEOUT'],
+    [
+      { WEBHOOK_URL: 'https://hooks.example.com', WEBHOOK_SECRET: 'w'.repeat(32), WEBHOOK_TIMEOUT: '500ms' },
+      'WEBHOOK_TIMEOUT',
+    ],
     [{ WEBHOOK_TIMEOUT: 'soon' }, 'WEBHOOK_TIMEOUT'],
     [{ WEBHOOK_PRE_CREATE: 'true' }, 'WEBHOOK_PRE_CREATE'],
-    [{ WEBHOOK_URL: 'https://hooks.example.com', WEBHOOK_SECRET: 'w'.repeat(32), WEBHOOK_PRE_CREATE: 'maybe' }, 'WEBHOOK_PRE_CREATE'],
+    [
+      { WEBHOOK_URL: 'https://hooks.example.com', WEBHOOK_SECRET: 'w'.repeat(32), WEBHOOK_PRE_CREATE: 'maybe' },
+      'WEBHOOK_PRE_CREATE',
+    ],
   ])('%o is refused, naming %s', (env, variable) => {
     let error: unknown;
     try {
@@ -173,16 +184,27 @@ describe('configuration from the environment', () => {
       endpoint: 'http://minio:9000',
       publicEndpoint: 'http://localhost:9000',
     });
-    expect(() => loadConfig({ ...env, S3_PUBLIC_ENDPOINT: 'localhost:9000' })).toThrow(/^S3_PUBLIC_ENDPOINT must be an http\(s\) URL/);
-    expect(() => loadConfig({ ...env, S3_ENDPOINT: undefined, S3_ACCELERATE: 'true', S3_PUBLIC_ENDPOINT: 'https://cdn.example.com' })).toThrow(
-      /^S3_PUBLIC_ENDPOINT cannot be combined with S3_ACCELERATE/,
+    expect(() => loadConfig({ ...env, S3_PUBLIC_ENDPOINT: 'localhost:9000' })).toThrow(
+      /^S3_PUBLIC_ENDPOINT must be an http\(s\) URL/,
     );
+    expect(() =>
+      loadConfig({
+        ...env,
+        S3_ENDPOINT: undefined,
+        S3_ACCELERATE: 'true',
+        S3_PUBLIC_ENDPOINT: 'https://cdn.example.com',
+      }),
+    ).toThrow(/^S3_PUBLIC_ENDPOINT cannot be combined with S3_ACCELERATE/);
   });
 
   test('METRICS_TOKEN protects GET /metrics when set; a short one is refused', () => {
     expect(loadConfig({ AUTH_JWT_SECRET: SECRET }).metricsToken).toBeUndefined();
-    expect(loadConfig({ AUTH_JWT_SECRET: SECRET, METRICS_TOKEN: 'scrape-0123456789abcdef' }).metricsToken).toBe('scrape-0123456789abcdef');
-    expect(() => loadConfig({ AUTH_JWT_SECRET: SECRET, METRICS_TOKEN: 'short' })).toThrow(/^METRICS_TOKEN must be at least 16/);
+    expect(loadConfig({ AUTH_JWT_SECRET: SECRET, METRICS_TOKEN: 'scrape-0123456789abcdef' }).metricsToken).toBe(
+      'scrape-0123456789abcdef',
+    );
+    expect(() => loadConfig({ AUTH_JWT_SECRET: SECRET, METRICS_TOKEN: 'short' })).toThrow(
+      /^METRICS_TOKEN must be at least 16/,
+    );
   });
 
   test('USER_MAX_OPEN_UPLOADS=0 turns the limit off', () => {
@@ -198,7 +220,8 @@ describe('configuration from the environment', () => {
   test('webhooks: off without WEBHOOK_URL; with it, a 10 s timeout and no pre-create check by default', () => {
     expect(loadConfig({ AUTH_JWT_SECRET: SECRET, WEBHOOK_SECRET: 'w'.repeat(32) }).webhooks).toBeUndefined();
     expect(
-      loadConfig({ AUTH_JWT_SECRET: SECRET, WEBHOOK_URL: 'http://127.0.0.1:9000/hook', WEBHOOK_SECRET: 'w'.repeat(32) }).webhooks,
+      loadConfig({ AUTH_JWT_SECRET: SECRET, WEBHOOK_URL: 'http://127.0.0.1:9000/hook', WEBHOOK_SECRET: 'w'.repeat(32) })
+        .webhooks,
     ).toEqual({ url: 'http://127.0.0.1:9000/hook', secret: 'w'.repeat(32), timeoutMs: 10_000, preCreate: false });
   });
 
@@ -222,7 +245,10 @@ describe('configuration from the environment', () => {
     });
 
     test('neither set on the embedded defaults on loopback: a development secret under DATA_DIR', () => {
-      expect(loadConfig({ DATA_DIR: '/tmp/f' }).auth).toEqual({ mode: 'dev-secret', secretFile: '/tmp/f/dev-jwt-secret' });
+      expect(loadConfig({ DATA_DIR: '/tmp/f' }).auth).toEqual({
+        mode: 'dev-secret',
+        secretFile: '/tmp/f/dev-jwt-secret',
+      });
     });
   });
 });

@@ -58,7 +58,11 @@ describe('the documentation', () => {
 
   test('every error code is in the README with its status', () => {
     const rows = section('## Errors').filter((line) => line.startsWith('| `ERR_'));
-    const documented = new Map(rows.map((row) => row.split('|').map((cell) => cell.trim())).map((cells) => [cells[1]!.replaceAll('`', ''), cells[2]!]));
+    const documented = new Map(
+      rows
+        .map((row) => row.split('|').map((cell) => cell.trim()))
+        .map((cells) => [cells[1]!.replaceAll('`', ''), cells[2]!]),
+    );
     for (const [code, status] of Object.entries(ERROR_CODES)) {
       expect(documented.has(code), `README's Errors table has no row for ${code}`).toBe(true);
       // ERR_UPLOAD_REJECTED carries the status the pre-create webhook chose: documented as 4xx.

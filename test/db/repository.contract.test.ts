@@ -65,7 +65,9 @@ describe.each([
   test('only one concurrent claim on an upload holds until it is released or runs out', async () => {
     const row = await repo.insertUpload(newUpload('owner-4'));
     const until = new Date(Date.now() + 60_000);
-    const claims = await Promise.all(Array.from({ length: 5 }, () => repo.lockForCompletion(row.id, ['pending'], until)));
+    const claims = await Promise.all(
+      Array.from({ length: 5 }, () => repo.lockForCompletion(row.id, ['pending'], until)),
+    );
     expect(claims.filter(Boolean)).toHaveLength(1);
     await repo.unlockCompletion(row.id);
     expect(await repo.lockForCompletion(row.id, ['pending'], new Date(Date.now() - 1))).toBeDefined();
@@ -77,20 +79,28 @@ describe.each([
   test('an upload is inserted only while its user has fewer open uploads than the limit, even when racing', async () => {
     const user = `limited-${randomUUID()}`;
     const now = new Date();
-    const racing = await Promise.all(Array.from({ length: 12 }, () => repo.insertUploadWithinLimit(newUpload(user), 3, now)));
+    const racing = await Promise.all(
+      Array.from({ length: 12 }, () => repo.insertUploadWithinLimit(newUpload(user), 3, now)),
+    );
     expect(racing.filter((result) => 'created' in result)).toHaveLength(3);
     expect(racing.filter((result) => 'open' in result)).toEqual(Array.from({ length: 9 }, () => ({ open: 3 })));
 
     // Finished uploads and open ones past their expiry do not count; other users are not limited by this one.
     const [first] = await repo.listOwnedUploads(user, { limit: 1 });
     await repo.transition(first!.id, ['pending'], { status: 'completed' });
-    const expiring = await repo.insertUploadWithinLimit(newUpload(user, { expiresAt: new Date(now.getTime() + 1000) }), 3, now);
+    const expiring = await repo.insertUploadWithinLimit(
+      newUpload(user, { expiresAt: new Date(now.getTime() + 1000) }),
+      3,
+      now,
+    );
     expect(expiring).toEqual({ created: expect.objectContaining({ userId: user }) });
     expect(await repo.insertUploadWithinLimit(newUpload(user), 3, now)).toEqual({ open: 3 });
     expect(await repo.insertUploadWithinLimit(newUpload(user), 3, new Date(now.getTime() + 2000))).toEqual({
       created: expect.objectContaining({ userId: user }),
     });
-    expect(await repo.insertUploadWithinLimit(newUpload(`${user}-other`), 3, now)).toEqual({ created: expect.any(Object) });
+    expect(await repo.insertUploadWithinLimit(newUpload(`${user}-other`), 3, now)).toEqual({
+      created: expect.any(Object),
+    });
   });
 
   test('expiry: open uploads past it, unless a request holds one to complete it; a dry listing changes nothing', async () => {
@@ -99,7 +109,9 @@ describe.each([
     const now = new Date('2000-06-01T00:00:00Z');
     const user = `expiry-${randomUUID()}`;
     const stale = await repo.insertUpload(newUpload(user, { expiresAt, status: 'uploading' }));
-    const completing = await repo.insertUpload(newUpload(user, { expiresAt, lockedUntil: new Date('2000-12-01T00:00:00Z') }));
+    const completing = await repo.insertUpload(
+      newUpload(user, { expiresAt, lockedUntil: new Date('2000-12-01T00:00:00Z') }),
+    );
     const done = await repo.insertUpload(newUpload(user, { expiresAt, status: 'completed' }));
     const direct = await repo.insertUpload(newUpload(user, { expiresAt, protocol: 'direct' }));
 
@@ -121,7 +133,12 @@ describe.each([
 
   test('part rows are upserted (in batches) and listed in order', async () => {
     const row = await repo.insertUpload(newUpload('owner-5', { protocol: 'direct' }));
-    const planned = Array.from({ length: 2500 }, (_, i) => ({ partNumber: 2500 - i, size: 5, etag: null, status: 'pending' as const }));
+    const planned = Array.from({ length: 2500 }, (_, i) => ({
+      partNumber: 2500 - i,
+      size: 5,
+      etag: null,
+      status: 'pending' as const,
+    }));
     await repo.upsertParts(row.id, planned);
     await repo.upsertParts(row.id, [{ partNumber: 7, size: 5, etag: '"abc"', status: 'stored' }]);
     const parts = await repo.listParts(row.id);
@@ -154,8 +171,12 @@ describe.each([
     expect(new Set(seen)).toEqual(new Set(ids));
     const all = await repo.listOwnedUploads(user, { limit: 10 });
     expect(all.map((row) => row.id)).toEqual(seen);
-    expect(all.map((row) => row.createdAt.getTime())).toEqual([...all.map((row) => row.createdAt.getTime())].sort((a, b) => b - a));
-    expect((await repo.listOwnedUploads(user, { limit: 10, status: 'completed' })).map((row) => row.id)).toEqual([ids[4]]);
+    expect(all.map((row) => row.createdAt.getTime())).toEqual(
+      [...all.map((row) => row.createdAt.getTime())].sort((a, b) => b - a),
+    );
+    expect((await repo.listOwnedUploads(user, { limit: 10, status: 'completed' })).map((row) => row.id)).toEqual([
+      ids[4],
+    ]);
   });
 
   describe('webhook events, written in the statement that makes the change', () => {
@@ -164,17 +185,24 @@ describe.each([
       reporting = new UploadRepository(database.db, { webhookEvents: true });
     });
     const eventsOf = async (id: string) =>
-      (await database.db.select().from(webhookOutbox).where(eq(webhookOutbox.uploadId, id)).orderBy(webhookOutbox.id)).map((row) => row.event);
+      (
+        await database.db.select().from(webhookOutbox).where(eq(webhookOutbox.uploadId, id)).orderBy(webhookOutbox.id)
+      ).map((row) => row.event);
 
     test('one per status change: created, failed (once, however often it fails again), completed; none for progress or a change that did not happen', async () => {
       const row = await reporting.insertUpload(newUpload('events-1'));
       await reporting.recordProgress(row.id, 10);
       await reporting.transition(row.id, ['pending', 'uploading', 'failed'], { status: 'failed', error: 'S3 down' });
-      const again = await reporting.transition(row.id, ['pending', 'uploading', 'failed'], { status: 'failed', error: 'S3 still down' });
+      const again = await reporting.transition(row.id, ['pending', 'uploading', 'failed'], {
+        status: 'failed',
+        error: 'S3 still down',
+      });
       expect(again).toMatchObject({ status: 'failed', error: 'S3 still down' });
       await reporting.transition(row.id, ['pending', 'uploading', 'failed'], { status: 'uploading' });
       await reporting.transition(row.id, ['pending', 'uploading', 'failed'], { status: 'completed' });
-      expect(await reporting.transition(row.id, ['pending', 'uploading', 'failed'], { status: 'aborted' })).toBeUndefined();
+      expect(
+        await reporting.transition(row.id, ['pending', 'uploading', 'failed'], { status: 'aborted' }),
+      ).toBeUndefined();
       expect(await eventsOf(row.id)).toEqual(['upload.created', 'upload.failed', 'upload.completed']);
     });
 
@@ -192,7 +220,9 @@ describe.each([
       ]);
       const limited = await reporting.insertUploadWithinLimit(newUpload(`events-${randomUUID()}`), 5, new Date());
       expect('created' in limited && (await eventsOf(limited.created.id))).toEqual(['upload.created']);
-      const stale = await reporting.insertUpload(newUpload('events-3', { expiresAt: new Date('2001-01-01T00:00:00Z') }));
+      const stale = await reporting.insertUpload(
+        newUpload('events-3', { expiresAt: new Date('2001-01-01T00:00:00Z') }),
+      );
       await reporting.expireOpenUploads('tus', new Date('2001-06-01T00:00:00Z'));
       expect(await eventsOf(stale.id)).toEqual(['upload.created', 'upload.expired']);
     });
@@ -200,10 +230,22 @@ describe.each([
     test('an event keeps the upload as the change left it', async () => {
       const row = await reporting.insertUpload(newUpload('events-4', { metadata: { filename: 'f.bin', empty: null } }));
       await reporting.upsertParts(row.id, [{ partNumber: 1, size: 100, etag: '"e"', status: 'stored' }]);
-      const completed = await reporting.transition(row.id, ['pending'], { status: 'completed', completedAt: new Date(), bytesReceived: 100 });
-      const [event] = await database.db.select().from(webhookOutbox).where(eq(webhookOutbox.uploadId, row.id)).orderBy(webhookOutbox.id).offset(1);
+      const completed = await reporting.transition(row.id, ['pending'], {
+        status: 'completed',
+        completedAt: new Date(),
+        bytesReceived: 100,
+      });
+      const [event] = await database.db
+        .select()
+        .from(webhookOutbox)
+        .where(eq(webhookOutbox.uploadId, row.id))
+        .orderBy(webhookOutbox.id)
+        .offset(1);
       expect(event?.event).toBe('upload.completed');
-      expect(uploadOfSnapshot(event!.payload)).toEqual({ upload: { ...completed, staging: null, hashState: null }, partsCount: 1 });
+      expect(uploadOfSnapshot(event!.payload)).toEqual({
+        upload: { ...completed, staging: null, hashState: null },
+        partsCount: 1,
+      });
     });
 
     test('an undone creation takes its undelivered event along; a delivered one is followed by upload.aborted', async () => {
@@ -212,10 +254,17 @@ describe.each([
       expect(await eventsOf(unsent.id)).toEqual([]);
 
       const sent = await reporting.insertUpload(newUpload('events-5'));
-      await database.db.update(webhookOutbox).set({ deliveredAt: new Date() }).where(eq(webhookOutbox.uploadId, sent.id));
+      await database.db
+        .update(webhookOutbox)
+        .set({ deliveredAt: new Date() })
+        .where(eq(webhookOutbox.uploadId, sent.id));
       await reporting.deleteUnusedUpload(sent.id);
       expect(await reporting.findUpload(sent.id)).toBeUndefined();
-      const events = await database.db.select().from(webhookOutbox).where(eq(webhookOutbox.uploadId, sent.id)).orderBy(webhookOutbox.id);
+      const events = await database.db
+        .select()
+        .from(webhookOutbox)
+        .where(eq(webhookOutbox.uploadId, sent.id))
+        .orderBy(webhookOutbox.id);
       expect(events.map((event) => event.event)).toEqual(['upload.created', 'upload.aborted']);
       expect(uploadOfSnapshot(events[1]!.payload).upload).toMatchObject({ id: sent.id, status: 'aborted' });
     });

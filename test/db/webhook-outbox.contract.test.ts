@@ -36,16 +36,26 @@ describe.each([
 
   const write = async (count: number) => {
     await database.db.execute(sql`delete from ${webhookOutbox}`);
-    const rows = Array.from({ length: count }, () => ({ event: 'upload.created' as const, uploadId: randomUUID(), payload: {} }));
+    const rows = Array.from({ length: count }, () => ({
+      event: 'upload.created' as const,
+      uploadId: randomUUID(),
+      payload: {},
+    }));
     return (await database.db.insert(webhookOutbox).values(rows).returning()).map((row) => row.id);
   };
 
   test('a claim counts the attempt and holds the event for the lease; concurrent claims never share one', async () => {
     const ids = await write(10);
-    const claims = await Promise.all([outbox.claimDue(4, 60_000), outbox.claimDue(4, 60_000), outbox.claimDue(4, 60_000)]);
+    const claims = await Promise.all([
+      outbox.claimDue(4, 60_000),
+      outbox.claimDue(4, 60_000),
+      outbox.claimDue(4, 60_000),
+    ]);
     const claimed = claims.flat().map((row) => row.id);
     expect(claimed.sort((a, b) => a - b)).toEqual(ids);
-    expect(claims.flat().every((row) => row.attempts === 1 && row.nextAttemptAt.getTime() > Date.now() + 50_000)).toBe(true);
+    expect(claims.flat().every((row) => row.attempts === 1 && row.nextAttemptAt.getTime() > Date.now() + 50_000)).toBe(
+      true,
+    );
     expect(await outbox.claimDue(10, 60_000)).toEqual([]);
   });
 
@@ -60,7 +70,9 @@ describe.each([
     await outbox.retryLater(retried!, 60_000, 'still 500');
     expect(await outbox.claimDue(10, 60_000)).toEqual([]);
 
-    const rows = await database.db.execute(sql`select id::int as id, delivered_at is not null as delivered, next_attempt_at = 'infinity' as never, last_error from ${webhookOutbox} order by id`);
+    const rows = await database.db.execute(
+      sql`select id::int as id, delivered_at is not null as delivered, next_attempt_at = 'infinity' as never, last_error from ${webhookOutbox} order by id`,
+    );
     const list = Array.isArray(rows) ? rows : (rows as { rows: unknown[] }).rows;
     expect(list).toEqual([
       { id: retried, delivered: false, never: false, last_error: 'still 500' },
@@ -71,7 +83,9 @@ describe.each([
 
   test('pruning counts (dry run) or deletes delivered events older than the cut-off, and nothing else', async () => {
     const [old, recent, undelivered] = await write(3);
-    await database.db.execute(sql`update ${webhookOutbox} set delivered_at = now() - interval '8 days' where id = ${old}`);
+    await database.db.execute(
+      sql`update ${webhookOutbox} set delivered_at = now() - interval '8 days' where id = ${old}`,
+    );
     await outbox.markDelivered(recent!);
     const cutOff = new Date(Date.now() - 7 * 86_400_000);
     expect(await outbox.pruneDelivered(cutOff, true)).toBe(1);

@@ -22,7 +22,10 @@ const ctx = freightOnS3('freight-companion');
 async function companion(user: string, method: string, path: string, body?: unknown) {
   const res = await fetch(`${ctx.freight.url}/s3${path}`, {
     method,
-    headers: { Authorization: `Bearer ${await tokenFor(user)}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    headers: {
+      Authorization: `Bearer ${await tokenFor(user)}`,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   return { status: res.status, body: (await res.json()) as any };
@@ -56,15 +59,17 @@ describe('Uppy Companion S3 multipart routes', () => {
       etags.push(put.headers.get('etag')!);
     }
 
-    const batch = await companion(user, 'GET', `/multipart/${encodeURIComponent(uploadId)}/batch${query}&partNumbers=1,2`);
+    const batch = await companion(
+      user,
+      'GET',
+      `/multipart/${encodeURIComponent(uploadId)}/batch${query}&partNumbers=1,2`,
+    );
     expect(batch.status).toBe(200);
     expect(Object.keys(batch.body.presignedUrls)).toEqual(['1', '2']);
 
     const listed = await companion(user, 'GET', `/multipart/${encodeURIComponent(uploadId)}${query}`);
     expect(listed.status).toBe(200);
-    expect(listed.body).toEqual(
-      chunks.map((chunk, i) => ({ PartNumber: i + 1, Size: chunk.length, ETag: etags[i] })),
-    );
+    expect(listed.body).toEqual(chunks.map((chunk, i) => ({ PartNumber: i + 1, Size: chunk.length, ETag: etags[i] })));
 
     const completed = await companion(user, 'POST', `/multipart/${encodeURIComponent(uploadId)}/complete${query}`, {
       parts: etags.map((ETag, i) => ({ PartNumber: i + 1, ETag })),
@@ -73,7 +78,13 @@ describe('Uppy Companion S3 multipart routes', () => {
     expect(completed.body).toEqual({ location: expect.stringContaining(key), key, bucket: ctx.bucket.bucket });
     expect(await sha256OfObject(ctx.s3, ctx.bucket.bucket, key)).toBe(sha256(data));
     const [row] = await ctx.sql`select * from file_uploads where s3_upload_id = ${uploadId}`;
-    expect(row).toMatchObject({ protocol: 'direct', status: 'completed', user_id: user, filename: 'holiday.mov', mime_type: 'video/quicktime' });
+    expect(row).toMatchObject({
+      protocol: 'direct',
+      status: 'completed',
+      user_id: user,
+      filename: 'holiday.mov',
+      mime_type: 'video/quicktime',
+    });
     expect(Number(row!.total_size)).toBe(data.length);
   });
 
@@ -101,7 +112,10 @@ describe('Uppy Companion S3 multipart routes', () => {
       ['DELETE', `/multipart/${longId}${query}`, undefined],
     ] as const) {
       const res = await companion(user, method, path, body);
-      expect(res, `${method} ${path.slice(0, 40)}…`).toEqual({ status: 404, body: { error: 'ERR_UPLOAD_NOT_FOUND', message: 'upload not found' } });
+      expect(res, `${method} ${path.slice(0, 40)}…`).toEqual({
+        status: 404,
+        body: { error: 'ERR_UPLOAD_NOT_FOUND', message: 'upload not found' },
+      });
     }
   });
 
@@ -120,8 +134,16 @@ describe('Uppy Companion S3 multipart routes', () => {
       ] as const) {
         const res = await fetch(`${ctx.freight.url}${path}`, {
           method,
-          headers: { Authorization: `Bearer ${token}`, ...(method === 'POST' ? { 'content-type': 'application/json' } : {}) },
-          body: method === 'POST' ? JSON.stringify(path.endsWith('sign') ? { parts: [{ partNumber: 1 }] } : { parts: [{ partNumber: 1, etag: 'x' }] }) : undefined,
+          headers: {
+            Authorization: `Bearer ${token}`,
+            ...(method === 'POST' ? { 'content-type': 'application/json' } : {}),
+          },
+          body:
+            method === 'POST'
+              ? JSON.stringify(
+                  path.endsWith('sign') ? { parts: [{ partNumber: 1 }] } : { parts: [{ partNumber: 1, etag: 'x' }] },
+                )
+              : undefined,
         });
         const label = `${method} ${path.slice(0, 30)}… (${length})`;
         // Up to the router's 1000 characters Freight answers itself; beyond, Fastify's router says 414 URI Too Long.
@@ -138,13 +160,19 @@ describe('Uppy Companion S3 multipart routes', () => {
       const call = async (method: string, path: string, body?: unknown) => {
         const res = await fetch(`${small.url}/s3${path}`, {
           method,
-          headers: { Authorization: `Bearer ${await tokenFor(user)}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+          headers: {
+            Authorization: `Bearer ${await tokenFor(user)}`,
+            ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+          },
           body: body === undefined ? undefined : JSON.stringify(body),
         });
         return { status: res.status, body: (await res.json()) as any };
       };
       // Uppy never says the size: the server learns it only from the parts.
-      const { body: created } = await call('POST', '/multipart', { filename: 'big.bin', type: 'application/octet-stream' });
+      const { body: created } = await call('POST', '/multipart', {
+        filename: 'big.bin',
+        type: 'application/octet-stream',
+      });
       const path = `/multipart/${encodeURIComponent(created.uploadId)}`;
       const query = `?key=${encodeURIComponent(created.key)}`;
       const parts = [];
@@ -161,10 +189,14 @@ describe('Uppy Companion S3 multipart routes', () => {
         error: 'ERR_UPLOAD_TOO_LARGE',
         message: `the parts hold ${10 * MiB} bytes, more than this server's maximum of ${8 * MiB} bytes; the upload was aborted`,
       });
-      await expect(ctx.s3.send(new HeadObjectCommand({ Bucket: ctx.bucket.bucket, Key: created.key }))).rejects.toMatchObject({
+      await expect(
+        ctx.s3.send(new HeadObjectCommand({ Bucket: ctx.bucket.bucket, Key: created.key })),
+      ).rejects.toMatchObject({
         name: 'NotFound',
       });
-      expect((await listMultipartUploads(ctx.s3, ctx.bucket.bucket)).map((u) => u.uploadId)).not.toContain(created.uploadId);
+      expect((await listMultipartUploads(ctx.s3, ctx.bucket.bucket)).map((u) => u.uploadId)).not.toContain(
+        created.uploadId,
+      );
       const [row] = await ctx.sql`select status, error from file_uploads where s3_upload_id = ${created.uploadId}`;
       expect(row).toEqual({ status: 'aborted', error: refused.body.message });
       expect((await call('POST', `${path}/complete${query}`, { parts })).status).toBe(410);

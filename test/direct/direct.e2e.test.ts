@@ -35,14 +35,19 @@ afterAll(() => {
   s3Sends.mockRestore();
 });
 const completeRequestsFor = (key: string) =>
-  s3Sends.mock.calls.filter(([command]) => command instanceof CompleteMultipartUploadCommand && command.input.Key === key).length;
+  s3Sends.mock.calls.filter(
+    ([command]) => command instanceof CompleteMultipartUploadCommand && command.input.Key === key,
+  ).length;
 
 const md5 = (data: Uint8Array) => createHash('md5').update(data).digest('base64');
 
 async function api(user: string, method: string, path: string, body?: unknown) {
   const res = await fetch(`${ctx.freight.url}${path}`, {
     method,
-    headers: { Authorization: `Bearer ${await tokenFor(user)}`, ...(body === undefined ? {} : { 'Content-Type': 'application/json' }) },
+    headers: {
+      Authorization: `Bearer ${await tokenFor(user)}`,
+      ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
+    },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await res.text();
@@ -51,9 +56,20 @@ async function api(user: string, method: string, path: string, body?: unknown) {
 
 /** An upload created through the API, with nothing uploaded yet. */
 async function createUpload(user: string, size: number, extra: Record<string, unknown> = {}) {
-  const created = await api(user, 'POST', '/api/multipart', { filename: 'data.bin', size, partSize: 5 * MiB, ...extra });
+  const created = await api(user, 'POST', '/api/multipart', {
+    filename: 'data.bin',
+    size,
+    partSize: 5 * MiB,
+    ...extra,
+  });
   expect(created.status).toBe(201);
-  return created.body as { id: string; key: string; uploadId: string; partCount: number; parts: Array<{ partNumber: number; url: string; size: number; headers: Record<string, string> }> };
+  return created.body as {
+    id: string;
+    key: string;
+    uploadId: string;
+    partCount: number;
+    parts: Array<{ partNumber: number; url: string; size: number; headers: Record<string, string> }>;
+  };
 }
 
 async function putPart(user: string, id: string, partNumber: number, data: Uint8Array<ArrayBuffer>): Promise<string> {
@@ -92,7 +108,8 @@ describe('direct uploads with the project client', () => {
       filename: 'film.mkv',
       mime_type: 'video/x-matroska',
     });
-    const parts = await ctx.sql`select part_number, size, etag, status from upload_parts where upload_id = ${result.id} order by part_number`;
+    const parts =
+      await ctx.sql`select part_number, size, etag, status from upload_parts where upload_id = ${result.id} order by part_number`;
     expect(parts).toHaveLength(13);
     expect(parts.every((p) => p.status === 'stored' && p.etag)).toBe(true);
     expect(Number(parts[12]!.size)).toBe(4 * MiB + 999);
@@ -101,7 +118,9 @@ describe('direct uploads with the project client', () => {
     const shown = await api(user, 'GET', `/api/uploads/${result.id}/parts`);
     expect(shown.status).toBe(200);
     expect(shown.body.parts).toHaveLength(13);
-    for (const [i, part] of (shown.body.parts as Array<{ partNumber: number; md5: string; etag: string; size: number }>).entries()) {
+    for (const [i, part] of (
+      shown.body.parts as Array<{ partNumber: number; md5: string; etag: string; size: number }>
+    ).entries()) {
       const bytes = data.subarray(i * 5 * MiB, Math.min((i + 1) * 5 * MiB, data.length));
       expect(part).toMatchObject({ partNumber: i + 1, size: bytes.length, md5: md5(bytes), status: 'stored' });
       expect(Buffer.from(part.md5, 'base64').toString('hex')).toBe(part.etag.replace(/"/g, ''));
@@ -122,7 +141,9 @@ describe('direct uploads with the project client', () => {
     const head = await ctx.s3.send(new HeadObjectCommand({ Bucket: ctx.bucket.bucket, Key: result.key }));
     expect(head.ContentType).toBe('application/octet-stream');
     // RFC 6266 / RFC 8187: every byte outside attr-char percent-encoded, ' ( ) * included.
-    expect(head.ContentDisposition).toBe(`attachment; filename="rapport d'_t_ (final)*.html"; filename*=UTF-8''rapport%20d%27%C3%A9t%C3%A9%20%28final%29%2A.html`);
+    expect(head.ContentDisposition).toBe(
+      `attachment; filename="rapport d'_t_ (final)*.html"; filename*=UTF-8''rapport%20d%27%C3%A9t%C3%A9%20%28final%29%2A.html`,
+    );
     expect(await uploadRow(result.id)).toMatchObject({ mime_type: 'text/html', filename });
     const shown = await api(user, 'GET', `/api/uploads/${result.id}`);
     expect(shown.body).toMatchObject({ mimeType: 'text/html', filename });
@@ -234,7 +255,13 @@ describe('a file streamed from disk', () => {
           onProgress: () => ++parts === 2 && controller.abort(),
         }),
       ).rejects.toThrow();
-      const result = await uploadDirect({ endpoint: ctx.freight.url, token, source: await streamingOnly(), filename: 'disk.bin', resume: { id } });
+      const result = await uploadDirect({
+        endpoint: ctx.freight.url,
+        token,
+        source: await streamingOnly(),
+        filename: 'disk.bin',
+        resume: { id },
+      });
       expect(result.uploadedParts).toBe(2);
       expect(await sha256OfObject(ctx.s3, ctx.bucket.bucket, result.key)).toBe(sha256(data));
     } finally {
@@ -289,7 +316,10 @@ describe('completion', () => {
     const etag3 = await putPart(user, id, 3, data.subarray(10 * MiB));
 
     const early = await api(user, 'POST', `/api/multipart/${id}/complete`, {
-      parts: [{ partNumber: 1, etag: etag1 }, { partNumber: 3, etag: etag3 }],
+      parts: [
+        { partNumber: 1, etag: etag1 },
+        { partNumber: 3, etag: etag3 },
+      ],
     });
     expect(early.status).toBe(409);
     expect(early.body.message).toMatch(/missing parts 2/);
@@ -298,7 +328,11 @@ describe('completion', () => {
 
     const etag2 = await putPart(user, id, 2, data.subarray(5 * MiB, 10 * MiB));
     const done = await api(user, 'POST', `/api/multipart/${id}/complete`, {
-      parts: [{ partNumber: 1, etag: etag1 }, { partNumber: 2, etag: etag2 }, { partNumber: 3, etag: etag3 }],
+      parts: [
+        { partNumber: 1, etag: etag1 },
+        { partNumber: 2, etag: etag2 },
+        { partNumber: 3, etag: etag3 },
+      ],
     });
     expect(done.status).toBe(200);
     expect(done.body).toMatchObject({ id, size: data.length, key: id, location: expect.stringContaining(id) });
@@ -319,7 +353,10 @@ describe('completion', () => {
     const etag1 = await putPart(user, id, 1, data.subarray(0, 5 * MiB));
     await putPart(user, id, 2, data.subarray(5 * MiB));
     const res = await api(user, 'POST', `/api/multipart/${id}/complete`, {
-      parts: [{ partNumber: 1, etag: etag1 }, { partNumber: 2, etag: '"0123456789abcdef0123456789abcdef"' }],
+      parts: [
+        { partNumber: 1, etag: etag1 },
+        { partNumber: 2, etag: '"0123456789abcdef0123456789abcdef"' },
+      ],
     });
     expect(res.status).toBe(409);
     expect(res.body.message).toMatch(/part 2: ETag/);
@@ -334,14 +371,18 @@ describe('completion', () => {
       { partNumber: 1, etag: await putPart(user, id, 1, data.subarray(0, 5 * MiB)) },
       { partNumber: 2, etag: await putPart(user, id, 2, data.subarray(5 * MiB)) },
     ];
-    const answers = await Promise.all(Array.from({ length: 6 }, () => api(user, 'POST', `/api/multipart/${id}/complete`, { parts })));
+    const answers = await Promise.all(
+      Array.from({ length: 6 }, () => api(user, 'POST', `/api/multipart/${id}/complete`, { parts })),
+    );
     const statuses = answers.map((a) => a.status);
     expect(statuses.filter((s) => s === 200).length).toBeGreaterThanOrEqual(1);
     expect(statuses.every((s) => s === 200 || s === 409)).toBe(true);
-    for (const answer of answers.filter((a) => a.status === 409)) expect(answer.body.message).toMatch(/another request is completing/);
+    for (const answer of answers.filter((a) => a.status === 409))
+      expect(answer.body.message).toMatch(/another request is completing/);
     // Every 200 is the same answer, from the one completion S3 was asked for.
     expect(completeRequestsFor(id)).toBe(1);
-    for (const answer of answers.filter((a) => a.status === 200)) expect(answer.body).toEqual({ id, key: id, location: expect.any(String), size: data.length });
+    for (const answer of answers.filter((a) => a.status === 200))
+      expect(answer.body).toEqual({ id, key: id, location: expect.any(String), size: data.length });
     expect(await uploadRow(id)).toMatchObject({ status: 'completed' });
     expect(await sha256OfObject(ctx.s3, ctx.bucket.bucket, id)).toBe(sha256(data));
   });
@@ -388,7 +429,10 @@ describe('abort, ownership and validation', () => {
   test('the direct routes, native and Companion, do not act on a tus upload: 404 as if there were none', async () => {
     const user = uniqueUser('tusser');
     const auth = { Authorization: `Bearer ${await tokenFor(user)}`, 'Tus-Resumable': '1.0.0' };
-    const created = await fetch(`${ctx.freight.url}/files/`, { method: 'POST', headers: { ...auth, 'Upload-Length': String(10 * MiB) } });
+    const created = await fetch(`${ctx.freight.url}/files/`, {
+      method: 'POST',
+      headers: { ...auth, 'Upload-Length': String(10 * MiB) },
+    });
     expect(created.status).toBe(201);
     const id = new URL(created.headers.get('location')!).pathname.split('/').pop()!;
     // One whole part (8 MiB, S3_PART_SIZE) gives the tus upload its S3 multipart upload.
@@ -415,11 +459,19 @@ describe('abort, ownership and validation', () => {
       ['DELETE', `${companionPath}${companionQuery}`, undefined],
     ] as const) {
       const res = await api(user, method, path, body);
-      expect(res, `${method} ${path}`).toEqual({ status: 404, body: { error: 'ERR_UPLOAD_NOT_FOUND', message: 'upload not found' } });
+      expect(res, `${method} ${path}`).toEqual({
+        status: 404,
+        body: { error: 'ERR_UPLOAD_NOT_FOUND', message: 'upload not found' },
+      });
     }
 
     // The tus upload is untouched and finishes as tus.
-    expect(await uploadRow(id)).toMatchObject({ protocol: 'tus', status: 'uploading', stored_offset: String(8 * MiB), locked_until: null });
+    expect(await uploadRow(id)).toMatchObject({
+      protocol: 'tus',
+      status: 'uploading',
+      stored_offset: String(8 * MiB),
+      locked_until: null,
+    });
     expect((await listMultipartUploads(ctx.s3, ctx.bucket.bucket)).map((u) => u.uploadId)).toContain(s3UploadId);
     const rest = await fetch(`${ctx.freight.url}/files/${id}`, {
       method: 'PATCH',
@@ -434,7 +486,11 @@ describe('abort, ownership and validation', () => {
     [{ filename: 'a.bin', size: 0 }, 400, /size/],
     [{ filename: 'a.bin', size: 2 * 1024 * MiB }, 413, /exceeds this server's maximum/],
     [{ filename: 'a.bin', size: 100, partSize: MiB }, 400, /partSize/],
-    [{ filename: "a.bin", size: 1024 * MiB, partSize: 5 * MiB, parts: [{ partNumber: 206 }] }, 400, /outside this upload.s parts 1..205/],
+    [
+      { filename: 'a.bin', size: 1024 * MiB, partSize: 5 * MiB, parts: [{ partNumber: 206 }] },
+      400,
+      /outside this upload.s parts 1..205/,
+    ],
     [{ filename: '../etc/passwd', size: 10 }, 400, /filename/],
     [{ filename: 'a\u0000b', size: 10 }, 400, /filename/],
     [{ filename: 'a.bin', size: 10, mimeType: 'not a type' }, 400, /mimeType/],
@@ -479,10 +535,16 @@ describe('abort, ownership and validation', () => {
     ]);
     expect(tooMany).toEqual({
       status: 400,
-      body: { error: 'ERR_BAD_REQUEST', message: `partSize ${5 * MiB} would need 10001 parts; this server allows at most 10000` },
+      body: {
+        error: 'ERR_BAD_REQUEST',
+        message: `partSize ${5 * MiB} would need 10001 parts; this server allows at most 10000`,
+      },
     });
     expect(fits).toMatchObject({ status: 201, body: { partSize: 5 * MiB, partCount: 10_000 } });
-    expect(planned).toMatchObject({ status: 201, body: { partSize: Math.ceil((1024 * 1024 * MiB) / 10_000), partCount: 10_000 } });
+    expect(planned).toMatchObject({
+      status: 201,
+      body: { partSize: Math.ceil((1024 * 1024 * MiB) / 10_000), partCount: 10_000 },
+    });
   });
 
   test('S3_MAX_PARTS lowers that limit, for the client and the planner alike', async () => {
@@ -492,7 +554,10 @@ describe('abort, ownership and validation', () => {
     ]);
     expect(tooMany).toEqual({
       status: 400,
-      body: { error: 'ERR_BAD_REQUEST', message: `partSize ${5 * MiB} would need 101 parts; this server allows at most 100` },
+      body: {
+        error: 'ERR_BAD_REQUEST',
+        message: `partSize ${5 * MiB} would need 101 parts; this server allows at most 100`,
+      },
     });
     expect(planned).toMatchObject({ status: 201, body: { partSize: Math.ceil((1024 * MiB) / 100), partCount: 100 } });
   });
@@ -500,13 +565,17 @@ describe('abort, ownership and validation', () => {
   test('sign requests are checked: at most 1000 parts, known part numbers, real MD5s', async () => {
     const user = uniqueUser('w');
     const { id } = await createUpload(user, 6 * MiB);
-    const tooMany = await api(user, 'POST', `/api/multipart/${id}/sign`, { parts: Array.from({ length: 1001 }, (_, i) => ({ partNumber: i + 1 })) });
+    const tooMany = await api(user, 'POST', `/api/multipart/${id}/sign`, {
+      parts: Array.from({ length: 1001 }, (_, i) => ({ partNumber: i + 1 })),
+    });
     expect(tooMany.status).toBe(400);
     expect(tooMany.body.message).toMatch(/1000/);
     const beyond = await api(user, 'POST', `/api/multipart/${id}/sign`, { parts: [{ partNumber: 3 }] });
     expect(beyond.status).toBe(400);
     expect(beyond.body.message).toMatch(/outside this upload's parts 1..2/);
-    const twice = await api(user, 'POST', `/api/multipart/${id}/sign`, { parts: [{ partNumber: 1 }, { partNumber: 1 }] });
+    const twice = await api(user, 'POST', `/api/multipart/${id}/sign`, {
+      parts: [{ partNumber: 1 }, { partNumber: 1 }],
+    });
     expect(twice.status).toBe(400);
     expect(twice.body.message).toMatch(/listed twice/);
     const badMd5 = await api(user, 'POST', `/api/multipart/${id}/sign`, { parts: [{ partNumber: 1, md5: 'abc' }] });

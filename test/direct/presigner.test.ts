@@ -23,7 +23,12 @@ describe('part URL signing (no network)', () => {
   });
 
   test('a path-style endpoint keeps the bucket in the path; an unknown size binds no Content-Length', async () => {
-    const client = new S3Client({ region: 'us-east-1', credentials, endpoint: 'http://127.0.0.1:7480', forcePathStyle: true });
+    const client = new S3Client({
+      region: 'us-east-1',
+      credentials,
+      endpoint: 'http://127.0.0.1:7480',
+      forcePathStyle: true,
+    });
     const now = new Date('2026-11-29T10:00:00Z');
     const [part] = await new PartPresigner(client, 'bkt', 60).sign('k', 'u', [{ partNumber: 1, size: undefined }], now);
     const url = new URL(part!.url);
@@ -36,13 +41,27 @@ describe('part URL signing (no network)', () => {
   /** Every query parameter of a URL, sorted: two URLs that sign the same request compare equal. */
   const parts = (url: string) => {
     const parsed = new URL(url);
-    return { origin: parsed.origin, path: parsed.pathname, query: [...parsed.searchParams].sort(([a], [b]) => (a < b ? -1 : 1)) };
+    return {
+      origin: parsed.origin,
+      path: parsed.pathname,
+      query: [...parsed.searchParams].sort(([a], [b]) => (a < b ? -1 : 1)),
+    };
   };
 
   test.each([
-    ['path style, MD5 and length bound', { endpoint: 'http://127.0.0.1:7480', forcePathStyle: true }, 'k', { partNumber: 3, size: 100, md5: 'abc=' }],
+    [
+      'path style, MD5 and length bound',
+      { endpoint: 'http://127.0.0.1:7480', forcePathStyle: true },
+      'k',
+      { partNumber: 3, size: 100, md5: 'abc=' },
+    ],
     ['virtual-hosted AWS, length only', {}, 'uploads/2026/a b+c.bin', { partNumber: 10000, size: 5 * 1024 * 1024 }],
-    ['temporary credentials, nothing bound but the host', { sessionToken: 'FQoGZXIvYXdzE//token+/=' }, "ä'(x)*!~.bin", { partNumber: 1, size: undefined }],
+    [
+      'temporary credentials, nothing bound but the host',
+      { sessionToken: 'FQoGZXIvYXdzE//token+/=' },
+      "ä'(x)*!~.bin",
+      { partNumber: 1, size: undefined },
+    ],
     ['accelerated', { useAccelerateEndpoint: true }, 'k', { partNumber: 2, size: 7, md5: '1B2M2Y8AsgTpgAmY7PhCfg==' }],
   ] as const)('%s: the URL is the one the SDK signs for the same request', async (_name, settings, key, part) => {
     const { getSignedUrl } = await import('@aws-sdk/s3-request-presigner');

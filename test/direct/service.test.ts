@@ -34,7 +34,11 @@ const bucketStorage = () => new S3MultipartStorage(s3, bucket.bucket, inject('s3
 
 /** The service over `storage`, with 5 MiB parts. */
 const directOver = (storage: MultipartStorage) =>
-  new DirectUploads(uploads, storage, new PartPresigner(s3, bucket.bucket, 900), { preferredPartSize: 5 * MiB, maxParts: 10_000, maxUploadSize: 100 * MiB });
+  new DirectUploads(uploads, storage, new PartPresigner(s3, bucket.bucket, 900), {
+    preferredPartSize: 5 * MiB,
+    maxParts: 10_000,
+    maxUploadSize: 100 * MiB,
+  });
 
 /**
  * `real`, counting its completes; the first one waits, once it has reached S3's doorstep (`reached`), until the
@@ -130,7 +134,11 @@ describe('direct upload service', () => {
     const { id, etags } = await uploadedDirectly(direct, user, 6 * MiB);
     const upload = await uploads.getOwned(user, id);
     // S3 assembled it, but the process died before the row said so.
-    await real.complete(upload.storageKey, upload.s3UploadId!, (await real.listParts(upload.storageKey, upload.s3UploadId!))!);
+    await real.complete(
+      upload.storageKey,
+      upload.s3UploadId!,
+      (await real.listParts(upload.storageKey, upload.s3UploadId!))!,
+    );
     expect((await uploads.getOwned(user, id)).status).toBe('pending');
     const answer = await direct.complete(user, id, etags);
     expect(answer).toMatchObject({ id, size: 6 * MiB });
@@ -147,6 +155,9 @@ describe('direct upload service', () => {
     // an object of another length under the key does not count as this upload
     await s3.send(new PutObjectCommand({ Bucket: bucket.bucket, Key: upload.storageKey, Body: 'short' }));
     await expect(direct.complete(user, id, etags)).rejects.toMatchObject({ status: 410 });
-    expect(await uploads.getOwned(user, id)).toMatchObject({ status: 'lost', error: 'the multipart upload no longer exists in storage' });
+    expect(await uploads.getOwned(user, id)).toMatchObject({
+      status: 'lost',
+      error: 'the multipart upload no longer exists in storage',
+    });
   });
 });

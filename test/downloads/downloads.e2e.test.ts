@@ -26,7 +26,13 @@ const NAMES = ['plain report.txt', 'отчёт 2026.pdf', '報告書.txt', 'two\
 const bearer = async (user: string) => ({ Authorization: `Bearer ${await tokenFor(user)}` });
 
 /** A tus upload of `data` named `name`, completed unless told otherwise; its URL. */
-async function tusUpload(base: string, user: string, name: string, data: Buffer<ArrayBuffer>, complete = true): Promise<string> {
+async function tusUpload(
+  base: string,
+  user: string,
+  name: string,
+  data: Buffer<ArrayBuffer>,
+  complete = true,
+): Promise<string> {
   const auth = await bearer(user);
   const created = await fetch(`${base}/files/`, {
     method: 'POST',
@@ -57,36 +63,39 @@ const bytesOf = async (res: Response) => Buffer.from(await res.arrayBuffer());
 describe('on S3: a redirect to a presigned GET', () => {
   const ctx = freightOnS3('freight-downloads', { PRESIGN_EXPIRES: '5m' });
 
-  test.each(NAMES)('%j: 302 to a short-lived URL; S3 answers the exact bytes, ranges, and the name as an attachment', async (name) => {
-    const user = uniqueUser('dl');
-    const data = randomData(6 * MiB + 5);
-    const url = await tusUpload(ctx.freight.url, user, name, data);
-    const auth = await bearer(user);
+  test.each(NAMES)(
+    '%j: 302 to a short-lived URL; S3 answers the exact bytes, ranges, and the name as an attachment',
+    async (name) => {
+      const user = uniqueUser('dl');
+      const data = randomData(6 * MiB + 5);
+      const url = await tusUpload(ctx.freight.url, user, name, data);
+      const auth = await bearer(user);
 
-    for (const download of [url, `${ctx.freight.url}/api/uploads/${idOf(url)}/download`]) {
-      const redirect = await fetch(download, { headers: auth, redirect: 'manual' });
-      expect(redirect.status).toBe(302);
-      expect(redirect.headers.get('cache-control')).toBe('private, no-store');
-      const location = new URL(redirect.headers.get('location')!);
-      expect(location.origin).toBe(inject('s3').endpoint);
-      expect(location.searchParams.get('X-Amz-Expires')).toBe('300');
-      expect(location.searchParams.get('response-content-disposition')).toBe(attachment(name));
-      expect(location.searchParams.get('response-content-type')).toBe('application/octet-stream');
+      for (const download of [url, `${ctx.freight.url}/api/uploads/${idOf(url)}/download`]) {
+        const redirect = await fetch(download, { headers: auth, redirect: 'manual' });
+        expect(redirect.status).toBe(302);
+        expect(redirect.headers.get('cache-control')).toBe('private, no-store');
+        const location = new URL(redirect.headers.get('location')!);
+        expect(location.origin).toBe(inject('s3').endpoint);
+        expect(location.searchParams.get('X-Amz-Expires')).toBe('300');
+        expect(location.searchParams.get('response-content-disposition')).toBe(attachment(name));
+        expect(location.searchParams.get('response-content-type')).toBe('application/octet-stream');
 
-      // What a client gets by following it: S3's answer, with no Authorization (fetch drops it across origins).
-      const res = await fetch(download, { headers: auth });
-      expect(res.status).toBe(200);
-      expect(res.url).toBe(location.href);
-      expect(res.headers.get('content-type')).toBe('application/octet-stream');
-      expect(res.headers.get('content-disposition')).toBe(attachment(name));
-      expect(sha256(await bytesOf(res))).toBe(sha256(data));
+        // What a client gets by following it: S3's answer, with no Authorization (fetch drops it across origins).
+        const res = await fetch(download, { headers: auth });
+        expect(res.status).toBe(200);
+        expect(res.url).toBe(location.href);
+        expect(res.headers.get('content-type')).toBe('application/octet-stream');
+        expect(res.headers.get('content-disposition')).toBe(attachment(name));
+        expect(sha256(await bytesOf(res))).toBe(sha256(data));
 
-      const ranged = await fetch(download, { headers: { ...auth, Range: 'bytes=5242870-5242889' } });
-      expect(ranged.status).toBe(206);
-      expect(ranged.headers.get('content-range')).toBe(`bytes 5242870-5242889/${data.length}`);
-      expect((await bytesOf(ranged)).equals(data.subarray(5242870, 5242890))).toBe(true);
-    }
-  });
+        const ranged = await fetch(download, { headers: { ...auth, Range: 'bytes=5242870-5242889' } });
+        expect(ranged.status).toBe(206);
+        expect(ranged.headers.get('content-range')).toBe(`bytes 5242870-5242889/${data.length}`);
+        expect((await bytesOf(ranged)).equals(data.subarray(5242870, 5242890))).toBe(true);
+      }
+    },
+  );
 
   test('a direct upload downloads through the API route (not through the tus route), as data under its name', async () => {
     const user = uniqueUser('dl');
@@ -104,10 +113,14 @@ describe('on S3: a redirect to a presigned GET', () => {
     expect(res.headers.get('content-type')).toBe('application/octet-stream');
     expect(res.headers.get('content-disposition')).toBe(attachment('отчёт 報告.html'));
     expect(sha256(await bytesOf(res))).toBe(sha256(data));
-    const ranged = await fetch(`${ctx.freight.url}/api/uploads/${result.id}/download`, { headers: { ...auth, Range: 'bytes=-1' } });
+    const ranged = await fetch(`${ctx.freight.url}/api/uploads/${result.id}/download`, {
+      headers: { ...auth, Range: 'bytes=-1' },
+    });
     expect(ranged.status).toBe(206);
     expect((await bytesOf(ranged)).equals(data.subarray(-1))).toBe(true);
-    expect((await fetch(`${ctx.freight.url}/files/${result.id}`, { headers: auth, redirect: 'manual' })).status).toBe(404);
+    expect((await fetch(`${ctx.freight.url}/files/${result.id}`, { headers: auth, redirect: 'manual' })).status).toBe(
+      404,
+    );
   });
 
   test('HEAD tells the size, the name and that ranges work, from the database; nothing for anyone else or before completion', async () => {
@@ -126,7 +139,10 @@ describe('on S3: a redirect to a presigned GET', () => {
     expect((await fetch(download, { headers: other, redirect: 'manual' })).status).toBe(404);
     expect((await fetch(url, { headers: other, redirect: 'manual' })).status).toBe(404);
     const unfinished = await tusUpload(ctx.freight.url, user, 'later.bin', data, false);
-    const early = await fetch(`${ctx.freight.url}/api/uploads/${idOf(unfinished)}/download`, { headers: auth, redirect: 'manual' });
+    const early = await fetch(`${ctx.freight.url}/api/uploads/${idOf(unfinished)}/download`, {
+      headers: auth,
+      redirect: 'manual',
+    });
     expect(early.status).toBe(409);
     expect(await errorCodeOf(early)).toBe('ERR_UPLOAD_CONFLICT');
     const earlyTus = await fetch(unfinished, { headers: auth, redirect: 'manual' });
@@ -166,7 +182,10 @@ describe('S3_PUBLIC_ENDPOINT: URLs signed for the address clients reach', () => 
     expect(new URL(body.parts[0]!.url).origin).toBe(publicEndpoint());
 
     const auth = await bearer(user);
-    const redirect = await fetch(`${publicFreight.url}/api/uploads/${result.id}/download`, { headers: auth, redirect: 'manual' });
+    const redirect = await fetch(`${publicFreight.url}/api/uploads/${result.id}/download`, {
+      headers: auth,
+      redirect: 'manual',
+    });
     expect(new URL(redirect.headers.get('location')!).origin).toBe(publicEndpoint());
     const res = await fetch(`${publicFreight.url}/api/uploads/${result.id}/download`, { headers: auth });
     expect(res.status).toBe(200);
@@ -177,7 +196,11 @@ describe('S3_PUBLIC_ENDPOINT: URLs signed for the address clients reach', () => 
 describe('on the local file store: the file streamed, with ranges', () => {
   let freight: RunningFreight;
   beforeAll(async () => {
-    freight = await startFreight({ DATABASE_URL: inject('databaseUrl'), AUTH_JWT_SECRET: JWT_SECRET, LOG_LEVEL: 'silent' });
+    freight = await startFreight({
+      DATABASE_URL: inject('databaseUrl'),
+      AUTH_JWT_SECRET: JWT_SECRET,
+      LOG_LEVEL: 'silent',
+    });
   });
   afterAll(() => freight?.close());
 
@@ -204,7 +227,8 @@ describe('on the local file store: the file streamed, with ranges', () => {
     const url = await tusUpload(freight.url, user, 'ranges.bin', data);
     const auth = await bearer(user);
     const download = `${freight.url}/api/uploads/${idOf(url)}/download`;
-    const get = (range: string, extra: Record<string, string> = {}) => fetch(download, { headers: { ...auth, Range: range, ...extra } });
+    const get = (range: string, extra: Record<string, string> = {}) =>
+      fetch(download, { headers: { ...auth, Range: range, ...extra } });
 
     for (const [range, start, end] of [
       ['bytes=0-0', 0, 0],

@@ -28,9 +28,15 @@ describe('rangeOf', () => {
     expect(rangeOf('bytes=-1', 0)).toEqual({ kind: 'unsatisfiable' });
   });
 
-  test('If-Range: the range only while the ETag is the file\'s', () => {
-    expect(rangeOf('bytes=0-1', 10, { header: '"a"', etag: '"a"' })).toEqual({ kind: 'part', range: { start: 0, end: 1 } });
+  test("If-Range: the range only while the ETag is the file's", () => {
+    expect(rangeOf('bytes=0-1', 10, { header: '"a"', etag: '"a"' })).toEqual({
+      kind: 'part',
+      range: { start: 0, end: 1 },
+    });
     expect(rangeOf('bytes=0-1', 10, { header: '"b"', etag: '"a"' })).toEqual({ kind: 'whole' });
-    expect(rangeOf('bytes=0-1', 10, { header: undefined, etag: '"a"' })).toEqual({ kind: 'part', range: { start: 0, end: 1 } });
+    expect(rangeOf('bytes=0-1', 10, { header: undefined, etag: '"a"' })).toEqual({
+      kind: 'part',
+      range: { start: 0, end: 1 },
+    });
   });
 });

@@ -51,7 +51,13 @@ async function failure(work: Promise<unknown>): Promise<unknown> {
 
 /** Resolves 'pending' if `work` has not settled within `ms`. */
 const settlesWithin = (work: Promise<unknown>, ms: number) =>
-  Promise.race([work.then(() => 'settled', () => 'settled'), new Promise((resolve) => setTimeout(() => resolve('pending'), ms))]);
+  Promise.race([
+    work.then(
+      () => 'settled',
+      () => 'settled',
+    ),
+    new Promise((resolve) => setTimeout(() => resolve('pending'), ms)),
+  ]);
 
 function connectionRefused(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -204,7 +210,10 @@ describe('startServerProcess', () => {
     const [a, b] = await Promise.all([startServerProcess(env()), startServerProcess(env())]);
     started.push(a!, b!);
     const headers = { 'Tus-Resumable': '1.0.0', Authorization: `Bearer ${await tokenFor(uniqueUser('two'))}` };
-    const created = await fetch(`${a!.url}/files/`, { method: 'POST', headers: { ...headers, 'Upload-Length': '1000' } });
+    const created = await fetch(`${a!.url}/files/`, {
+      method: 'POST',
+      headers: { ...headers, 'Upload-Length': '1000' },
+    });
     expect(created.status).toBe(201);
     const { pathname } = new URL(created.headers.get('location')!);
     const head = await fetch(`${b!.url}${pathname}`, { method: 'HEAD', headers });

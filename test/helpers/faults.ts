@@ -84,7 +84,17 @@ export async function throwawayPostgres(): Promise<ThrowawayPostgres> {
   // pg_createcluster then leaves pg_hba.conf as initdb wrote it (trust for local and 127.0.0.1/::1).
   // fsync off and initdb --no-sync: the data is thrown away anyway.
   await run('pg_createcluster', [
-    '--start-conf=manual', '--port', String(port), '-o', 'fsync=off', version, name, '--', '-A', 'trust', '--no-sync',
+    '--start-conf=manual',
+    '--port',
+    String(port),
+    '-o',
+    'fsync=off',
+    version,
+    name,
+    '--',
+    '-A',
+    'trust',
+    '--no-sync',
   ]);
   // Not `-o listen_addresses=127.0.0.1`: pg_createcluster takes 127.0.0.1 for a number, writes it unquoted, and
   // the server then refuses its configuration. A conf.d file (included by the Debian postgresql.conf) has it right.
@@ -94,7 +104,13 @@ export async function throwawayPostgres(): Promise<ThrowawayPostgres> {
   const ctl = (action: 'start' | 'stop') =>
     // pg_ctlcluster's start returns after its own readiness probe (0.5 s, then 3 good connections 0.5 s apart),
     // so a started cluster accepts connections at once; stop -m fast ends sessions instead of waiting for them.
-    run('pg_ctlcluster', ['--skip-systemctl-redirect', version, name, action, ...(action === 'stop' ? ['-m', 'fast'] : [])]);
+    run('pg_ctlcluster', [
+      '--skip-systemctl-redirect',
+      version,
+      name,
+      action,
+      ...(action === 'stop' ? ['-m', 'fast'] : []),
+    ]);
   let running = false;
   const start = async () => {
     if (running) return;

@@ -89,14 +89,19 @@ export function testS3Client(): S3Client {
 }
 
 /** A new bucket for one test file; the returned function empties and deletes it. */
-export async function createTestBucket(client: S3Client, prefix: string): Promise<{ bucket: string; drop(): Promise<void> }> {
+export async function createTestBucket(
+  client: S3Client,
+  prefix: string,
+): Promise<{ bucket: string; drop(): Promise<void> }> {
   const bucket = `${prefix}-${randomUUID().slice(0, 8)}`;
   await client.send(new CreateBucketCommand({ Bucket: bucket }));
   return {
     bucket,
     drop: async () => {
       for (const upload of await listMultipartUploads(client, bucket)) {
-        await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: upload.key, UploadId: upload.uploadId }));
+        await client.send(
+          new AbortMultipartUploadCommand({ Bucket: bucket, Key: upload.key, UploadId: upload.uploadId }),
+        );
       }
       const listed = await client.send(new ListObjectsV2Command({ Bucket: bucket }));
       const keys = (listed.Contents ?? []).map((object) => ({ Key: object.Key! }));
@@ -231,6 +236,7 @@ export function silentLogger(): FastifyBaseLogger {
  */
 export async function errorCodeOf(res: Response): Promise<string | undefined> {
   const text = await res.text();
-  if (res.headers.get('content-type')?.includes('application/json')) return (JSON.parse(text) as { error?: string }).error;
+  if (res.headers.get('content-type')?.includes('application/json'))
+    return (JSON.parse(text) as { error?: string }).error;
   return /^(ERR_[A-Z_]+):/.exec(text)?.[1];
 }

@@ -28,7 +28,10 @@ export function scrapeOf(text: string): Scrape {
   const samples = parseMetrics(text);
   return (name, labels = {}) =>
     samples
-      .filter((sample) => sample.name === name && Object.entries(labels).every(([key, value]) => sample.labels[key] === value))
+      .filter(
+        (sample) =>
+          sample.name === name && Object.entries(labels).every(([key, value]) => sample.labels[key] === value),
+      )
       .reduce((sum, sample) => sum + sample.value, 0);
 }
 

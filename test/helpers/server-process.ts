@@ -72,7 +72,11 @@ export async function startServerProcess(env: Env): Promise<ServerProcess> {
   const isRunning = () => child.exitCode === null && child.signalCode === null;
 
   const launch = async () => {
-    child = spawn(process.execPath, [...NODE_FLAGS, SERVER], { cwd: repoRoot(), env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    child = spawn(process.execPath, [...NODE_FLAGS, SERVER], {
+      cwd: repoRoot(),
+      env: childEnv,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     child.stdout!.on('data', (chunk: Buffer) => logs.push(chunk.toString()));
     child.stderr!.on('data', (chunk: Buffer) => logs.push(chunk.toString()));
     exited = new Promise((resolve) => {
@@ -88,7 +92,10 @@ export async function startServerProcess(env: Env): Promise<ServerProcess> {
     void exited.then(() => (gone = true));
     const deadline = Date.now() + READY_TIMEOUT_MS;
     for (;;) {
-      if (gone) throw new Error(`freight exited (code ${thisChild.exitCode}, signal ${thisChild.signalCode}) before /healthz answered:\n${logs.join('')}`);
+      if (gone)
+        throw new Error(
+          `freight exited (code ${thisChild.exitCode}, signal ${thisChild.signalCode}) before /healthz answered:\n${logs.join('')}`,
+        );
       if (Date.now() > deadline) {
         thisChild.kill('SIGKILL');
         await exited;

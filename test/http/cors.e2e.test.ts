@@ -13,7 +13,10 @@ const TUS = { 'Tus-Resumable': '1.0.0' };
 
 async function answers(origin: string) {
   const auth = { Authorization: `Bearer ${await tokenFor(uniqueUser('cors'))}`, Origin: origin };
-  const created = await fetch(`${ctx.freight.url}/files/`, { method: 'POST', headers: { ...TUS, ...auth, 'Upload-Length': '3' } });
+  const created = await fetch(`${ctx.freight.url}/files/`, {
+    method: 'POST',
+    headers: { ...TUS, ...auth, 'Upload-Length': '3' },
+  });
   const url = created.headers.get('location')!;
   return {
     'tus POST 201': created,
@@ -45,7 +48,14 @@ describe('one CORS policy', () => {
     }
     expect(exposed.size).toBe(1);
     const [list] = [...exposed];
-    for (const header of ['Location', 'Upload-Offset', 'Upload-Length', 'Upload-Expires', 'Retry-After', 'Tus-Resumable']) {
+    for (const header of [
+      'Location',
+      'Upload-Offset',
+      'Upload-Length',
+      'Upload-Expires',
+      'Retry-After',
+      'Tus-Resumable',
+    ]) {
       expect(list).toContain(header);
     }
   });
@@ -60,7 +70,11 @@ describe('one CORS policy', () => {
     for (const path of ['/files/some-id', '/api/uploads']) {
       const res = await fetch(`${ctx.freight.url}${path}`, {
         method: 'OPTIONS',
-        headers: { Origin: ALLOWED, 'Access-Control-Request-Method': 'PATCH', 'Access-Control-Request-Headers': 'authorization,upload-offset' },
+        headers: {
+          Origin: ALLOWED,
+          'Access-Control-Request-Method': 'PATCH',
+          'Access-Control-Request-Headers': 'authorization,upload-offset',
+        },
       });
       expect(res.status, path).toBe(204);
       expect(res.headers.get('access-control-allow-origin'), path).toBe(ALLOWED);

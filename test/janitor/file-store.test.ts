@@ -48,7 +48,16 @@ function parts(shiftMs = 0) {
 async function uploadCreatedAgo(ageMs: number): Promise<string> {
   const { uploads, tusStore } = parts(-ageMs);
   const id = randomUUID();
-  await uploads.create({ id, userId: 'files', protocol: 'tus', filename: 'a.bin', mimeType: null, totalSize: 10, storageKey: id, storedOffset: 0 });
+  await uploads.create({
+    id,
+    userId: 'files',
+    protocol: 'tus',
+    filename: 'a.bin',
+    mimeType: null,
+    totalSize: 10,
+    storageKey: id,
+    storedOffset: 0,
+  });
   await tusStore.create(new Upload({ id, size: 10, offset: 0 }));
   return id;
 }
@@ -61,7 +70,12 @@ test('a stale tus upload is expired and its file removed; a fresh one is kept', 
   expect([existsSync(fileOf(stale)), existsSync(fileOf(fresh))]).toEqual([true, true]);
 
   const report = await runJanitor(parts().deps);
-  expect(report).toMatchObject({ ran: true, expired: { tus: 1, direct: 0 }, orphanMultipartUploadsAborted: 0, failures: 0 });
+  expect(report).toMatchObject({
+    ran: true,
+    expired: { tus: 1, direct: 0 },
+    orphanMultipartUploadsAborted: 0,
+    failures: 0,
+  });
   expect(report.actions).toEqual([{ kind: 'expire-upload', uploadId: stale, protocol: 'tus' }]);
   expect([existsSync(fileOf(stale)), existsSync(fileOf(fresh))]).toEqual([false, true]);
   expect((await parts().uploads.findForStorage(stale))?.status).toBe('expired');

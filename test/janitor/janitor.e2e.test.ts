@@ -8,7 +8,13 @@
  * into the past, and the janitor that judges unrecorded multipart uploads by age is built with a 2 s expiry.
  */
 import { randomUUID } from 'node:crypto';
-import { CreateMultipartUploadCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import {
+  CreateMultipartUploadCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { openJanitorDeps } from '../../src/janitor/deps.js';
@@ -63,13 +69,18 @@ afterAll(async () => {
 });
 
 const auth = async (user: string) => ({ Authorization: `Bearer ${await tokenFor(user)}` });
-const statusOf = async (id: string) => (await sql`select status from file_uploads where id = ${id}`)[0]?.status as string | undefined;
-const makeStale = (id: string) => sql`update file_uploads set expires_at = now() - interval '1 minute' where id = ${id}`;
+const statusOf = async (id: string) =>
+  (await sql`select status from file_uploads where id = ${id}`)[0]?.status as string | undefined;
+const makeStale = (id: string) =>
+  sql`update file_uploads set expires_at = now() - interval '1 minute' where id = ${id}`;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The multipart uploads S3 holds under an upload's keys (its own, and its staging uploads). */
 const openInS3 = async (id: string) =>
-  (await listMultipartUploads(s3, bucket.bucket)).filter((upload) => upload.key.startsWith(id)).map((upload) => upload.key).sort();
+  (await listMultipartUploads(s3, bucket.bucket))
+    .filter((upload) => upload.key.startsWith(id))
+    .map((upload) => upload.key)
+    .sort();
 const stagedObjects = async (id: string) =>
   (await s3.send(new ListObjectsV2Command({ Bucket: bucket.bucket, Prefix: `${id}.staging/` }))).KeyCount ?? 0;
 const objectExists = (key: string) =>
@@ -125,7 +136,11 @@ async function createOrphan(key: string): Promise<string> {
 
 const actionsFor = (report: JanitorReport, id: string) =>
   report.actions.filter((action) =>
-    action.kind === 'expire-upload' ? action.uploadId === id : action.kind === 'prune-webhook-events' ? false : ('key' in action ? action.key : action.prefix).startsWith(id),
+    action.kind === 'expire-upload'
+      ? action.uploadId === id
+      : action.kind === 'prune-webhook-events'
+        ? false
+        : ('key' in action ? action.key : action.prefix).startsWith(id),
   );
 
 describe('the janitor', () => {
@@ -160,7 +175,7 @@ describe('the janitor', () => {
     expect(await openInS3(id)).toEqual([]);
   });
 
-  test('aborts multipart uploads no row knows once older than the expiry, and leaves keys that are not Freight\'s alone', async () => {
+  test("aborts multipart uploads no row knows once older than the expiry, and leaves keys that are not Freight's alone", async () => {
     const own = randomUUID();
     const staging = `${randomUUID()}.staging/part-3`;
     const foreign = `someone-else/${randomUUID()}`;
@@ -215,7 +230,8 @@ describe('the janitor', () => {
     const freshDirect = await directWithPart(user);
     const data = randomData(9 * MiB);
     const doneId = uploadIdOf(
-      await startTusUpload(data, { endpoint: `${freight.url}/files/`, headers: await auth(user), chunkSize: 4 * MiB }).done,
+      await startTusUpload(data, { endpoint: `${freight.url}/files/`, headers: await auth(user), chunkSize: 4 * MiB })
+        .done,
     );
     const doneDirect = await completedDirect(user);
     await sleep(SHORT_EXPIRY_MS + 1_500);

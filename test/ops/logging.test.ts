@@ -9,8 +9,7 @@ const SIGNED =
   '&X-Amz-Date=20261203T000000Z&X-Amz-Expires=900&X-Amz-Signature=' +
   'a'.repeat(64) +
   '&X-Amz-SignedHeaders=host&partNumber=1&uploadId=2~abc';
-const AUTHORIZATION =
-  `AWS4-HMAC-SHA256 Credential=AKID/20261203/us-east-1/s3/aws4_request, SignedHeaders=host;x-amz-date, Signature=${'b'.repeat(64)}`;
+const AUTHORIZATION = `AWS4-HMAC-SHA256 Credential=AKID/20261203/us-east-1/s3/aws4_request, SignedHeaders=host;x-amz-date, Signature=${'b'.repeat(64)}`;
 const JWT = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLXNpZ25hdHVyZQ';
 
 describe('scrub', () => {
@@ -39,7 +38,10 @@ describe('serializeError', () => {
     });
     const serialized = serializeError(error);
     const text = JSON.stringify(serialized);
-    expect(serialized).toMatchObject({ type: 'SignatureDoesNotMatch', s3: { httpStatusCode: 403, requestId: 'tx0001' } });
+    expect(serialized).toMatchObject({
+      type: 'SignatureDoesNotMatch',
+      s3: { httpStatusCode: 403, requestId: 'tx0001' },
+    });
     expect(text).not.toMatch(/AKID|a{64}|b{64}|authorization/i);
   });
 
@@ -52,7 +54,11 @@ describe('serializeError', () => {
 test("the SDK's own warnings reach the log scrubbed", () => {
   const logged: unknown[] = [];
   const logger = sdkLogger({ debug: (obj) => logged.push(obj) });
-  logger.warn(`retrying ${SIGNED}`, { request: { headers: { authorization: AUTHORIZATION } } }, new Error(`x ${SIGNED}`));
+  logger.warn(
+    `retrying ${SIGNED}`,
+    { request: { headers: { authorization: AUTHORIZATION } } },
+    new Error(`x ${SIGNED}`),
+  );
   const text = JSON.stringify(logged);
   expect(logged).toHaveLength(1);
   expect(text).not.toMatch(/AKID|a{64}|b{64}/);

@@ -42,7 +42,8 @@ function expectNoSecrets(text: string) {
   expect(text).not.toMatch(/X-Amz-Credential=(?!\[redacted\])/i);
   expect(text).not.toMatch(/Signature=[0-9a-f]{64}/);
   expect(text).not.toMatch(/Bearer (?!\[redacted\])/i);
-  for (const secret of secrets) expect(text.includes(secret), `a secret in the log: ${secret.slice(0, 12)}…`).toBe(false);
+  for (const secret of secrets)
+    expect(text.includes(secret), `a secret in the log: ${secret.slice(0, 12)}…`).toBe(false);
 }
 
 describe('logs on a working server', () => {
@@ -74,7 +75,8 @@ describe('logs on a working server', () => {
       if (String(input).includes('/api/multipart')) {
         const text = await res.clone().text();
         for (const [, signature] of text.matchAll(/X-Amz-Signature=([0-9a-f]{64})/g)) secrets.add(signature!);
-        for (const [, credential] of text.matchAll(/X-Amz-Credential=([^&"]+)/g)) secrets.add(decodeURIComponent(credential!));
+        for (const [, credential] of text.matchAll(/X-Amz-Credential=([^&"]+)/g))
+          secrets.add(decodeURIComponent(credential!));
       }
       return res;
     };
@@ -88,7 +90,10 @@ describe('logs on a working server', () => {
     });
 
     // a download: the answer is a presigned URL
-    const redirect = await fetch(`${ctx.freight.url}/files/${tusId}`, { headers: { Authorization: `Bearer ${token}` }, redirect: 'manual' });
+    const redirect = await fetch(`${ctx.freight.url}/files/${tusId}`, {
+      headers: { Authorization: `Bearer ${token}` },
+      redirect: 'manual',
+    });
     expect(redirect.status).toBe(302);
     const location = new URL(redirect.headers.get('location')!);
     secrets.add(location.searchParams.get('X-Amz-Signature')!);
@@ -102,7 +107,10 @@ describe('logs on a working server', () => {
     expect(refused.status).toBe(401);
     expect(refused.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
     // The signed URL sent back to Freight (a confused client) is logged without its signature.
-    await fetch(`${ctx.freight.url}/files/${tusId}?${location.searchParams}`, { headers: { Authorization: `Bearer ${token}` }, redirect: 'manual' });
+    await fetch(`${ctx.freight.url}/files/${tusId}?${location.searchParams}`, {
+      headers: { Authorization: `Bearer ${token}` },
+      redirect: 'manual',
+    });
 
     const lines = log.lines();
     expectNoSecrets(log.text());
@@ -125,7 +133,9 @@ describe('logs on a working server', () => {
     const directCompletions = lines.filter((line) => completed(line) && line.uploadId === direct.id);
     // create, sign × 1 (the first batch comes with the create), parts, complete
     expect(directCompletions.length).toBeGreaterThanOrEqual(3);
-    const refusedLine = lines.find((line) => completed(line) && (line.res as { statusCode?: number }).statusCode === 401);
+    const refusedLine = lines.find(
+      (line) => completed(line) && (line.res as { statusCode?: number }).statusCode === 401,
+    );
     expect(refusedLine?.reqId).toMatch(/^[0-9a-f-]{36}$/);
   });
 });
@@ -138,9 +148,12 @@ describe('logs of S3 refusing every request (a wrong secret key)', () => {
 
   beforeAll(async () => {
     secrets.add(wrongSecret);
-    freight = await startFreight(serviceEnv(ctx.bucket.bucket, { S3_SECRET_ACCESS_KEY: wrongSecret, LOG_LEVEL: 'trace' }), {
-      logStream: log.stream,
-    });
+    freight = await startFreight(
+      serviceEnv(ctx.bucket.bucket, { S3_SECRET_ACCESS_KEY: wrongSecret, LOG_LEVEL: 'trace' }),
+      {
+        logStream: log.stream,
+      },
+    );
   });
   afterAll(() => freight?.close());
 
@@ -148,7 +161,10 @@ describe('logs of S3 refusing every request (a wrong secret key)', () => {
     const token = await tokenFor(uniqueUser('logs'));
     secrets.add(token);
     const auth = { Authorization: `Bearer ${token}`, 'Tus-Resumable': '1.0.0' };
-    const created = await fetch(`${freight.url}/files/`, { method: 'POST', headers: { ...auth, 'Upload-Length': String(6 * MiB) } });
+    const created = await fetch(`${freight.url}/files/`, {
+      method: 'POST',
+      headers: { ...auth, 'Upload-Length': String(6 * MiB) },
+    });
     const patched = await fetch(created.headers.get('location')!, {
       method: 'PATCH',
       headers: { ...auth, 'Upload-Offset': '0', 'Content-Type': 'application/offset+octet-stream' },

@@ -21,7 +21,9 @@ describe('GET /metrics', () => {
     const wrong = await fetch(`${ctx.freight.url}/metrics`, { headers: { Authorization: `Bearer ${METRICS_TOKEN}x` } });
     expect(wrong.status).toBe(401);
     // A user's token is not the metrics token.
-    const user = await fetch(`${ctx.freight.url}/metrics`, { headers: { Authorization: `Bearer ${await tokenFor('alice')}` } });
+    const user = await fetch(`${ctx.freight.url}/metrics`, {
+      headers: { Authorization: `Bearer ${await tokenFor('alice')}` },
+    });
     expect(user.status).toBe(401);
 
     const res = await fetch(`${ctx.freight.url}/metrics`, { headers: { Authorization: `Bearer ${METRICS_TOKEN}` } });
@@ -77,13 +79,23 @@ describe('GET /metrics', () => {
     expect(moved('freight_tus_bytes_received_total')).toBe(data.length);
     expect(moved('freight_http_request_duration_seconds_count', { method: 'POST', status: '201' })).toBe(1);
     // The route pattern, never the upload's URL.
-    expect(moved('freight_http_request_duration_seconds_count', { method: 'PATCH', route: '/files/*', status: '204' })).toBe(3);
+    expect(
+      moved('freight_http_request_duration_seconds_count', { method: 'PATCH', route: '/files/*', status: '204' }),
+    ).toBe(3);
     // The upload's multipart upload, and the staging one of the part its first PATCH ended in (see s3/writer.ts).
-    expect(moved('freight_s3_request_duration_seconds_count', { operation: 'CreateMultipartUpload', outcome: 'ok' })).toBe(2);
-    expect(moved('freight_s3_request_duration_seconds_count', { operation: 'CompleteMultipartUpload', outcome: 'ok' })).toBe(2);
-    expect(moved('freight_s3_request_duration_seconds_count', { operation: 'UploadPart', outcome: 'ok' })).toBeGreaterThanOrEqual(1);
+    expect(
+      moved('freight_s3_request_duration_seconds_count', { operation: 'CreateMultipartUpload', outcome: 'ok' }),
+    ).toBe(2);
+    expect(
+      moved('freight_s3_request_duration_seconds_count', { operation: 'CompleteMultipartUpload', outcome: 'ok' }),
+    ).toBe(2);
+    expect(
+      moved('freight_s3_request_duration_seconds_count', { operation: 'UploadPart', outcome: 'ok' }),
+    ).toBeGreaterThanOrEqual(1);
     expect(moved('freight_s3_errors_total')).toBe(0);
-    expect(moved('freight_db_query_duration_seconds_count', { query: 'advanceStoredOffset', outcome: 'ok' })).toBeGreaterThanOrEqual(3);
+    expect(
+      moved('freight_db_query_duration_seconds_count', { query: 'advanceStoredOffset', outcome: 'ok' }),
+    ).toBeGreaterThanOrEqual(3);
     expect(moved('freight_db_query_errors_total')).toBe(0);
     expect(moved('freight_lock_wait_seconds_count', { outcome: 'acquired' })).toBeGreaterThanOrEqual(3);
 
@@ -101,15 +113,22 @@ describe('GET /metrics', () => {
   test('a terminated tus upload counts as aborted; a refused token as a 401 of its route', async () => {
     const start = await scrape(ctx.freight.url, METRICS_TOKEN);
     const auth = { Authorization: `Bearer ${await tokenFor(uniqueUser('metrics'))}`, 'Tus-Resumable': '1.0.0' };
-    const created = await fetch(`${ctx.freight.url}/files/`, { method: 'POST', headers: { ...auth, 'Upload-Length': '10' } });
+    const created = await fetch(`${ctx.freight.url}/files/`, {
+      method: 'POST',
+      headers: { ...auth, 'Upload-Length': '10' },
+    });
     expect(created.status).toBe(201);
     expect((await fetch(created.headers.get('location')!, { method: 'DELETE', headers: auth })).status).toBe(204);
     const refused = await fetch(`${ctx.freight.url}/api/uploads`, { headers: { Authorization: 'Bearer nonsense' } });
     expect(refused.status).toBe(401);
     const moved = delta(start, await scrape(ctx.freight.url, METRICS_TOKEN));
     expect(moved('freight_uploads_aborted_total', { protocol: 'tus' })).toBe(1);
-    expect(moved('freight_http_request_duration_seconds_count', { method: 'DELETE', route: '/files/*', status: '204' })).toBe(1);
-    expect(moved('freight_http_request_duration_seconds_count', { method: 'GET', route: '/api/uploads', status: '401' })).toBe(1);
+    expect(
+      moved('freight_http_request_duration_seconds_count', { method: 'DELETE', route: '/files/*', status: '204' }),
+    ).toBe(1);
+    expect(
+      moved('freight_http_request_duration_seconds_count', { method: 'GET', route: '/api/uploads', status: '401' }),
+    ).toBe(1);
   });
 
   test('a direct upload moves the direct counters and its routes, and no tus bytes', async () => {
@@ -128,8 +147,16 @@ describe('GET /metrics', () => {
     expect(moved('freight_uploads_completed_total', { protocol: 'direct' })).toBe(1);
     expect(moved('freight_uploads_created_total', { protocol: 'tus' })).toBe(0);
     expect(moved('freight_tus_bytes_received_total')).toBe(0);
-    expect(moved('freight_http_request_duration_seconds_count', { method: 'POST', route: '/api/multipart', status: '201' })).toBe(1);
-    expect(moved('freight_http_request_duration_seconds_count', { method: 'POST', route: '/api/multipart/:id/complete', status: '200' })).toBe(1);
+    expect(
+      moved('freight_http_request_duration_seconds_count', { method: 'POST', route: '/api/multipart', status: '201' }),
+    ).toBe(1);
+    expect(
+      moved('freight_http_request_duration_seconds_count', {
+        method: 'POST',
+        route: '/api/multipart/:id/complete',
+        status: '200',
+      }),
+    ).toBe(1);
     expect(moved('freight_s3_request_duration_seconds_count', { operation: 'CreateMultipartUpload' })).toBe(1);
     expect(moved('freight_s3_request_duration_seconds_count', { operation: 'CompleteMultipartUpload' })).toBe(1);
     // Parts go from the client to S3: the server signs them and makes no UploadPart call (nor counts presigning as one).

@@ -19,8 +19,14 @@ afterAll(async () => {
 
 describe('bucket set-up', () => {
   test('creates the bucket once and answers a browser preflight for a part PUT, exposing ETag', async () => {
-    expect(await ensureBucket(s3, bucket, { corsOrigins: ['https://app.example.com'] })).toEqual({ created: true, cors: 'bucket' });
-    expect(await ensureBucket(s3, bucket, { corsOrigins: ['https://app.example.com'] })).toEqual({ created: false, cors: 'bucket' });
+    expect(await ensureBucket(s3, bucket, { corsOrigins: ['https://app.example.com'] })).toEqual({
+      created: true,
+      cors: 'bucket',
+    });
+    expect(await ensureBucket(s3, bucket, { corsOrigins: ['https://app.example.com'] })).toEqual({
+      created: false,
+      cors: 'bucket',
+    });
     const preflight = await fetch(`${inject('s3').endpoint}/${bucket}/some-key?partNumber=1&uploadId=x`, {
       method: 'OPTIONS',
       headers: {
@@ -36,7 +42,11 @@ describe('bucket set-up', () => {
     // A page that follows a download's redirect reads the file's name and range.
     const download = await fetch(`${inject('s3').endpoint}/${bucket}/some-key`, {
       method: 'OPTIONS',
-      headers: { Origin: 'https://app.example.com', 'Access-Control-Request-Method': 'GET', 'Access-Control-Request-Headers': 'range' },
+      headers: {
+        Origin: 'https://app.example.com',
+        'Access-Control-Request-Method': 'GET',
+        'Access-Control-Request-Headers': 'range',
+      },
     });
     expect(download.status).toBe(200);
     expect(download.headers.get('access-control-expose-headers')).toMatch(/Content-Disposition/i);
@@ -47,7 +57,9 @@ describe('bucket set-up', () => {
     const minio = {
       send: async (command: unknown) => {
         if (command instanceof PutBucketCorsCommand) {
-          throw Object.assign(new Error('A header you provided implies functionality that is not implemented'), { name: 'NotImplemented' });
+          throw Object.assign(new Error('A header you provided implies functionality that is not implemented'), {
+            name: 'NotImplemented',
+          });
         }
         return {};
       },

@@ -31,13 +31,23 @@ const row = async (id: string) => (await ctx.sql`select * from file_uploads wher
 
 /** A finished partial upload of `data`; returns its URL. */
 async function partial(headers: Record<string, string>, data: Buffer<ArrayBuffer>): Promise<string> {
-  const upload = await createRawUpload(ctx.freight.url, headers, data, { 'Upload-Length': String(data.length), 'Upload-Concat': 'partial' });
+  const upload = await createRawUpload(ctx.freight.url, headers, data, {
+    'Upload-Length': String(data.length),
+    'Upload-Concat': 'partial',
+  });
   if (data.length > 0) expect((await upload.patch(0, data.length)).status).toBe(204);
   return upload.url;
 }
 
-async function final(headers: Record<string, string>, urls: string[], extra: Record<string, string> = {}): Promise<Response> {
-  return fetch(`${ctx.freight.url}/files/`, { method: 'POST', headers: { ...TUS, ...headers, ...extra, 'Upload-Concat': `final;${urls.join(' ')}` } });
+async function final(
+  headers: Record<string, string>,
+  urls: string[],
+  extra: Record<string, string> = {},
+): Promise<Response> {
+  return fetch(`${ctx.freight.url}/files/`, {
+    method: 'POST',
+    headers: { ...TUS, ...headers, ...extra, 'Upload-Concat': `final;${urls.join(' ')}` },
+  });
 }
 
 /** The upload's row once its status is one of `statuses` (by default: its assembly is over); else its last state. */
@@ -49,7 +59,9 @@ async function assembled(id: string, statuses = ['completed', 'failed', 'rejecte
       return current && statuses.includes(current.status as string) ? current : undefined;
     }, timeoutMs);
   } catch {
-    throw new Error(`upload ${id} is not ${statuses.join(' or ')} after ${timeoutMs} ms: ${current?.status} (${current?.error})`);
+    throw new Error(
+      `upload ${id} is not ${statuses.join(' or ')} after ${timeoutMs} ms: ${current?.status} (${current?.error})`,
+    );
   }
 }
 
@@ -67,15 +79,27 @@ describe('concatenation', () => {
     const id = url.split('/').pop()!;
     expect(run.requests.filter((r) => r.method === 'POST')).toHaveLength(5);
     const done = await assembled(id);
-    expect(done).toMatchObject({ status: 'completed', concat: 'final', filename: 'parallel.bin', sha256: sha256(data) });
+    expect(done).toMatchObject({
+      status: 'completed',
+      concat: 'final',
+      filename: 'parallel.bin',
+      sha256: sha256(data),
+    });
     expect(Number(done.total_size)).toBe(data.length);
     expect(done.concat_partials).toHaveLength(4);
     expect(await sha256OfObject(ctx.s3, ctx.bucket.bucket, id)).toBe(sha256(data));
     // Joined by S3: one copied part per partial.
     const head = await ctx.s3.send(new HeadObjectCommand({ Bucket: ctx.bucket.bucket, Key: id }));
     expect(head.ETag).toMatch(/-4"$/);
-    const api = (await (await fetch(`${ctx.freight.url}/api/uploads/${id}`, { headers: await auth(user) })).json()) as Record<string, unknown>;
-    expect(api).toMatchObject({ status: 'completed', concat: 'final', partials: done.concat_partials, sha256: sha256(data) });
+    const api = (await (
+      await fetch(`${ctx.freight.url}/api/uploads/${id}`, { headers: await auth(user) })
+    ).json()) as Record<string, unknown>;
+    expect(api).toMatchObject({
+      status: 'completed',
+      concat: 'final',
+      partials: done.concat_partials,
+      sha256: sha256(data),
+    });
   });
 
   test('raw: partials of any size, one used twice; HEAD of partial and final; a PATCH on the final is 403', async () => {
@@ -101,7 +125,12 @@ describe('concatenation', () => {
 
     const patched = await fetch(finalUrl, {
       method: 'PATCH',
-      headers: { ...TUS, ...headers, 'Upload-Offset': String(expected.length), 'Content-Type': 'application/offset+octet-stream' },
+      headers: {
+        ...TUS,
+        ...headers,
+        'Upload-Offset': String(expected.length),
+        'Content-Type': 'application/offset+octet-stream',
+      },
       body: 'x',
     });
     expect(patched.status).toBe(403);
@@ -127,7 +156,10 @@ describe('concatenation', () => {
     const stranger = await final(headers, [mine, theirs]);
     expect(stranger.status).toBe(404);
 
-    const unfinished = await createRawUpload(ctx.freight.url, headers, randomData(MiB), { 'Upload-Length': String(MiB), 'Upload-Concat': 'partial' });
+    const unfinished = await createRawUpload(ctx.freight.url, headers, randomData(MiB), {
+      'Upload-Length': String(MiB),
+      'Upload-Concat': 'partial',
+    });
     const early = await final(headers, [mine, unfinished.url]);
     expect(early.status).toBe(400);
     expect(await early.text()).toMatch(/not complete/);
@@ -144,9 +176,15 @@ describe('concatenation', () => {
     const headers = await auth(uniqueUser('digest'));
     const urls = [await partial(headers, randomData(5 * MiB)), await partial(headers, randomData(MiB))];
     const wrong = sha256(Buffer.from('something else'));
-    const created = await final(headers, urls, { 'Upload-Metadata': `sha256 ${Buffer.from(wrong).toString('base64')}` });
+    const created = await final(headers, urls, {
+      'Upload-Metadata': `sha256 ${Buffer.from(wrong).toString('base64')}`,
+    });
     const id = created.headers.get('location')!.split('/').pop()!;
-    expect(await assembled(id)).toMatchObject({ status: 'rejected', sha256: null, error: expect.stringContaining(wrong) });
+    expect(await assembled(id)).toMatchObject({
+      status: 'rejected',
+      sha256: null,
+      error: expect.stringContaining(wrong),
+    });
   });
 });
 
@@ -163,7 +201,12 @@ describe('concatenation through an S3 outage', () => {
     sql = postgres(db.url, { onnotice: () => {} });
     s3Proxy = await holdingProxy(inject('s3').endpoint);
     freight = await startFreight(
-      serviceEnv(ctx.bucket.bucket, { DATABASE_URL: db.url, S3_ENDPOINT: s3Proxy.url, S3_PART_SIZE: '5MiB', S3_REQUEST_TIMEOUT: '2s' }),
+      serviceEnv(ctx.bucket.bucket, {
+        DATABASE_URL: db.url,
+        S3_ENDPOINT: s3Proxy.url,
+        S3_PART_SIZE: '5MiB',
+        S3_REQUEST_TIMEOUT: '2s',
+      }),
     );
   });
   afterAll(async () => {
@@ -178,12 +221,18 @@ describe('concatenation through an S3 outage', () => {
     const parts = [randomData(5 * MiB), randomData(2 * MiB + 3)];
     const urls: string[] = [];
     for (const data of parts) {
-      const upload = await createRawUpload(freight.url, headers, data, { 'Upload-Length': String(data.length), 'Upload-Concat': 'partial' });
+      const upload = await createRawUpload(freight.url, headers, data, {
+        'Upload-Length': String(data.length),
+        'Upload-Concat': 'partial',
+      });
       expect((await upload.patch(0, data.length)).status).toBe(204);
       urls.push(upload.url);
     }
     await s3Proxy.down();
-    const created = await fetch(`${freight.url}/files/`, { method: 'POST', headers: { ...TUS, ...headers, 'Upload-Concat': `final;${urls.join(' ')}` } });
+    const created = await fetch(`${freight.url}/files/`, {
+      method: 'POST',
+      headers: { ...TUS, ...headers, 'Upload-Concat': `final;${urls.join(' ')}` },
+    });
     expect(created.status).toBe(201);
     const id = created.headers.get('location')!.split('/').pop()!;
     const failed = await assembled(id, ['failed'], 30_000, isolatedRow);
@@ -191,7 +240,11 @@ describe('concatenation through an S3 outage', () => {
     await s3Proxy.up();
     // The next try comes 5 s after the failure.
     const completed = await assembled(id, ['completed'], 60_000, isolatedRow);
-    expect(completed).toMatchObject({ error: null, sha256: sha256(Buffer.concat(parts)), total_size: String(7 * MiB + 3) });
+    expect(completed).toMatchObject({
+      error: null,
+      sha256: sha256(Buffer.concat(parts)),
+      total_size: String(7 * MiB + 3),
+    });
     expect(await sha256OfObject(ctx.s3, ctx.bucket.bucket, id)).toBe(sha256(Buffer.concat(parts)));
   });
 });

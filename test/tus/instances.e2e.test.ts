@@ -58,16 +58,31 @@ async function client(name: string): Promise<Client> {
 async function create(on: ServerProcess, c: Client, length: number | 'deferred'): Promise<string> {
   const res = await fetch(`${on.url}/files/`, {
     method: 'POST',
-    headers: { ...c.headers, ...(length === 'deferred' ? { 'Upload-Defer-Length': '1' } : { 'Upload-Length': String(length) }) },
+    headers: {
+      ...c.headers,
+      ...(length === 'deferred' ? { 'Upload-Defer-Length': '1' } : { 'Upload-Length': String(length) }),
+    },
   });
   expect(res.status).toBe(201);
   return new URL(res.headers.get('location')!).pathname;
 }
 
-function patch(on: ServerProcess, c: Client, upload: string, offset: number, body: Buffer<ArrayBuffer>, extra: Record<string, string> = {}) {
+function patch(
+  on: ServerProcess,
+  c: Client,
+  upload: string,
+  offset: number,
+  body: Buffer<ArrayBuffer>,
+  extra: Record<string, string> = {},
+) {
   return fetch(`${on.url}${upload}`, {
     method: 'PATCH',
-    headers: { ...c.headers, ...extra, 'Upload-Offset': String(offset), 'Content-Type': 'application/offset+octet-stream' },
+    headers: {
+      ...c.headers,
+      ...extra,
+      'Upload-Offset': String(offset),
+      'Content-Type': 'application/offset+octet-stream',
+    },
     body,
   });
 }
@@ -111,7 +126,9 @@ describe('two instances on one database, bucket and DATA_DIR', () => {
     const upload = await create(a, c, 'deferred');
     expect((await patch(a, c, upload, 0, data.subarray(0, 6 * MiB))).status).toBe(204);
     // B declares the length with the next bytes; A sends the rest.
-    const declared = await patch(b, c, upload, 6 * MiB, data.subarray(6 * MiB, 11 * MiB), { 'Upload-Length': String(data.length) });
+    const declared = await patch(b, c, upload, 6 * MiB, data.subarray(6 * MiB, 11 * MiB), {
+      'Upload-Length': String(data.length),
+    });
     expect(declared.status).toBe(204);
     const head = await fetch(`${a.url}${upload}`, { method: 'HEAD', headers: c.headers });
     expect(head.headers.get('upload-length')).toBe(String(data.length));
@@ -146,13 +163,20 @@ describe('two instances on one database, bucket and DATA_DIR', () => {
     let serving = a;
     let standby = b;
     for (const point of [...killAt, Infinity]) {
-      const run = startTusUpload(data, { uploadUrl: `${serving.url}${upload}`, headers: { Authorization: `Bearer ${c.token}` }, chunkSize: 16 * MiB });
+      const run = startTusUpload(data, {
+        uploadUrl: `${serving.url}${upload}`,
+        headers: { Authorization: `Bearer ${c.token}` },
+        chunkSize: 16 * MiB,
+      });
       const victim = serving;
       let killed: Promise<void> | undefined;
       run.upload.options.onProgress = (sent) => {
         if (sent >= point && !killed) killed = victim.kill('SIGKILL');
       };
-      const outcome = await run.done.then(() => 'done', () => 'cut');
+      const outcome = await run.done.then(
+        () => 'done',
+        () => 'cut',
+      );
       const firstPatch = run.requests.find((r) => r.method === 'PATCH');
       resumedFrom.push(Number(firstPatch?.uploadOffset ?? data.length));
       if (outcome === 'done') break;
@@ -172,7 +196,9 @@ describe('two instances on one database, bucket and DATA_DIR', () => {
     expect(Number(row?.stored_offset)).toBe(data.length);
     const parts = await sql`select part_number, size from upload_parts where upload_id = ${id} order by part_number`;
     expect(parts.map((p) => p.part_number)).toEqual(parts.map((_, i) => i + 1));
-    expect(parts.every((p, i) => Number(p.size) === (i + 1 < parts.length ? 5 * MiB : data.length - 5 * MiB * i))).toBe(true);
+    expect(parts.every((p, i) => Number(p.size) === (i + 1 < parts.length ? 5 * MiB : data.length - 5 * MiB * i))).toBe(
+      true,
+    );
     const head = await s3.send(new HeadObjectCommand({ Bucket: bucket.bucket, Key: id }));
     expect(head.ContentLength).toBe(data.length);
     expect(head.ETag).toMatch(new RegExp(`-${parts.length}"$`));

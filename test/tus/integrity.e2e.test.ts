@@ -29,7 +29,8 @@ const ctx = freightOnS3('freight-integrity', { S3_PART_SIZE: '5MiB' });
 const TUS = { 'Tus-Resumable': '1.0.0' };
 
 const digestOf = (algorithm: string, data: Uint8Array) => createHash(algorithm).update(data).digest('base64');
-const row = async (id: string) => (await ctx.sql`select status, error, sha256, stored_offset from file_uploads where id = ${id}`)[0];
+const row = async (id: string) =>
+  (await ctx.sql`select status, error, sha256, stored_offset from file_uploads where id = ${id}`)[0];
 const auth = async (user: string) => ({ Authorization: `Bearer ${await tokenFor(user)}` });
 const metadataSha256 = (hex: string) => ({ 'Upload-Metadata': `sha256 ${Buffer.from(hex).toString('base64')}` });
 
@@ -51,7 +52,9 @@ describe('the checksum extension', () => {
     expect(ok.headers.get('upload-offset')).toBe(String(7 * MiB));
 
     // The rest with the checksum of other bytes: discarded, though a whole part of it reached S3 meanwhile.
-    const wrong = await upload.patch(7 * MiB, data.length, { 'Upload-Checksum': `md5 ${digestOf('md5', Buffer.from('not these bytes'))}` });
+    const wrong = await upload.patch(7 * MiB, data.length, {
+      'Upload-Checksum': `md5 ${digestOf('md5', Buffer.from('not these bytes'))}`,
+    });
     expect(wrong.status).toBe(460);
     expect(await errorCodeOf(wrong)).toBe('ERR_CHECKSUM_MISMATCH');
     expect(Number((await row(upload.id))?.stored_offset)).toBe(7 * MiB);
@@ -88,7 +91,13 @@ describe('the checksum extension', () => {
       }
       const res = await fetch(upload.url, {
         method: 'PATCH',
-        headers: { ...TUS, ...headers, 'Upload-Offset': String(offset), 'Content-Type': 'application/offset+octet-stream', 'Upload-Checksum': sum },
+        headers: {
+          ...TUS,
+          ...headers,
+          'Upload-Offset': String(offset),
+          'Content-Type': 'application/offset+octet-stream',
+          'Upload-Checksum': sum,
+        },
         body,
       });
       answers.push(res.status);
@@ -120,25 +129,41 @@ describe('the whole upload SHA-256', () => {
   test('the digest a client announced: the right one completes, a wrong one is rejected (460), never completed', async () => {
     const headers = await auth(uniqueUser('announce'));
     const data = randomData(11 * MiB);
-    const right = await createRawUpload(ctx.freight.url, headers, data, { 'Upload-Length': String(data.length), ...metadataSha256(sha256(data)) });
+    const right = await createRawUpload(ctx.freight.url, headers, data, {
+      'Upload-Length': String(data.length),
+      ...metadataSha256(sha256(data)),
+    });
     expect((await right.patch(0, data.length)).status).toBe(204);
     expect((await row(right.id))?.status).toBe('completed');
 
     const wrongDigest = sha256(Buffer.from('another file'));
-    const wrong = await createRawUpload(ctx.freight.url, headers, data, { 'Upload-Length': String(data.length), ...metadataSha256(wrongDigest) });
+    const wrong = await createRawUpload(ctx.freight.url, headers, data, {
+      'Upload-Length': String(data.length),
+      ...metadataSha256(wrongDigest),
+    });
     expect((await wrong.patch(0, 6 * MiB)).status).toBe(204);
     const last = await wrong.patch(6 * MiB, data.length);
     expect(last.status).toBe(460);
     expect(await errorCodeOf(last)).toBe('ERR_DIGEST_MISMATCH');
-    expect(await row(wrong.id)).toMatchObject({ status: 'rejected', sha256: null, error: expect.stringContaining(wrongDigest) });
-    const api = (await (await fetch(`${ctx.freight.url}/api/uploads/${wrong.id}`, { headers })).json()) as Record<string, unknown>;
+    expect(await row(wrong.id)).toMatchObject({
+      status: 'rejected',
+      sha256: null,
+      error: expect.stringContaining(wrongDigest),
+    });
+    const api = (await (await fetch(`${ctx.freight.url}/api/uploads/${wrong.id}`, { headers })).json()) as Record<
+      string,
+      unknown
+    >;
     expect(api).toMatchObject({ status: 'rejected', error: expect.stringMatching(/sha256 mismatch/) });
     expect((await fetch(wrong.url, { method: 'HEAD', headers: { ...TUS, ...headers } })).status).toBe(410);
     // Nothing of it is left in S3 to become an object.
     expect((await listMultipartUploads(ctx.s3, ctx.bucket.bucket)).map((u) => u.key)).not.toContain(wrong.id);
     expect((await fetch(wrong.url, { headers })).status).toBe(410);
 
-    const badForm = await fetch(`${ctx.freight.url}/files/`, { method: 'POST', headers: { ...TUS, ...headers, 'Upload-Length': '5', ...metadataSha256('nope') } });
+    const badForm = await fetch(`${ctx.freight.url}/files/`, {
+      method: 'POST',
+      headers: { ...TUS, ...headers, 'Upload-Length': '5', ...metadataSha256('nope') },
+    });
     expect(badForm.status).toBe(400);
   });
 });
@@ -154,7 +179,10 @@ describe('UPLOAD_SHA256=false', () => {
       expect(await row(quiet.id)).toMatchObject({ status: 'completed', sha256: null });
 
       const wrong = sha256(Buffer.from('not it'));
-      const announced = await createRawUpload(plain.url, headers, data, { 'Upload-Length': String(data.length), ...metadataSha256(wrong) });
+      const announced = await createRawUpload(plain.url, headers, data, {
+        'Upload-Length': String(data.length),
+        ...metadataSha256(wrong),
+      });
       expect((await announced.patch(0, data.length)).status).toBe(460);
       expect((await row(announced.id))?.status).toBe('rejected');
     } finally {
@@ -170,7 +198,9 @@ describe('staged bytes lost in S3', () => {
     const upload = await createRawUpload(ctx.freight.url, headers, data);
     // Part 1 whole, then 2 MiB staged as a tail object of part 2.
     expect((await upload.patch(0, 7 * MiB)).status).toBe(204);
-    const [{ staging }] = (await ctx.sql`select staging from file_uploads where id = ${upload.id}`) as unknown as [{ staging: { tail: { key: string } } }];
+    const [{ staging }] = (await ctx.sql`select staging from file_uploads where id = ${upload.id}`) as unknown as [
+      { staging: { tail: { key: string } } },
+    ];
     // A bucket lifecycle rule or an operator removes it behind Freight's back.
     await ctx.s3.send(new DeleteObjectCommand({ Bucket: ctx.bucket.bucket, Key: staging.tail.key }));
 
@@ -204,7 +234,10 @@ describe('the SHA-256 survives crashes and instance changes', () => {
     const user = uniqueUser('crash-digest');
     const token = await tokenFor(user);
     const data = randomData(96 * MiB + 999);
-    const created = await fetch(`${a.url}/files/`, { method: 'POST', headers: { ...TUS, Authorization: `Bearer ${token}`, 'Upload-Length': String(data.length) } });
+    const created = await fetch(`${a.url}/files/`, {
+      method: 'POST',
+      headers: { ...TUS, Authorization: `Bearer ${token}`, 'Upload-Length': String(data.length) },
+    });
     const pathname = new URL(created.headers.get('location')!).pathname;
     const id = pathname.split('/').pop()!;
     // Crash points, and where to resume after each: the same instance twice, the other one once.
@@ -216,7 +249,11 @@ describe('the SHA-256 survives crashes and instance changes', () => {
     let serving = a;
     const outcomes: string[] = [];
     for (const step of [...plan, undefined]) {
-      const run = startTusUpload(data, { uploadUrl: `${serving.url}${pathname}`, headers: { Authorization: `Bearer ${token}` }, chunkSize: 7 * MiB + 3 });
+      const run = startTusUpload(data, {
+        uploadUrl: `${serving.url}${pathname}`,
+        headers: { Authorization: `Bearer ${token}` },
+        chunkSize: 7 * MiB + 3,
+      });
       const victim = serving;
       let killed: Promise<void> | undefined;
       if (step) {
@@ -224,7 +261,10 @@ describe('the SHA-256 survives crashes and instance changes', () => {
           if (sent >= step.killAt && !killed) killed = victim.kill('SIGKILL');
         };
       }
-      const outcome = await run.done.then(() => 'done', () => 'cut');
+      const outcome = await run.done.then(
+        () => 'done',
+        () => 'cut',
+      );
       outcomes.push(outcome);
       if (!step) break;
       await killed;

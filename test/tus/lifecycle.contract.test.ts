@@ -67,7 +67,9 @@ describe.each([
   });
 
   async function api(user: string, id: string) {
-    const res = await fetch(`${freight.url}/api/uploads/${id}`, { headers: { Authorization: `Bearer ${await tokenFor(user)}` } });
+    const res = await fetch(`${freight.url}/api/uploads/${id}`, {
+      headers: { Authorization: `Bearer ${await tokenFor(user)}` },
+    });
     expect(res.status).toBe(200);
     return res.json() as Promise<Record<string, unknown>>;
   }
@@ -138,7 +140,10 @@ describe.each([
   test('a terminated upload is aborted and gone', async () => {
     const user = uniqueUser('cid');
     const headers = { 'Tus-Resumable': '1.0.0', Authorization: `Bearer ${await tokenFor(user)}` };
-    const created = await fetch(`${freight.url}/files/`, { method: 'POST', headers: { ...headers, 'Upload-Length': '100' } });
+    const created = await fetch(`${freight.url}/files/`, {
+      method: 'POST',
+      headers: { ...headers, 'Upload-Length': '100' },
+    });
     const url = created.headers.get('location')!;
     const deleted = await fetch(url, { method: 'DELETE', headers });
     expect(deleted.status).toBe(204);

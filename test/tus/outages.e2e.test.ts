@@ -195,7 +195,10 @@ const HARMLESS = new Set<number | string>([200, 201, 204, 409, 423, 503, 'ECONNR
 
 const describeExchanges = (exchanges: Exchange[]) =>
   exchanges
-    .map((e) => `${e.at}ms ${e.method}${e.offset === undefined ? '' : `@${(Number(e.offset) / MiB).toFixed(0)}MiB`} → ${e.outcome} (${e.ms} ms)`)
+    .map(
+      (e) =>
+        `${e.at}ms ${e.method}${e.offset === undefined ? '' : `@${(Number(e.offset) / MiB).toFixed(0)}MiB`} → ${e.outcome} (${e.ms} ms)`,
+    )
     .join(', ');
 
 /**
@@ -272,10 +275,25 @@ async function throughOutage(
   // Until one of the client's requests met the outage (on a loaded machine it may take longer than planned to
   // send one): an outage nobody felt would prove nothing.
   const felt = () =>
-    eventually(async () => (run.stack.exchanges.some((e) => failedSince(e, outageStartedAt)) ? true : undefined), 30_000).then(() => {});
+    eventually(
+      async () => (run.stack.exchanges.some((e) => failedSince(e, outageStartedAt)) ? true : undefined),
+      30_000,
+    ).then(() => {});
   await outage({ id, user, storedOffset, felt });
   const url = await run.done;
-  return expectSurvived({ label, run, url, data, user, sql, s3, bucket: bucket.bucket, freight, storedAtOutage: storedOffset, outageStartedAt });
+  return expectSurvived({
+    label,
+    run,
+    url,
+    data,
+    user,
+    sql,
+    s3,
+    bucket: bucket.bucket,
+    freight,
+    storedAtOutage: storedOffset,
+    outageStartedAt,
+  });
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -318,7 +336,8 @@ async function createUpload(freight: RunningFreight, user: string, length: numbe
   return res.headers.get('location')!;
 }
 
-const head = async (url: string, user: string) => ask(url, { method: 'HEAD', headers: { ...TUS, ...(await bearer(user)) } });
+const head = async (url: string, user: string) =>
+  ask(url, { method: 'HEAD', headers: { ...TUS, ...(await bearer(user)) } });
 
 const patch = async (url: string, user: string, offset: number, body: Buffer<ArrayBuffer>) =>
   ask(url, {
@@ -439,7 +458,9 @@ describe('PostgreSQL outages (a throwaway cluster of this file, never the machin
   });
 
   test('what the answers are while Postgres is down: HEAD 423, PATCH 503, POST 503 and no row', async () => {
-    const freight = await startFreight(serviceEnv(bucket.bucket, { DATABASE_URL: cluster.url, DATABASE_TIMEOUT: '3s' }));
+    const freight = await startFreight(
+      serviceEnv(bucket.bucket, { DATABASE_URL: cluster.url, DATABASE_TIMEOUT: '3s' }),
+    );
     try {
       const user = uniqueUser('raw-pg-down');
       const newcomer = uniqueUser('raw-pg-down-post');
@@ -474,7 +495,9 @@ describe('PostgreSQL outages (a throwaway cluster of this file, never the machin
   });
 
   test('Postgres restarts (down ~4 s plus its start): the client resumes the same upload', async () => {
-    const freight = await startFreight(serviceEnv(bucket.bucket, { DATABASE_URL: cluster.url, DATABASE_TIMEOUT: '3s' }));
+    const freight = await startFreight(
+      serviceEnv(bucket.bucket, { DATABASE_URL: cluster.url, DATABASE_TIMEOUT: '3s' }),
+    );
     try {
       await throughOutage('Postgres restart', freight, sql, async () => {
         const restarting = performance.now();
@@ -489,7 +512,9 @@ describe('PostgreSQL outages (a throwaway cluster of this file, never the machin
 
   test('Postgres stops answering (held 5 s, DATABASE_TIMEOUT 2 s): HEAD 423, PATCH 503 within the timeout, the client resumes', async () => {
     const pgProxy = await holdingProxy(cluster.url);
-    const freight = await startFreight(serviceEnv(bucket.bucket, { DATABASE_URL: pgProxy.url, DATABASE_TIMEOUT: '2s' }));
+    const freight = await startFreight(
+      serviceEnv(bucket.bucket, { DATABASE_URL: pgProxy.url, DATABASE_TIMEOUT: '2s' }),
+    );
     try {
       const prober = uniqueUser('pg-held-probe');
       const probeUrl = await createUpload(freight, prober, 16 * MiB);
@@ -522,7 +547,9 @@ describe('PostgreSQL outages (a throwaway cluster of this file, never the machin
   // answers again; the client, told 503, creates another upload. The late row is undone (src/db/availability.ts).
   test('a POST answered 503 while Postgres is held leaves no upload behind once Postgres answers again', async () => {
     const pgProxy = await holdingProxy(cluster.url);
-    const freight = await startFreight(serviceEnv(bucket.bucket, { DATABASE_URL: pgProxy.url, DATABASE_TIMEOUT: '2s' }));
+    const freight = await startFreight(
+      serviceEnv(bucket.bucket, { DATABASE_URL: pgProxy.url, DATABASE_TIMEOUT: '2s' }),
+    );
     try {
       // A connection in the pool, as on any server that has served a request: the INSERT goes out on it.
       await createUpload(freight, uniqueUser('pg-held-warm'), 8 * MiB);

@@ -84,7 +84,9 @@ describe('errors to HTTP', () => {
   test("the S3 client's timeout is a 503 with Retry-After even without the SDK's $metadata (a streamed part body)", () => {
     // What @smithy/node-http-handler throws after S3_REQUEST_TIMEOUT of silence; the retry middleware adds no
     // $metadata to it for a request whose body is a stream.
-    const timeout = Object.assign(new Error('the request socket timed out after 2000 ms of inactivity'), { name: 'TimeoutError' });
+    const timeout = Object.assign(new Error('the request socket timed out after 2000 ms of inactivity'), {
+      name: 'TimeoutError',
+    });
     expect(toHttpAnswer(timeout)).toEqual({
       status: 503,
       code: 'ERR_STORAGE_UNAVAILABLE',

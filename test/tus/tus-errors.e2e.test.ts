@@ -4,13 +4,7 @@
  */
 import { MemoryLocker } from '@tus/server';
 import { describe, expect, test } from 'vitest';
-import {
-  freightOnS3,
-  MiB,
-  randomData,
-  tokenFor,
-  uniqueUser,
-} from '../helpers/harness.js';
+import { freightOnS3, MiB, randomData, tokenFor, uniqueUser } from '../helpers/harness.js';
 
 /** The server's locker, so a test can hold an upload's lock the way a stuck request would. */
 const locker = new MemoryLocker({ acquireLockTimeout: 500 });
@@ -31,14 +25,21 @@ async function create(user: string, length = 10 * MiB): Promise<string> {
 
 describe('authentication', () => {
   test('a request without a token is refused with 401 and a reason', async () => {
-    const res = await fetch(`${ctx.freight.url}/files/`, { method: 'POST', headers: { ...TUS, 'Upload-Length': '10' } });
+    const res = await fetch(`${ctx.freight.url}/files/`, {
+      method: 'POST',
+      headers: { ...TUS, 'Upload-Length': '10' },
+    });
     expect(res.status).toBe(401);
     expect(res.headers.get('www-authenticate')).toMatch(/^Bearer/);
     expect(await res.text()).toMatch(/missing Authorization header/);
   });
 
   test.each([
-    ['a token signed with another secret', () => tokenFor('mallory', { secret: 'some-other-secret-some-other-secret' }), /invalid token/],
+    [
+      'a token signed with another secret',
+      () => tokenFor('mallory', { secret: 'some-other-secret-some-other-secret' }),
+      /invalid token/,
+    ],
     ['an expired token', () => tokenFor('mallory', { expiresIn: '-1m' }), /token expired/],
     ['a token that is not a JWT', async () => 'not-a-jwt', /invalid token/],
   ])('%s is refused with 401', async (_name, makeToken, reason) => {
@@ -61,7 +62,11 @@ describe('authentication', () => {
       ['GET', {}],
     ];
     for (const [method, headers] of attempts) {
-      const res = await fetch(url, { method, headers: { ...headers, ...stranger }, body: method === 'PATCH' ? 'x' : undefined });
+      const res = await fetch(url, {
+        method,
+        headers: { ...headers, ...stranger },
+        body: method === 'PATCH' ? 'x' : undefined,
+      });
       expect(res.status, method).toBe(404);
     }
     // and the owner still has it, untouched
@@ -70,7 +75,7 @@ describe('authentication', () => {
     expect(head.headers.get('upload-offset')).toBe('0');
   });
 
-  test("a direct upload is no tus upload: HEAD, PATCH, DELETE and GET under /files are 404 and leave it untouched", async () => {
+  test('a direct upload is no tus upload: HEAD, PATCH, DELETE and GET under /files are 404 and leave it untouched', async () => {
     const headers = await auth(uniqueUser('direct-owner'));
     const created = await fetch(`${ctx.freight.url}/api/multipart`, {
       method: 'POST',
@@ -86,7 +91,11 @@ describe('authentication', () => {
       ['GET', {}],
     ];
     for (const [method, extra] of attempts) {
-      const res = await fetch(`${ctx.freight.url}/files/${id}`, { method, headers: { ...extra, ...headers }, body: method === 'PATCH' ? 'x' : undefined });
+      const res = await fetch(`${ctx.freight.url}/files/${id}`, {
+        method,
+        headers: { ...extra, ...headers },
+        body: method === 'PATCH' ? 'x' : undefined,
+      });
       expect(res.status, method).toBe(404);
     }
     const parts = await fetch(`${ctx.freight.url}/api/multipart/${id}/parts`, { headers });
@@ -159,7 +168,11 @@ describe('spec-exact errors', () => {
   test('PATCH without Upload-Offset is 400', async () => {
     const user = uniqueUser('u');
     const url = await create(user);
-    const res = await fetch(url, { method: 'PATCH', headers: { ...TUS, ...OCTETS, ...(await auth(user)) }, body: 'abc' });
+    const res = await fetch(url, {
+      method: 'PATCH',
+      headers: { ...TUS, ...OCTETS, ...(await auth(user)) },
+      body: 'abc',
+    });
     expect(res.status).toBe(400);
     expect(await res.text()).toMatch(/Upload-Offset header required/);
   });

@@ -2,7 +2,7 @@
  * tus uploads end to end: tus-js-client → Freight → real S3 (Ceph RGW) multipart, state in real PostgreSQL.
  */
 import { Readable } from 'node:stream';
-import { AbortMultipartUploadCommand, HeadObjectCommand, } from '@aws-sdk/client-s3';
+import { AbortMultipartUploadCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
 import { Upload } from 'tus-js-client';
 import { describe, expect, inject, test } from 'vitest';
 import {
@@ -47,7 +47,10 @@ async function partsInS3AndDb(id: string) {
 }
 
 async function headOffset(url: string, token: string): Promise<number> {
-  const res = await fetch(url, { method: 'HEAD', headers: { 'Tus-Resumable': '1.0.0', Authorization: `Bearer ${token}` } });
+  const res = await fetch(url, {
+    method: 'HEAD',
+    headers: { 'Tus-Resumable': '1.0.0', Authorization: `Bearer ${token}` },
+  });
   expect(res.status).toBe(200);
   return Number(res.headers.get('upload-offset'));
 }
@@ -178,7 +181,12 @@ describe('tus uploads onto S3 multipart', () => {
     const body = randomData(1000);
     const patched = await fetch(url, {
       method: 'PATCH',
-      headers: { ...headers, 'Upload-Offset': '0', 'Upload-Length': '1000', 'Content-Type': 'application/offset+octet-stream' },
+      headers: {
+        ...headers,
+        'Upload-Offset': '0',
+        'Upload-Length': '1000',
+        'Content-Type': 'application/offset+octet-stream',
+      },
       body,
     });
     expect(patched.status).toBe(204);
@@ -248,7 +256,10 @@ describe('tus uploads onto S3 multipart', () => {
       const token = await tokenFor(uniqueUser('gus'));
       const headers = { 'Tus-Resumable': '1.0.0', Authorization: `Bearer ${token}` };
       const data = randomData(6 * MiB);
-      const created = await fetch(`${flaky.url}/files/`, { method: 'POST', headers: { ...headers, 'Upload-Length': String(data.length) } });
+      const created = await fetch(`${flaky.url}/files/`, {
+        method: 'POST',
+        headers: { ...headers, 'Upload-Length': String(data.length) },
+      });
       const url = created.headers.get('location')!;
       const id = uploadIdOf(url);
 
@@ -281,14 +292,20 @@ describe('tus uploads onto S3 multipart', () => {
     const { url, id, patch } = await createRawUpload(ctx.freight.url, headers, data);
     expect((await patch(0, 6 * MiB)).status).toBe(204);
     // A bucket lifecycle rule or an operator aborts it behind Freight's back.
-    await ctx.s3.send(new AbortMultipartUploadCommand({ Bucket: ctx.bucket.bucket, Key: id, UploadId: await s3UploadIdOf(id) }));
+    await ctx.s3.send(
+      new AbortMultipartUploadCommand({ Bucket: ctx.bucket.bucket, Key: id, UploadId: await s3UploadIdOf(id) }),
+    );
 
     // The next write finds out: 410, and the upload is lost for good (its offset no longer claims any bytes).
     const last = await patch(6 * MiB, data.length);
     expect(last.status).toBe(410);
     expect(await last.text()).toMatch(/multipart upload no longer exists/);
     expect((await fetch(url, { method: 'HEAD', headers })).status).toBe(410);
-    expect(await uploadRow(id)).toMatchObject({ status: 'lost', error: 'the multipart upload no longer exists in storage', stored_offset: '0' });
+    expect(await uploadRow(id)).toMatchObject({
+      status: 'lost',
+      error: 'the multipart upload no longer exists in storage',
+      stored_offset: '0',
+    });
   });
 
   test('parts that do not match what was recorded are never assembled; once they do, the next HEAD finishes the upload', async () => {

@@ -5,7 +5,15 @@
  */
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { describe, expect, test } from 'vitest';
-import { MiB, errorCodeOf, freightOnS3, listMultipartUploads, randomData, tokenFor, uniqueUser } from '../helpers/harness.js';
+import {
+  MiB,
+  errorCodeOf,
+  freightOnS3,
+  listMultipartUploads,
+  randomData,
+  tokenFor,
+  uniqueUser,
+} from '../helpers/harness.js';
 import { createRawUpload } from '../helpers/tus-client.js';
 
 const ctx = freightOnS3('freight-deletion');
@@ -13,11 +21,14 @@ const ctx = freightOnS3('freight-deletion');
 const auth = async (user: string) => ({ Authorization: `Bearer ${await tokenFor(user)}` });
 const tusHeaders = async (user: string) => ({ ...(await auth(user)), 'Tus-Resumable': '1.0.0' });
 
-const statusOf = async (id: string) => (await ctx.sql`select status from file_uploads where id = ${id}`)[0]!.status as string;
+const statusOf = async (id: string) =>
+  (await ctx.sql`select status from file_uploads where id = ${id}`)[0]!.status as string;
 const setStatus = (id: string, status: string) => ctx.sql`update file_uploads set status = ${status} where id = ${id}`;
-const expireNow = (id: string) => ctx.sql`update file_uploads set expires_at = now() - interval '1 minute' where id = ${id}`;
+const expireNow = (id: string) =>
+  ctx.sql`update file_uploads set expires_at = now() - interval '1 minute' where id = ${id}`;
 /** The multipart uploads S3 holds of an upload: its own and (tus) the staging upload of its part under way. */
-const openInS3 = async (id: string) => (await listMultipartUploads(ctx.s3, ctx.bucket.bucket)).filter((upload) => upload.key.startsWith(id));
+const openInS3 = async (id: string) =>
+  (await listMultipartUploads(ctx.s3, ctx.bucket.bucket)).filter((upload) => upload.key.startsWith(id));
 
 const stagedObjects = async (id: string) =>
   (await ctx.s3.send(new ListObjectsV2Command({ Bucket: ctx.bucket.bucket, Prefix: `${id}.staging/` }))).KeyCount ?? 0;
@@ -28,7 +39,10 @@ async function tusWithBytes(user: string) {
   const upload = await createRawUpload(ctx.freight.url, await auth(user), data);
   expect((await upload.patch(0, 14 * MiB)).status).toBe(204);
   expect((await upload.patch(14 * MiB, 15 * MiB)).status).toBe(204);
-  expect((await openInS3(upload.id)).map((open) => open.key).sort()).toEqual([upload.id, `${upload.id}.staging/part-2`]);
+  expect((await openInS3(upload.id)).map((open) => open.key).sort()).toEqual([
+    upload.id,
+    `${upload.id}.staging/part-2`,
+  ]);
   expect(await stagedObjects(upload.id)).toBeGreaterThan(0);
   return upload;
 }
@@ -112,7 +126,9 @@ describe('tus: DELETE of an upload that ended', () => {
   test("another user's expired upload is still 404", async () => {
     const upload = await tusWithBytes(uniqueUser('owner'));
     await expireNow(upload.id);
-    expect((await fetch(upload.url, { method: 'DELETE', headers: await tusHeaders(uniqueUser('stranger')) })).status).toBe(404);
+    expect(
+      (await fetch(upload.url, { method: 'DELETE', headers: await tusHeaders(uniqueUser('stranger')) })).status,
+    ).toBe(404);
     expect((await openInS3(upload.id)).length).toBe(2);
   });
 });

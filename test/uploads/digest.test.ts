@@ -66,6 +66,8 @@ describe('RunningDigest', () => {
     expect(await RunningDigest.resume(null, 10)).toBeUndefined();
     expect(await RunningDigest.hexOf(null, 10)).toBeUndefined();
     expect(await RunningDigest.hexOf(null, 0)).toBe(sha256(Buffer.alloc(0)));
-    await expect(RunningDigest.resume(Buffer.from('not a state').toString('base64'), 5)).rejects.toThrow(/hashing failed/);
+    await expect(RunningDigest.resume(Buffer.from('not a state').toString('base64'), 5)).rejects.toThrow(
+      /hashing failed/,
+    );
   });
 });

@@ -15,7 +15,11 @@ async function createTus(user: string) {
     method: 'POST',
     headers: { ...(await auth(user)), 'Tus-Resumable': '1.0.0', 'Upload-Length': '100' },
   });
-  return { status: res.status, id: res.status === 201 ? uploadIdOf(res.headers.get('location')!) : undefined, text: await res.text() };
+  return {
+    status: res.status,
+    id: res.status === 201 ? uploadIdOf(res.headers.get('location')!) : undefined,
+    text: await res.text(),
+  };
 }
 
 async function postJson(user: string, path: string, body: unknown) {
@@ -28,10 +32,13 @@ async function postJson(user: string, path: string, body: unknown) {
 }
 
 const createDirect = (user: string) => postJson(user, '/api/multipart', { filename: 'a.bin', size: 100 });
-const createCompanion = (user: string) => postJson(user, '/s3/multipart', { filename: 'a.bin', type: 'application/octet-stream' });
+const createCompanion = (user: string) =>
+  postJson(user, '/s3/multipart', { filename: 'a.bin', type: 'application/octet-stream' });
 
 const openRows = async (user: string) =>
-  (await ctx.sql`select count(*)::int as n from file_uploads where user_id = ${user} and status in ('pending', 'uploading', 'failed')`)[0]!.n;
+  (
+    await ctx.sql`select count(*)::int as n from file_uploads where user_id = ${user} and status in ('pending', 'uploading', 'failed')`
+  )[0]!.n;
 
 const TOO_MANY = /too many open uploads: you have 3 and this server allows 3 per user; complete or abort one/;
 
@@ -46,7 +53,10 @@ describe('a limit on open uploads per user', () => {
     expect(tus.status).toBe(429);
     expect(tus.text).toMatch(TOO_MANY);
     for (const refused of [await createDirect(user), await createCompanion(user)]) {
-      expect(refused).toEqual({ status: 429, body: { error: 'ERR_TOO_MANY_UPLOADS', message: expect.stringMatching(TOO_MANY) } });
+      expect(refused).toEqual({
+        status: 429,
+        body: { error: 'ERR_TOO_MANY_UPLOADS', message: expect.stringMatching(TOO_MANY) },
+      });
     }
     expect(await openRows(user)).toBe(3);
 
@@ -62,7 +72,10 @@ describe('a limit on open uploads per user', () => {
     expect((await createTus(user)).status).toBe(201);
     expect((await createDirect(user)).status).toBe(429);
 
-    const deleted = await fetch(`${ctx.freight.url}/files/${tus.id}`, { method: 'DELETE', headers: { ...(await auth(user)), 'Tus-Resumable': '1.0.0' } });
+    const deleted = await fetch(`${ctx.freight.url}/files/${tus.id}`, {
+      method: 'DELETE',
+      headers: { ...(await auth(user)), 'Tus-Resumable': '1.0.0' },
+    });
     expect(deleted.status).toBe(204);
     expect((await createDirect(user)).status).toBe(201);
     expect((await createTus(user)).status).toBe(429);

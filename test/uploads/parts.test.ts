@@ -6,7 +6,11 @@ const part = (partNumber: number, size = 5 * MiB, etag = `"etag-${partNumber}"`)
 
 describe('parts check before an upload is assembled', () => {
   test('contiguous parts that add up to the length pass, in order', () => {
-    const report = checkParts({ totalSize: 10 * MiB + 1, stored: [part(2, 5 * MiB), part(3, 1), part(1)], expected: [] });
+    const report = checkParts({
+      totalSize: 10 * MiB + 1,
+      stored: [part(2, 5 * MiB), part(3, 1), part(1)],
+      expected: [],
+    });
     expect(report.problems).toEqual([]);
     expect(report.parts.map((p) => p.partNumber)).toEqual([1, 2, 3]);
     expect(report.storedBytes).toBe(10 * MiB + 1);
@@ -22,7 +26,11 @@ describe('parts check before an upload is assembled', () => {
     const report = checkParts({
       totalSize: 15 * MiB,
       stored: [part(1), part(2, 4 * MiB)],
-      expected: [{ partNumber: 1, size: 5 * MiB }, { partNumber: 2, size: 5 * MiB }, { partNumber: 3, size: 5 * MiB }],
+      expected: [
+        { partNumber: 1, size: 5 * MiB },
+        { partNumber: 2, size: 5 * MiB },
+        { partNumber: 3, size: 5 * MiB },
+      ],
       partCount: 3,
     });
     expect(report.problems).toEqual([
@@ -38,7 +46,10 @@ describe('parts check before an upload is assembled', () => {
     const report = checkParts({
       totalSize: 10 * MiB,
       stored: [part(1, 5 * MiB, '"aaa"'), part(2, 5 * MiB, '"bbb"')],
-      expected: [{ partNumber: 1, etag: 'aaa' }, { partNumber: 2, etag: '"ccc"' }],
+      expected: [
+        { partNumber: 1, etag: 'aaa' },
+        { partNumber: 2, etag: '"ccc"' },
+      ],
     });
     expect(report.problems).toEqual([{ partNumber: 2, problem: 'wrong_etag', expected: '"ccc"', actual: '"bbb"' }]);
   });
@@ -59,7 +70,9 @@ describe('parts check before an upload is assembled', () => {
   });
 
   test('no parts at all is a missing first part', () => {
-    expect(checkParts({ totalSize: 1, stored: [], expected: [] }).problems).toEqual([{ partNumber: 1, problem: 'missing' }]);
+    expect(checkParts({ totalSize: 1, stored: [], expected: [] }).problems).toEqual([
+      { partNumber: 1, problem: 'missing' },
+    ]);
   });
 
   test('ETags compare without quotes or weak markers', () => {

@@ -19,7 +19,9 @@ const FLAGS = [
   '--disable-sync',
 ];
 
-export async function launchChromium(executablePath: string): Promise<{ context: BrowserContext; close(): Promise<void> }> {
+export async function launchChromium(
+  executablePath: string,
+): Promise<{ context: BrowserContext; close(): Promise<void> }> {
   const profile = await mkdtemp(path.join(os.tmpdir(), 'freight-chromium-'));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath,

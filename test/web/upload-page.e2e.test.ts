@@ -205,13 +205,20 @@ describe('the upload page', () => {
         await page.evaluate(() => {
           const element = document.activeElement as HTMLInputElement | null;
           if (!element || element === document.body) return '';
-          const label = element.getAttribute('aria-label') ?? element.labels?.[0]?.textContent ?? element.textContent ?? '';
+          const label =
+            element.getAttribute('aria-label') ?? element.labels?.[0]?.textContent ?? element.textContent ?? '';
           return label.replace(/\s+/g, ' ').trim();
         }),
       );
     }
     expect(reached.filter(Boolean)).toEqual(
-      expect.arrayContaining(['Skip to the uploads', 'Sign out', expect.stringMatching(/^Through Freight \(tus\)/), expect.stringMatching(/browse files/i), 'Refresh']),
+      expect.arrayContaining([
+        'Skip to the uploads',
+        'Sign out',
+        expect.stringMatching(/^Through Freight \(tus\)/),
+        expect.stringMatching(/browse files/i),
+        'Refresh',
+      ]),
     );
     // The other way the bytes can travel is one arrow key away, as in any radio group.
     await page.getByLabel(/Through Freight/).focus();

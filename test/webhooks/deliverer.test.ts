@@ -18,7 +18,10 @@ afterAll(async () => {
   await receiver?.close();
 });
 
-type Outcome = { delivered: number } | { retry: number; delayMs: number; error: string } | { gaveUp: number; error: string };
+type Outcome =
+  | { delivered: number }
+  | { retry: number; delayMs: number; error: string }
+  | { gaveUp: number; error: string };
 
 /** An outbox holding `rows`, each claimed once, recording what the deliverer decided. */
 function outboxOf(rows: WebhookOutboxRow[]) {
@@ -36,7 +39,12 @@ const row = (id: number, attempts: number, ageMs = 0): WebhookOutboxRow => ({
   id,
   event: 'upload.created',
   uploadId: '00000000-0000-4000-8000-000000000000',
-  payload: { id: '00000000-0000-4000-8000-000000000000', status: 'pending', created_at: '2026-01-01T00:00:00Z', updated_at: '2026-01-01T00:00:00Z' },
+  payload: {
+    id: '00000000-0000-4000-8000-000000000000',
+    status: 'pending',
+    created_at: '2026-01-01T00:00:00Z',
+    updated_at: '2026-01-01T00:00:00Z',
+  },
   attempts,
   nextAttemptAt: new Date(),
   deliveredAt: null,
@@ -94,6 +102,8 @@ test('stop cancels an attempt in flight and makes the event due again at once', 
   deliverer.start();
   await eventually(async () => (receiver.received.some((request) => request.json.id === 8) ? true : undefined));
   await deliverer.stop();
-  expect(outcomes).toEqual([{ retry: 8, delayMs: 0, error: 'the receiver: the delivery was cancelled (Freight is stopping)' }]);
+  expect(outcomes).toEqual([
+    { retry: 8, delayMs: 0, error: 'the receiver: the delivery was cancelled (Freight is stopping)' },
+  ]);
   receiver.answer = () => ({ status: 204 });
 });

@@ -20,7 +20,13 @@ describe('Freight-Signature', () => {
     expect(verifySignature(SECRET, BODY, header)).toBe(true);
     expect(verifySignature(SECRET, `${BODY} `, header)).toBe(false);
     expect(verifySignature('t'.repeat(32), BODY, header)).toBe(false);
-    expect(verifySignature(SECRET, BODY, header.replace(/t=\d+/, (t) => `${t}1`))).toBe(false);
+    expect(
+      verifySignature(
+        SECRET,
+        BODY,
+        header.replace(/t=\d+/, (t) => `${t}1`),
+      ),
+    ).toBe(false);
     expect(verifySignature(SECRET, BODY, 'v1=deadbeef')).toBe(false);
     expect(verifySignature(SECRET, BODY, '')).toBe(false);
   });
@@ -29,7 +35,9 @@ describe('Freight-Signature', () => {
     const header = signatureHeader(SECRET, BODY, new Date(Date.now() - 10 * 60_000));
     expect(verifySignature(SECRET, BODY, header)).toBe(false);
     expect(verifySignature(SECRET, BODY, header, 3600)).toBe(true);
-    expect(verifySignature(SECRET, BODY, signatureHeader(SECRET, BODY, new Date(Date.now() + 10 * 60_000)))).toBe(false);
+    expect(verifySignature(SECRET, BODY, signatureHeader(SECRET, BODY, new Date(Date.now() + 10 * 60_000)))).toBe(
+      false,
+    );
   });
 });
 

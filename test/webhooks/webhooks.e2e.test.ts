@@ -62,11 +62,13 @@ const freightWithWebhooks = (extra: Record<string, string> = {}) =>
   );
 
 const auth = async (user: string) => ({ Authorization: `Bearer ${await tokenFor(user)}` });
-const eventsOf = (id: string) => receiver.received.filter((request) => request.json.event !== 'upload.pre-create' && request.json.upload.id === id);
+const eventsOf = (id: string) =>
+  receiver.received.filter((request) => request.json.event !== 'upload.pre-create' && request.json.upload.id === id);
 /** Waits until every event of the upload is delivered, then returns what the receiver got for it. */
 async function deliveredFor(id: string, count: number): Promise<Received[]> {
   await eventually(async () => {
-    const [row] = await sql`select count(*)::int as n, count(delivered_at)::int as delivered from webhook_outbox where upload_id = ${id}`;
+    const [row] =
+      await sql`select count(*)::int as n, count(delivered_at)::int as delivered from webhook_outbox where upload_id = ${id}`;
     return row!.n === count && row!.delivered === count ? true : undefined;
   }, 30_000);
   return eventsOf(id);
@@ -92,13 +94,24 @@ describe('events', () => {
   test('arrive signed, one per state change, each with the upload as GET /api/uploads/:id shows it', async () => {
     const user = uniqueUser('hooked');
     // tus: created, completed
-    const url = await startTusUpload(randomData(1000), { endpoint: `${freight.url}/files/`, headers: await auth(user), metadata: { filename: 'a.txt' } }).done;
+    const url = await startTusUpload(randomData(1000), {
+      endpoint: `${freight.url}/files/`,
+      headers: await auth(user),
+      metadata: { filename: 'a.txt' },
+    }).done;
     const tusId = uploadIdOf(url);
     // direct: created, aborted
-    const created = (await (await postJson(freight, user, '/api/multipart', { filename: 'd.bin', size: 100 })).json()) as { id: string };
-    expect((await fetch(`${freight.url}/api/multipart/${created.id}`, { method: 'DELETE', headers: await auth(user) })).status).toBe(204);
+    const created = (await (
+      await postJson(freight, user, '/api/multipart', { filename: 'd.bin', size: 100 })
+    ).json()) as { id: string };
+    expect(
+      (await fetch(`${freight.url}/api/multipart/${created.id}`, { method: 'DELETE', headers: await auth(user) }))
+        .status,
+    ).toBe(204);
     // expired by the janitor
-    const stale = (await (await postJson(freight, user, '/api/multipart', { filename: 's.bin', size: 100 })).json()) as { id: string };
+    const stale = (await (
+      await postJson(freight, user, '/api/multipart', { filename: 's.bin', size: 100 })
+    ).json()) as { id: string };
     await sql`update file_uploads set expires_at = now() - interval '1 minute' where id = ${stale.id}`;
     await freight.app.janitor.run();
 
@@ -113,13 +126,24 @@ describe('events', () => {
       expect(received.map((request) => request.json.event)).toEqual(events);
       for (const request of received) {
         expect(verifySignature(SECRET, request.raw, String(request.headers['freight-signature']))).toBe(true);
-        expect(verifySignature('another-secret-0123456789abcdefghij', request.raw, String(request.headers['freight-signature']))).toBe(false);
+        expect(
+          verifySignature(
+            'another-secret-0123456789abcdefghij',
+            request.raw,
+            String(request.headers['freight-signature']),
+          ),
+        ).toBe(false);
         expect(request.headers['freight-event']).toBe(request.json.event);
         expect(request.headers['content-type']).toBe('application/json');
         expect(Object.keys(request.json)).toEqual(['event', 'upload', 'occurredAt', 'id']);
         expect(Date.parse(request.json.occurredAt!)).toBeGreaterThan(Date.now() - 120_000);
         expect(request.json.upload.status).toBe(
-          { 'upload.created': 'pending', 'upload.completed': 'completed', 'upload.aborted': 'aborted', 'upload.expired': 'expired' }[request.json.event],
+          {
+            'upload.created': 'pending',
+            'upload.completed': 'completed',
+            'upload.aborted': 'aborted',
+            'upload.expired': 'expired',
+          }[request.json.event],
         );
       }
     }
@@ -130,14 +154,23 @@ describe('events', () => {
       const last = eventsOf(id).sort((a, b) => b.json.id! - a.json.id!)[0]!;
       expect(last.json.upload).toEqual(api);
     }
-    expect(eventsOf(tusId).find((request) => request.json.event === 'upload.completed')!.json.upload).toMatchObject({ filename: 'a.txt', totalSize: 1000, bytesReceived: 1000, protocol: 'tus', partsCount: 1 });
+    expect(eventsOf(tusId).find((request) => request.json.event === 'upload.completed')!.json.upload).toMatchObject({
+      filename: 'a.txt',
+      totalSize: 1000,
+      bytesReceived: 1000,
+      protocol: 'tus',
+      partsCount: 1,
+    });
   });
 
   test('a receiver answering 500 gets the event again (the same event, the same id), until it takes it', async () => {
     let refused = 0;
-    receiver.answer = (request) => (request.json.event === 'upload.created' && refused++ === 0 ? { status: 500, body: 'oops' } : { status: 200 });
+    receiver.answer = (request) =>
+      request.json.event === 'upload.created' && refused++ === 0 ? { status: 500, body: 'oops' } : { status: 200 };
     const user = uniqueUser('flaky');
-    const created = (await (await postJson(freight, user, '/api/multipart', { filename: 'f.bin', size: 100 })).json()) as { id: string };
+    const created = (await (
+      await postJson(freight, user, '/api/multipart', { filename: 'f.bin', size: 100 })
+    ).json()) as { id: string };
 
     const [first, second] = await deliveredFor(created.id, 1);
     expect(second).toBeDefined();
@@ -194,25 +227,52 @@ describe('the pre-create check', () => {
   });
 
   const preCreates = () => receiver.received.filter((request) => request.json.event === 'upload.pre-create');
-  const rowsOf = async (user: string) => (await sql`select count(*)::int as n from file_uploads where user_id = ${user}`)[0]!.n;
+  const rowsOf = async (user: string) =>
+    (await sql`select count(*)::int as n from file_uploads where user_id = ${user}`)[0]!.n;
   const tusUpload = async (user: string) => {
     try {
-      await startTusUpload(randomData(10), { endpoint: `${freight.url}/files/`, headers: await auth(user), metadata: { filename: 'x.bin' } }).done;
+      await startTusUpload(randomData(10), {
+        endpoint: `${freight.url}/files/`,
+        headers: await auth(user),
+        metadata: { filename: 'x.bin' },
+      }).done;
       return undefined;
     } catch (error) {
-      const response = (error as { originalResponse?: { getStatus(): number; getBody(): string; getHeader(name: string): string | undefined } }).originalResponse;
-      return response && { status: response.getStatus(), body: response.getBody(), retryAfter: response.getHeader('Retry-After') };
+      const response = (
+        error as {
+          originalResponse?: { getStatus(): number; getBody(): string; getHeader(name: string): string | undefined };
+        }
+      ).originalResponse;
+      return (
+        response && {
+          status: response.getStatus(),
+          body: response.getBody(),
+          retryAfter: response.getHeader('Retry-After'),
+        }
+      );
     }
   };
 
   test('is asked, signed, about the upload as its client described it; a 2xx lets it through', async () => {
     const user = uniqueUser('welcome');
-    const res = await postJson(freight, user, '/api/multipart', { filename: 'ok.bin', size: 100, mimeType: 'text/plain', metadata: { project: 'p1' } });
+    const res = await postJson(freight, user, '/api/multipart', {
+      filename: 'ok.bin',
+      size: 100,
+      mimeType: 'text/plain',
+      metadata: { project: 'p1' },
+    });
     expect(res.status).toBe(201);
     const asked = preCreates().find((request) => request.json.upload.userId === user)!;
     expect(asked.json).toEqual({
       event: 'upload.pre-create',
-      upload: { userId: user, filename: 'ok.bin', size: 100, mimeType: 'text/plain', protocol: 'direct', metadata: { project: 'p1' } },
+      upload: {
+        userId: user,
+        filename: 'ok.bin',
+        size: 100,
+        mimeType: 'text/plain',
+        protocol: 'direct',
+        metadata: { project: 'p1' },
+      },
     });
     expect(verifySignature(SECRET, asked.raw, String(asked.headers['freight-signature']))).toBe(true);
     expect(await tusUpload(user)).toBeUndefined();
@@ -224,7 +284,11 @@ describe('the pre-create check', () => {
       request.json.event !== 'upload.pre-create'
         ? { status: 204 }
         : request.json.upload.protocol === 'tus'
-          ? { status: 403, contentType: 'application/json', body: JSON.stringify({ message: 'quota exceeded for this month' }) }
+          ? {
+              status: 403,
+              contentType: 'application/json',
+              body: JSON.stringify({ message: 'quota exceeded for this month' }),
+            }
           : { status: 422, contentType: 'text/plain', body: 'files named\r\nlike this are not allowed' };
     const user = uniqueUser('refused');
 
@@ -233,11 +297,20 @@ describe('the pre-create check', () => {
 
     const direct = await postJson(freight, user, '/api/multipart', { filename: 'no.bin', size: 100 });
     expect(direct.status).toBe(422);
-    expect(await direct.json()).toEqual({ error: 'ERR_UPLOAD_REJECTED', message: 'files named like this are not allowed' });
+    expect(await direct.json()).toEqual({
+      error: 'ERR_UPLOAD_REJECTED',
+      message: 'files named like this are not allowed',
+    });
 
-    const companion = await postJson(freight, user, '/s3/multipart', { filename: 'no.bin', type: 'application/octet-stream' });
+    const companion = await postJson(freight, user, '/s3/multipart', {
+      filename: 'no.bin',
+      type: 'application/octet-stream',
+    });
     expect(companion.status).toBe(422);
-    expect(await companion.json()).toEqual({ error: 'ERR_UPLOAD_REJECTED', message: 'files named like this are not allowed' });
+    expect(await companion.json()).toEqual({
+      error: 'ERR_UPLOAD_REJECTED',
+      message: 'files named like this are not allowed',
+    });
     expect(await rowsOf(user)).toBe(0);
   });
 
@@ -247,17 +320,23 @@ describe('the pre-create check', () => {
     const started = Date.now();
     const tus = await tusUpload(user);
     expect(tus).toMatchObject({ status: 503, retryAfter: '5' });
-    expect(tus!.body).toMatch(/^ERR_WEBHOOK_UNAVAILABLE: the pre-create check did not answer \(no answer within 1 s\); retry later/);
+    expect(tus!.body).toMatch(
+      /^ERR_WEBHOOK_UNAVAILABLE: the pre-create check did not answer \(no answer within 1 s\); retry later/,
+    );
     expect(Date.now() - started).toBeGreaterThanOrEqual(900);
     const direct = await postJson(freight, user, '/api/multipart', { filename: 'later.bin', size: 100 });
     expect(direct.status).toBe(503);
     expect(direct.headers.get('retry-after')).toBe('5');
     expect(((await direct.json()) as { error: string }).error).toBe('ERR_WEBHOOK_UNAVAILABLE');
 
-    receiver.answer = (request) => (request.json.event === 'upload.pre-create' ? { status: 502, body: 'bad gateway' } : { status: 204 });
+    receiver.answer = (request) =>
+      request.json.event === 'upload.pre-create' ? { status: 502, body: 'bad gateway' } : { status: 204 };
     const failing = await postJson(freight, user, '/api/multipart', { filename: 'later.bin', size: 100 });
     expect(failing.status).toBe(503);
-    expect(await failing.json()).toEqual({ error: 'ERR_WEBHOOK_UNAVAILABLE', message: 'the pre-create check failed (it answered 502); retry later' });
+    expect(await failing.json()).toEqual({
+      error: 'ERR_WEBHOOK_UNAVAILABLE',
+      message: 'the pre-create check failed (it answered 502); retry later',
+    });
     expect(await rowsOf(user)).toBe(0);
   });
 });

@@ -19,7 +19,9 @@ export function recall(user: string, fileId: string): MultipartState | undefined
   if (!text) return undefined;
   try {
     const state = JSON.parse(text) as Partial<MultipartState>;
-    return typeof state.uploadId === 'string' && typeof state.key === 'string' ? { uploadId: state.uploadId, key: state.key } : undefined;
+    return typeof state.uploadId === 'string' && typeof state.key === 'string'
+      ? { uploadId: state.uploadId, key: state.key }
+      : undefined;
   } catch {
     return undefined;
   }

@@ -6,7 +6,14 @@ import './style.css';
 import { createUploader, type Mode } from './uploader.js';
 import { createTransfers } from './transfers.js';
 import { createUploadsList } from './uploads-list.js';
-import { currentToken, installFetchWrapper, onRefused, setToken, takeTokenFromAddress, tokenSubject } from './session.js';
+import {
+  currentToken,
+  installFetchWrapper,
+  onRefused,
+  setToken,
+  takeTokenFromAddress,
+  tokenSubject,
+} from './session.js';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 
@@ -42,7 +49,9 @@ let started = false;
 
 function start(): void {
   const token = currentToken();
-  $('who').textContent = token ? `Signed in as ${tokenSubject(token) ?? 'token holder'}` : 'No sign-in needed on this server';
+  $('who').textContent = token
+    ? `Signed in as ${tokenSubject(token) ?? 'token holder'}`
+    : 'No sign-in needed on this server';
   $<HTMLButtonElement>('sign-out').hidden = !token;
   show('session', true);
   show('sign-in', false);
@@ -66,14 +75,17 @@ function start(): void {
     { rows: $('upload-rows'), status: $('uploads-status'), refresh: $('refresh') },
     () => uploader.busy(),
   );
-  for (const event of ['upload', 'upload-success', 'upload-error', 'complete'] as const) uploader.uppy.on(event, () => uploads.poke());
+  for (const event of ['upload', 'upload-success', 'upload-error', 'complete'] as const)
+    uploader.uppy.on(event, () => uploads.poke());
 
   const radios = [...document.querySelectorAll<HTMLInputElement>('input[name="mode"]')];
   const note = $('mode-note');
   const lockMode = () => {
     const busy = uploader.busy();
     for (const radio of radios) radio.disabled = busy || radio.dataset.unavailable === 'true';
-    note.textContent = busy ? 'The way files travel can change once the current uploads are done.' : (note.dataset.base ?? '');
+    note.textContent = busy
+      ? 'The way files travel can change once the current uploads are done.'
+      : (note.dataset.base ?? '');
   };
   for (const radio of radios) {
     radio.addEventListener('change', () => {

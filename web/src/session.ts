@@ -58,10 +58,13 @@ export function installFetchWrapper(): void {
     if (token && !request.headers.has('Authorization')) request.headers.set('Authorization', `Bearer ${token}`);
     const response = await original(request);
     if (response.status === 401) {
-      const message = await response.clone().json().then(
-        (body: { message?: string }) => body.message ?? 'token refused',
-        () => 'token refused',
-      );
+      const message = await response
+        .clone()
+        .json()
+        .then(
+          (body: { message?: string }) => body.message ?? 'token refused',
+          () => 'token refused',
+        );
       for (const listener of refusalListeners) listener(message);
     } else if (response.status === 404 || response.status === 410) {
       for (const listener of goneListeners) listener(url, response.status);

@@ -50,7 +50,10 @@ export function createTransfers(list: HTMLUListElement, empty: HTMLElement, uppy
       else if (file.progress.uploadStarted) {
         state = 'uploading';
         const speed = speedOf(file.id);
-        detail += speed > 0 ? ` · ${formatBytes(speed)}/s · ${formatDuration((total - sent) / speed)} left` : ' · measuring speed…';
+        detail +=
+          speed > 0
+            ? ` · ${formatBytes(speed)}/s · ${formatDuration((total - sent) / speed)} left`
+            : ' · measuring speed…';
       } else state = 'ready';
 
       const item = document.createElement('li');

@@ -111,7 +111,16 @@ export function createUploader(options: { target: HTMLElement; user: () => strin
     for (const file of uppy.getFiles()) if (file.error) retry(file.id);
   });
 
-  for (const event of ['upload', 'upload-progress', 'upload-success', 'upload-error', 'complete', 'file-added', 'file-removed', 'upload-pause'] as const) {
+  for (const event of [
+    'upload',
+    'upload-progress',
+    'upload-success',
+    'upload-error',
+    'complete',
+    'file-added',
+    'file-removed',
+    'upload-pause',
+  ] as const) {
     uppy.on(event, () => options.onChange());
   }
 
@@ -119,6 +128,7 @@ export function createUploader(options: { target: HTMLElement; user: () => strin
     uppy,
     mode: () => mode,
     setMode: useMode,
-    busy: () => uppy.getFiles().some((file) => file.progress.uploadStarted && !file.progress.uploadComplete && !file.error),
+    busy: () =>
+      uppy.getFiles().some((file) => file.progress.uploadStarted && !file.progress.uploadComplete && !file.error),
   };
 }

@@ -32,7 +32,8 @@ const IDLE_REFRESH_MS = 20_000;
 async function downloadRoute(): Promise<(row: UploadRow) => string | undefined> {
   const res = await fetch('/api/uploads/00000000-0000-4000-8000-000000000000/download');
   const body = (await res.json().catch(() => ({}))) as { error?: string };
-  if (res.ok || body.error !== 'ERR_ROUTE_NOT_FOUND') return (row) => `/api/uploads/${encodeURIComponent(row.id)}/download`;
+  if (res.ok || body.error !== 'ERR_ROUTE_NOT_FOUND')
+    return (row) => `/api/uploads/${encodeURIComponent(row.id)}/download`;
   return (row) => (row.protocol === 'tus' ? `/files/${encodeURIComponent(row.id)}` : undefined);
 }
 
@@ -54,7 +55,8 @@ async function saveWithToken(url: string, filename: string, status: HTMLElement)
 
 async function abort(row: UploadRow): Promise<Response> {
   // Each protocol's own termination: tus DELETE, or the direct API's abort.
-  if (row.protocol === 'tus') return fetch(`/files/${encodeURIComponent(row.id)}`, { method: 'DELETE', headers: { 'Tus-Resumable': '1.0.0' } });
+  if (row.protocol === 'tus')
+    return fetch(`/files/${encodeURIComponent(row.id)}`, { method: 'DELETE', headers: { 'Tus-Resumable': '1.0.0' } });
   return fetch(`/api/multipart/${encodeURIComponent(row.id)}`, { method: 'DELETE' });
 }
 
@@ -65,7 +67,10 @@ function cell(text: string, className?: string): HTMLTableCellElement {
   return td;
 }
 
-export function createUploadsList(elements: { rows: HTMLTableSectionElement; status: HTMLElement; refresh: HTMLButtonElement }, active: () => boolean) {
+export function createUploadsList(
+  elements: { rows: HTMLTableSectionElement; status: HTMLElement; refresh: HTMLButtonElement },
+  active: () => boolean,
+) {
   let download: ((row: UploadRow) => string | undefined) | undefined;
   let timer: ReturnType<typeof setTimeout> | undefined;
 
@@ -152,7 +157,8 @@ export function createUploadsList(elements: { rows: HTMLTableSectionElement; sta
         const { uploads } = (await res.json()) as { uploads: UploadRow[] };
         render(uploads);
         const shown = uploads.length === 1 ? '1 upload' : `${uploads.length} most recent uploads`;
-        elements.status.textContent = uploads.length === 0 ? 'No uploads yet.' : `${shown}, updated ${new Date().toLocaleTimeString()}.`;
+        elements.status.textContent =
+          uploads.length === 0 ? 'No uploads yet.' : `${shown}, updated ${new Date().toLocaleTimeString()}.`;
       } else {
         elements.status.textContent = `Could not load your uploads: ${res.status}`;
       }

@@ -25,7 +25,13 @@ const RELEASED_CHANNEL = 'freight_lock_released';
  */
 export class LockerUnavailableError extends FreightError {
   constructor(message: string, options?: ErrorOptions) {
-    super('ERR_DATABASE_UNAVAILABLE', `the database that holds upload locks is unavailable (${message}); retry later`, { 'Retry-After': String(RETRY_AFTER_SECONDS) }, undefined, options);
+    super(
+      'ERR_DATABASE_UNAVAILABLE',
+      `the database that holds upload locks is unavailable (${message}); retry later`,
+      { 'Retry-After': String(RETRY_AFTER_SECONDS) },
+      undefined,
+      options,
+    );
     this.name = 'LockerUnavailableError';
   }
 }
@@ -54,7 +60,9 @@ export interface PostgresLockerOptions {
  */
 export function advisoryKey(id: string): bigint {
   const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id);
-  const bytes = uuid ? Buffer.from(id.replaceAll('-', '').slice(0, 16), 'hex') : createHash('sha256').update(id).digest();
+  const bytes = uuid
+    ? Buffer.from(id.replaceAll('-', '').slice(0, 16), 'hex')
+    : createHash('sha256').update(id).digest();
   return bytes.readBigInt64BE(0);
 }
 
@@ -117,7 +125,10 @@ export class PostgresLocker implements Locker {
     this.acquireTimeoutMs = options.acquireTimeoutMs ?? 30_000;
     this.queryTimeoutMs = options.queryTimeoutMs ?? 10_000;
     this.pollMs = options.pollMs ?? 250;
-    this.log = options.log ?? { warn: (obj, msg) => console.warn(msg, obj), error: (obj, msg) => console.error(msg, obj) };
+    this.log = options.log ?? {
+      warn: (obj, msg) => console.warn(msg, obj),
+      error: (obj, msg) => console.error(msg, obj),
+    };
     this.listener = this.connection('freight-locker-listen');
   }
 
@@ -131,7 +142,9 @@ export class PostgresLocker implements Locker {
       await locker.session();
     } catch (error) {
       await locker.close();
-      throw error instanceof LockerUnavailableError ? error : new LockerUnavailableError('database unreachable', { cause: error });
+      throw error instanceof LockerUnavailableError
+        ? error
+        : new LockerUnavailableError('database unreachable', { cause: error });
     }
     const heartbeatMs = options.heartbeatMs ?? 5_000;
     locker.heartbeat = setInterval(() => void locker.beat(), heartbeatMs).unref();
@@ -160,7 +173,10 @@ export class PostgresLocker implements Locker {
     for (const id of this.waiters.keys()) this.wake(id); // to fail now rather than at their timeout
     await this.opening?.catch(() => {});
     const session = this.current;
-    await Promise.all([session ? this.lose(session, 'locker closed', 1) : undefined, this.listener.end({ timeout: 1 })]);
+    await Promise.all([
+      session ? this.lose(session, 'locker closed', 1) : undefined,
+      this.listener.end({ timeout: 1 }),
+    ]);
   }
 
   private async acquire(id: string, requestRelease: RequestRelease, stopSignal: AbortSignal): Promise<Holder> {
@@ -176,8 +192,10 @@ export class PostgresLocker implements Locker {
         const changed = this.nextChange(id, AbortSignal.any([signal, AbortSignal.timeout(delay)]));
         try {
           const session = await this.session();
-          const { locked, now } = await this.query(session, (sql) =>
-            sql<{ pid: number; locked: boolean; now: number }[]>`
+          const { locked, now } = await this.query(
+            session,
+            (sql) =>
+              sql<{ pid: number; locked: boolean; now: number }[]>`
               select pg_backend_pid() as pid, pg_try_advisory_lock(${key}::bigint) as locked,
                      (extract(epoch from clock_timestamp()) * 1000)::float8 as now`,
           );
@@ -188,8 +206,10 @@ export class PostgresLocker implements Locker {
             return holder;
           }
           // Held by another instance: ask its holder to let go. It may not, or not hear us; we retry anyway.
-          await this.query(session, (sql) =>
-            sql<{ pid: number }[]>`
+          await this.query(
+            session,
+            (sql) =>
+              sql<{ pid: number }[]>`
               select pg_backend_pid() as pid,
                      pg_notify(${RELEASE_CHANNEL}, ${this.instance} || ' ' || (extract(epoch from clock_timestamp()) * 1000)::float8 || ' ' || ${id})`,
           );
@@ -226,8 +246,10 @@ export class PostgresLocker implements Locker {
     const key = advisoryKey(id).toString();
     try {
       if (!session || session.lost) return; // the lock went with its session: only the slot here is left to free
-      const { unlocked } = await this.query(session, (sql) =>
-        sql<{ pid: number; unlocked: boolean }[]>`
+      const { unlocked } = await this.query(
+        session,
+        (sql) =>
+          sql<{ pid: number; unlocked: boolean }[]>`
           select pg_backend_pid() as pid, pg_advisory_unlock(${key}::bigint) as unlocked, pg_notify(${RELEASED_CHANNEL}, ${id})`,
       );
       if (!unlocked) this.log.error({ id }, 'locker: the session did not hold a lock this locker thought it held');
@@ -252,14 +274,20 @@ export class PostgresLocker implements Locker {
     // The session's connection may close without anyone asking: Postgres has then freed its locks.
     const sql = this.connection('freight-locker', () => session && this.lose(session, 'connection closed'));
     try {
-      const [row] = await within(sql<{ pid: number }[]>`select pg_backend_pid() as pid`, this.queryTimeoutMs, 'open session');
+      const [row] = await within(
+        sql<{ pid: number }[]>`select pg_backend_pid() as pid`,
+        this.queryTimeoutMs,
+        'open session',
+      );
       if (this.closed) throw new LockerUnavailableError('locker closed');
       session = { sql, pid: row?.pid ?? 0, lost: false };
       this.current = session;
       return session;
     } catch (error) {
       void sql.end({ timeout: 0 });
-      throw error instanceof LockerUnavailableError ? error : new LockerUnavailableError('database unreachable', { cause: error });
+      throw error instanceof LockerUnavailableError
+        ? error
+        : new LockerUnavailableError('database unreachable', { cause: error });
     }
   }
 
@@ -267,14 +295,19 @@ export class PostgresLocker implements Locker {
    * Runs one query on the session, bounded by queryTimeoutMs. Every query also returns the backend's pid: postgres.js
    * reconnects silently, and a new backend holds none of the old one's locks. Any failure puts the session in doubt.
    */
-  private async query<Row extends { pid: number }>(session: Session, run: (sql: Sql) => PendingQuery<Row[]>): Promise<Row> {
+  private async query<Row extends { pid: number }>(
+    session: Session,
+    run: (sql: Sql) => PendingQuery<Row[]>,
+  ): Promise<Row> {
     try {
       const [row] = await within(run(session.sql), this.queryTimeoutMs, 'lock query');
       if (session.lost || row?.pid !== session.pid) throw new LockerUnavailableError('lock session replaced');
       return row;
     } catch (error) {
       void this.lose(session, error instanceof Error ? error.message : String(error));
-      throw error instanceof LockerUnavailableError ? error : new LockerUnavailableError('lock query failed', { cause: error });
+      throw error instanceof LockerUnavailableError
+        ? error
+        : new LockerUnavailableError('lock query failed', { cause: error });
     }
   }
 
@@ -291,7 +324,8 @@ export class PostgresLocker implements Locker {
         this.ask(holder);
         count++;
       }
-      if (count > 0) this.log.warn({ pid: session.pid, reason, locks: count }, 'locker: lock session lost, with its locks');
+      if (count > 0)
+        this.log.warn({ pid: session.pid, reason, locks: count }, 'locker: lock session lost, with its locks');
     }
     return session.sql.end({ timeout: graceSeconds }).catch(() => {});
   }

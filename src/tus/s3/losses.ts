@@ -18,7 +18,8 @@ export class StagedBytesLost extends Error {
 export function stagedBytesLost(error: unknown, what: string): unknown {
   const name = (error as { name?: string } | null)?.name ?? '';
   if (error instanceof StagedBytesLost) return error;
-  if (isNoSuchUpload(error) || LOST.has(name)) return new StagedBytesLost(`${what} is gone from storage (${name})`, { cause: error });
+  if (isNoSuchUpload(error) || LOST.has(name))
+    return new StagedBytesLost(`${what} is gone from storage (${name})`, { cause: error });
   return error;
 }
 
@@ -28,5 +29,7 @@ export class MainUploadLost extends Error {
 }
 
 export function mainUploadLost(error: unknown): unknown {
-  return isNoSuchUpload(error) ? new MainUploadLost('the multipart upload no longer exists in storage', { cause: error }) : error;
+  return isNoSuchUpload(error)
+    ? new MainUploadLost('the multipart upload no longer exists in storage', { cause: error })
+    : error;
 }

@@ -16,7 +16,7 @@ import { RunningDigest, hashes } from '../../uploads/digest.js';
 import { sumOfSizes } from '../../uploads/parts.js';
 import { planPartSize } from '../../uploads/planner.js';
 import { S3_LIMITS } from '../../config/index.js';
-import { BodyStalled, } from '../body.js';
+import { BodyStalled } from '../body.js';
 import { PartLayout, stagingKey, stagingPrefix } from './layout.js';
 import { MainUploadLost, StagedBytesLost, stagedBytesLost } from './losses.js';
 import { PatchWrite, type WriterDeps } from './writer.js';
@@ -66,7 +66,11 @@ export function copyPlan(partials: readonly FileUpload[], maxParts: number): Cop
 }
 
 /** `work` for each item, `limit` at a time; the results in order. */
-async function inBatches<T, R>(items: readonly T[], limit: number, work: (item: T, index: number) => Promise<R>): Promise<R[]> {
+async function inBatches<T, R>(
+  items: readonly T[],
+  limit: number,
+  work: (item: T, index: number) => Promise<R>,
+): Promise<R[]> {
   const results: R[] = new Array(items.length);
   let next = 0;
   const worker = async () => {
@@ -99,13 +103,19 @@ export class FreightS3Store extends FreightStore {
   override async write(stream: Readable, id: string, offset: number, options: WriteOptions = {}): Promise<number> {
     const record = await this.record(id);
     if (record.storedOffset !== offset) {
-      throw offsetMismatch(`the upload is at offset ${record.storedOffset}, not ${offset}; ask for its offset (HEAD) and resume`);
+      throw offsetMismatch(
+        `the upload is at offset ${record.storedOffset}, not ${offset}; ask for its offset (HEAD) and resume`,
+      );
     }
     if (record.totalSize !== null && offset === record.totalSize) {
       await this.finish(id);
       return offset;
     }
-    const write = new PatchWrite(this.options, record, once(() => this.mainUpload(record)));
+    const write = new PatchWrite(
+      this.options,
+      record,
+      once(() => this.mainUpload(record)),
+    );
     let end: number;
     try {
       end = await write.run(stream, options);
@@ -323,7 +333,8 @@ export class FreightS3Store extends FreightStore {
     const key = record.storageKey;
     try {
       if (record.s3UploadId) await multipart.abort(key, record.s3UploadId);
-      if (record.staging?.uploadId) await multipart.abort(stagingKey(key, record.staging.partNumber), record.staging.uploadId);
+      if (record.staging?.uploadId)
+        await multipart.abort(stagingKey(key, record.staging.partNumber), record.staging.uploadId);
       await objects.deletePrefix(stagingPrefix(key));
     } catch (error) {
       log.warn({ err: error, uploadId: record.id }, 'could not remove the storage of an abandoned upload');

@@ -66,14 +66,17 @@ export class PatchWrite {
     /** The upload's own multipart upload, created on first need (shared by this write's steps). */
     private readonly mainUpload: () => Promise<string>,
   ) {
-    if (upload.partSize === null || upload.storedOffset === null) throw new Error(`upload ${upload.id} has no part plan`);
+    if (upload.partSize === null || upload.storedOffset === null)
+      throw new Error(`upload ${upload.id} has no part plan`);
     this.committed = upload.storedOffset;
     this.layout = new PartLayout(upload.partSize, upload.totalSize);
   }
 
   /** Reads the body to its end (or until it stalls, is stopped, or a step fails) and returns the offset now stored. */
   async run(source: Readable, options: WriteOptions = {}): Promise<number> {
-    const digest = hashes(this.deps.hashing, this.upload.metadata) ? await RunningDigest.resume(this.upload.hashState, this.committed) : undefined;
+    const digest = hashes(this.deps.hashing, this.upload.metadata)
+      ? await RunningDigest.resume(this.upload.hashState, this.committed)
+      : undefined;
     try {
       return await this.write(new BodyReader(source, { ...options, stall: this.deps.stall }), digest, options);
     } finally {
@@ -115,7 +118,14 @@ export class PatchWrite {
     // updated". A body that did not arrive whole cannot match.
     const matched = reader.checksumMatches();
     settleChecksum(matched && !this.failure);
-    if (!matched) this.fail(checksumMismatch(reader.complete ? 'the body does not have its Upload-Checksum; nothing was recorded' : 'the body did not arrive whole, so its Upload-Checksum cannot match; nothing was recorded'));
+    if (!matched)
+      this.fail(
+        checksumMismatch(
+          reader.complete
+            ? 'the body does not have its Upload-Checksum; nothing was recorded'
+            : 'the body did not arrive whole, so its Upload-Checksum cannot match; nothing was recorded',
+        ),
+      );
     if (!this.failure && piece.fresh > 0) {
       const prefix = this.stagedBefore(from);
       this.schedule(piece, from, digest?.save(), (sealed) => this.stage(sealed, prefix));
@@ -166,7 +176,12 @@ export class PatchWrite {
    * Starts `store` for the piece now and records its result after every earlier step is recorded.
    * Returns the offset the step will have stored, where the next one starts.
    */
-  private schedule(piece: Piece, from: number, hashState: Promise<string> | undefined, store: (piece: Piece) => Promise<Stored>): number {
+  private schedule(
+    piece: Piece,
+    from: number,
+    hashState: Promise<string> | undefined,
+    store: (piece: Piece) => Promise<Stored>,
+  ): number {
     const stored = store(piece).finally(() => piece.release());
     stored.catch(() => {});
     hashState?.catch(() => {});
@@ -174,7 +189,11 @@ export class PatchWrite {
       try {
         const { advance, obsolete } = await stored;
         if (this.failure || !(await this.verified)) return;
-        await this.deps.uploads.advanceStoredOffset(this.upload.id, { from, ...advance, hashState: (await hashState) ?? null });
+        await this.deps.uploads.advanceStoredOffset(this.upload.id, {
+          from,
+          ...advance,
+          hashState: (await hashState) ?? null,
+        });
         this.committed = advance.to;
         if (obsolete.length > 0) this.removeLater(obsolete);
       } catch (error) {
@@ -207,14 +226,18 @@ export class PatchWrite {
         .catch((error: unknown) => {
           throw stagedBytesLost(error, `staging upload of part ${piece.partNumber}`);
         });
-      etag = await objects.copyPart(key, await this.mainUpload(), piece.partNumber, staged, signal).catch((error: unknown) => {
-        throw mainUploadLost(error);
-      });
+      etag = await objects
+        .copyPart(key, await this.mainUpload(), piece.partNumber, staged, signal)
+        .catch((error: unknown) => {
+          throw mainUploadLost(error);
+        });
       obsolete.push(staged);
     } else {
-      etag = await objects.uploadPart(key, await this.mainUpload(), piece.partNumber, body, signal).catch((error: unknown) => {
-        throw mainUploadLost(error);
-      });
+      etag = await objects
+        .uploadPart(key, await this.mainUpload(), piece.partNumber, body, signal)
+        .catch((error: unknown) => {
+          throw mainUploadLost(error);
+        });
     }
     const size = piece.end - this.layout.start(piece.partNumber);
     return { advance: { to: piece.end, staging: null, part: { partNumber: piece.partNumber, size, etag } }, obsolete };
@@ -239,11 +262,21 @@ export class PatchWrite {
       const etag = await objects.uploadPart(staged, uploadId, partNumber, body, signal).catch((error: unknown) => {
         throw prefix?.uploadId ? stagedBytesLost(error, `staging upload of part ${piece.partNumber}`) : error;
       });
-      staging = { partNumber: piece.partNumber, uploadId, segments: [...segments, { partNumber, size: piece.size, etag }], tail: null };
+      staging = {
+        partNumber: piece.partNumber,
+        uploadId,
+        segments: [...segments, { partNumber, size: piece.size, etag }],
+        tail: null,
+      };
     } else {
       const tail = tailKey(key, piece.start, piece.end);
       await objects.putObject(tail, body, signal);
-      staging = { partNumber: piece.partNumber, uploadId: prefix?.uploadId ?? null, segments, tail: { key: tail, size: piece.size } };
+      staging = {
+        partNumber: piece.partNumber,
+        uploadId: prefix?.uploadId ?? null,
+        segments,
+        tail: { key: tail, size: piece.size },
+      };
     }
     return { advance: { to: piece.end, staging }, obsolete };
   }

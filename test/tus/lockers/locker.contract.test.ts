@@ -192,7 +192,7 @@ describe('PostgresLocker across instances', () => {
     expect(await holderPid(id)).toBeUndefined();
   });
 
-  test('a holder whose session dies is told; B can take the lock, and A\'s late unlock neither throws nor frees it', async () => {
+  test("a holder whose session dies is told; B can take the lock, and A's late unlock neither throws nor frees it", async () => {
     // No heartbeat during the test: a connection that closes is noticed as it closes.
     const a = await postgresLocker({ heartbeatMs: 60_000 });
     const b = await postgresLocker({ acquireTimeoutMs: 3_000 });
@@ -239,7 +239,7 @@ describe('PostgresLocker across instances', () => {
     await next.unlock();
   });
 
-  test('a waiter on B gets the lock once the holder\'s session on A dies, with no notification from A', async () => {
+  test("a waiter on B gets the lock once the holder's session on A dies, with no notification from A", async () => {
     const a = await postgresLocker();
     const b = await postgresLocker({ acquireTimeoutMs: 5_000 });
     const id = randomUUID();
@@ -283,7 +283,9 @@ describe('PostgresLocker across instances', () => {
     relay.stall();
     await told.called; // the heartbeat went unanswered: the lock is in doubt, its holder must stop
     let started = performance.now();
-    await expect(locker.newLock(randomUUID()).lock(noStop, ignore)).rejects.toMatchObject({ code: 'ERR_DATABASE_UNAVAILABLE' });
+    await expect(locker.newLock(randomUUID()).lock(noStop, ignore)).rejects.toMatchObject({
+      code: 'ERR_DATABASE_UNAVAILABLE',
+    });
     expect(performance.now() - started).toBeGreaterThanOrEqual(400);
     expect(performance.now() - started).toBeLessThan(1_500);
     await held.unlock();
@@ -291,7 +293,9 @@ describe('PostgresLocker across instances', () => {
 
     await relay.down();
     started = performance.now();
-    await expect(locker.newLock(randomUUID()).lock(noStop, ignore)).rejects.toMatchObject({ code: 'ERR_DATABASE_UNAVAILABLE' });
+    await expect(locker.newLock(randomUUID()).lock(noStop, ignore)).rejects.toMatchObject({
+      code: 'ERR_DATABASE_UNAVAILABLE',
+    });
     expect(performance.now() - started).toBeLessThan(1_500);
     await expect(PostgresLocker.create({ url: relay.url, queryTimeoutMs: 500 })).rejects.toMatchObject({
       code: 'ERR_DATABASE_UNAVAILABLE',
@@ -306,7 +310,10 @@ async function tcpRelay(databaseUrl: string) {
   let stalled = false;
   const server = net.createServer((client) => {
     const upstream = net.connect(Number(target.port || 5432), target.hostname);
-    for (const [from, to] of [[client, upstream], [upstream, client]] as const) {
+    for (const [from, to] of [
+      [client, upstream],
+      [upstream, client],
+    ] as const) {
       sockets.add(from);
       from.on('data', (chunk) => stalled || to.write(chunk));
       from.on('close', () => {

@@ -53,7 +53,10 @@ describe('kill -9 while the end of a part is staged', () => {
     ];
     const uploads = [];
     for (const { data, sent, staged } of cases) {
-      const created = await fetch(`${server.url}/files/`, { method: 'POST', headers: { ...headers, 'Upload-Length': String(data.length) } });
+      const created = await fetch(`${server.url}/files/`, {
+        method: 'POST',
+        headers: { ...headers, 'Upload-Length': String(data.length) },
+      });
       const url = created.headers.get('location')!;
       const patched = await fetch(url, {
         method: 'PATCH',

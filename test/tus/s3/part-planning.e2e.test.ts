@@ -69,16 +69,29 @@ async function tusAs(freight: () => RunningFreight) {
     token,
     headers,
     async create(uploadHeaders: Record<string, string>): Promise<{ url: string; id: string }> {
-      const created = await fetch(`${freight().url}/files/`, { method: 'POST', headers: { ...headers, ...uploadHeaders } });
+      const created = await fetch(`${freight().url}/files/`, {
+        method: 'POST',
+        headers: { ...headers, ...uploadHeaders },
+      });
       expect(created.status).toBe(201);
       const url = created.headers.get('location')!;
       return { url, id: uploadIdOf(url) };
     },
     /** A PATCH of `body` at `offset`; it must be answered 204 with the offset after it. */
-    async patch(url: string, offset: number, body: Buffer<ArrayBuffer>, extra: Record<string, string> = {}): Promise<number> {
+    async patch(
+      url: string,
+      offset: number,
+      body: Buffer<ArrayBuffer>,
+      extra: Record<string, string> = {},
+    ): Promise<number> {
       const res = await fetch(url, {
         method: 'PATCH',
-        headers: { ...headers, ...extra, 'Upload-Offset': String(offset), 'Content-Type': 'application/offset+octet-stream' },
+        headers: {
+          ...headers,
+          ...extra,
+          'Upload-Offset': String(offset),
+          'Content-Type': 'application/offset+octet-stream',
+        },
         body,
       });
       expect(res.status, await res.clone().text()).toBe(204);
@@ -107,10 +120,12 @@ async function expectCompleted(id: string, data: Buffer, partSize: number): Prom
   expect(upload).toMatchObject({ status: 'completed', totalSize: data.length, partSize, staging: null });
   expect(upload.parts).toHaveLength(Math.ceil(data.length / partSize));
   expect(await assembledPartCount(id)).toBe(upload.parts.length);
-  expect(await eventually(async () => {
-    const left = await leftoversOf(s3, bucket.bucket, id);
-    return left.objects.length === 0 && left.openUploads.length === 0 ? left : undefined;
-  })).toEqual({ objects: [], openUploads: [] });
+  expect(
+    await eventually(async () => {
+      const left = await leftoversOf(s3, bucket.bucket, id);
+      return left.objects.length === 0 && left.openUploads.length === 0 ? left : undefined;
+    }),
+  ).toEqual({ objects: [], openUploads: [] });
 }
 
 const expectedPartSize = (planLength: number, maxParts: number) => Math.max(5 * MiB, Math.ceil(planLength / maxParts));
@@ -133,7 +148,9 @@ describe('S3_MAX_PARTS=12, MAX_UPLOAD_SIZE=200MiB', () => {
     const sentToS3 = relay.relayed.toTarget - toS3Before;
 
     const patches = run.requests.filter((request) => request.method === 'PATCH');
-    expect(patches.map((patch) => Number(patch.uploadOffset))).toEqual(Array.from({ length: 24 }, (_, i) => i * 5 * MiB));
+    expect(patches.map((patch) => Number(patch.uploadOffset))).toEqual(
+      Array.from({ length: 24 }, (_, i) => i * 5 * MiB),
+    );
     await expectCompleted(id, data, partSize);
     expect((await storedUpload(sql, id)).parts).toHaveLength(MAX_PARTS);
     // Every other PATCH ends half-way through a part: its 5 MiB are staged in S3 and joined inside S3 when the
@@ -154,7 +171,12 @@ describe('S3_MAX_PARTS=12, MAX_UPLOAD_SIZE=200MiB', () => {
     let offset = 0;
     for (const [index, size] of sizes.entries()) {
       const last = index === sizes.length - 1;
-      const answered = await tus.patch(url, offset, data.subarray(offset, offset + size), last ? { 'Upload-Length': String(data.length) } : {});
+      const answered = await tus.patch(
+        url,
+        offset,
+        data.subarray(offset, offset + size),
+        last ? { 'Upload-Length': String(data.length) } : {},
+      );
       offset += size;
       expect(answered).toBe(offset);
       expect(await tus.headOffset(url)).toBe(offset);
@@ -168,7 +190,10 @@ describe('S3_MAX_PARTS=12, MAX_UPLOAD_SIZE=200MiB', () => {
     { shape: 'a tail', sizes: [3 * MiB + 1] },
     { shape: 'a segment', sizes: [6 * MiB] },
     // A whole part first, then its successor's start as a segment and a tail.
-    { shape: 'a segment and a tail, after a whole part', sizes: [expectedPartSize(200 * MiB, MAX_PARTS) + 5 * MiB + 3, MiB + 7] },
+    {
+      shape: 'a segment and a tail, after a whole part',
+      sizes: [expectedPartSize(200 * MiB, MAX_PARTS) + 5 * MiB + 3, MiB + 7],
+    },
   ];
   test.each(staged)(
     'a deferred-length upload whose length is declared by an empty PATCH while $shape is staged: the staged bytes become its last part',
@@ -239,7 +264,8 @@ describe('parts larger than most PATCHes (S3_MAX_PARTS=4)', () => {
       offset,
       [data.subarray(offset, endOfPart3), data.subarray(endOfPart3)],
       async (index) => {
-        if (index === 0) await eventually(async () => ((await storedUpload(sql, id)).storedOffset === endOfPart3 ? true : undefined));
+        if (index === 0)
+          await eventually(async () => ((await storedUpload(sql, id)).storedOffset === endOfPart3 ? true : undefined));
       },
     );
     expect(answer, answer.text).toMatchObject({ status: 204, offset: data.length });
@@ -248,6 +274,11 @@ describe('parts larger than most PATCHes (S3_MAX_PARTS=4)', () => {
 
     expect(await tus.headOffset(url)).toBe(data.length);
     await expectCompleted(id, data, partSize);
-    expect((await storedUpload(sql, id)).parts.map((part) => part.size)).toEqual([partSize, partSize, partSize, data.length - 3 * partSize]);
+    expect((await storedUpload(sql, id)).parts.map((part) => part.size)).toEqual([
+      partSize,
+      partSize,
+      partSize,
+      data.length - 3 * partSize,
+    ]);
   });
 });

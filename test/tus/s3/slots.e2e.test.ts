@@ -6,7 +6,16 @@
  */
 import http from 'node:http';
 import { describe, expect, test } from 'vitest';
-import { eventually, freightOnS3, MiB, randomData, sha256, sha256OfObject, tokenFor, uniqueUser } from '../../helpers/harness.js';
+import {
+  eventually,
+  freightOnS3,
+  MiB,
+  randomData,
+  sha256,
+  sha256OfObject,
+  tokenFor,
+  uniqueUser,
+} from '../../helpers/harness.js';
 import { startTusUpload, uploadIdOf } from '../../helpers/tus-client.js';
 import { expectStoredUpTo, storedUpload } from './stored-state.js';
 
@@ -71,7 +80,10 @@ function trickle(url: string, token: string, length: number, seconds: number, an
       clearInterval(timer);
       clearTimeout(giveUp);
       if (answer) resolve({ ...answer, closedAfterMs: performance.now() - started });
-      else reject(new Error(`the trickling request closed unanswered after ${Math.round(performance.now() - started)} ms`));
+      else
+        reject(
+          new Error(`the trickling request closed unanswered after ${Math.round(performance.now() - started)} ms`),
+        );
     });
   });
   state.done.catch(() => {});
@@ -119,17 +131,25 @@ describe('part slots', () => {
     for (const { url, token, run } of trickling) {
       const id = uploadIdOf(url);
       // What arrived is stored: every byte it sent, once the stall window has passed.
-      await eventually(async () => ((await storedUpload(ctx.sql, id)).storedOffset === TRICKLED ? true : undefined), STALL_WINDOW_MS + 3_000);
+      await eventually(
+        async () => ((await storedUpload(ctx.sql, id)).storedOffset === TRICKLED ? true : undefined),
+        STALL_WINDOW_MS + 3_000,
+      );
       expect(run.sent).toBe(TRICKLED);
       await expectStoredUpTo(ctx.sql, ctx.s3, ctx.bucket.bucket, id, TRICKLED);
-      const head = await fetch(url, { method: 'HEAD', headers: { 'Tus-Resumable': '1.0.0', Authorization: `Bearer ${token}` } });
+      const head = await fetch(url, {
+        method: 'HEAD',
+        headers: { 'Tus-Resumable': '1.0.0', Authorization: `Bearer ${token}` },
+      });
       expect(head.headers.get('upload-offset')).toBe(String(TRICKLED));
     }
     // And each trickling request is answered with that offset, its connection closed, about the stall window
     // after it began.
     for (const { run } of trickling) {
       const answer = await run.done;
-      console.info(`[slots] trickler: ${run.sent} B sent, answered ${answer.status} at ${answer.offset}, closed after ${Math.round(answer.closedAfterMs)} ms`);
+      console.info(
+        `[slots] trickler: ${run.sent} B sent, answered ${answer.status} at ${answer.offset}, closed after ${Math.round(answer.closedAfterMs)} ms`,
+      );
       expect(answer).toMatchObject({ status: 204, offset: TRICKLED });
       expect(answer.closedAfterMs).toBeGreaterThan(STALL_WINDOW_MS);
       expect(answer.closedAfterMs).toBeLessThan(STALL_WINDOW_MS + 2_500);

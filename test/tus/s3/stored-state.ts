@@ -34,7 +34,11 @@ export interface StoredUpload {
 const sum = (values: number[]): number => values.reduce((total, value) => total + value, 0);
 
 /** Parts as S3 lists them or as recorded, ETags without their quotes (RGW quotes UploadPart's, not UploadPartCopy's). */
-const comparable = (parts: Array<{ PartNumber?: number; Size?: number; ETag?: string } | { partNumber: number; size: number; etag: string }>) =>
+const comparable = (
+  parts: Array<
+    { PartNumber?: number; Size?: number; ETag?: string } | { partNumber: number; size: number; etag: string }
+  >,
+) =>
   parts.map((part) =>
     'partNumber' in part
       ? { partNumber: part.partNumber, size: part.size, etag: normalizeEtag(part.etag) }
@@ -44,7 +48,8 @@ const comparable = (parts: Array<{ PartNumber?: number; Size?: number; ETag?: st
 export async function storedUpload(sql: Sql, id: string): Promise<StoredUpload> {
   const [row] = await sql`select * from file_uploads where id = ${id}`;
   if (!row) throw new Error(`no upload ${id}`);
-  const parts = await sql`select part_number, size, etag from upload_parts where upload_id = ${id} and status = 'stored' order by part_number`;
+  const parts =
+    await sql`select part_number, size, etag from upload_parts where upload_id = ${id} and status = 'stored' order by part_number`;
   return {
     status: row.status as string,
     storedOffset: Number(row.stored_offset),
@@ -53,13 +58,25 @@ export async function storedUpload(sql: Sql, id: string): Promise<StoredUpload> 
     partSize: Number(row.part_size),
     s3UploadId: row.s3_upload_id as string | null,
     staging: row.staging as StagingState | null,
-    parts: parts.map((part) => ({ partNumber: Number(part.part_number), size: Number(part.size), etag: part.etag as string })),
+    parts: parts.map((part) => ({
+      partNumber: Number(part.part_number),
+      size: Number(part.size),
+      etag: part.etag as string,
+    })),
   };
 }
 
 /** The staged bytes of a staging state: what the shape looks like, for comparisons in a test. */
-export function stagedShape(staging: StagingState | null): { partNumber: number; segments: number[]; tail: number | null } | null {
-  return staging && { partNumber: staging.partNumber, segments: staging.segments.map((s) => s.size), tail: staging.tail?.size ?? null };
+export function stagedShape(
+  staging: StagingState | null,
+): { partNumber: number; segments: number[]; tail: number | null } | null {
+  return (
+    staging && {
+      partNumber: staging.partNumber,
+      segments: staging.segments.map((s) => s.size),
+      tail: staging.tail?.size ?? null,
+    }
+  );
 }
 
 /**
@@ -67,7 +84,13 @@ export function stagedShape(staging: StagingState | null): { partNumber: number;
  * up to it, every part but the upload's last has the planned size, and S3 holds each part and staged byte as
  * recorded. Returns what was recorded.
  */
-export async function expectStoredUpTo(sql: Sql, s3: S3Client, bucket: string, id: string, offset: number): Promise<StoredUpload> {
+export async function expectStoredUpTo(
+  sql: Sql,
+  s3: S3Client,
+  bucket: string,
+  id: string,
+  offset: number,
+): Promise<StoredUpload> {
   const upload = await storedUpload(sql, id);
   expect(upload.storedOffset).toBe(offset);
   expect(upload.bytesReceived).toBe(offset);
@@ -107,7 +130,11 @@ export async function expectStoredUpTo(sql: Sql, s3: S3Client, bucket: string, i
 }
 
 /** What S3 still holds under an upload's staging prefix, and the multipart uploads still open for its keys. */
-export async function leftoversOf(s3: S3Client, bucket: string, id: string): Promise<{ objects: string[]; openUploads: string[] }> {
+export async function leftoversOf(
+  s3: S3Client,
+  bucket: string,
+  id: string,
+): Promise<{ objects: string[]; openUploads: string[] }> {
   const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: stagingPrefix(id) }));
   const open = await listMultipartUploads(s3, bucket);
   return {

@@ -67,7 +67,9 @@ class PartFault {
       this.attempts++;
       await Promise.race([
         this.next,
-        new Promise((_, reject) => setTimeout(() => reject(new Error(`part ${this.partNumber + 1} was never stored`)), 20_000)),
+        new Promise((_, reject) =>
+          setTimeout(() => reject(new Error(`part ${this.partNumber + 1} was never stored`)), 20_000),
+        ),
       ]);
       throw Object.assign(new Error('We encountered an internal error. Please try again.'), {
         name: 'InternalError',
@@ -75,7 +77,9 @@ class PartFault {
         $metadata: { httpStatusCode: 500 },
       });
     };
-    return new Proxy(client, { get: (target, property) => (property === 'send' ? faulty : Reflect.get(target, property, target)) });
+    return new Proxy(client, {
+      get: (target, property) => (property === 'send' ? faulty : Reflect.get(target, property, target)),
+    });
   }
 }
 
@@ -123,7 +127,13 @@ describe('offsets without holes', () => {
     const bodyClient = new S3Client(s3ClientConfig(s3Config, { maxAttempts: 1 }, config.s3RequestTimeoutMs));
     clients.push(client, bodyClient);
     const uploads = new UploadService(new UploadRepository(database.db), { expiryMs: config.uploadExpiryMs });
-    const store = createTusStore({ config, uploads, log: silentLogger(), tempDir, s3: { client, bodyClient: fault.around(bodyClient) } });
+    const store = createTusStore({
+      config,
+      uploads,
+      log: silentLogger(),
+      tempDir,
+      s3: { client, bodyClient: fault.around(bodyClient) },
+    });
     return { store, uploads };
   }
 
