@@ -40,6 +40,7 @@ import { processTempDir } from './storage/temp-dir.js';
 import { MemoryLocker } from '@tus/server';
 import { PostgresLocker } from './tus/lockers/postgres-locker.js';
 import { timedLocker } from './tus/lockers/timed-locker.js';
+import { overrideTusMethod } from './tus/method-override.js';
 import { tusPlugin } from './tus/plugin.js';
 import { createTusStore } from './tus/store.js';
 import type { UploadService } from './uploads/service.js';
@@ -125,6 +126,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     // S3 UploadIds are route parameters of the Companion routes, and AWS and R2 hand out ids of ~340
     // characters (the router's default limit is 100). Longer than any real id: Fastify's 414.
     routerOptions: { maxParamLength: 1000 },
+    // tus's X-HTTP-Method-Override is honoured before routing (src/tus/method-override.ts).
+    rewriteUrl: overrideTusMethod,
   });
   logRequests(app);
   const metrics = new Metrics();

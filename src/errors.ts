@@ -4,8 +4,7 @@
  * function toHttpAnswer turns anything thrown into an answer, and only the error handlers write it: JSON routes
  * as `{"error": "<code>", "message": "…"}`, tus (text/plain, like tusd) as `<code>: <message>`.
  */
-import { ERRORS as TUS_ERRORS } from '@tus/utils';
-import { storageFailure } from './storage/s3.js';
+import { storageFailure } from './storage/failures.js';
 
 export const ERROR_CODES = {
   /** The request cannot be read: a malformed header, parameter or body (the message says which). */
@@ -127,36 +126,7 @@ const answer = (code: ErrorCode, message: string, headers: Record<string, string
   headers,
 });
 
-/** @tus/server's own errors, by name, where its status or wording differs from the tus 1.0 spec or is vague. */
-const TUS_ERRORS_BY_NAME = new Map<unknown, HttpAnswer>([
-  // "The request MUST include a Upload-Offset header" – a malformed request is a 400, not 403.
-  [TUS_ERRORS.MISSING_OFFSET, answer('ERR_BAD_REQUEST', 'Upload-Offset header required')],
-  // A PATCH without the tus media type cannot be processed: 415 Unsupported Media Type.
-  [
-    TUS_ERRORS.INVALID_CONTENT_TYPE,
-    answer('ERR_UNSUPPORTED_MEDIA_TYPE', 'Content-Type must be application/offset+octet-stream'),
-  ],
-  // The upload is busy with another request that did not give its lock back in time: 423 Locked, not 500.
-  [
-    TUS_ERRORS.ERR_LOCK_TIMEOUT,
-    answer('ERR_UPLOAD_LOCKED', 'the upload is locked by another request; retry shortly', retryAfter),
-  ],
-  // "If the offsets do not match, the Server MUST respond with the 409 Conflict status"
-  [
-    TUS_ERRORS.INVALID_OFFSET,
-    answer('ERR_MISMATCHED_OFFSET', "Upload-Offset is not the upload's offset; ask for it (HEAD) and resume"),
-  ],
-  [TUS_ERRORS.FILE_NOT_FOUND, answer('ERR_UPLOAD_NOT_FOUND', 'upload not found')],
-  [TUS_ERRORS.FILE_NO_LONGER_EXISTS, answer('ERR_UPLOAD_GONE', 'the upload no longer exists')],
-  [TUS_ERRORS.ERR_SIZE_EXCEEDED, answer('ERR_UPLOAD_TOO_LARGE', "the body goes past the upload's length")],
-  [
-    TUS_ERRORS.ERR_MAX_SIZE_EXCEEDED,
-    answer('ERR_UPLOAD_TOO_LARGE', "the upload exceeds this server's maximum size (Tus-Max-Size)"),
-  ],
-  [TUS_ERRORS.INVALID_TERMINATION, answer('ERR_UPLOAD_CONFLICT', 'a completed upload cannot be terminated')],
-]);
-
-/** Any other error @tus/server produces: its status and body, named by status. */
+/** Fastify's own client errors (schema validation, malformed JSON, oversize bodies), named by status. */
 const CODE_BY_STATUS = new Map<number, ErrorCode>([
   [400, 'ERR_BAD_REQUEST'],
   [403, 'ERR_BAD_REQUEST'],
@@ -171,20 +141,6 @@ const CODE_BY_STATUS = new Map<number, ErrorCode>([
   [460, 'ERR_CHECKSUM_MISMATCH'],
   [501, 'ERR_NOT_IMPLEMENTED'],
 ]);
-
-interface TusStyleError {
-  status_code: number;
-  body: string;
-}
-
-function isTusStyle(error: unknown): error is TusStyleError {
-  return (
-    typeof error === 'object' &&
-    error !== null &&
-    typeof (error as TusStyleError).status_code === 'number' &&
-    typeof (error as TusStyleError).body === 'string'
-  );
-}
 
 /** The problem text alone (kept on a failed upload's record). */
 export const storageProblem = (error: unknown): string | undefined => storageFailure(error)?.problem;
@@ -208,11 +164,6 @@ export function toHttpAnswer(error: unknown): HttpAnswer {
       headers: error.headers,
       details: error.details,
     };
-  }
-  const known = TUS_ERRORS_BY_NAME.get(error);
-  if (known) return known;
-  if (isTusStyle(error)) {
-    return answer(CODE_BY_STATUS.get(error.status_code) ?? 'ERR_INTERNAL', error.body.trim());
   }
   if ((error as NodeJS.ErrnoException | null)?.code === 'ENOSPC') {
     return answer('ERR_INSUFFICIENT_STORAGE', 'the server is out of disk space; retry later', retryAfter);

@@ -1,7 +1,8 @@
 /** GET /api/uploads and GET /api/uploads/:id: the owner's view of their uploads, from Postgres. */
 import type { FastifyPluginAsyncJsonSchemaToTs } from '@fastify/type-provider-json-schema-to-ts';
 import { UPLOAD_STATUSES } from '../db/schema.js';
-import { isUploadId, type ListCursor } from '../db/repository.js';
+import type { ListCursor } from '../db/repository.js';
+import { isUploadId } from '../uploads/id.js';
 import { answerDownload } from '../downloads/answer.js';
 import type { DownloadStorage } from '../downloads/storage.js';
 import { badRequest } from '../errors.js';

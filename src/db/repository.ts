@@ -4,6 +4,7 @@
  */
 import { and, asc, count, desc, eq, type getTableColumns, gt, inArray, isNull, lt, or, sql } from 'drizzle-orm';
 import type { TypedQueryBuilder } from 'drizzle-orm/query-builders/query-builder';
+import { isUploadId } from '../uploads/id.js';
 import { rowsOf, type Db } from './client.js';
 import { uploadSnapshot } from './webhook-outbox.js';
 import {
@@ -17,11 +18,6 @@ import {
   type UploadStatus,
   type WebhookEvent,
 } from './schema.js';
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/** Ids come from URLs; anything that is not a UUID cannot name an upload (and must not reach a uuid column). */
-export const isUploadId = (id: string): boolean => UUID.test(id);
 
 export interface PartRecord {
   partNumber: number;

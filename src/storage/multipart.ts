@@ -11,7 +11,8 @@ import {
 } from '@aws-sdk/client-s3';
 import type { StoredPart } from '../uploads/parts.js';
 import { attachment } from '../http/content-disposition.js';
-import { isNoSuchUpload, objectSize } from './s3.js';
+import { isNoSuchUpload } from './failures.js';
+import { objectSize } from './s3.js';
 
 /** What a stored upload is served as, unless a caller that knows better says otherwise: bytes, to download. */
 export const STORED_CONTENT_TYPE = 'application/octet-stream';

@@ -2,8 +2,9 @@
  * The S3 client settings every S3 caller in Freight uses (the tus store, the direct path, health checks).
  */
 import { HeadObjectCommand, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
+import { s3StatusOf } from './failures.js';
 import type { S3Config } from '../config/index.js';
-import { scrub, serializeError } from '../ops/logging.js';
+import { scrub, serializeError } from '../ops/redact.js';
 
 /** S3_REQUEST_TIMEOUT when no config is at hand (scripts). */
 const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
@@ -69,12 +70,6 @@ export function createS3Client(
   return client;
 }
 
-/** S3 error names that mean "no such upload" (AWS says NoSuchUpload; Ceph RGW says NoSuchKey). */
-export function isNoSuchUpload(error: unknown): boolean {
-  const name = (error as { name?: string } | null)?.name;
-  return name === 'NoSuchUpload' || name === 'NoSuchKey';
-}
-
 /** An object's length, or undefined when there is no such object. */
 export async function objectSize(client: S3Client, bucket: string, key: string): Promise<number | undefined> {
   try {
@@ -85,52 +80,6 @@ export async function objectSize(client: S3Client, bucket: string, key: string):
     throw error;
   }
 }
-
-/** The HTTP status S3 answered with, when it answered (the AWS SDK's error shape). */
-export const s3StatusOf = (error: unknown): number | undefined =>
-  (error as { $metadata?: { httpStatusCode?: number } } | null)?.$metadata?.httpStatusCode;
-
-/** An error answered by S3 (or an S3-compatible server), or the failure to reach it: the AWS SDK's shape. */
-const isS3Error = (error: unknown): error is Error =>
-  error instanceof Error && typeof (error as { $metadata?: unknown }).$metadata === 'object';
-
-const NETWORK_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'EPIPE',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-]);
-
-/**
- * What went wrong in storage: "storage unreachable (ECONNREFUSED)", "storage error: SlowDown (S3 answered 503)",
- * …; `permanent` when S3 refused for a reason a retry will not change (a 4xx other than throttling:
- * AccessDenied, NoSuchBucket, InvalidAccessKeyId …). Undefined if the error is not storage's.
- */
-export function storageFailure(error: unknown): { problem: string; permanent: boolean } | undefined {
-  const errno = (error as NodeJS.ErrnoException | null)?.code;
-  if (
-    errno !== undefined &&
-    NETWORK_CODES.has(errno) &&
-    (isS3Error(error) || (error as { syscall?: string }).syscall)
-  ) {
-    return { problem: `storage unreachable (${errno})`, permanent: false };
-  }
-  // The SDK's timeout after S3_REQUEST_TIMEOUT of silence (without $metadata when the body was a stream).
-  if (error instanceof Error && error.name === 'TimeoutError')
-    return { problem: 'storage did not answer in time', permanent: false };
-  if (isS3Error(error)) {
-    const status = s3StatusOf(error);
-    const permanent = status !== undefined && status >= 400 && status < 500 && status !== 429 && status !== 408;
-    return { problem: `storage error: ${error.name}${status ? ` (S3 answered ${status})` : ''}`, permanent };
-  }
-  return undefined;
-}
-
-/** A failure that may pass if the same request is sent again: no answer, a timeout, or S3's 5xx/throttling. */
-export const isTransientStorageError = (error: unknown): boolean => storageFailure(error)?.permanent === false;
 
 /** One argument of an SDK log line, as text with no signature, credential or token left in it. */
 function sdkLogText(content: unknown): unknown {

@@ -1,20 +1,18 @@
 /**
- * tus concatenation, what tus-js-client's `parallelUploads` rests on: partial uploads are created by @tus/server
- * like any other (with Upload-Concat: partial, recorded on the row), and Freight creates the final upload itself
- * (@tus/server 2.4.5 refuses it). The final upload is assembled in the background, under its lock, by the store
+ * tus concatenation, what tus-js-client's `parallelUploads` rests on: partial uploads are created like any other
+ * (with Upload-Concat: partial, recorded on the row; routes/post.ts), and a final upload is made of them. It is assembled in the background, under its lock, by the store
  * (S3 joins the partials itself where it can); until it is, it is `pending` and a HEAD shows no offset.
  * An assembly cut short (a crash) is taken up again when an instance starts.
  */
 import { randomUUID } from 'node:crypto';
-import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
-import type { Locker } from '@tus/server';
-import { TUS_RESUMABLE } from '@tus/utils';
+import type { Locker } from '@tus/utils';
+import type { FastifyBaseLogger } from 'fastify';
 import type { FileUpload } from '../db/schema.js';
 import { badRequest, failureReason, notFound, payloadTooLarge } from '../errors.js';
 import { sumOfSizes } from '../uploads/parts.js';
 import { OPEN_STATUSES, type UploadService } from '../uploads/service.js';
-import { parseUploadMetadata } from './protocol.js';
-import { fileFacts } from './server.js';
+import { isUploadId } from '../uploads/id.js';
+import { fileFacts } from './metadata.js';
 import type { FreightStore } from './upload-record.js';
 
 export interface ConcatDeps {
@@ -25,14 +23,10 @@ export interface ConcatDeps {
   /** Aborted when the server closes: no assembly is retried after that. */
   closing: AbortSignal;
   maxUploadSize: number;
-  /** The URL of an upload, as Location headers give it. */
-  urlOf(request: FastifyRequest, id: string): string;
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 /** "The partial uploads URLs MAY be absolute or relative": the upload id is the last segment of /files/<id>. */
-function uploadIdOf(url: string): string {
+function uploadIdOfUrl(url: string): string {
   let pathname: string;
   try {
     pathname = new URL(url, 'http://relative.invalid').pathname;
@@ -40,24 +34,26 @@ function uploadIdOf(url: string): string {
     throw badRequest(`Upload-Concat names "${url}", which is not a URL`);
   }
   const match = /^\/files\/([^/]+)\/?$/.exec(pathname);
-  if (!match?.[1] || !UUID.test(match[1]))
+  if (!match?.[1] || !isUploadId(match[1]))
     throw notFound(`Upload-Concat names "${url}", which is no upload of this server`);
   return match[1];
 }
 
-/** POST /files with Upload-Concat: final;<url> …: the final upload, made of the caller's finished partials. */
+/**
+ * The final upload of a concatenation (POST /files with Upload-Concat: final;<url> …), made of the caller's
+ * finished partials: recorded now, assembled in the background. Returns its id.
+ */
 export async function createFinalUpload(
   deps: ConcatDeps,
-  request: FastifyRequest,
-  reply: FastifyReply,
-  urls: string[],
-): Promise<void> {
+  userId: string,
+  urls: readonly string[],
+  metadata: Record<string, string> | null,
+): Promise<string> {
   const { uploads } = deps;
-  const userId = request.user.id;
   const partials: FileUpload[] = [];
   for (const url of urls) {
     // Another user's partial upload does not exist for this one: 404.
-    const partial = await uploads.getOwnedLive(userId, uploadIdOf(url), 'tus');
+    const partial = await uploads.getOwnedLive(userId, uploadIdOfUrl(url), 'tus');
     if (partial.concat !== 'partial')
       throw badRequest(`${url} is not a partial upload (created with Upload-Concat: partial)`);
     // "This concatenation request SHOULD happen after all of the corresponding partial uploads are completed";
@@ -69,19 +65,17 @@ export async function createFinalUpload(
   }
   // "The length of the final upload MUST be the sum of the length of all partial uploads."
   const length = sumOfSizes(partials.map((partial) => ({ size: partial.totalSize ?? 0 })));
-  if (length > deps.maxUploadSize)
+  if (length > deps.maxUploadSize) {
     throw payloadTooLarge(
       `the partial uploads add up to ${length} bytes, over this server's maximum of ${deps.maxUploadSize}`,
     );
-  // "All metadata SHOULD be included in the concatenation request using the Upload-Metadata header."
-  const header = request.headers['upload-metadata'];
-  const metadata = typeof header === 'string' ? parseUploadMetadata(header) : null;
+  }
   const id = randomUUID();
   await uploads.create({
     id,
     userId,
     protocol: 'tus',
-    ...fileFacts(metadata ?? undefined),
+    ...fileFacts(metadata),
     totalSize: length,
     storageKey: id,
     metadata,
@@ -91,10 +85,7 @@ export async function createFinalUpload(
     concatPartials: partials.map((partial) => partial.id),
   });
   void assembleFinal(deps, id);
-  await reply
-    .code(201)
-    .headers({ 'Tus-Resumable': TUS_RESUMABLE, Location: deps.urlOf(request, id) })
-    .send();
+  return id;
 }
 
 type AssemblyDeps = Pick<ConcatDeps, 'uploads' | 'store' | 'locker' | 'log' | 'closing'>;

@@ -15,6 +15,11 @@ import type { UploadService } from '../uploads/service.js';
 import { BodyReader, BodyStalled, type StallRule } from './body.js';
 import { FreightStore, liveRecord, tusUpload, type WriteOptions } from './upload-record.js';
 
+/** Removing a file that is not there (an upload deleted again) leaves nothing to do. */
+const ignoreMissing = (error: unknown): void => {
+  if (error !== ERRORS.FILE_NOT_FOUND) throw error;
+};
+
 /** The chunks, each fed to the digest on its way. */
 async function* hashed(chunks: AsyncIterable<Buffer>, digest: RunningDigest | undefined): AsyncGenerator<Buffer> {
   for await (const chunk of chunks) {
@@ -47,7 +52,7 @@ export class RecordedFileStore extends FreightStore {
   }
 
   override async write(stream: Readable, id: string, offset: number, options: WriteOptions = {}): Promise<number> {
-    const record = await liveRecord(this.uploads, id);
+    const record = options.record ?? (await liveRecord(this.uploads, id));
     if (record.storedOffset !== offset) {
       throw offsetMismatch(
         `the upload is at offset ${record.storedOffset}, not ${offset}; ask for its offset (HEAD) and resume`,
@@ -88,11 +93,14 @@ export class RecordedFileStore extends FreightStore {
   }
 
   /**
-   * The row first: once a client asked to terminate, no later request may resume the upload. An upload that
-   * expired, was lost or rejected keeps its status and loses its file (if it still has one).
+   * Termination. Of an unfinished upload, the row first: once a client asked to terminate, no later request may
+   * resume the upload. An upload that expired, was lost or rejected keeps its status and loses its file (if it
+   * still has one). Of a completed upload, its file first (a failure changes nothing), then the row.
    */
   override async remove(id: string): Promise<void> {
-    await this.uploads.delete(id);
+    const current = await this.uploads.getUploadForStorage(id);
+    if (current.status === 'completed') await this.inner.remove(id).catch(ignoreMissing);
+    await this.uploads.delete(id, { completed: true });
     await this.discard(id);
   }
 
@@ -128,10 +136,11 @@ export class RecordedFileStore extends FreightStore {
   }
 
   private async discard(id: string): Promise<void> {
-    await this.inner.remove(id).catch((error: unknown) => {
-      // Already removed (an expired upload deleted again): nothing left to do.
-      if (error === ERRORS.FILE_NOT_FOUND) return;
-      this.log.warn({ err: error, uploadId: id }, 'could not remove the file of an abandoned upload');
-    });
+    await this.inner
+      .remove(id)
+      .catch(ignoreMissing)
+      .catch((error: unknown) => {
+        this.log.warn({ err: error, uploadId: id }, 'could not remove the file of an abandoned upload');
+      });
   }
 }

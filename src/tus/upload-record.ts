@@ -1,12 +1,14 @@
-/** How both tus stores read an upload: its row in PostgreSQL is the truth, for @tus/server as for clients. */
+/** How both tus stores read an upload: its row in PostgreSQL is the truth, for the DataStore contract as for clients. */
 import { Readable } from 'node:stream';
 import { DataStore, ERRORS, Upload } from '@tus/utils';
 import type { ExpectedChecksum } from './checksum.js';
 import type { FileUpload } from '../db/schema.js';
 import type { UploadService } from '../uploads/service.js';
 
-/** What Freight's own PATCH handler (patch.ts) tells a store beyond @tus/server's write(stream, id, offset). */
+/** What Freight's body writer (write.ts) tells a store beyond the DataStore's write(stream, id, offset). */
 export interface WriteOptions {
+  /** The upload's row as read under its lock: the store need not read it again. */
+  record?: FileUpload | undefined;
   /** Aborted when another request wants the upload: the store keeps what arrived and returns. */
   stop?: AbortSignal | undefined;
   /** The most bytes the body may bring; more is 413. */
@@ -26,17 +28,11 @@ export const TUS_EXTENSIONS = [
   'concatenation',
 ] as const;
 
-/**
- * @tus/server 2.4.5's PostHandler accepts an Upload-Concat header only from a store with this (misspelled)
- * extension; Freight answers final uploads itself and lets @tus/server create partial ones like any other.
- */
-const TUS_SERVER_CONCATENATION = 'concatentation';
-
-/** What Freight asks of a tus store beyond @tus/server's DataStore. */
+/** What Freight asks of a tus store beyond @tus/utils' DataStore. */
 export abstract class FreightStore extends DataStore {
   constructor() {
     super();
-    this.extensions = [...TUS_EXTENSIONS, TUS_SERVER_CONCATENATION];
+    this.extensions = [...TUS_EXTENSIONS];
   }
 
   /**
@@ -80,7 +76,7 @@ export async function liveRecord(uploads: UploadService, id: string): Promise<Fi
   return record;
 }
 
-/** The upload as @tus/server sees it: offset, length and metadata from the row. */
+/** The upload as the DataStore contract sees it: offset, length and metadata from the row. */
 export function tusUpload(record: FileUpload): Upload {
   return new Upload({
     id: record.id,

@@ -156,15 +156,21 @@ export class UploadService {
 
   /**
    * Deletes an upload (DELETE on either path): an open upload is aborted, or expired if its time is up; one that
-   * already ended (expired, lost, rejected, aborted) stays as it is; a completed upload cannot be deleted (409).
-   * Returns the upload as it is now; the caller then removes what storage still holds of it (removal is
-   * idempotent, and if storage fails now the janitor finishes it).
+   * already ended (expired, lost, rejected, aborted) stays as it is; a completed upload is aborted too when
+   * `completed` allows it (tus termination: its object goes), else it cannot be deleted (409). Returns the upload
+   * as it is now; the caller then removes what storage still holds of it (removal is idempotent, and if storage
+   * fails now the janitor finishes it).
    */
-  async delete(id: string): Promise<FileUpload> {
+  async delete(id: string, options: { completed?: boolean } = {}): Promise<FileUpload> {
     // The guarded change fails only if another request ended the upload meanwhile: a second look decides.
     for (let attempt = 0; attempt < 2; attempt++) {
       const upload = await this.getUploadForStorage(id);
-      if (upload.status === 'completed') throw conflict('the upload is completed and cannot be deleted');
+      if (upload.status === 'completed') {
+        if (!options.completed) throw conflict('the upload is completed and cannot be deleted');
+        const terminated = await this.repo.transition(id, ['completed'], { status: 'aborted', lockedUntil: null });
+        if (terminated) return this.counted('aborted', terminated);
+        continue;
+      }
       if (!OPEN_STATUSES.includes(upload.status)) return upload;
       const expired = upload.expiresAt !== null && upload.expiresAt <= this.now();
       const ended = await this.repo.transition(id, OPEN_STATUSES, {
@@ -174,6 +180,11 @@ export class UploadService {
       if (ended) return this.counted(expired ? 'expired' : 'aborted', ended);
     }
     throw conflict('the upload changed while it was being deleted; retry');
+  }
+
+  /** When an unfinished upload expires, as a request that stored up to `offset` leaves it (Upload-Expires). */
+  expiresAtAfter(upload: FileUpload, _offset: number): Date | null {
+    return upload.expiresAt;
   }
 
   /** The upload's record, if any, for storage code acting on an upload whose owner was already checked. */

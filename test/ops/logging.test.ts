@@ -1,7 +1,8 @@
 /** What the log keeps of texts, errors and the SDK's own lines: never a signature, credential or token. */
 import type { IncomingMessage } from 'node:http';
 import { describe, expect, test } from 'vitest';
-import { requestIdOf, scrub, serializeError } from '../../src/ops/logging.js';
+import { requestIdOf } from '../../src/ops/logging.js';
+import { scrub, serializeError } from '../../src/ops/redact.js';
 import { sdkLogger } from '../../src/storage/s3.js';
 
 const SIGNED =

@@ -14,6 +14,7 @@ import { Readable } from 'node:stream';
 import { type DataStore, ERRORS, Upload } from '@tus/utils';
 import { afterAll, beforeAll, describe, expect, test, type TestContext } from 'vitest';
 import { toHttpAnswer } from '../../src/errors.js';
+import { fromTusUtils } from '../../src/tus/reply.js';
 import { MiB, randomData, sha256 } from '../helpers/harness.js';
 
 export interface StoreUnderTest {
@@ -84,7 +85,7 @@ async function readBack(store: DataStore, id: string): Promise<Buffer> {
 }
 
 /** The HTTP status a client would get for `error` (Freight maps every error through one function). */
-const statusOf = (error: unknown): number => toHttpAnswer(error).status;
+const statusOf = (error: unknown): number => toHttpAnswer(fromTusUtils(error)).status;
 
 async function rejection(promise: Promise<unknown>): Promise<unknown> {
   try {

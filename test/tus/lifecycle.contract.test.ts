@@ -151,7 +151,7 @@ describe.each([
     expect((await fetch(url, { method: 'HEAD', headers })).status).toBe(410);
   });
 
-  test('a finished upload cannot be terminated', async () => {
+  test('a finished upload is terminated too (termination covers completed uploads): 204, and its bytes are gone', async () => {
     const user = uniqueUser('dot');
     const headers = { 'Tus-Resumable': '1.0.0', Authorization: `Bearer ${await tokenFor(user)}` };
     const created = await fetch(`${freight.url}/files/`, {
@@ -162,11 +162,15 @@ describe.each([
     expect(created.status).toBe(201);
     expect(created.headers.get('upload-offset')).toBe('5');
     const url = created.headers.get('location')!;
-    const deleted = await fetch(url, { method: 'DELETE', headers });
-    expect(deleted.status).toBe(409);
-    expect(await errorCodeOf(deleted)).toBe('ERR_UPLOAD_CONFLICT');
-    expect((await api(user, uploadIdOf(url))).status).toBe('completed');
     expect((await download(user, url)).toString()).toBe('hello');
+    const deleted = await fetch(url, { method: 'DELETE', headers });
+    expect(deleted.status).toBe(204);
+    expect((await api(user, uploadIdOf(url))).status).toBe('aborted');
+    const head = await fetch(url, { method: 'HEAD', headers });
+    expect(head.status).toBe(410);
+    const get = await fetch(url, { headers: { Authorization: headers.Authorization } });
+    expect(get.status).toBe(410);
+    expect(await errorCodeOf(get)).toBe('ERR_UPLOAD_GONE');
   });
 
   test('direct-to-S3 uploads are there exactly when S3 is', async () => {

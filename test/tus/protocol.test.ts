@@ -1,7 +1,9 @@
 import { ERRORS } from '@tus/utils';
 import { describe, expect, test } from 'vitest';
 import { type FreightError, toHttpAnswer } from '../../src/errors.js';
-import { checkTusRequest, parseUploadMetadata } from '../../src/tus/protocol.js';
+import { parseUploadMetadata } from '../../src/tus/metadata.js';
+import { checkTusRequest } from '../../src/tus/protocol.js';
+import { fromTusUtils } from '../../src/tus/reply.js';
 
 const status = (fn: () => void): number | undefined => {
   try {
@@ -73,12 +75,16 @@ describe('Upload-Metadata', () => {
 });
 
 describe('errors to HTTP', () => {
-  test("@tus/server's own errors are re-mapped where its status differs from the spec", () => {
-    expect(toHttpAnswer(ERRORS.MISSING_OFFSET).status).toBe(400);
-    expect(toHttpAnswer(ERRORS.INVALID_CONTENT_TYPE).status).toBe(415);
-    expect(toHttpAnswer(ERRORS.ERR_LOCK_TIMEOUT).status).toBe(423);
-    expect(toHttpAnswer(ERRORS.INVALID_OFFSET)).toMatchObject({ status: 409, code: 'ERR_MISMATCHED_OFFSET' });
-    expect(toHttpAnswer(ERRORS.FILE_NOT_FOUND)).toMatchObject({ status: 404, code: 'ERR_UPLOAD_NOT_FOUND' });
+  test("the DataStore and Locker contracts' errors (@tus/utils) are named: a lock timeout is 423, never a 500", () => {
+    const tus = (error: unknown) => toHttpAnswer(fromTusUtils(error));
+    expect(tus(ERRORS.ERR_LOCK_TIMEOUT)).toMatchObject({
+      status: 423,
+      code: 'ERR_UPLOAD_LOCKED',
+      headers: { 'Retry-After': '5' },
+    });
+    expect(tus(ERRORS.FILE_NOT_FOUND)).toMatchObject({ status: 404, code: 'ERR_UPLOAD_NOT_FOUND' });
+    expect(tus(ERRORS.FILE_NO_LONGER_EXISTS)).toMatchObject({ status: 410, code: 'ERR_UPLOAD_GONE' });
+    expect(tus(ERRORS.ERR_SIZE_EXCEEDED)).toMatchObject({ status: 413, code: 'ERR_UPLOAD_TOO_LARGE' });
   });
 
   test("the S3 client's timeout is a 503 with Retry-After even without the SDK's $metadata (a streamed part body)", () => {

@@ -1,7 +1,8 @@
 /**
  * DELETE on both paths of an upload that ended without the owner's say: expired (its time is up) or failed for
  * good (lost, rejected) is 204, and what S3 still holds of it is removed; HEAD and PATCH of it stay 410. An
- * upload still open but failed (its last attempt failed in storage) is aborted by a DELETE like any open one.
+ * upload still open but failed (its last attempt failed in storage) is aborted by a DELETE like any open one, and
+ * a completed tus upload is terminated with its object (tus termination covers completed uploads).
  */
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { describe, expect, test } from 'vitest';
@@ -29,6 +30,11 @@ const expireNow = (id: string) =>
 /** The multipart uploads S3 holds of an upload: its own and (tus) the staging upload of its part under way. */
 const openInS3 = async (id: string) =>
   (await listMultipartUploads(ctx.s3, ctx.bucket.bucket)).filter((upload) => upload.key.startsWith(id));
+
+const objectsUnder = async (id: string) =>
+  ((await ctx.s3.send(new ListObjectsV2Command({ Bucket: ctx.bucket.bucket, Prefix: id }))).Contents ?? []).map(
+    (object) => object.Key,
+  );
 
 const stagedObjects = async (id: string) =>
   (await ctx.s3.send(new ListObjectsV2Command({ Bucket: ctx.bucket.bucket, Prefix: `${id}.staging/` }))).KeyCount ?? 0;
@@ -107,7 +113,7 @@ describe('tus: DELETE of an upload that ended', () => {
     }
   });
 
-  test('a terminated upload stays gone to a second DELETE (410), and a completed one cannot be deleted (409)', async () => {
+  test('a terminated upload stays gone to a second DELETE (410); a completed one is terminated with its object', async () => {
     const user = uniqueUser('tidy');
     const upload = await tusWithBytes(user);
     expect((await fetch(upload.url, { method: 'DELETE', headers: await tusHeaders(user) })).status).toBe(204);
@@ -117,10 +123,16 @@ describe('tus: DELETE of an upload that ended', () => {
 
     const done = await createRawUpload(ctx.freight.url, await auth(user), randomData(10));
     expect((await done.patch(0, 10)).status).toBe(204);
-    const refused = await fetch(done.url, { method: 'DELETE', headers: await tusHeaders(user) });
-    expect(refused.status).toBe(409);
-    expect(await errorCodeOf(refused)).toBe('ERR_UPLOAD_CONFLICT');
     expect(await statusOf(done.id)).toBe('completed');
+    expect(await objectsUnder(done.id)).toEqual([done.id]);
+    // termination: "the Server SHOULD free associated resources and MUST respond with the 204 No Content status"
+    // for "both, completed and unfinished, uploads".
+    const terminated = await fetch(done.url, { method: 'DELETE', headers: await tusHeaders(user) });
+    expect(terminated.status).toBe(204);
+    expect(await statusOf(done.id)).toBe('aborted');
+    expect(await objectsUnder(done.id)).toEqual([]);
+    const after = await fetch(done.url, { method: 'DELETE', headers: await tusHeaders(user) });
+    expect(after.status).toBe(410);
   });
 
   test("another user's expired upload is still 404", async () => {

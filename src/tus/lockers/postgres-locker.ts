@@ -15,6 +15,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { ERRORS, type Lock, type Locker, type RequestRelease } from '@tus/utils';
 import postgres, { type PendingQuery, type Sql } from 'postgres';
 import { FreightError, RETRY_AFTER_SECONDS } from '../../errors.js';
+import { isUploadId } from '../../uploads/id.js';
 
 const RELEASE_CHANNEL = 'freight_lock_release';
 const RELEASED_CHANNEL = 'freight_lock_released';
@@ -59,8 +60,7 @@ export interface PostgresLockerOptions {
  * migrations lock key 0x46524549 in the same bigint key space; an upload would have to start 00000000-4652-4549.
  */
 export function advisoryKey(id: string): bigint {
-  const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id);
-  const bytes = uuid
+  const bytes = isUploadId(id)
     ? Buffer.from(id.replaceAll('-', '').slice(0, 16), 'hex')
     : createHash('sha256').update(id).digest();
   return bytes.readBigInt64BE(0);

@@ -9,6 +9,7 @@
  * S3 itself (UploadPartCopy), so the bytes cross this server's link to S3 once.
  */
 import { S3_LIMITS } from '../../config/index.js';
+import { UPLOAD_ID_PATTERN } from '../../uploads/id.js';
 
 /** "Each part must be at least 5 MB in size, except the last part": the smallest staged segment. */
 export const MIN_SEGMENT = S3_LIMITS.minPartSize;
@@ -42,7 +43,7 @@ export class PartLayout {
   }
 }
 
-const UPLOAD_ID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
+const UPLOAD_ID = UPLOAD_ID_PATTERN;
 const OWN_KEY = new RegExp(`^(${UPLOAD_ID})$`, 'i');
 const STAGING_KEY = new RegExp(`^(${UPLOAD_ID})\\.staging/part-([1-9][0-9]{0,4})$`, 'i');
 const STAGING_PREFIX = new RegExp(`^(${UPLOAD_ID})\\.staging/$`, 'i');

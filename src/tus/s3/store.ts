@@ -101,7 +101,7 @@ export class FreightS3Store extends FreightStore {
   }
 
   override async write(stream: Readable, id: string, offset: number, options: WriteOptions = {}): Promise<number> {
-    const record = await this.record(id);
+    const record = options.record ?? (await this.record(id));
     if (record.storedOffset !== offset) {
       throw offsetMismatch(
         `the upload is at offset ${record.storedOffset}, not ${offset}; ask for its offset (HEAD) and resume`,
@@ -138,12 +138,16 @@ export class FreightS3Store extends FreightStore {
   }
 
   /**
-   * Termination: the row first (no request may resume it after this), then S3, as far as S3 lets us now (the
-   * janitor removes what S3 refused). An upload that expired, was lost or rejected keeps its status and has its
-   * storage removed again; a completed one cannot be terminated (409).
+   * Termination. Of an unfinished upload: the row first (no request may resume it after this), then S3, as far as
+   * S3 lets us now (the janitor removes what S3 refused). An upload that expired, was lost or rejected keeps its
+   * status and has its storage removed again. Of a completed upload: its object first (a failure is a 503 that
+   * changed nothing; removing a missing object is a no-op), then the row.
    */
   override async remove(id: string): Promise<void> {
-    await this.discard(await this.options.uploads.delete(id));
+    const { uploads, objects } = this.options;
+    const current = await uploads.getUploadForStorage(id);
+    if (current.status === 'completed') await objects.deleteObjects([current.storageKey]);
+    await this.discard(await uploads.delete(id, { completed: true }));
   }
 
   override async deleteExpired(): Promise<number> {
@@ -332,7 +336,8 @@ export class FreightS3Store extends FreightStore {
     const { multipart, objects, log } = this.options;
     const key = record.storageKey;
     try {
-      if (record.s3UploadId) await multipart.abort(key, record.s3UploadId);
+      // A completed upload's multipart upload was consumed by its completion.
+      if (record.s3UploadId && record.completedAt === null) await multipart.abort(key, record.s3UploadId);
       if (record.staging?.uploadId)
         await multipart.abort(stagingKey(key, record.staging.partNumber), record.staging.uploadId);
       await objects.deletePrefix(stagingPrefix(key));

@@ -1,0 +1,21 @@
+/** What every tus route is given: the one set of parts the plugin builds (no singletons, no request context). */
+import type { Locker } from '@tus/utils';
+import type { FastifyRequest } from 'fastify';
+import type { Config } from '../config/index.js';
+import type { DownloadStorage } from '../downloads/storage.js';
+import type { Metrics } from '../ops/metrics.js';
+import type { UploadService } from '../uploads/service.js';
+import type { FreightStore } from './upload-record.js';
+
+export interface TusDeps {
+  config: Config;
+  uploads: UploadService;
+  store: FreightStore;
+  locker: Locker;
+  metrics: Metrics;
+  downloads: DownloadStorage;
+  /** Aborted when the server closes: background assemblies stop being retried. */
+  closing: AbortSignal;
+  /** The URL of an upload, as Location headers give it. */
+  urlOf(request: FastifyRequest, id: string): string;
+}
