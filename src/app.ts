@@ -14,7 +14,6 @@ import { access, constants } from 'node:fs/promises';
 import path from 'node:path';
 import cors from '@fastify/cors';
 import { HeadBucketCommand, type S3Client } from '@aws-sdk/client-s3';
-import type { Locker } from '@tus/utils';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { jsonErrorHandler, notFoundHandler } from './api/error-handler.js';
 import { uploadsApi } from './api/uploads.js';
@@ -37,7 +36,8 @@ import { metricsRoute, timeRequests } from './ops/metrics-route.js';
 import { S3MultipartStorage } from './storage/multipart.js';
 import { createS3Client, sdkLogger } from './storage/s3.js';
 import { processTempDir } from './storage/temp-dir.js';
-import { MemoryLocker } from '@tus/server';
+import type { UploadLocker } from './tus/lockers/locker.js';
+import { MemoryLocker } from './tus/lockers/memory-locker.js';
 import { PostgresLocker } from './tus/lockers/postgres-locker.js';
 import { timedLocker } from './tus/lockers/timed-locker.js';
 import { overrideTusMethod } from './tus/method-override.js';
@@ -59,7 +59,7 @@ declare module 'fastify' {
 /** Parts a deployment or a test may swap; everything else follows from the config. */
 export interface AppDeps {
   /** Serializes requests on one upload (default: in-process memory). */
-  locker?: Locker;
+  locker?: UploadLocker;
   /** Where the JSON log lines go (default: stdout); tests capture them. */
   logStream?: { write(line: string): void };
 }
@@ -102,9 +102,9 @@ function createDirectUploads(
  * The tus lock: on PostgreSQL, advisory locks every instance shares (so two instances never write one upload at
  * once); on the embedded PGlite, which only one process can open, the in-memory locker.
  */
-async function createLocker(app: FastifyInstance, config: Config, database: Database): Promise<Locker> {
+async function createLocker(app: FastifyInstance, config: Config, database: Database): Promise<UploadLocker> {
   if (database.kind === 'pglite' || !config.databaseUrl)
-    return new MemoryLocker({ acquireLockTimeout: config.lockTimeoutMs });
+    return new MemoryLocker({ acquireTimeoutMs: config.lockTimeoutMs });
   const locker = await PostgresLocker.create({
     url: config.databaseUrl,
     acquireTimeoutMs: config.lockTimeoutMs,

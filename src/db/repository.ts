@@ -2,9 +2,9 @@
  * Every query Freight makes, under domain names. Status changes are single guarded UPDATEs
  * (`where status in (...)`), so two racing requests cannot both make the same transition.
  */
-import { and, asc, count, desc, eq, type getTableColumns, gt, inArray, isNull, lt, or, sql } from 'drizzle-orm';
+import { and, asc, count, desc, eq, getTableColumns, gt, inArray, isNull, lt, or, sql } from 'drizzle-orm';
 import type { TypedQueryBuilder } from 'drizzle-orm/query-builders/query-builder';
-import { isUploadId } from '../uploads/id.js';
+import { isUploadId, uploadLockKey } from '../uploads/id.js';
 import { rowsOf, type Db } from './client.js';
 import { uploadSnapshot } from './webhook-outbox.js';
 import {
@@ -73,6 +73,7 @@ export class UploadRepository {
   /** The queries on every request's path, built once (drizzle otherwise rebuilds the SQL each time). */
   private readonly byId;
   private readonly byOwnerAndId;
+  private readonly byOwnerAndIdProbingLock;
   private readonly webhookEvents: boolean;
 
   constructor(
@@ -90,6 +91,16 @@ export class UploadRepository {
       .from(fileUploads)
       .where(and(eq(fileUploads.id, sql.placeholder('id')), eq(fileUploads.userId, sql.placeholder('userId'))))
       .prepare('freight_upload_by_owner_and_id');
+    // pg_try_advisory_xact_lock holds the key for this statement's own transaction only (an instant): it answers
+    // whether another session (a locker of any instance) holds the upload's tus lock, and takes nothing away.
+    this.byOwnerAndIdProbingLock = db
+      .select({
+        ...getTableColumns(fileUploads),
+        idle: sql<boolean>`pg_try_advisory_xact_lock(${sql.placeholder('key')}::bigint)`,
+      })
+      .from(fileUploads)
+      .where(and(eq(fileUploads.id, sql.placeholder('id')), eq(fileUploads.userId, sql.placeholder('userId'))))
+      .prepare('freight_upload_by_owner_and_id_probing_lock');
   }
 
   /**
@@ -199,6 +210,22 @@ export class UploadRepository {
     if (!isUploadId(id)) return undefined;
     const [row] = await this.byOwnerAndId.execute({ id, userId });
     return row;
+  }
+
+  /**
+   * The caller's upload, and whether a request of any instance writes it right now (holds its tus lock), in one
+   * statement: what a resume check needs to answer at once when nobody writes. On PGlite (one process) the probe
+   * finds nothing held: the in-process locker knows.
+   */
+  async findOwnedUploadProbingWriter(
+    userId: string,
+    id: string,
+  ): Promise<{ upload: FileUpload; writing: boolean } | undefined> {
+    if (!isUploadId(id)) return undefined;
+    const [row] = await this.byOwnerAndIdProbingLock.execute({ id, userId, key: uploadLockKey(id).toString() });
+    if (!row) return undefined;
+    const { idle, ...upload } = row;
+    return { upload, writing: !idle };
   }
 
   async findOwnedUploadByS3UploadId(userId: string, s3UploadId: string): Promise<FileUpload | undefined> {

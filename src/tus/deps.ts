@@ -1,5 +1,5 @@
 /** What every tus route is given: the one set of parts the plugin builds (no singletons, no request context). */
-import type { Locker } from '@tus/utils';
+import type { UploadLocker } from './lockers/locker.js';
 import type { FastifyRequest } from 'fastify';
 import type { Config } from '../config/index.js';
 import type { DownloadStorage } from '../downloads/storage.js';
@@ -11,7 +11,7 @@ export interface TusDeps {
   config: Config;
   uploads: UploadService;
   store: FreightStore;
-  locker: Locker;
+  locker: UploadLocker;
   metrics: Metrics;
   downloads: DownloadStorage;
   /** Aborted when the server closes: background assemblies stop being retried. */

@@ -4,7 +4,7 @@
  * checked against the spec's header rules (protocol.ts) before its route runs. Bodies are never parsed: the
  * writer streams them from the socket into the store.
  */
-import type { Locker } from '@tus/utils';
+import type { UploadLocker } from './lockers/locker.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Authenticator } from '../auth/authenticator.js';
 import { authHook } from '../auth/hook.js';
@@ -30,7 +30,7 @@ export interface TusPluginOptions {
   authenticator: Authenticator;
   uploads: UploadService;
   store: FreightStore;
-  locker: Locker;
+  locker: UploadLocker;
   metrics: Metrics;
   downloads: DownloadStorage;
 }

@@ -130,7 +130,21 @@ export class UploadService {
    * if the Server is keeping track of expired uploads").
    */
   async getOwnedLive(userId: string, id: string, protocol?: UploadProtocol): Promise<FileUpload> {
-    const upload = await this.getOwned(userId, id, protocol);
+    return this.live(await this.getOwned(userId, id, protocol));
+  }
+
+  /**
+   * The caller's live tus upload for a resume check, and whether a request of another instance writes it now
+   * (one query; see UploadRepository.findOwnedUploadProbingWriter).
+   */
+  async getOwnedLiveProbingWriter(userId: string, id: string): Promise<{ upload: FileUpload; writing: boolean }> {
+    const found = await this.repo.findOwnedUploadProbingWriter(userId, id);
+    if (found?.upload.protocol !== 'tus') throw notFound();
+    return { upload: await this.live(found.upload), writing: found.writing };
+  }
+
+  private async live(upload: FileUpload): Promise<FileUpload> {
+    const id = upload.id;
     if (upload.status === 'aborted') throw gone('the upload was terminated');
     if (upload.status === 'expired') throw gone('the upload expired');
     if (upload.status === 'lost' || upload.status === 'rejected') {

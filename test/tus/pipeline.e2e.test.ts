@@ -20,6 +20,7 @@ import {
   uniqueUser,
   type RunningFreight,
 } from '../helpers/harness.js';
+import { scrape } from '../helpers/metrics.js';
 import { holdingProxy } from '../helpers/proxy.js';
 import { startTusUpload, uploadIdOf } from '../helpers/tus-client.js';
 
@@ -212,6 +213,8 @@ describe.each([onS3, embedded])('the tus pipeline', (makeSetup) => {
           dying.write(data.subarray(offset, offset + piece));
           await untilRelayed(relay, before + piece);
           await relay.hold();
+          // "Cut off mid-PATCH": the server is writing that request (it holds the upload) when the client returns.
+          await untilWriting(freight.url);
 
           // The same client, back on a new connection: HEAD, then PATCH at that offset. No retry of a 409.
           const resumed = await offsetOf(user, url);
@@ -270,6 +273,11 @@ describe.each([onS3, embedded])('the tus pipeline', (makeSetup) => {
     });
   });
 });
+
+/** Resolves once the server is writing a request body (GET /metrics: freight_tus_writes_in_progress). */
+async function untilWriting(url: string): Promise<void> {
+  while ((await scrape(url))('freight_tus_writes_in_progress') < 1) await new Promise((next) => setImmediate(next));
+}
 
 /** Resolves once the relay has passed `bytes` bytes on to the server in all. */
 async function untilRelayed(relay: { relayed: { toTarget: number } }, bytes: number): Promise<void> {

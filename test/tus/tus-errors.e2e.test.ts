@@ -2,12 +2,12 @@
  * What a tus client sees when it gets something wrong: authentication, ownership and the spec-exact errors.
  * Every error answer carries a body that says what was wrong.
  */
-import { MemoryLocker } from '@tus/server';
+import { MemoryLocker } from '../../src/tus/lockers/memory-locker.js';
 import { describe, expect, test } from 'vitest';
 import { freightOnS3, MiB, randomData, tokenFor, uniqueUser } from '../helpers/harness.js';
 
 /** The server's locker, so a test can hold an upload's lock the way a stuck request would. */
-const locker = new MemoryLocker({ acquireLockTimeout: 500 });
+const locker = new MemoryLocker({ acquireTimeoutMs: 500 });
 const ctx = freightOnS3('freight-tus-errors', { MAX_UPLOAD_SIZE: '100MiB' }, { locker });
 
 const TUS = { 'Tus-Resumable': '1.0.0' };

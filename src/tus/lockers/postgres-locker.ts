@@ -11,11 +11,12 @@
  * Waiters ask the holder to let go (NOTIFY freight_lock_release), are woken by NOTIFY freight_lock_released, and
  * also retry every pollMs (backing off to 4x) so that a missed notification only costs latency.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { ERRORS, type Lock, type Locker, type RequestRelease } from '@tus/utils';
+import { randomBytes } from 'node:crypto';
+import { ERRORS, type Lock, type RequestRelease } from '@tus/utils';
 import postgres, { type PendingQuery, type Sql } from 'postgres';
 import { FreightError, RETRY_AFTER_SECONDS } from '../../errors.js';
-import { isUploadId } from '../../uploads/id.js';
+import { uploadLockKey } from '../../uploads/id.js';
+import type { UploadLocker } from './locker.js';
 
 const RELEASE_CHANNEL = 'freight_lock_release';
 const RELEASED_CHANNEL = 'freight_lock_released';
@@ -55,17 +56,6 @@ export interface PostgresLockerOptions {
   log?: LockerLog;
 }
 
-/**
- * The advisory lock key of an upload id: the first 64 bits of a UUID, or of the SHA-256 of any other id. Freight's
- * migrations lock key 0x46524549 in the same bigint key space; an upload would have to start 00000000-4652-4549.
- */
-export function advisoryKey(id: string): bigint {
-  const bytes = isUploadId(id)
-    ? Buffer.from(id.replaceAll('-', '').slice(0, 16), 'hex')
-    : createHash('sha256').update(id).digest();
-  return bytes.readBigInt64BE(0);
-}
-
 interface Session {
   sql: Sql;
   pid: number;
@@ -103,7 +93,7 @@ async function within<T>(promise: PromiseLike<T>, ms: number, what: string): Pro
   }
 }
 
-export class PostgresLocker implements Locker {
+export class PostgresLocker implements UploadLocker {
   private readonly acquireTimeoutMs: number;
   private readonly queryTimeoutMs: number;
   private readonly pollMs: number;
@@ -151,6 +141,10 @@ export class PostgresLocker implements Locker {
     return locker;
   }
 
+  heldHere(id: string): boolean {
+    return this.holders.get(id)?.session !== undefined;
+  }
+
   newLock(id: string): Lock {
     let holder: Holder | undefined;
     return {
@@ -182,7 +176,7 @@ export class PostgresLocker implements Locker {
   private async acquire(id: string, requestRelease: RequestRelease, stopSignal: AbortSignal): Promise<Holder> {
     const signal = AbortSignal.any([stopSignal, AbortSignal.timeout(this.acquireTimeoutMs)]);
     const holder: Holder = { requestRelease };
-    const key = advisoryKey(id).toString();
+    const key = uploadLockKey(id).toString();
     await this.claim(id, holder, signal);
     try {
       for (let round = 0; ; round++) {
@@ -243,7 +237,7 @@ export class PostgresLocker implements Locker {
 
   private async release(id: string, holder: Holder): Promise<void> {
     const session = holder.session;
-    const key = advisoryKey(id).toString();
+    const key = uploadLockKey(id).toString();
     try {
       if (!session || session.lost) return; // the lock went with its session: only the slot here is left to free
       const { unlocked } = await this.query(

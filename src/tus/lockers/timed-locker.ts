@@ -1,13 +1,15 @@
 /**
- * Any Locker (the Postgres one, or @tus/server's MemoryLocker), with the time each request waits for an upload's
- * lock measured: how long a client waits behind another request of the same upload.
+ * Any UploadLocker (the Postgres one, or the in-process MemoryLocker), with the time each request waits for an
+ * upload's lock measured: how long a client waits behind another request of the same upload.
  */
-import { ERRORS, type Lock, type Locker } from '@tus/utils';
+import { ERRORS, type Lock } from '@tus/utils';
+import type { UploadLocker } from './locker.js';
 
 export type LockWaitObserver = (seconds: number, outcome: 'acquired' | 'timeout' | 'failed') => void;
 
-export function timedLocker(locker: Locker, observe: LockWaitObserver): Locker {
+export function timedLocker(locker: UploadLocker, observe: LockWaitObserver): UploadLocker {
   return {
+    heldHere: (id) => locker.heldHere(id),
     newLock(id: string): Lock {
       const lock = locker.newLock(id);
       return {

@@ -33,10 +33,13 @@ export function headRoute(app: FastifyInstance, deps: TusDeps): void {
     const userId = request.user.id;
     let upload: FileUpload;
     try {
-      // The owner is checked before the lock is asked for: only the owner may make a running writer stop.
-      upload = await uploads.getOwnedLive(userId, id, 'tus');
+      // One query, the owner's row and whether any instance writes it: most resume checks end here. The owner is
+      // checked before the lock is asked for: only the owner may make a running writer stop.
+      const probed = await uploads.getOwnedLiveProbingWriter(userId, id);
+      upload = probed.upload;
+      const writing = probed.writing || locker.heldHere(id);
       // A final upload has no writer but its assembly, which takes its time and has no offset to show until done.
-      if (upload.concat !== 'final') {
+      if (upload.concat !== 'final' && (writing || needsAssembly(upload))) {
         upload = await withUploadLock(
           locker,
           id,

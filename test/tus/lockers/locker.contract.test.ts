@@ -1,15 +1,18 @@
 /**
- * The locker contract: what @tus/server asks of any Locker, run against its MemoryLocker and against Freight's
- * PostgresLocker; then what only a locker shared by several instances promises (two PostgresLockers on one
+ * The locker contract: what @tus/server asks of any Locker, run against its MemoryLocker (the reference) and against
+ * Freight's MemoryLocker and PostgresLocker; then what only a locker shared by several instances promises (two PostgresLockers on one
  * database standing in for two servers).
  */
 import { randomUUID } from 'node:crypto';
 import net from 'node:net';
-import { MemoryLocker } from '@tus/server';
+import { MemoryLocker as TusServerMemoryLocker } from '@tus/server';
 import { ERRORS, type Locker } from '@tus/utils';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, inject, test, vi } from 'vitest';
-import { advisoryKey, PostgresLocker, type PostgresLockerOptions } from '../../../src/tus/lockers/postgres-locker.js';
+import type { UploadLocker } from '../../../src/tus/lockers/locker.js';
+import { MemoryLocker } from '../../../src/tus/lockers/memory-locker.js';
+import { PostgresLocker, type PostgresLockerOptions } from '../../../src/tus/lockers/postgres-locker.js';
+import { uploadLockKey } from '../../../src/uploads/id.js';
 
 // Each case settles in well under a second: a broken locker should fail a case in seconds, not hang it for the
 // suite's default two minutes.
@@ -49,7 +52,12 @@ async function postgresLocker(options: Partial<PostgresLockerOptions> = {}): Pro
 }
 
 describe.each<[string, (acquireTimeoutMs: number) => Promise<Locker>]>([
-  ['MemoryLocker', async (acquireTimeoutMs) => new MemoryLocker({ acquireLockTimeout: acquireTimeoutMs })],
+  // @tus/server's own, the reference the contract was written from; then Freight's two.
+  [
+    '@tus/server MemoryLocker',
+    async (acquireTimeoutMs) => new TusServerMemoryLocker({ acquireLockTimeout: acquireTimeoutMs }),
+  ],
+  ['MemoryLocker', async (acquireTimeoutMs) => new MemoryLocker({ acquireTimeoutMs })],
   ['PostgresLocker', (acquireTimeoutMs) => postgresLocker({ acquireTimeoutMs })],
 ])('locker contract: %s', (_name, makeLocker) => {
   let locker: Locker;
@@ -146,6 +154,30 @@ describe.each<[string, (acquireTimeoutMs: number) => Promise<Locker>]>([
   });
 });
 
+describe.each<[string, () => Promise<UploadLocker>]>([
+  ['MemoryLocker', async () => new MemoryLocker({ acquireTimeoutMs: 5_000 })],
+  ['PostgresLocker', () => postgresLocker({ acquireTimeoutMs: 5_000 })],
+])("Freight's %s tells whether a request of this process writes an upload", (_name, makeLocker) => {
+  test('heldHere: only while a request holds the lock, not while it waits for it', async () => {
+    const locker = await makeLocker();
+    const id = randomUUID();
+    expect(locker.heldHere(id)).toBe(false);
+    const asked = releaseRequests();
+    const holder = locker.newLock(id);
+    await holder.lock(noStop, asked.fn);
+    expect(locker.heldHere(id)).toBe(true);
+    expect(locker.heldHere(randomUUID())).toBe(false);
+    const waiter = locker.newLock(id);
+    const waiting = waiter.lock(noStop, ignore);
+    await asked.called;
+    await holder.unlock();
+    await waiting;
+    expect(locker.heldHere(id)).toBe(true);
+    await waiter.unlock();
+    expect(locker.heldHere(id)).toBe(false);
+  });
+});
+
 describe('PostgresLocker across instances', () => {
   let admin: postgres.Sql;
   beforeAll(() => {
@@ -158,7 +190,7 @@ describe('PostgresLocker across instances', () => {
     const rows = await admin<{ pid: number }[]>`
       select pid from pg_locks
       where locktype = 'advisory' and granted and objsubid = 1
-        and ((classid::bigint << 32) | objid::bigint) = ${advisoryKey(id).toString()}::bigint`;
+        and ((classid::bigint << 32) | objid::bigint) = ${uploadLockKey(id).toString()}::bigint`;
     return rows[0]?.pid;
   }
 
