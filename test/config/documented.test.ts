@@ -53,6 +53,24 @@ describe('the documentation', () => {
     }
   });
 
+  test('every value .env.example sets is the default docs/configuration.md gives, and loadConfig takes it', () => {
+    const defaults = new Map(
+      tableRows(configurationPage, '`').flatMap((row) => {
+        const [names = '', fallback = ''] = row.split('|').slice(1);
+        return [...names.matchAll(/`([A-Z0-9_]+)`/g)].map((match) => [match[1]!, fallback.trim()] as const);
+      }),
+    );
+    const set = [...envExample.matchAll(/^([A-Z0-9_]+)=(.*)$/gm)].map((match) => [match[1]!, match[2]!] as const);
+    expect(set.length).toBeGreaterThan(20);
+    for (const [name, value] of set) {
+      expect(defaults.get(name), `.env.example sets ${name}=${value}, the table's default differs`).toBe(
+        `\`${value}\``,
+      );
+    }
+    // The file as a whole is a valid configuration (what a user who copies it gets).
+    expect(() => loadConfig(Object.fromEntries(set))).not.toThrow();
+  });
+
   test('every error code is in docs/errors.md with its status', () => {
     const rows = tableRows(errorsPage, '`ERR_');
     const documented = new Map(
