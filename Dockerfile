@@ -15,5 +15,5 @@ RUN npm run build
 
 ENV HOST=0.0.0.0 PORT=1080 DATA_DIR=/data
 EXPOSE 1080
-# npm start runs dist/src/server.js with the memory settings chosen by measurement (see README, Resource bounds).
+# npm start runs dist/src/server.js with the memory settings chosen by measurement (see docs/integrity-and-parts.md, Resource bounds).
 CMD ["npm", "start"]

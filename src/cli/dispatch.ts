@@ -22,7 +22,7 @@ function overview(): string {
   return `Usage: freight <command> [options]
 
 Freight, a resumable upload server. Every command reads the server's configuration from the environment
-(see README.md, Configuration).
+(see docs/configuration.md).
 
 Commands:
 ${lines.join('\n')}

@@ -12,7 +12,7 @@ export const command: Command = {
 
 Runs the server (what npm start runs): tus at /files/, direct uploads at /api/multipart, the owner's API at
 /api/uploads, /healthz, /readyz and /metrics, configured by the environment (HOST, PORT, DATABASE_URL,
-S3_BUCKET …; see README.md). SIGINT or SIGTERM stops it, giving requests in flight ${SHUTDOWN_GRACE_MS / 1000} s.
+S3_BUCKET …; see docs/configuration.md). SIGINT or SIGTERM stops it, giving requests in flight ${SHUTDOWN_GRACE_MS / 1000} s.
 `,
   async run(args, env) {
     const { positionals } = parse('serve', args, {});

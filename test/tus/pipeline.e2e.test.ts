@@ -62,7 +62,6 @@ function embedded(): Setup {
 const TUS = { 'Tus-Resumable': '1.0.0' };
 const OCTETS = { 'Content-Type': 'application/offset+octet-stream' };
 const auth = async (user: string) => ({ Authorization: `Bearer ${await tokenFor(user)}` });
-const base64 = (text: string) => Buffer.from(text).toString('base64');
 const sha1 = (data: Uint8Array) => createHash('sha1').update(data).digest('base64');
 
 describe.each([onS3, embedded])('the tus pipeline', (makeSetup) => {

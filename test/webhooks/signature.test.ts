@@ -1,4 +1,4 @@
-/** The Freight-Signature header: what a receiver checks, as the README shows it. */
+/** The Freight-Signature header: what a receiver checks, as docs/operations.md shows it. */
 import { createHmac } from 'node:crypto';
 import { describe, expect, test } from 'vitest';
 import { signatureHeader, verifySignature } from '../../src/webhooks/signature.js';
