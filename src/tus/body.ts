@@ -17,9 +17,9 @@ import { payloadTooLarge } from '../errors.js';
 import type { ExpectedChecksum } from './checksum.js';
 
 /**
- * Thrown by a store once it has stored what a stalled body brought (`offset`): @tus/server only answers a
- * request whose store returns early when the body ends, which a trickling client's never does, but it answers
- * at once when the store throws. The answer is the 204 the stored bytes deserve.
+ * Thrown by a store once it has stored what a stalled body brought (`offset`): the DataStore's write() resolves
+ * with an offset and cannot say why it ended early. The body writer (write.ts) answers with the stored offset, as
+ * the stored bytes deserve, and the connection is closed (the rest of the body is not waited for).
  */
 export class BodyStalled extends Error {
   override readonly name = 'BodyStalled';
@@ -116,8 +116,8 @@ export class BodyReader {
   }
 
   async *chunks(): AsyncGenerator<Buffer> {
-    // Stopping early must not destroy the body: @tus/server pipes it (POST with a body), and a destroyed stream
-    // would fail the request that is meant to be answered with what was stored.
+    // Stopping early must not destroy the body: it is the request itself, and the answer with what was stored
+    // still has to go out on its connection (which is closed once it has).
     const iterator = this.source.iterator({ destroyOnReturn: false }) as AsyncIterator<Buffer>;
     const { stall, stop, limit } = this.options;
     const needed = (stall.minRate * stall.windowMs) / 1000;

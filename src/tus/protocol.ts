@@ -1,6 +1,6 @@
 /**
- * tus 1.0 request checks that @tus/server answers with the wrong status (or not at all). Each check carries the
- * sentence of https://tus.io/protocols/resumable-upload it enforces. They run before the request reaches tus.
+ * tus 1.0 header checks, run on every request before its route (src/tus/plugin.ts). Each check carries the
+ * sentence of https://tus.io/protocols/resumable-upload it enforces; checks that need the upload are in its route.
  */
 import { TUS_RESUMABLE } from '@tus/utils';
 import { FreightError, badRequest, payloadTooLarge } from '../errors.js';
