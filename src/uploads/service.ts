@@ -227,8 +227,8 @@ export class UploadService {
   /** tus creation-defer-length: the length arrives with a later PATCH, once. */
   async declareLength(id: string, totalSize: number): Promise<void> {
     const upload = await this.getUploadForStorage(id);
-    // "The Server MUST respond with 400 if ... the length is smaller than the offset" (checked by @tus/server
-    // before it asks); a second declaration is a conflict.
+    // A length smaller than the bytes already stored is a bad request (the PATCH route checks it before it asks;
+    // the DataStore contract may ask directly); a second declaration is a conflict.
     if (upload.storedOffset !== null && totalSize < upload.storedOffset) {
       throw badRequest(`Upload-Length ${totalSize} is smaller than the ${upload.storedOffset} bytes already stored`);
     }
