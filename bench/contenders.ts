@@ -9,7 +9,8 @@ import { Upload as S3Upload } from '@aws-sdk/lib-storage';
 import { Upload as TusUpload } from 'tus-js-client';
 import { s3ClientFor, type S3Settings } from '../scripts/services.js';
 import { Authenticator } from '../src/auth/authenticator.js';
-import { fileSource, uploadDirect } from '../src/client/direct-upload.js';
+import { uploadDirect } from '../src/client/direct-upload.js';
+import { fileSource } from '../src/client/sources.js';
 import type { CountingRelay } from './counting-relay.js';
 import { BENCH_SECRET, type ServerProcess } from './servers.js';
 

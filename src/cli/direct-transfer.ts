@@ -5,7 +5,8 @@
  * (404, 410: aborted, expired) is forgotten and the file starts anew. Each part is retried by the client itself;
  * a failure of the whole attempt (Freight unreachable, 503) is retried, resuming, with backoff and jitter.
  */
-import { DirectUploadError, fileSource, uploadDirect } from '../client/direct-upload.js';
+import { DirectUploadError, uploadDirect } from '../client/direct-upload.js';
+import { fileSource } from '../client/sources.js';
 import { TransferError, retryableStatus, withRetries, type Transfer, type TransferResult } from './transfer.js';
 import { fingerprint } from './upload-state.js';
 

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, expect, test } from 'vitest';
-import { bufferSource, fileSource, streamSource } from '../../src/client/direct-upload.js';
+import { bufferSource, fileSource, streamSource } from '../../src/client/sources.js';
 
 const data = Buffer.from(Array.from({ length: 1000 }, (_, i) => i % 251));
 

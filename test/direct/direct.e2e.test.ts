@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, test, vi, type MockInstance } fr
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { bufferSource, fileSource, uploadDirect } from '../../src/client/direct-upload.js';
+import { uploadDirect } from '../../src/client/direct-upload.js';
+import { bufferSource, fileSource } from '../../src/client/sources.js';
 import { PartPresigner } from '../../src/direct/presigner.js';
 import {
   freightOnS3,

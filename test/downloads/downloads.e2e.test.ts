@@ -4,7 +4,8 @@
  * on the local file store the file streamed with ranges. Any file name, as data, to its owner only.
  */
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
-import { bufferSource, uploadDirect } from '../../src/client/direct-upload.js';
+import { uploadDirect } from '../../src/client/direct-upload.js';
+import { bufferSource } from '../../src/client/sources.js';
 import { attachment } from '../../src/http/content-disposition.js';
 import {
   JWT_SECRET,

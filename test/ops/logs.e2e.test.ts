@@ -3,7 +3,8 @@
  * each request's with its id and the upload's, and not one token, signature, credential or secret among them.
  */
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
-import { bufferSource, uploadDirect } from '../../src/client/direct-upload.js';
+import { uploadDirect } from '../../src/client/direct-upload.js';
+import { bufferSource } from '../../src/client/sources.js';
 import {
   JWT_SECRET,
   MiB,

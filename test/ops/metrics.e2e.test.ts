@@ -1,6 +1,7 @@
 /** GET /metrics: what an operator's Prometheus sees move after uploads, and only with METRICS_TOKEN when it is set. */
 import { describe, expect, test } from 'vitest';
-import { bufferSource, uploadDirect } from '../../src/client/direct-upload.js';
+import { uploadDirect } from '../../src/client/direct-upload.js';
+import { bufferSource } from '../../src/client/sources.js';
 import { MiB, errorCodeOf, freightOnS3, randomData, tokenFor, uniqueUser } from '../helpers/harness.js';
 import { scrape, type Scrape } from '../helpers/metrics.js';
 import { startTusUpload, uploadIdOf } from '../helpers/tus-client.js';
