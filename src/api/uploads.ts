@@ -2,7 +2,7 @@
 import type { FastifyPluginAsyncJsonSchemaToTs } from '@fastify/type-provider-json-schema-to-ts';
 import { UPLOAD_STATUSES } from '../db/schema.js';
 import type { ListCursor } from '../db/repository.js';
-import { isUploadId } from '../uploads/id.js';
+import { isUploadId } from '../db/ids.js';
 import { answerDownload } from '../downloads/answer.js';
 import type { DownloadStorage } from '../downloads/storage.js';
 import { badRequest } from '../errors.js';

@@ -6,7 +6,7 @@ import { uploadView } from '../api/views.js';
 import { formatBytes } from '../config/units.js';
 import { openDatabase } from '../db/client.js';
 import { UploadRepository } from '../db/repository.js';
-import { isUploadId } from '../uploads/id.js';
+import { isUploadId } from '../db/ids.js';
 import { UPLOAD_STATUSES, type FileUpload, type UploadPart, type UploadStatus } from '../db/schema.js';
 import { CliError, configFrom, parse, usageError, type Command } from './command.js';
 

@@ -4,7 +4,7 @@
  */
 import { and, asc, count, desc, eq, getTableColumns, gt, inArray, isNull, lt, or, sql } from 'drizzle-orm';
 import type { TypedQueryBuilder } from 'drizzle-orm/query-builders/query-builder';
-import { isUploadId, uploadLockKey } from '../uploads/id.js';
+import { isUploadId, uploadLockKey } from './ids.js';
 import { rowsOf, type Db } from './client.js';
 import { uploadSnapshot } from './webhook-outbox.js';
 import {

@@ -20,7 +20,7 @@ import {
   LogController,
 } from 'fastify';
 import type { Config } from '../config/index.js';
-import { isUploadId } from '../uploads/id.js';
+import { isUploadId } from '../db/ids.js';
 import { REDACTED, REDACT_PATHS, scrub, serializeError } from './redact.js';
 
 /** A request id a client may choose: a short token that cannot forge or break a log line. */

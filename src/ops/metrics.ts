@@ -9,7 +9,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { QueryObserver } from '../db/availability.js';
 import type { UploadProtocol } from '../db/schema.js';
-import type { JanitorReport } from '../janitor/report.js';
 
 /** What the part-slot gauges read when scraped: the tus store's slots on S3 (src/tus/s3/slots.ts). */
 export interface PartSlotCounts {
@@ -248,7 +247,7 @@ export class Metrics {
     };
   }
   /** A janitor run, timed and counted with what it removed (a dry run removes nothing). */
-  async countJanitorRun(run: () => Promise<JanitorReport>): Promise<JanitorReport> {
+  async countJanitorRun<Report extends JanitorRunCounts>(run: () => Promise<Report>): Promise<Report> {
     const done = this.janitorRunDuration.startTimer();
     try {
       const report = await run();
@@ -265,6 +264,15 @@ export class Metrics {
       done();
     }
   }
+}
+
+/** What the metrics count of a janitor run (its report has more). */
+export interface JanitorRunCounts {
+  ran: boolean;
+  dryRun: boolean;
+  failures: number;
+  expired: { tus: number; direct: number };
+  orphanMultipartUploadsAborted: number;
 }
 
 /** A bounded name for an error: the S3 error's name (NoSuchKey, SlowDown …) or the network code (ECONNREFUSED). */

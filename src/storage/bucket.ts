@@ -5,7 +5,7 @@
  * every origin by default), which exposes these headers too; that is reported, not an error.
  */
 import { CreateBucketCommand, HeadBucketCommand, PutBucketCorsCommand, type S3Client } from '@aws-sdk/client-s3';
-import { s3StatusOf } from './failures.js';
+import { s3StatusOf } from '../errors.js';
 
 export async function ensureBucket(
   client: S3Client,

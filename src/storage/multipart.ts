@@ -9,12 +9,18 @@ import {
   ListPartsCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import type { StoredPart } from '../uploads/parts.js';
 import { attachment } from '../http/content-disposition.js';
-import { isNoSuchUpload } from './failures.js';
+import { isNoSuchUpload } from '../errors.js';
 import { objectSize } from './s3.js';
 
 /** What a stored upload is served as, unless a caller that knows better says otherwise: bytes, to download. */
+/** A part as S3 lists it (ListParts), and as a completion names it. */
+export interface StoredPart {
+  partNumber: number;
+  size: number;
+  etag: string;
+}
+
 export const STORED_CONTENT_TYPE = 'application/octet-stream';
 
 export interface MultipartStorage {

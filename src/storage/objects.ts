@@ -17,7 +17,7 @@ import {
   UploadPartCopyCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { isTransientStorageError } from './failures.js';
+import { isTransientStorageError } from '../errors.js';
 
 /** Bytes to send: a temp file (read in 1 MiB chunks) or, for a few KiB, memory. */
 export interface FileBody {

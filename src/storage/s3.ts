@@ -2,7 +2,7 @@
  * The S3 client settings every S3 caller in Freight uses (the tus store, the direct path, health checks).
  */
 import { HeadObjectCommand, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
-import { s3StatusOf } from './failures.js';
+import { s3StatusOf } from '../errors.js';
 import type { S3Config } from '../config/index.js';
 import { scrub, serializeError } from '../ops/redact.js';
 

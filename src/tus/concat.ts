@@ -11,7 +11,7 @@ import type { FileUpload } from '../db/schema.js';
 import { badRequest, failureReason, notFound, payloadTooLarge } from '../errors.js';
 import { sumOfSizes } from '../uploads/parts.js';
 import { OPEN_STATUSES, type UploadService } from '../uploads/service.js';
-import { isUploadId } from '../uploads/id.js';
+import { isUploadId } from '../db/ids.js';
 import { fileFacts } from './metadata.js';
 import type { FreightStore } from './upload-record.js';
 

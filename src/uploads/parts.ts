@@ -4,13 +4,7 @@
  * and the ETags the client reports).
  */
 import { S3_LIMITS } from '../config/index.js';
-
-/** A part as S3 lists it (ListParts). */
-export interface StoredPart {
-  partNumber: number;
-  size: number;
-  etag: string;
-}
+import type { StoredPart } from '../storage/multipart.js';
 
 /** What we expect of a part: its planned size and/or the ETag its uploader saw. */
 export interface ExpectedPart {

@@ -27,7 +27,8 @@ import type { StoredAdvance, UploadRepository } from '../db/repository.js';
 import type { FileUpload, UploadProtocol, UploadStatus } from '../db/schema.js';
 import type { Metrics } from '../ops/metrics.js';
 import { partCount } from './planner.js';
-import { checkParts, describePartProblems, sumOfSizes, type ExpectedPart, type StoredPart } from './parts.js';
+import type { StoredPart } from '../storage/multipart.js';
+import { checkParts, describePartProblems, sumOfSizes, type ExpectedPart } from './parts.js';
 
 export interface NewUpload {
   id: string;

@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { ERRORS, type Lock, type RequestRelease } from '@tus/utils';
 import postgres, { type PendingQuery, type Sql } from 'postgres';
 import { FreightError, RETRY_AFTER_SECONDS } from '../../errors.js';
-import { uploadLockKey } from '../../uploads/id.js';
+import { uploadLockKey } from '../../db/ids.js';
 import type { UploadLocker } from './locker.js';
 
 const RELEASE_CHANNEL = 'freight_lock_release';

@@ -9,7 +9,7 @@
  * S3 itself (UploadPartCopy), so the bytes cross this server's link to S3 once.
  */
 import { S3_LIMITS } from '../../config/index.js';
-import { UPLOAD_ID_PATTERN } from '../../uploads/id.js';
+import { UPLOAD_ID_PATTERN } from '../../db/ids.js';
 
 /** "Each part must be at least 5 MB in size, except the last part": the smallest staged segment. */
 export const MIN_SEGMENT = S3_LIMITS.minPartSize;

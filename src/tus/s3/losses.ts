@@ -6,7 +6,7 @@
  * back, a segment overwritten by a writer that lost its lock): the offset must go back to the start of the
  * part, where the client resends from. Any other failure of the same call (S3 down) is passed on unchanged.
  */
-import { isNoSuchUpload } from '../../storage/failures.js';
+import { isNoSuchUpload } from '../../errors.js';
 
 /** S3 error names that mean "what you refer to is not there (as you describe it)". */
 const LOST = new Set(['NoSuchUpload', 'NoSuchKey', 'InvalidPart', 'InvalidPartOrder', 'NotFound']);

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, inject, test, vi } from 'vitest'
 import type { UploadLocker } from '../../../src/tus/lockers/locker.js';
 import { MemoryLocker } from '../../../src/tus/lockers/memory-locker.js';
 import { PostgresLocker, type PostgresLockerOptions } from '../../../src/tus/lockers/postgres-locker.js';
-import { uploadLockKey } from '../../../src/uploads/id.js';
+import { uploadLockKey } from '../../../src/db/ids.js';
 
 // Each case settles in well under a second: a broken locker should fail a case in seconds, not hang it for the
 // suite's default two minutes.
