@@ -24,8 +24,8 @@ export interface NativeSha256 {
 
 const BINARY = path.join('native', 'sha256', 'build', 'Release', 'sha256.node');
 
-/** The checkout this module is in (from src/uploads/sha256 under vitest, dist/src/uploads/sha256 when built). */
-function binaryPath(): string {
+/** The addon in the checkout this module is in (src/uploads/sha256 under vitest, dist/src/uploads/sha256 built). */
+export function nativeBinaryPath(): string {
   let dir = path.dirname(fileURLToPath(import.meta.url));
   for (;;) {
     if (existsSync(path.join(dir, 'package.json')) && existsSync(path.join(dir, 'native', 'sha256'))) {
@@ -42,7 +42,7 @@ let loaded: NativeSha256 | undefined;
 /** The native SHA-256; throws one line saying how to build it when it is not built. */
 export function nativeSha256(): NativeSha256 {
   if (loaded) return loaded;
-  const file = binaryPath();
+  const file = nativeBinaryPath();
   if (!existsSync(file)) {
     throw new Error(
       `the native SHA-256 is not built (${file} is missing): run \`npm run install\` (needs python3, make and a C compiler)`,
