@@ -6,6 +6,9 @@
  *   npm run bench -- --size 8GiB --rounds 5
  *   npm run bench -- --size 64MiB --rounds 1 --memory-size 256MiB --soak-size 1GiB     (a quick look)
  *   npm run bench -- --staging             the staging measurement only
+ *   npm run bench -- --size 512MiB --only 'bare @tus/server' --only 'freight tus'
+ *                                          only the rows named (and the limit), nothing else; BENCHMARKS.md is
+ *                                          left alone, the results go to bench/results/<date>-only.json
  *
  * Contenders run alternately (A B C D A B C D …); each figure is the median of the rounds. Results go to
  * bench/results/<date>.json, the tables and the RSS plots to BENCHMARKS.md and bench/results/<date>-*.svg.
@@ -67,8 +70,11 @@ const { values: args } = parseArgs({
     'no-soak': { type: 'boolean', default: false },
     'no-staging': { type: 'boolean', default: false },
     staging: { type: 'boolean', default: false },
+    only: { type: 'string', multiple: true },
   },
 });
+/** `--only`: the throughput rows named, side by side, and nothing else. */
+const only = args.only ? new Set(['limit', ...args.only]) : undefined;
 const sizes = (args.size ?? ['256MiB', '2GiB'])
   .flatMap((text) => text.split(','))
   .map((text) => {
@@ -185,6 +191,24 @@ async function stagingOnly(): Promise<void> {
   }
 }
 
+/** `--only`: the rows' results (bench/results/<date>-only.json) and their table, each row also against bare. */
+async function onlyRows(runs: Run[], summaries: ReturnType<typeof summarize>): Promise<void> {
+  const resultsDir = path.join(ROOT, 'bench', 'results');
+  await mkdir(resultsDir, { recursive: true });
+  const jsonPath = path.join(resultsDir, `${new Date().toISOString().slice(0, 10)}-only.json`);
+  const result = { date: new Date().toISOString(), command: commandLine(), machine: await machine(), runs, summaries };
+  await writeFile(jsonPath, `${JSON.stringify(result, null, 2)}\n`);
+  log(`results: ${path.relative(ROOT, jsonPath)}`);
+  console.log(`\n${summaryTable(summaries)}`);
+  for (const summary of summaries) {
+    const bare = summaries.find((s) => s.size === summary.size && s.contender === 'bare @tus/server');
+    if (bare)
+      console.log(
+        `${formatSize(summary.size)} ${summary.contender}: ${(summary.mbPerSecond / bare.mbPerSecond).toFixed(2)}× bare`,
+      );
+  }
+}
+
 async function main() {
   const cleanups: Cleanup[] = [];
   const servers: ServerProcess[] = [];
@@ -231,7 +255,7 @@ async function main() {
     );
     const token = await benchToken();
     const freightMaxUpload = loadConfig({ AUTH_DISABLED: 'true', ...tunablesSet() }).maxUploadSize;
-    const contenders = [
+    const allContenders = [
       limitContender(s3, bucket),
       tusContender('bare @tus/server', bare, undefined),
       tusContender('freight tus', freight, token),
@@ -252,6 +276,11 @@ async function main() {
         }),
       ]),
     ];
+    const contenders = only ? allContenders.filter((contender) => only.has(contender.name)) : allContenders;
+    if (only && contenders.length !== only.size) {
+      const known = allContenders.map((contender) => contender.name).join('; ');
+      throw new Error(`--only names a row that does not exist (the rows: ${known})`);
+    }
 
     // One unrecorded upload each first, so that no contender is measured while its code is still being compiled.
     const warmUp = await data.file(WORK, 32 * MiB);
@@ -269,6 +298,10 @@ async function main() {
       }
     }
     const summaries = summarize(runs);
+    if (only) {
+      await onlyRows(runs, summaries);
+      return;
+    }
 
     let instances: BenchResult['instances'];
     if (!args['no-instances']) {
