@@ -5,10 +5,10 @@
  * actually stored, without reading them back.
  *
  * The hashing is OpenSSL's (SHA-NI where the CPU has it), built into native/sha256 by `npm ci`, and runs on
- * libuv's threadpool in batches, so the event loop only copies bytes: bench/sha256.ts measured it at about 5×
- * hash-wasm's speed (what Freight used before, on worker threads) for a quarter of its CPU. A checkout whose
- * native build is missing fails here, at start, saying how to build it: there is no slower fallback to drift
- * from it.
+ * libuv's threadpool in batches, so the event loop only copies bytes: bench/sha256.ts measured a quarter of the
+ * CPU hash-wasm took (Freight's hashing before, on worker threads), the event loop busy a sixth as long. A
+ * checkout whose native build is missing fails here, at start, saying how to build it: there is no slower
+ * fallback to drift from it.
  */
 import { nativeSha256 } from './sha256/native.js';
 import { decodeState, encodeState } from './sha256/state.js';
