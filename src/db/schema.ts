@@ -83,7 +83,7 @@ export const fileUploads = pgTable(
     storedOffset: bigint('stored_offset', { mode: 'number' }),
     /** tus on S3: bytes past the last whole part, stored but not yet joined into one (see StagingState). */
     staging: jsonb('staging').$type<StagingState>(),
-    /** The running SHA-256 of the bytes before stored_offset (hash-wasm's saved state, base64): resumes hashing anywhere. */
+    /** The running SHA-256 of the bytes before stored_offset (its saved state, base64; src/uploads/sha256/state.ts): resumes hashing anywhere. */
     hashState: text('hash_state'),
     /** The SHA-256 (hex) of the whole upload, once completed. */
     sha256: text('sha256'),
