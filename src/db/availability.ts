@@ -36,7 +36,7 @@ const UNAVAILABLE = new Set([
 ]);
 
 /** The error's code, or that of an error it wraps (drizzle wraps driver errors in `cause`). */
-function codesOf(error: unknown): string[] {
+export function codesOf(error: unknown): string[] {
   const codes: string[] = [];
   for (let current = error, depth = 0; current && depth < 5; depth++) {
     const code = (current as { code?: unknown }).code;

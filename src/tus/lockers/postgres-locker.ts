@@ -14,6 +14,7 @@
 import { randomBytes } from 'node:crypto';
 import { ERRORS, type Lock, type RequestRelease } from '@tus/utils';
 import postgres, { type PendingQuery, type Sql } from 'postgres';
+import { codesOf } from '../../db/availability.js';
 import { FreightError, RETRY_AFTER_SECONDS } from '../../errors.js';
 import { uploadLockKey } from '../../db/ids.js';
 import type { UploadLocker } from './locker.js';
@@ -23,13 +24,14 @@ const RELEASED_CHANNEL = 'freight_lock_released';
 
 /**
  * The database did not answer (down, unreachable, or slower than queryTimeoutMs): the lock state is unknown.
- * Answered like any database outage: 503 (423 on a resume check) with Retry-After.
+ * Answered like any database outage, in the same words whether the lock or the upload's row met it first: 503
+ * (423 on a resume check) with Retry-After, naming the failure's code when there is one (ECONNREFUSED …).
  */
 export class LockerUnavailableError extends FreightError {
   constructor(message: string, options?: ErrorOptions) {
     super(
       'ERR_DATABASE_UNAVAILABLE',
-      `the database that holds upload locks is unavailable (${message}); retry later`,
+      `the database is unavailable (${codesOf(options?.cause)[0] ?? message}); retry later`,
       { 'Retry-After': String(RETRY_AFTER_SECONDS) },
       undefined,
       options,
