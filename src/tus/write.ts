@@ -29,8 +29,8 @@ export const header = (request: FastifyRequest, name: string): string | undefine
 
 /**
  * Runs `work` holding the upload's lock (invariant 3: one writer per upload, across instances). Waiting ends when
- * the client goes away, or after LOCK_TIMEOUT (423, which clients retry). `onRelease` is called when another
- * request wants the upload while `work` runs.
+ * the client goes away, after `waitMs` if given, and after LOCK_TIMEOUT in any case (423, which clients retry).
+ * `onRelease` is called when another request wants the upload while `work` runs.
  */
 export async function withUploadLock<T>(
   locker: Locker,
@@ -38,14 +38,17 @@ export async function withUploadLock<T>(
   reply: FastifyReply,
   onRelease: () => void,
   work: () => Promise<T>,
+  waitMs?: number,
 ): Promise<T> {
   const clientGone = new AbortController();
   const abort = () => clientGone.abort();
   // The response closes early only when its connection does: the client is gone, nobody waits for the answer.
   reply.raw.once('close', abort);
   const lock = locker.newLock(id);
+  const signal =
+    waitMs === undefined ? clientGone.signal : AbortSignal.any([clientGone.signal, AbortSignal.timeout(waitMs)]);
   try {
-    await lock.lock(clientGone.signal, onRelease);
+    await lock.lock(signal, onRelease);
   } catch (error) {
     reply.raw.off('close', abort);
     throw fromTusUtils(error);

@@ -28,10 +28,14 @@ const RELEASED_CHANNEL = 'freight_lock_released';
  * (423 on a resume check) with Retry-After, naming the failure's code when there is one (ECONNREFUSED …).
  */
 export class LockerUnavailableError extends FreightError {
-  constructor(message: string, options?: ErrorOptions) {
+  constructor(message: string, options?: ErrorOptions & { silentForMs?: number }) {
+    const problem =
+      options?.silentForMs === undefined
+        ? `the database is unavailable (${codesOf(options?.cause)[0] ?? message})`
+        : `the database did not answer within ${options.silentForMs / 1000} s`;
     super(
       'ERR_DATABASE_UNAVAILABLE',
-      `the database is unavailable (${codesOf(options?.cause)[0] ?? message}); retry later`,
+      `${problem}; retry later`,
       { 'Retry-After': String(RETRY_AFTER_SECONDS) },
       undefined,
       options,
@@ -86,7 +90,7 @@ const releaseRequest = (payload: string) => {
 async function within<T>(promise: PromiseLike<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new LockerUnavailableError(`${what}: no answer within ${ms} ms`)), ms);
+    timer = setTimeout(() => reject(new LockerUnavailableError(`${what}: no answer`, { silentForMs: ms })), ms);
   });
   try {
     return await Promise.race([promise, timeout]);

@@ -1,9 +1,9 @@
 /**
  * HEAD /files/:id, the resume check. The offset it answers is one no writer will move afterwards: if a request is
  * writing the upload (typically the PATCH of a client that was cut off and has not noticed yet), it is asked to
- * stop and store what it has, and the answer waits for it (bounded by LOCK_TIMEOUT). tusd and @tus/server take the
- * upload's lock on HEAD for the same reason: a client that PATCHes at the offset it was given must not meet a 409
- * (several clients never retry one). An upload whose bytes are all stored but which is not assembled yet (S3
+ * stop and store what it has, and the answer waits for it (at most 10 s, or LOCK_TIMEOUT if shorter; then 423 with
+ * Retry-After, which clients retry). tusd and @tus/server take the upload's lock on HEAD for the same reason: a
+ * client that PATCHes at the offset it was given must not meet a 409 (several clients never retry one). An upload whose bytes are all stored but which is not assembled yet (S3
  * failed at that moment) is assembled now, under the same lock.
  *
  * A resume check must never make a client start over because a dependency hiccupped: tus-js-client (and so Uppy)
@@ -18,6 +18,12 @@ import type { TusDeps } from '../deps.js';
 import { fromTusUtils } from '../reply.js';
 import { TUS_PATH, uploadIdOf } from '../urls.js';
 import { withUploadLock } from '../write.js';
+
+/**
+ * The longest a resume check waits for a running writer to stop and store what it has (it is asked to at once; a
+ * writer stops within seconds, unless storage itself hangs): then 423 with Retry-After, which clients retry.
+ */
+const WRITER_WAIT_MS = 10_000;
 
 const needsAssembly = (upload: FileUpload): boolean =>
   upload.concat !== 'final' &&
@@ -51,6 +57,7 @@ export function headRoute(app: FastifyInstance, deps: TusDeps): void {
             await store.finish(id);
             return uploads.getOwnedLive(userId, id, 'tus');
           },
+          Math.min(WRITER_WAIT_MS, deps.config.lockTimeoutMs),
         );
       }
     } catch (error) {
