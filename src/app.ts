@@ -143,6 +143,11 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const tempDir = await processTempDir(config.tempDir);
   if (tempDir.reclaimed.length > 0)
     app.log.info({ reclaimed: tempDir.reclaimed }, 'removed part files of processes that no longer run');
+  if (!tempDir.locked)
+    app.log.warn(
+      { dir: tempDir.dir },
+      'no flock command (util-linux): the part directory is not locked, so do not share TMPDIR with other instances',
+    );
   app.addHook('onClose', () => tempDir.remove());
 
   const authenticator = await Authenticator.create(config.auth, config.tokens);
