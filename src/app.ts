@@ -41,6 +41,7 @@ import { MemoryLocker } from './tus/lockers/memory-locker.js';
 import { PostgresLocker } from './tus/lockers/postgres-locker.js';
 import { timedLocker } from './tus/lockers/timed-locker.js';
 import { overrideTusMethod } from './tus/method-override.js';
+import { WatchedLocker } from './tus/lockers/watched-locker.js';
 import { tusPlugin } from './tus/plugin.js';
 import { createTusStore } from './tus/store.js';
 import type { UploadService } from './uploads/service.js';
@@ -62,6 +63,8 @@ export interface AppDeps {
   locker?: UploadLocker;
   /** Where the JSON log lines go (default: stdout); tests capture them. */
   logStream?: { write(line: string): void };
+  /** The clock expiry and the janitor decide by (default: the system's); tests move it instead of waiting. */
+  now?: () => Date;
 }
 
 /**
@@ -159,9 +162,13 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     );
   }
 
+  // Expiry must see which uploads a request of this process holds (on PGlite the locks live only here).
+  const locker = new WatchedLocker(deps.locker ?? (await createLocker(app, config, database)));
   const uploads = createUploadService(config, database, {
     admit: config.webhooks?.preCreate ? preCreateCheck(config.webhooks, app.log) : undefined,
     metrics,
+    locks: locker,
+    now: deps.now,
   });
   const logger = sdkLogger(app.log);
   const observe = metrics.observeS3Call.bind(metrics);
@@ -201,9 +208,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     authenticator,
     uploads,
     store: tusStore,
-    locker: timedLocker(deps.locker ?? (await createLocker(app, config, database)), (seconds, outcome) =>
-      metrics.lockWait.observe({ outcome }, seconds),
-    ),
+    locker: timedLocker(locker, (seconds, outcome) => metrics.lockWait.observe({ outcome }, seconds)),
     metrics,
     downloads,
   });
@@ -226,7 +231,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await app.register(metricsRoute, { metrics, token: config.metricsToken });
 
   deliverWebhooks(app, config, database, metrics);
-  const janitor = janitorDeps({ config, database, uploads, tusStore, s3, log: app.log });
+  const janitor = { ...janitorDeps({ config, database, uploads, tusStore, s3, log: app.log }), now: deps.now };
   app.decorate('janitor', {
     run: (options?: JanitorOptions) => metrics.countJanitorRun(() => runJanitor(janitor, options)),
   });
