@@ -170,9 +170,10 @@ export class UploadRepository {
 
   /**
    * Inserts the upload unless its user already has `limit` open uploads (pending, uploading or failed, and not
-   * past their expiry as of `now`); then nothing is inserted and the count is returned.
+   * past their expiry as of `now`), or `keptLimit` uploads of any status (rows kept: completed ones, and ended ones
+   * until they are pruned); then nothing is inserted and the count that is full is returned. A limit of 0: none.
    *
-   * Exact under concurrency: the count and the insert run in one transaction that first takes an advisory lock
+   * Exact under concurrency: the counts and the insert run in one transaction that first takes an advisory lock
    * of its own for the user, so a user's concurrent creates take turns (each sees the rows of those before it)
    * while other users' creates never wait on it. A single INSERT … SELECT … WHERE (select count(*) …) < limit
    * would not do: under READ COMMITTED each of N racing statements counts from its own snapshot, so all N could
@@ -182,21 +183,22 @@ export class UploadRepository {
     row: NewFileUpload,
     limit: number,
     now: Date,
-  ): Promise<{ created: FileUpload } | { open: number }> {
+    keptLimit = 0,
+  ): Promise<{ created: FileUpload } | { open: number } | { kept: number }> {
     return this.db.transaction(async (tx) => {
       await tx.execute(sql`select pg_advisory_xact_lock(${OPEN_UPLOADS_LOCK}::integer, hashtext(${row.userId}))`);
+      const isOpen = and(
+        inArray(fileUploads.status, ['pending', 'uploading', 'failed']),
+        or(isNull(fileUploads.expiresAt), gt(fileUploads.expiresAt, now)),
+      );
       const [counted] = await tx
-        .select({ open: count() })
+        .select({ open: sql<number>`(count(*) filter (where ${isOpen}))::int`, kept: count() })
         .from(fileUploads)
-        .where(
-          and(
-            eq(fileUploads.userId, row.userId),
-            inArray(fileUploads.status, ['pending', 'uploading', 'failed']),
-            or(isNull(fileUploads.expiresAt), gt(fileUploads.expiresAt, now)),
-          ),
-        );
+        .where(eq(fileUploads.userId, row.userId));
       const open = counted?.open ?? 0;
-      if (open >= limit) return { open };
+      const kept = counted?.kept ?? 0;
+      if (limit > 0 && open >= limit) return { open };
+      if (keptLimit > 0 && kept >= keptLimit) return { kept };
       const [created] = await this.reporting(tx, 'upload.created', (db) =>
         db.insert(fileUploads).values(row).returning(),
       );
@@ -420,6 +422,52 @@ export class UploadRepository {
       inArray(fileUploads.status, ['pending', 'uploading', 'failed']),
       lt(fileUploads.expiresAt, now),
       or(isNull(fileUploads.lockedUntil), lt(fileUploads.lockedUntil, now)),
+    );
+  }
+
+  /**
+   * Uploads that ended without completing (aborted, expired, lost, rejected) before `before`, by their last change
+   * (the end: nothing changes an ended row), oldest first: the janitor prunes them.
+   */
+  async listPrunableUploads(before: Date, limit: number): Promise<FileUpload[]> {
+    return this.db
+      .select()
+      .from(fileUploads)
+      .where(this.prunable(before))
+      .orderBy(asc(fileUploads.updatedAt), asc(fileUploads.id))
+      .limit(limit);
+  }
+
+  async countPrunableUploads(before: Date): Promise<number> {
+    const [counted] = await this.db.select({ n: count() }).from(fileUploads).where(this.prunable(before));
+    return counted?.n ?? 0;
+  }
+
+  /**
+   * Deletes those of `ids` that still ended before `before`, with their part rows (on delete cascade) and their
+   * webhook events, except events still to be delivered (their payload carries the upload). Returns how many.
+   */
+  async deleteEndedUploads(ids: readonly string[], before: Date): Promise<number> {
+    const valid = ids.filter(isUploadId);
+    if (valid.length === 0) return 0;
+    const result = await this.db.execute(sql`
+      with pruned as (
+        delete from ${fileUploads}
+        where ${and(inArray(fileUploads.id, valid), this.prunable(before))}
+        returning id
+      ), events as (
+        delete from ${webhookOutbox}
+        where upload_id in (select id from pruned)
+          and (delivered_at is not null or next_attempt_at = 'infinity'::timestamptz)
+      )
+      select count(*)::int as n from pruned`);
+    return rowsOf<{ n: number }>(result)[0]?.n ?? 0;
+  }
+
+  private prunable(before: Date) {
+    return and(
+      inArray(fileUploads.status, ['aborted', 'expired', 'lost', 'rejected']),
+      lt(fileUploads.updatedAt, before),
     );
   }
 

@@ -24,7 +24,7 @@ export interface CreateInput {
   size: number | undefined;
   mimeType: string;
   partSize?: number | undefined;
-  metadata?: Record<string, string> | undefined;
+  metadata?: Record<string, string | null> | undefined;
   /** Parts to sign right away, with their MD5s; default: the first FIRST_BATCH parts without MD5. */
   parts?: ReadonlyArray<{ partNumber: number; md5?: string | undefined }> | undefined;
 }

@@ -45,6 +45,7 @@ export function janitorDeps({ config, database, uploads, tusStore, s3, log }: Ja
     exclusive: (work) => database.exclusive(JANITOR_LOCK_KEY, work),
     outbox: withDeadlines(new WebhookOutbox(database.db), config.databaseTimeoutMs),
     expiryMs: config.uploadExpiryMs,
+    retentionMs: config.uploadRetentionMs,
     log,
   };
 }

@@ -25,7 +25,9 @@ import {
   offsetMismatch,
   partsMismatch,
   tooManyUploads,
+  tooManyUploadsKept,
 } from '../errors.js';
+import { metadataProblem, type MetadataLimits } from './metadata.js';
 import { RunningDigest } from './digest.js';
 import type { StoredAdvance, UploadRepository } from '../db/repository.js';
 import type { FileUpload, UploadProtocol, UploadStatus } from '../db/schema.js';
@@ -67,6 +69,11 @@ export interface UploadLockWatch {
   excluding<T>(work: (held: ReadonlySet<string>) => Promise<T>): Promise<T>;
 }
 
+const UNBOUNDED_METADATA: MetadataLimits = {
+  maxSize: Number.POSITIVE_INFINITY,
+  maxValueSize: Number.POSITIVE_INFINITY,
+};
+
 /** Expiry candidates looked at per statement (each takes an advisory lock until its statement commits). */
 const EXPIRY_BATCH = 100;
 
@@ -89,6 +96,10 @@ export interface UploadServiceOptions {
   admit?: ((upload: NewUpload) => Promise<void>) | undefined;
   /** USER_MAX_OPEN_UPLOADS: open uploads (pending, uploading, failed) one user may have at once; 0 or unset: no limit. */
   maxOpenUploadsPerUser?: number;
+  /** USER_MAX_UPLOADS: upload rows one user may have kept, whatever their status; 0 or unset: no limit. */
+  maxUploadsPerUser?: number;
+  /** METADATA_MAX_SIZE and METADATA_MAX_VALUE_SIZE; unset: no bound on sizes (the shape is checked anyway). */
+  metadataLimits?: MetadataLimits;
   now?: () => Date;
   /** Counts state changes and stored tus bytes (GET /metrics). */
   metrics?: Metrics | undefined;
@@ -123,6 +134,8 @@ export class UploadService {
    * recorded; an upload stops counting once it is completed, aborted, expired or lost.
    */
   async create(input: NewUpload): Promise<FileUpload> {
+    const problem = metadataProblem(input.metadata, this.options.metadataLimits ?? UNBOUNDED_METADATA);
+    if (problem) throw badRequest(problem);
     await this.options.admit?.(input);
     const now = this.now();
     const row = {
@@ -133,13 +146,19 @@ export class UploadService {
       expiresAt: new Date(now.getTime() + this.options.expiryMs),
     };
     const limit = this.options.maxOpenUploadsPerUser ?? 0;
+    const keptLimit = this.options.maxUploadsPerUser ?? 0;
     let created: FileUpload;
-    if (limit === 0) created = await this.repo.insertUpload(row);
+    if (limit === 0 && keptLimit === 0) created = await this.repo.insertUpload(row);
     else {
-      const result = await this.repo.insertUploadWithinLimit(row, limit, now);
+      const result = await this.repo.insertUploadWithinLimit(row, limit, now, keptLimit);
       if ('open' in result) {
         throw tooManyUploads(
           `too many open uploads: you have ${result.open} and this server allows ${limit} per user; complete or abort one before starting another`,
+        );
+      }
+      if ('kept' in result) {
+        throw tooManyUploadsKept(
+          `too many uploads kept: you have ${result.kept} (completed ones, open ones, and ended ones not yet removed) and this server keeps ${keptLimit} per user; ended uploads are removed some time after they end, completed ones only by an operator`,
         );
       }
       created = result.created;
@@ -357,6 +376,24 @@ export class UploadService {
   async endedMeanwhile(id: string): Promise<FileUpload | undefined> {
     const current = await this.repo.findUpload(id);
     return current && ENDED_STATUSES.includes(current.status) ? current : undefined;
+  }
+
+  /** Uploads that ended (ENDED_STATUSES) before `before`, oldest first: the janitor prunes them. */
+  async prunableUploads(before: Date, limit: number): Promise<FileUpload[]> {
+    return this.repo.listPrunableUploads(before, limit);
+  }
+
+  async countPrunableUploads(before: Date): Promise<number> {
+    return this.repo.countPrunableUploads(before);
+  }
+
+  /**
+   * Deletes the rows of those of `ids` that still ended before `before` (a row that changed meanwhile stays), with
+   * their parts and delivered (or given up) webhook events; returns how many. Completed uploads are never pruned:
+   * they are their owners' files.
+   */
+  async pruneEndedUploads(ids: readonly string[], before: Date): Promise<number> {
+    return this.repo.deleteEndedUploads(ids, before);
   }
 
   /** The records of these uploads that exist, for the janitor holding storage against them. */
