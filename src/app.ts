@@ -162,12 +162,15 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     );
   }
 
-  // Expiry must see which uploads a request of this process holds (on PGlite the locks live only here).
-  const locker = new WatchedLocker(deps.locker ?? (await createLocker(app, config, database)));
+  // Expiry must leave alone the uploads a request holds. PostgreSQL's advisory locks are tested in the expiring
+  // statement itself; locks that live in this process's memory (PGlite's, a test's) are watched here.
+  const baseLocker = deps.locker ?? (await createLocker(app, config, database));
+  const watched = baseLocker instanceof PostgresLocker ? undefined : new WatchedLocker(baseLocker);
+  const locker = watched ?? baseLocker;
   const uploads = createUploadService(config, database, {
     admit: config.webhooks?.preCreate ? preCreateCheck(config.webhooks, app.log) : undefined,
     metrics,
-    locks: locker,
+    locks: watched,
     now: deps.now,
   });
   const logger = sdkLogger(app.log);

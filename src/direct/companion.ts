@@ -9,6 +9,7 @@ import { ErrorBody } from '../api/views.js';
 import { badRequest } from '../errors.js';
 import { Filename, Metadata, MimeType, PartNumber } from './routes.js';
 import { bindUploadId } from '../ops/logging.js';
+import { metadataOfJson } from '../uploads/metadata.js';
 import type { DirectUploads } from './service.js';
 
 const KeyQuery = { type: 'object', properties: { key: { type: 'string', minLength: 1 } }, required: ['key'] } as const;
@@ -106,7 +107,7 @@ export const companionRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { dire
         filename,
         size: undefined,
         mimeType: type || 'application/octet-stream',
-        metadata,
+        metadata: metadataOfJson(metadata),
         parts: [],
       });
       bindUploadId(request, reply, upload.id);

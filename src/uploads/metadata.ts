@@ -4,9 +4,11 @@
  * `relativePath: null`). Every upload row keeps it, so it is bounded: at most MAX_METADATA_KEYS keys of at most
  * MAX_METADATA_KEY_SIZE bytes, each value at most METADATA_MAX_VALUE_SIZE bytes, and all keys and values together
  * at most METADATA_MAX_SIZE bytes (UTF-8). Keys follow tus's rule (not empty, no spaces or commas) and hold no
- * control characters. Nested objects, arrays, numbers and booleans are refused (the JSON routes' schemas say so
- * first, with a 400 naming the field).
+ * control characters. Nested objects, arrays, numbers and booleans are refused, never turned into strings (the JSON
+ * routes check the shape with metadataOfJson before anything else: their schemas leave values alone, since Fastify's
+ * validator would coerce a number to a string).
  */
+import { badRequest } from '../errors.js';
 
 export interface MetadataLimits {
   /** METADATA_MAX_SIZE: the bytes of all keys and values together. */
@@ -50,4 +52,16 @@ export function metadataProblem(
     return `metadata has ${total} bytes of keys and values; this server keeps at most ${limits.maxSize} per upload (METADATA_MAX_SIZE)`;
   }
   return undefined;
+}
+
+const SHAPE_ONLY: MetadataLimits = { maxSize: Number.POSITIVE_INFINITY, maxValueSize: Number.POSITIVE_INFINITY };
+
+/** The metadata of a JSON body, if it has the accepted shape (sizes are the upload service's to check); else 400. */
+export function metadataOfJson(
+  value: Readonly<Record<string, unknown>> | undefined,
+): Record<string, string | null> | undefined {
+  if (value === undefined) return undefined;
+  const problem = metadataProblem(value, SHAPE_ONLY);
+  if (problem) throw badRequest(problem);
+  return value as Record<string, string | null>;
 }

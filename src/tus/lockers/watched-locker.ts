@@ -1,7 +1,8 @@
 /**
  * Any Locker, with the uploads whose lock a request of this process holds or waits for known, so that expiry can
- * leave them alone (UploadLockWatch). On PostgreSQL the expiring statement also tests the advisory locks of every
- * instance itself; on the embedded PGlite the in-memory locker's locks exist only here.
+ * leave them alone (UploadLockWatch). Needed for locks that live in memory (the in-memory locker of the embedded
+ * PGlite, which SQL cannot see); the PostgreSQL locker's advisory locks are tested by the expiring statement
+ * itself, on every instance, so app.ts does not watch that one.
  *
  * The watch is exact: `excluding` reads the set and, until its work (one expiring statement) is done, holds back
  * every request that starts to take a lock now, so none can take one, read its upload as live and be expired
