@@ -274,6 +274,7 @@ export interface JanitorRunCounts {
   failures: number;
   expired: { tus: number; direct: number };
   orphanMultipartUploadsAborted: number;
+  uploadsPruned: number;
 }
 
 /** A bounded name for an error: the S3 error's name (NoSuchKey, SlowDown …) or the network code (ECONNREFUSED). */

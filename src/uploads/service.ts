@@ -250,9 +250,12 @@ export class UploadService {
     throw conflict('the upload changed while it was being deleted; retry');
   }
 
-  /** When an unfinished upload expires, as a request that stored up to `offset` leaves it (Upload-Expires). */
-  expiresAtAfter(upload: FileUpload, _offset: number): Date | null {
-    return upload.expiresAt;
+  /**
+   * When an unfinished upload expires, as a request that stored up to `offset` leaves it (Upload-Expires): bytes
+   * stored were progress, which moved its expiry to UPLOAD_EXPIRY from then (advanceStoredOffset); none, no change.
+   */
+  expiresAtAfter(upload: FileUpload, offset: number): Date | null {
+    return offset !== upload.storedOffset ? this.idleExpiry() : upload.expiresAt;
   }
 
   /** The upload's record, if any, for storage code acting on an upload whose owner was already checked. */

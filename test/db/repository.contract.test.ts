@@ -11,7 +11,7 @@ import { eq } from 'drizzle-orm';
 import { UploadRepository } from '../../src/db/repository.js';
 import { webhookOutbox, type NewFileUpload } from '../../src/db/schema.js';
 import { uploadOfSnapshot } from '../../src/db/webhook-outbox.js';
-import { uploadLockKey } from '../../src/uploads/id.js';
+import { uploadLockKey } from '../../src/db/ids.js';
 
 describe.each([
   ['PostgreSQL', () => openPostgres(inject('databaseUrl'))],
