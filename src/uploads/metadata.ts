@@ -1,9 +1,9 @@
 /**
  * What an upload's metadata may be, on every path (tus Upload-Metadata, the direct API, Companion's routes): a
- * flat map of keys to strings, where null is a key without a value (as tus allows, and Uppy sends
- * `relativePath: null`). Every upload row keeps it, so it is bounded: at most MAX_METADATA_KEYS keys of at most
- * MAX_METADATA_KEY_SIZE bytes, each value at most METADATA_MAX_VALUE_SIZE bytes, and all keys and values together
- * at most METADATA_MAX_SIZE bytes (UTF-8). Keys follow tus's rule (not empty, no spaces or commas) and hold no
+ * flat map of keys to strings, where null (JSON routes) is a key without a value (Uppy sends `relativePath: null`;
+ * a tus key without a value arrives as an empty string). Every upload row keeps it, so it is bounded: at most
+ * MAX_METADATA_KEYS keys of at most MAX_METADATA_KEY_SIZE bytes, each value at most METADATA_MAX_VALUE_SIZE bytes,
+ * and all keys and values together at most METADATA_MAX_SIZE bytes (UTF-8). Keys follow tus's rule (not empty, no spaces or commas) and hold no
  * control characters. Nested objects, arrays, numbers and booleans are refused, never turned into strings (the JSON
  * routes check the shape with metadataOfJson before anything else: their schemas leave values alone, since Fastify's
  * validator would coerce a number to a string).

@@ -97,11 +97,11 @@ describe('metadata', () => {
     const many = await tusCreate(user, ['a', 'b', 'c'].map((key) => `${key} ${base64('y'.repeat(3 * KiB))}`).join(','));
     expect(many.status).toBe(400);
     expect(await many.text()).toMatch(/METADATA_MAX_SIZE/);
-    // A key without a value is null; within the bounds it is kept as sent.
+    // Within the bounds it is kept as sent (a key without a value as an empty one).
     const fine = await tusCreate(user, `filename ${base64('a.bin')},note ${base64('x'.repeat(4 * KiB))},flag`);
     expect(fine.status).toBe(201);
     const [row] = await sql`select metadata from file_uploads where user_id = ${user}`;
-    expect(row?.metadata).toEqual({ filename: 'a.bin', note: 'x'.repeat(4 * KiB), flag: null });
+    expect(row?.metadata).toEqual({ filename: 'a.bin', note: 'x'.repeat(4 * KiB), flag: '' });
   });
 
   test('direct API: strings (and null) within the bounds are kept; nested objects, arrays, numbers and oversize values are 400', async () => {
