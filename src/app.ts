@@ -41,6 +41,7 @@ import { MemoryLocker } from './tus/lockers/memory-locker.js';
 import { PostgresLocker } from './tus/lockers/postgres-locker.js';
 import { timedLocker } from './tus/lockers/timed-locker.js';
 import { overrideTusMethod } from './tus/method-override.js';
+import { WatchedLocker } from './tus/lockers/watched-locker.js';
 import { tusPlugin } from './tus/plugin.js';
 import { createTusStore } from './tus/store.js';
 import type { UploadService } from './uploads/service.js';
@@ -62,6 +63,8 @@ export interface AppDeps {
   locker?: UploadLocker;
   /** Where the JSON log lines go (default: stdout); tests capture them. */
   logStream?: { write(line: string): void };
+  /** The clock expiry and the janitor decide by (default: the system's); tests move it instead of waiting. */
+  now?: () => Date;
 }
 
 /**
@@ -143,6 +146,11 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const tempDir = await processTempDir(config.tempDir);
   if (tempDir.reclaimed.length > 0)
     app.log.info({ reclaimed: tempDir.reclaimed }, 'removed part files of processes that no longer run');
+  if (!tempDir.locked)
+    app.log.warn(
+      { dir: tempDir.dir },
+      'no flock command (util-linux): the part directory is not locked, so do not share TMPDIR with other instances',
+    );
   app.addHook('onClose', () => tempDir.remove());
 
   const authenticator = await Authenticator.create(config.auth, config.tokens);
@@ -154,9 +162,16 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     );
   }
 
+  // Expiry must leave alone the uploads a request holds. PostgreSQL's advisory locks are tested in the expiring
+  // statement itself; locks that live in this process's memory (PGlite's, a test's) are watched here.
+  const baseLocker = deps.locker ?? (await createLocker(app, config, database));
+  const watched = baseLocker instanceof PostgresLocker ? undefined : new WatchedLocker(baseLocker);
+  const locker = watched ?? baseLocker;
   const uploads = createUploadService(config, database, {
     admit: config.webhooks?.preCreate ? preCreateCheck(config.webhooks, app.log) : undefined,
     metrics,
+    locks: watched,
+    now: deps.now,
   });
   const logger = sdkLogger(app.log);
   const observe = metrics.observeS3Call.bind(metrics);
@@ -196,9 +211,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     authenticator,
     uploads,
     store: tusStore,
-    locker: timedLocker(deps.locker ?? (await createLocker(app, config, database)), (seconds, outcome) =>
-      metrics.lockWait.observe({ outcome }, seconds),
-    ),
+    locker: timedLocker(locker, (seconds, outcome) => metrics.lockWait.observe({ outcome }, seconds)),
     metrics,
     downloads,
   });
@@ -221,7 +234,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await app.register(metricsRoute, { metrics, token: config.metricsToken });
 
   deliverWebhooks(app, config, database, metrics);
-  const janitor = janitorDeps({ config, database, uploads, tusStore, s3, log: app.log });
+  const janitor = { ...janitorDeps({ config, database, uploads, tusStore, s3, log: app.log }), now: deps.now };
   app.decorate('janitor', {
     run: (options?: JanitorOptions) => metrics.countJanitorRun(() => runJanitor(janitor, options)),
   });

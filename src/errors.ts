@@ -35,6 +35,8 @@ export const ERROR_CODES = {
   ERR_UPLOAD_LOCKED: 423,
   /** The user has USER_MAX_OPEN_UPLOADS unfinished uploads. */
   ERR_TOO_MANY_UPLOADS: 429,
+  /** The user has USER_MAX_UPLOADS uploads kept (of any status; ended ones count until the janitor prunes them). */
+  ERR_TOO_MANY_UPLOADS_KEPT: 429,
   /** tus checksum: the PATCH's bytes do not have its Upload-Checksum (or did not all arrive); nothing was recorded. */
   ERR_CHECKSUM_MISMATCH: 460,
   /** The whole upload's SHA-256 is not the one its client announced: it is rejected, never completed. */
@@ -97,6 +99,7 @@ export const rangeNotSatisfiable = (size: number) =>
 export const locked = (message: string) => new FreightError('ERR_UPLOAD_LOCKED', message, retryAfter);
 export const notImplemented = (message: string) => new FreightError('ERR_NOT_IMPLEMENTED', message);
 export const tooManyUploads = (message: string) => new FreightError('ERR_TOO_MANY_UPLOADS', message);
+export const tooManyUploadsKept = (message: string) => new FreightError('ERR_TOO_MANY_UPLOADS_KEPT', message);
 export const checksumMismatch = (message: string) => new FreightError('ERR_CHECKSUM_MISMATCH', message);
 export const digestMismatch = (message: string) => new FreightError('ERR_DIGEST_MISMATCH', message);
 /** The pre-create webhook answered `status` (a 4xx) with this message: the client gets both. */

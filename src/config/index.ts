@@ -87,7 +87,14 @@ export interface Config {
   maxUploadSize: number;
   /** Open uploads (pending, uploading, failed) one user may have at once; 0: no limit. */
   userMaxOpenUploads: number;
+  /** Upload rows one user may have kept, whatever their status (ended ones until pruned); 0: no limit. */
+  userMaxUploads: number;
+  /** Metadata of one upload: the most bytes of all its keys and values together, and of one value (UTF-8). */
+  metadata: { maxSize: number; maxValueSize: number };
+  /** How long an upload may go without progress before it expires (UPLOAD_EXPIRY). */
   uploadExpiryMs: number;
+  /** How long the rows of ended uploads (aborted, expired, lost, rejected) are kept before the janitor prunes them. */
+  uploadRetentionMs: number;
   presignExpiresMs: number;
   /** How often the janitor runs in the server (on one instance at a time); 0: never (the CLI can still run it). */
   janitorIntervalMs: number;
@@ -219,7 +226,17 @@ export function loadConfig(env: Env = process.env): Config {
   const sha256 = read('UPLOAD_SHA256') === undefined ? true : bool('UPLOAD_SHA256');
   const stallTimeoutMs = duration('UPLOAD_STALL_TIMEOUT', 30_000, 1_000, 3_600_000);
   const userMaxOpenUploads = int('USER_MAX_OPEN_UPLOADS', 1000, 0, 1_000_000);
+  const userMaxUploads = int('USER_MAX_UPLOADS', 10_000, 0, 100_000_000);
+  const metadataMaxSize = size('METADATA_MAX_SIZE', 8 * KiB, 64, MiB);
+  const metadataMaxValueSize = size('METADATA_MAX_VALUE_SIZE', 4 * KiB, 1, MiB);
+  if (metadataMaxValueSize > metadataMaxSize) {
+    throw new ConfigError(
+      'METADATA_MAX_VALUE_SIZE',
+      `cannot be larger than METADATA_MAX_SIZE (${metadataMaxSize} bytes), got ${metadataMaxValueSize} bytes`,
+    );
+  }
   const uploadExpiryMs = duration('UPLOAD_EXPIRY', 24 * 3_600_000, 60_000, 365 * 86_400_000);
+  const uploadRetentionMs = duration('UPLOAD_RETENTION', 30 * 86_400_000, 3_600_000, 3650 * 86_400_000);
   const presignExpiresMs = duration('PRESIGN_EXPIRES', 15 * 60_000, 60_000, 60 * 60_000);
   // 0 turns the in-server janitor off; otherwise at least a minute (each run lists the bucket).
   const janitorText = read('JANITOR_INTERVAL');
@@ -282,7 +299,10 @@ export function loadConfig(env: Env = process.env): Config {
     sha256,
     maxUploadSize,
     userMaxOpenUploads,
+    userMaxUploads,
+    metadata: { maxSize: metadataMaxSize, maxValueSize: metadataMaxValueSize },
     uploadExpiryMs,
+    uploadRetentionMs,
     presignExpiresMs,
     janitorIntervalMs,
     webhooks,

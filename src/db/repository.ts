@@ -34,7 +34,12 @@ export interface StoredAdvance {
   part?: { partNumber: number; size: number; etag: string } | undefined;
   /** The running SHA-256's state at `to` (null: none kept). */
   hashState: string | null;
+  /** The upload's new expiry (UPLOAD_EXPIRY after this progress); unchanged when undefined. */
+  expiresAt?: Date | undefined;
 }
+
+/** The key of the row's tus lock, in SQL: uploadLockKey (ids.ts) of its id, the first 64 bits of the UUID. */
+const rowLockKey = sql`('x' || substr(replace(${fileUploads.id}::text, '-', ''), 1, 16))::bit(64)::bigint`;
 
 /** The class of the per-user advisory locks taken to count open uploads (two int4 keys: class, hash of the user). */
 const OPEN_UPLOADS_LOCK = 0x4f50454e; // "OPEN"
@@ -165,9 +170,10 @@ export class UploadRepository {
 
   /**
    * Inserts the upload unless its user already has `limit` open uploads (pending, uploading or failed, and not
-   * past their expiry as of `now`); then nothing is inserted and the count is returned.
+   * past their expiry as of `now`), or `keptLimit` uploads of any status (rows kept: completed ones, and ended ones
+   * until they are pruned); then nothing is inserted and the count that is full is returned. A limit of 0: none.
    *
-   * Exact under concurrency: the count and the insert run in one transaction that first takes an advisory lock
+   * Exact under concurrency: the counts and the insert run in one transaction that first takes an advisory lock
    * of its own for the user, so a user's concurrent creates take turns (each sees the rows of those before it)
    * while other users' creates never wait on it. A single INSERT … SELECT … WHERE (select count(*) …) < limit
    * would not do: under READ COMMITTED each of N racing statements counts from its own snapshot, so all N could
@@ -177,21 +183,22 @@ export class UploadRepository {
     row: NewFileUpload,
     limit: number,
     now: Date,
-  ): Promise<{ created: FileUpload } | { open: number }> {
+    keptLimit = 0,
+  ): Promise<{ created: FileUpload } | { open: number } | { kept: number }> {
     return this.db.transaction(async (tx) => {
       await tx.execute(sql`select pg_advisory_xact_lock(${OPEN_UPLOADS_LOCK}::integer, hashtext(${row.userId}))`);
+      const isOpen = and(
+        inArray(fileUploads.status, ['pending', 'uploading', 'failed']),
+        or(isNull(fileUploads.expiresAt), gt(fileUploads.expiresAt, now)),
+      );
       const [counted] = await tx
-        .select({ open: count() })
+        .select({ open: sql<number>`(count(*) filter (where ${isOpen}))::int`, kept: count() })
         .from(fileUploads)
-        .where(
-          and(
-            eq(fileUploads.userId, row.userId),
-            inArray(fileUploads.status, ['pending', 'uploading', 'failed']),
-            or(isNull(fileUploads.expiresAt), gt(fileUploads.expiresAt, now)),
-          ),
-        );
+        .where(eq(fileUploads.userId, row.userId));
       const open = counted?.open ?? 0;
-      if (open >= limit) return { open };
+      const kept = counted?.kept ?? 0;
+      if (limit > 0 && open >= limit) return { open };
+      if (keptLimit > 0 && kept >= keptLimit) return { kept };
       const [created] = await this.reporting(tx, 'upload.created', (db) =>
         db.insert(fileUploads).values(row).returning(),
       );
@@ -329,13 +336,14 @@ export class UploadRepository {
    * `from`, so a writer working from a stale view can never overwrite a newer truth. False in that case.
    */
   async advanceStoredOffset(id: string, advance: StoredAdvance): Promise<boolean> {
-    const { from, to, staging, part, hashState } = advance;
+    const { from, to, staging, part, hashState, expiresAt } = advance;
     const result = await this.db.execute(sql`
       with moved as (
         update ${fileUploads}
         set stored_offset = ${to}, bytes_received = ${to},
             staging = ${staging === null ? null : JSON.stringify(staging)}::jsonb,
             hash_state = ${hashState}::text,
+            expires_at = coalesce(${expiresAt?.toISOString() ?? null}::timestamptz, expires_at),
             status = 'uploading', error = null, updated_at = now()
         where id = ${id} and stored_offset = ${from} and status in ('pending', 'uploading', 'failed')
         returning id
@@ -359,32 +367,107 @@ export class UploadRepository {
       .where(and(eq(fileUploads.concat, 'final'), inArray(fileUploads.status, [...open])));
   }
 
-  /** Open uploads of `protocol` whose expiry passed, marked expired in one statement; returns them. */
   /**
-   * Open uploads of `protocol` whose expiry passed, marked expired in one statement; returns them. An upload a
-   * request holds for its completion (locked_until ahead) is left to that request: it is completing now.
+   * Open uploads of `protocol` past their expiry as of `now`, that no request holds to complete (locked_until
+   * ahead): the candidates for expireIdleUploads, by id, a page of `limit` after `after` (all when no limit).
    */
-  async expireOpenUploads(protocol: FileUpload['protocol'], now: Date): Promise<FileUpload[]> {
+  async listExpiredOpenUploads(
+    protocol: FileUpload['protocol'],
+    now: Date,
+    page: { limit?: number; after?: string | undefined } = {},
+  ): Promise<FileUpload[]> {
+    const query = this.db
+      .select()
+      .from(fileUploads)
+      .where(
+        and(
+          this.pastExpiry(now),
+          eq(fileUploads.protocol, protocol),
+          page.after ? gt(fileUploads.id, page.after) : undefined,
+        ),
+      )
+      .orderBy(asc(fileUploads.id));
+    return page.limit === undefined ? query : query.limit(page.limit);
+  }
+
+  /**
+   * Those of `ids` still open and past their expiry as of `now`, marked expired in one statement; returns them.
+   * Left alone: an upload a request holds to complete it (locked_until ahead), and one whose tus lock any session
+   * holds, on any instance (a writer is at it): the statement takes the same advisory lock itself, without
+   * waiting (pg_try_advisory_xact_lock, released when it commits), so a writer that asks for it meanwhile waits
+   * and then finds the upload expired, before it writes a byte. Keep `ids` short: each takes a lock until commit.
+   */
+  async expireIdleUploads(ids: readonly string[], now: Date): Promise<FileUpload[]> {
+    const valid = ids.filter(isUploadId);
+    if (valid.length === 0) return [];
     return this.reporting(this.db, 'upload.expired', (db) =>
       db
         .update(fileUploads)
         .set({ status: 'expired', lockedUntil: null })
-        .where(this.pastExpiry(protocol, now))
+        .where(and(inArray(fileUploads.id, valid), this.pastExpiry(now), sql`pg_try_advisory_xact_lock(${rowLockKey})`))
         .returning(),
     );
   }
 
-  /** The uploads expireOpenUploads would expire now, unchanged (a dry run). */
-  async listExpiredOpenUploads(protocol: FileUpload['protocol'], now: Date): Promise<FileUpload[]> {
-    return this.db.select().from(fileUploads).where(this.pastExpiry(protocol, now));
+  /** The upload lives at least until `until` (a direct upload's part was signed): its expiry never moves back. */
+  async extendExpiry(id: string, until: Date): Promise<void> {
+    await this.db
+      .update(fileUploads)
+      .set({ expiresAt: sql`greatest(${fileUploads.expiresAt}, ${until.toISOString()}::timestamptz)` })
+      .where(and(eq(fileUploads.id, id), inArray(fileUploads.status, ['pending', 'uploading', 'failed'])));
   }
 
-  private pastExpiry(protocol: FileUpload['protocol'], now: Date) {
+  private pastExpiry(now: Date) {
     return and(
-      eq(fileUploads.protocol, protocol),
       inArray(fileUploads.status, ['pending', 'uploading', 'failed']),
       lt(fileUploads.expiresAt, now),
       or(isNull(fileUploads.lockedUntil), lt(fileUploads.lockedUntil, now)),
+    );
+  }
+
+  /**
+   * Uploads that ended without completing (aborted, expired, lost, rejected) before `before`, by their last change
+   * (the end: nothing changes an ended row), oldest first: the janitor prunes them.
+   */
+  async listPrunableUploads(before: Date, limit: number): Promise<FileUpload[]> {
+    return this.db
+      .select()
+      .from(fileUploads)
+      .where(this.prunable(before))
+      .orderBy(asc(fileUploads.updatedAt), asc(fileUploads.id))
+      .limit(limit);
+  }
+
+  async countPrunableUploads(before: Date): Promise<number> {
+    const [counted] = await this.db.select({ n: count() }).from(fileUploads).where(this.prunable(before));
+    return counted?.n ?? 0;
+  }
+
+  /**
+   * Deletes those of `ids` that still ended before `before`, with their part rows (on delete cascade) and their
+   * webhook events, except events still to be delivered (their payload carries the upload). Returns how many.
+   */
+  async deleteEndedUploads(ids: readonly string[], before: Date): Promise<number> {
+    const valid = ids.filter(isUploadId);
+    if (valid.length === 0) return 0;
+    const result = await this.db.execute(sql`
+      with pruned as (
+        delete from ${fileUploads}
+        where ${and(inArray(fileUploads.id, valid), this.prunable(before))}
+        returning id
+      ), events as (
+        delete from ${webhookOutbox}
+        where upload_id in (select id from pruned)
+          and (delivered_at is not null or next_attempt_at = 'infinity'::timestamptz)
+      )
+      select count(*)::int as n from pruned`);
+    return rowsOf<{ n: number }>(result)[0]?.n ?? 0;
+  }
+
+  private prunable(before: Date) {
+    return and(
+      inArray(fileUploads.status, ['aborted', 'expired', 'lost', 'rejected']),
+      lt(fileUploads.updatedAt, before),
     );
   }
 
@@ -415,15 +498,19 @@ export class UploadRepository {
 
   /**
    * Bytes the server holds for an upload that is still open; the first bytes move it to `uploading`
-   * (and an upload whose last attempt failed goes back to `uploading` when it makes progress again).
+   * (and an upload whose last attempt failed goes back to `uploading` when it makes progress again). Bytes
+   * beyond those recorded are progress: the expiry moves to `expiresAt`, when given.
    */
-  async recordProgress(id: string, bytes: number): Promise<void> {
+  async recordProgress(id: string, bytes: number, expiresAt?: Date): Promise<void> {
     await this.db
       .update(fileUploads)
       .set({
         bytesReceived: sql`greatest(${fileUploads.bytesReceived}, ${bytes})`,
         status: 'uploading',
         error: null,
+        ...(expiresAt && {
+          expiresAt: sql`case when ${bytes} > ${fileUploads.bytesReceived} then ${expiresAt.toISOString()}::timestamptz else ${fileUploads.expiresAt} end`,
+        }),
       })
       .where(and(eq(fileUploads.id, id), inArray(fileUploads.status, ['pending', 'uploading', 'failed'])));
   }

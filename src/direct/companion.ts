@@ -7,8 +7,9 @@
 import type { FastifyPluginAsyncJsonSchemaToTs } from '@fastify/type-provider-json-schema-to-ts';
 import { ErrorBody } from '../api/views.js';
 import { badRequest } from '../errors.js';
-import { Filename, MimeType, PartNumber } from './routes.js';
+import { Filename, Metadata, MimeType, PartNumber } from './routes.js';
 import { bindUploadId } from '../ops/logging.js';
+import { metadataOfJson } from '../uploads/metadata.js';
 import type { DirectUploads } from './service.js';
 
 const KeyQuery = { type: 'object', properties: { key: { type: 'string', minLength: 1 } }, required: ['key'] } as const;
@@ -23,7 +24,7 @@ const CreateBody = {
   properties: {
     filename: Filename,
     type: { anyOf: [MimeType, { type: 'string', maxLength: 0 }] },
-    metadata: { type: 'object', propertyNames: { maxLength: 128 }, maxProperties: 32 },
+    metadata: Metadata,
   },
   required: ['filename'],
 } as const;
@@ -106,7 +107,7 @@ export const companionRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { dire
         filename,
         size: undefined,
         mimeType: type || 'application/octet-stream',
-        metadata: metadata && Object.fromEntries(Object.entries(metadata).map(([key, value]) => [key, String(value)])),
+        metadata: metadataOfJson(metadata),
         parts: [],
       });
       bindUploadId(request, reply, upload.id);

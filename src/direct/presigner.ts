@@ -54,7 +54,8 @@ export class PartPresigner {
   constructor(
     private readonly client: S3Client,
     private readonly bucket: string,
-    private readonly expiresInSeconds: number,
+    /** PRESIGN_EXPIRES: how long a signed URL can be used. */
+    readonly expiresInSeconds: number,
   ) {}
 
   async sign(key: string, uploadId: string, parts: readonly PartToSign[], now = new Date()): Promise<SignedPart[]> {

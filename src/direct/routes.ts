@@ -11,6 +11,7 @@ import type { FastifyPluginAsyncJsonSchemaToTs } from '@fastify/type-provider-js
 import { S3_LIMITS } from '../config/index.js';
 import { ErrorBody, IdParams } from '../api/views.js';
 import { bindUploadId } from '../ops/logging.js';
+import { MAX_METADATA_KEYS, MAX_METADATA_KEY_SIZE, metadataOfJson } from '../uploads/metadata.js';
 import type { DirectUploads } from './service.js';
 
 /** A file name, not a path: no separators, no control characters. */
@@ -22,11 +23,15 @@ export const Filename = {
 } as const;
 export const MimeType = { type: 'string', maxLength: 255, pattern: '^[\\w.+-]+/[\\w.+-]+(\\s*;.*)?$' } as const;
 export const PartNumber = { type: 'integer', minimum: 1, maximum: S3_LIMITS.maxParts } as const;
-const Metadata = {
+/**
+ * Upload metadata on the JSON routes: a flat object of strings (null: a key without a value). The values are
+ * checked by metadataOfJson, not here (the validator would turn a number into a string), and the sizes with every
+ * other path's (src/uploads/metadata.ts: METADATA_MAX_SIZE, METADATA_MAX_VALUE_SIZE).
+ */
+export const Metadata = {
   type: 'object',
-  propertyNames: { maxLength: 128 },
-  additionalProperties: { type: 'string', maxLength: 1024 },
-  maxProperties: 32,
+  propertyNames: { minLength: 1, maxLength: MAX_METADATA_KEY_SIZE },
+  maxProperties: MAX_METADATA_KEYS,
 } as const;
 /** The base64 MD5 of a part (16 bytes). */
 const Md5 = { type: 'string', pattern: '^[A-Za-z0-9+/]{22}==$' } as const;
@@ -161,7 +166,7 @@ export const directRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { direct:
         size,
         mimeType: mimeType ?? 'application/octet-stream',
         partSize,
-        metadata,
+        metadata: metadataOfJson(metadata),
         parts,
       });
       const { upload } = created;

@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { S3_LIMITS } from '../config/index.js';
 import type { FileUpload } from '../db/schema.js';
-import { badRequest, conflict, failureReason, payloadTooLarge } from '../errors.js';
+import { badRequest, conflict, failureReason, gone, payloadTooLarge } from '../errors.js';
 import type { MultipartStorage } from '../storage/multipart.js';
 import type { StoredPart } from '../storage/multipart.js';
 import { sumOfSizes } from '../uploads/parts.js';
@@ -24,7 +24,7 @@ export interface CreateInput {
   size: number | undefined;
   mimeType: string;
   partSize?: number | undefined;
-  metadata?: Record<string, string> | undefined;
+  metadata?: Record<string, string | null> | undefined;
   /** Parts to sign right away, with their MD5s; default: the first FIRST_BATCH parts without MD5. */
   parts?: ReadonlyArray<{ partNumber: number; md5?: string | undefined }> | undefined;
 }
@@ -159,6 +159,8 @@ export class DirectUploads {
       }
     }
     await this.uploads.recordPartMd5s(upload.id, parts);
+    // Signing counts as progress: its client is about to send the parts (see recordSignedParts).
+    if (parts.length > 0) await this.uploads.recordSignedParts(upload.id, this.presigner.expiresInSeconds * 1000);
     return this.presigner.sign(
       upload.storageKey,
       this.s3UploadIdOf(upload),
@@ -226,16 +228,32 @@ export class DirectUploads {
         const size = await this.storage.objectSize(key);
         if (size === undefined || (claimed.totalSize !== null && size !== claimed.totalSize))
           throw await this.lost(claimed);
-        return this.completedAnswer(await this.uploads.markCompleted(id, size));
+        return this.completedAnswer(await this.recordCompletion(claimed, size));
       }
       const parts = await this.uploads.verifyParts(claimed, stored, reported);
       const size = sumOfSizes(parts);
       if (size > this.options.maxUploadSize) throw await this.refuseOversize(claimed, size);
       await this.storage.complete(key, this.s3UploadIdOf(claimed), parts);
-      return this.completedAnswer(await this.uploads.markCompleted(id, size));
+      return this.completedAnswer(await this.recordCompletion(claimed, size));
     } catch (error) {
       await this.uploads.release(id);
       throw error;
+    }
+  }
+
+  /**
+   * Records the completion of an upload whose object S3 now holds. Its claim keeps the janitor away while it
+   * lasts (CLAIM_MS, past every S3 call's bound); should the upload have ended all the same (the claim ran out,
+   * the process paused), nothing completed may outlive it: the object is removed and the answer is 410.
+   */
+  private async recordCompletion(upload: FileUpload, size: number): Promise<FileUpload> {
+    try {
+      return await this.uploads.markCompleted(upload.id, size);
+    } catch (error) {
+      const ended = await this.uploads.endedMeanwhile(upload.id);
+      if (!ended) throw error;
+      await this.storage.removeObject(upload.storageKey);
+      throw gone(`the upload was ${ended.status} while it was being completed; its object was removed`);
     }
   }
 

@@ -45,6 +45,7 @@ export function janitorDeps({ config, database, uploads, tusStore, s3, log }: Ja
     exclusive: (work) => database.exclusive(JANITOR_LOCK_KEY, work),
     outbox: withDeadlines(new WebhookOutbox(database.db), config.databaseTimeoutMs),
     expiryMs: config.uploadExpiryMs,
+    retentionMs: config.uploadRetentionMs,
     log,
   };
 }
@@ -59,13 +60,15 @@ export function janitorDeps({ config, database, uploads, tusStore, s3, log }: Ja
 export async function openJanitorDeps(
   config: Config,
   log: FastifyBaseLogger,
+  /** The clock expiry and pruning decide by (tests move it). */
+  now?: () => Date,
 ): Promise<{ deps: JanitorDeps; close(): Promise<void> }> {
   const database = await openDatabase({
     url: config.databaseUrl,
     dataDir: config.dataDir,
     timeoutMs: config.databaseTimeoutMs,
   });
-  const uploads = createUploadService(config, database);
+  const uploads = createUploadService(config, database, { now });
   const s3 = config.s3 ? createS3Client(config.s3, { logger: sdkLogger(log) }, config.s3RequestTimeoutMs) : undefined;
   // Expiring a tus upload writes nothing to the temp directory: the store only needs to be built.
   const tusStore = createTusStore({
@@ -76,7 +79,7 @@ export async function openJanitorDeps(
     s3: s3 && { client: s3, bodyClient: s3 },
   });
   return {
-    deps: janitorDeps({ config, database, uploads, tusStore, s3, log }),
+    deps: { ...janitorDeps({ config, database, uploads, tusStore, s3, log }), now },
     close: async () => {
       s3?.destroy();
       await database.close();

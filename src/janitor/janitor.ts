@@ -1,8 +1,8 @@
 /**
- * The janitor: what no request is left to do. Unfinished uploads past UPLOAD_EXPIRY are expired and their
+ * The janitor: what no request is left to do. Unfinished uploads idle past UPLOAD_EXPIRY are expired and their
  * storage removed; multipart uploads and staged objects in the bucket that no open upload needs are removed (an
- * expiry or termination whose S3 call failed, a creation undone after an outage, a writer that lost a race).
- * Rows are kept: an operator prunes old ones (README, Janitor).
+ * expiry or termination whose S3 call failed, a creation undone after an outage, a writer that lost a race);
+ * rows of uploads that ended are pruned after UPLOAD_RETENTION (completed ones are kept).
  *
  * One run at a time across all instances: the run holds a PostgreSQL advisory lock, and a run that finds it
  * held does nothing (`ran: false`). The server runs it every JANITOR_INTERVAL (schedule.ts); `freight cleanup`
@@ -17,6 +17,7 @@ import type { S3Objects } from '../storage/objects.js';
 import type { FreightStore } from '../tus/upload-record.js';
 import type { UploadService } from '../uploads/service.js';
 import { expireUploads } from './expiry.js';
+import { pruneEndedUploads } from './prune.js';
 import { sweepMultipartUploads } from './multipart-sweep.js';
 import { emptyReport, recordAction, summary, type JanitorReport } from './report.js';
 import { sweepStagedObjects } from './staged-sweep.js';
@@ -45,6 +46,8 @@ export interface JanitorDeps {
   outbox?: Pick<WebhookOutbox, 'pruneDelivered'> | undefined;
   /** UPLOAD_EXPIRY: also how old an unrecorded multipart upload or staged object must be before it is removed. */
   expiryMs: number;
+  /** UPLOAD_RETENTION: how long the rows of ended uploads are kept. */
+  retentionMs: number;
   log: FastifyBaseLogger;
   now?: () => Date;
 }
@@ -78,6 +81,7 @@ export async function runJanitor(deps: JanitorDeps, options: JanitorOptions = {}
       await sweepMultipartUploads(deps, deps.s3, report, options.signal);
       await sweepStagedObjects(deps, deps.s3, report, options.signal);
     }
+    await pruneEndedUploads(deps, report, options.signal);
     if (deps.outbox) {
       const pruned = await deps.outbox.pruneDelivered(
         new Date(nowOf(deps).getTime() - DELIVERED_EVENTS_KEPT_MS),

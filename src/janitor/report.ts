@@ -5,7 +5,8 @@ export type JanitorAction =
   | { kind: 'expire-upload'; uploadId: string; protocol: UploadProtocol }
   | { kind: 'abort-multipart-upload'; key: string; multipartUploadId: string; reason: string }
   | { kind: 'remove-staged-objects'; prefix: string; objects: number; reason: string }
-  | { kind: 'prune-webhook-events'; events: number };
+  | { kind: 'prune-webhook-events'; events: number }
+  | { kind: 'prune-uploads'; uploads: number };
 
 export interface JanitorReport {
   /** false: another instance was running the janitor, so this one did nothing. */
@@ -21,6 +22,8 @@ export interface JanitorReport {
   stagedObjectsRemoved: number;
   /** Delivered webhook events older than their retention, deleted from the outbox. */
   webhookEventsPruned: number;
+  /** Rows of uploads that ended more than UPLOAD_RETENTION ago, deleted (with their parts and events). */
+  uploadsPruned: number;
   /** Steps that failed (S3 or the database refusing or silent): the next run tries again. */
   failures: number;
   /** What was done, one entry per upload, multipart upload or prefix (the first MAX_LISTED_ACTIONS). */
@@ -42,6 +45,7 @@ export function emptyReport(dryRun: boolean, startedAt: Date): JanitorReport {
     orphanMultipartUploadsAborted: 0,
     stagedObjectsRemoved: 0,
     webhookEventsPruned: 0,
+    uploadsPruned: 0,
     failures: 0,
     actions: [],
     actionsOmitted: 0,
@@ -61,6 +65,7 @@ export function summary(report: JanitorReport): string {
     `${verb('aborted', 'would abort')} ${report.orphanMultipartUploadsAborted} orphan multipart uploads`,
     `${verb('removed', 'would remove')} ${report.stagedObjectsRemoved} staged objects`,
     `${verb('pruned', 'would prune')} ${report.webhookEventsPruned} delivered webhook events`,
+    `${verb('pruned', 'would prune')} ${report.uploadsPruned} ended uploads`,
   ];
   if (report.failures > 0) parts.push(`${report.failures} steps failed (tried again next run)`);
   return parts.join(', ');

@@ -58,7 +58,7 @@ export class Metrics {
   // --- janitor and webhooks (counted by their own code) -------------------------------------------------------
   /** One per janitor run; outcome "ok" or "failed". */
   readonly janitorRuns: Counter<'outcome'>;
-  /** What runs removed; what: "expired_uploads", "orphaned_multipart_uploads", "finished_terminations". */
+  /** What runs removed; what: "expired_uploads", "orphaned_multipart_uploads", "pruned_uploads". */
   readonly janitorRemoved: Counter<'what'>;
   readonly janitorRunDuration: Histogram;
   /** Webhook events acknowledged by WEBHOOK_URL (2xx), by event ("upload.completed" …). */
@@ -188,7 +188,7 @@ export class Metrics {
     });
     this.janitorRemoved = new Counter({
       name: 'freight_janitor_removed_total',
-      help: 'What janitor runs removed: expired_uploads, orphaned_multipart_uploads, finished_terminations',
+      help: 'What janitor runs removed: expired_uploads, orphaned_multipart_uploads, pruned_uploads',
       labelNames: ['what'] as const,
       registers,
     });
@@ -255,6 +255,7 @@ export class Metrics {
       if (report.ran && !report.dryRun) {
         this.janitorRemoved.inc({ what: 'expired_uploads' }, report.expired.tus + report.expired.direct);
         this.janitorRemoved.inc({ what: 'orphaned_multipart_uploads' }, report.orphanMultipartUploadsAborted);
+        this.janitorRemoved.inc({ what: 'pruned_uploads' }, report.uploadsPruned);
       }
       return report;
     } catch (error) {
@@ -273,6 +274,7 @@ export interface JanitorRunCounts {
   failures: number;
   expired: { tus: number; direct: number };
   orphanMultipartUploadsAborted: number;
+  uploadsPruned: number;
 }
 
 /** A bounded name for an error: the S3 error's name (NoSuchKey, SlowDown …) or the network code (ECONNREFUSED). */

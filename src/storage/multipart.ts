@@ -6,6 +6,7 @@ import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
+  DeleteObjectCommand,
   ListPartsCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
@@ -38,6 +39,8 @@ export interface MultipartStorage {
   abort(key: string, uploadId: string): Promise<void>;
   /** The object's length, or undefined when there is no such object. */
   objectSize(key: string): Promise<number | undefined>;
+  /** Removes the object (a missing one is fine). */
+  removeObject(key: string): Promise<void>;
   objectUrl(key: string): string;
 }
 
@@ -111,6 +114,10 @@ export class S3MultipartStorage implements MultipartStorage {
 
   objectSize(key: string): Promise<number | undefined> {
     return objectSize(this.client, this.bucket, key);
+  }
+
+  async removeObject(key: string): Promise<void> {
+    await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
   }
 
   objectUrl(key: string): string {

@@ -1,9 +1,12 @@
 /**
  * The tus store of the embedded defaults: @tus/file-store under DATA_DIR/files, with the upload's state in the
- * database exactly as on S3. The stored offset moves once per PATCH, when the file store has written it.
+ * database exactly as on S3. The stored offset moves once per PATCH, when the file store has written it and the
+ * file is fsynced: after a power cut the file is never shorter than the offset HEAD answers (invariant 1).
  * (A process killed in the middle of a PATCH leaves the file longer than the recorded offset; the client resends
  * from the offset and @tus/file-store overwrites from there.)
  */
+import { open } from 'node:fs/promises';
+import path from 'node:path';
 import { Readable } from 'node:stream';
 import type { FileStore } from '@tus/file-store';
 import { ERRORS, type Upload } from '@tus/utils';
@@ -29,6 +32,22 @@ async function* hashed(chunks: AsyncIterable<Buffer>, digest: RunningDigest | un
   }
 }
 
+/** Makes what was written to a file (or, for a directory, its entries) durable: fsync(2). */
+export type FileSync = (file: string) => Promise<void>;
+
+/**
+ * fsync through a descriptor of our own: @tus/file-store writes through a stream it closes, and fsync flushes
+ * the file's (the inode's) dirty pages whichever descriptor wrote them.
+ */
+export const fsync: FileSync = async (file) => {
+  const handle = await open(file, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+};
+
 export class RecordedFileStore extends FreightStore {
   constructor(
     private readonly inner: FileStore,
@@ -37,6 +56,8 @@ export class RecordedFileStore extends FreightStore {
     private readonly stall: StallRule,
     /** UPLOAD_SHA256: keep the running digest of every upload. */
     private readonly hashing: boolean,
+    /** fsync; a test passes one that watches when it happens. */
+    private readonly sync: FileSync = fsync,
   ) {
     super();
   }
@@ -45,10 +66,17 @@ export class RecordedFileStore extends FreightStore {
     return null;
   }
 
+  /** The new file and its directory entry are durable before the creation is answered (a PATCH opens it `r+`). */
   override async create(upload: Upload): Promise<Upload> {
     const created = await this.inner.create(upload);
+    await this.sync(this.fileOf(created.id));
+    await this.sync(this.inner.directory);
     if (created.size === 0) await this.finish(created.id);
     return created;
+  }
+
+  private fileOf(id: string): string {
+    return path.join(this.inner.directory, id);
   }
 
   override async write(stream: Readable, id: string, offset: number, options: WriteOptions = {}): Promise<number> {
@@ -77,7 +105,11 @@ export class RecordedFileStore extends FreightStore {
       throw checksumMismatch(
         'the body does not have its Upload-Checksum (or did not arrive whole); nothing was recorded',
       );
-    if (end !== offset) await this.uploads.advanceStoredOffset(id, { from: offset, to: end, staging: null, hashState });
+    if (end !== offset) {
+      // The offset says what the file durably holds: its bytes reach the disk before the offset moves past them.
+      await this.sync(this.fileOf(id));
+      await this.uploads.advanceStoredOffset(id, { from: offset, to: end, staging: null, hashState });
+    }
     await this.finish(id);
     if (body.stalled) throw new BodyStalled(end);
     return end;

@@ -9,7 +9,11 @@
  *      │                     failed
  *      └──────────┬───────────┘
  *                 ▼
- *        aborted (DELETE) / expired (past expires_at) / lost (storage lost its bytes)
+ *        aborted (DELETE) / expired (idle past expires_at) / lost (storage lost its bytes)
+ *
+ * Expiry measures idleness, not age: expires_at is UPLOAD_EXPIRY after the upload's last progress (its creation,
+ * each stored byte of tus, each part signed or found stored of direct), and an upload a writer holds (its tus
+ * lock) or a request is completing (its claim) is never expired, however long that takes.
  */
 import {
   FreightError,
@@ -21,7 +25,9 @@ import {
   offsetMismatch,
   partsMismatch,
   tooManyUploads,
+  tooManyUploadsKept,
 } from '../errors.js';
+import { metadataProblem, type MetadataLimits } from './metadata.js';
 import { RunningDigest } from './digest.js';
 import type { StoredAdvance, UploadRepository } from '../db/repository.js';
 import type { FileUpload, UploadProtocol, UploadStatus } from '../db/schema.js';
@@ -54,7 +60,34 @@ export const OPEN_STATUSES: readonly UploadStatus[] = ['pending', 'uploading', '
 /** States an upload ends in without completing: nothing is written to it again, and storage may drop its bytes. */
 export const ENDED_STATUSES: readonly UploadStatus[] = ['aborted', 'expired', 'lost', 'rejected'];
 
+/**
+ * The uploads whose tus lock requests of this process hold or wait for (WatchedLocker). PostgreSQL's advisory
+ * locks are checked in SQL, on every instance; the in-memory locker of the embedded PGlite only here.
+ */
+export interface UploadLockWatch {
+  /** Runs `work` with those uploads' ids; meanwhile no request of this process starts to take a lock. */
+  excluding<T>(work: (held: ReadonlySet<string>) => Promise<T>): Promise<T>;
+}
+
+const UNBOUNDED_METADATA: MetadataLimits = {
+  maxSize: Number.POSITIVE_INFINITY,
+  maxValueSize: Number.POSITIVE_INFINITY,
+};
+
+/** Expiry candidates looked at per statement (each takes an advisory lock until its statement commits). */
+const EXPIRY_BATCH = 100;
+
+/** Throws 410 for an upload that ended: aborted, expired, lost or rejected uploads are gone. */
+function ended(upload: FileUpload): void {
+  if (upload.status === 'aborted') throw gone('the upload was terminated');
+  if (upload.status === 'expired') throw gone('the upload expired');
+  if (upload.status === 'lost' || upload.status === 'rejected') {
+    throw gone(`the upload cannot be resumed: ${upload.error ?? 'storage lost its bytes'}`);
+  }
+}
+
 export interface UploadServiceOptions {
+  /** UPLOAD_EXPIRY: how long an upload may go without progress before it expires. */
   expiryMs: number;
   /**
    * Asked before every creation, before anything is recorded (WEBHOOK_PRE_CREATE): throws to refuse the upload
@@ -63,9 +96,15 @@ export interface UploadServiceOptions {
   admit?: ((upload: NewUpload) => Promise<void>) | undefined;
   /** USER_MAX_OPEN_UPLOADS: open uploads (pending, uploading, failed) one user may have at once; 0 or unset: no limit. */
   maxOpenUploadsPerUser?: number;
+  /** USER_MAX_UPLOADS: upload rows one user may have kept, whatever their status; 0 or unset: no limit. */
+  maxUploadsPerUser?: number;
+  /** METADATA_MAX_SIZE and METADATA_MAX_VALUE_SIZE; unset: no bound on sizes (the shape is checked anyway). */
+  metadataLimits?: MetadataLimits;
   now?: () => Date;
   /** Counts state changes and stored tus bytes (GET /metrics). */
   metrics?: Metrics | undefined;
+  /** The tus locks this process holds, which expiry must respect (see UploadLockWatch). */
+  locks?: UploadLockWatch | undefined;
 }
 
 export class UploadService {
@@ -76,6 +115,11 @@ export class UploadService {
 
   private now(): Date {
     return this.options.now?.() ?? new Date();
+  }
+
+  /** The expiry of an upload that makes progress now: UPLOAD_EXPIRY from now. */
+  private idleExpiry(): Date {
+    return new Date(this.now().getTime() + this.options.expiryMs);
   }
 
   /** Counts a state change that happened (a guarded UPDATE that returned its row). */
@@ -90,6 +134,8 @@ export class UploadService {
    * recorded; an upload stops counting once it is completed, aborted, expired or lost.
    */
   async create(input: NewUpload): Promise<FileUpload> {
+    const problem = metadataProblem(input.metadata, this.options.metadataLimits ?? UNBOUNDED_METADATA);
+    if (problem) throw badRequest(problem);
     await this.options.admit?.(input);
     const now = this.now();
     const row = {
@@ -100,13 +146,19 @@ export class UploadService {
       expiresAt: new Date(now.getTime() + this.options.expiryMs),
     };
     const limit = this.options.maxOpenUploadsPerUser ?? 0;
+    const keptLimit = this.options.maxUploadsPerUser ?? 0;
     let created: FileUpload;
-    if (limit === 0) created = await this.repo.insertUpload(row);
+    if (limit === 0 && keptLimit === 0) created = await this.repo.insertUpload(row);
     else {
-      const result = await this.repo.insertUploadWithinLimit(row, limit, now);
+      const result = await this.repo.insertUploadWithinLimit(row, limit, now, keptLimit);
       if ('open' in result) {
         throw tooManyUploads(
           `too many open uploads: you have ${result.open} and this server allows ${limit} per user; complete or abort one before starting another`,
+        );
+      }
+      if ('kept' in result) {
+        throw tooManyUploadsKept(
+          `too many uploads kept: you have ${result.kept} (completed ones, open ones, and ended ones not yet removed) and this server keeps ${keptLimit} per user; ended uploads are removed some time after they end, completed ones only by an operator`,
         );
       }
       created = result.created;
@@ -126,9 +178,9 @@ export class UploadService {
   }
 
   /**
-   * The caller's upload, for a request that continues it. An aborted upload is gone; an open upload past its
-   * expiry is marked `expired` here and is gone too (tus: "The Server SHOULD respond with the 410 Gone status
-   * if the Server is keeping track of expired uploads").
+   * The caller's upload, for a request that continues it. An aborted upload is gone; an open upload idle past
+   * its expiry is marked `expired` here and is gone too (tus: "The Server SHOULD respond with the 410 Gone status
+   * if the Server is keeping track of expired uploads"), unless a writer holds it or a request is completing it.
    */
   async getOwnedLive(userId: string, id: string, protocol?: UploadProtocol): Promise<FileUpload> {
     return this.live(await this.getOwned(userId, id, protocol));
@@ -145,15 +197,16 @@ export class UploadService {
   }
 
   private async live(upload: FileUpload): Promise<FileUpload> {
-    const id = upload.id;
-    if (upload.status === 'aborted') throw gone('the upload was terminated');
-    if (upload.status === 'expired') throw gone('the upload expired');
-    if (upload.status === 'lost' || upload.status === 'rejected') {
-      throw gone(`the upload cannot be resumed: ${upload.error ?? 'storage lost its bytes'}`);
-    }
+    ended(upload);
     if (OPEN_STATUSES.includes(upload.status) && upload.expiresAt && upload.expiresAt <= this.now()) {
-      this.counted('expired', await this.repo.transition(id, OPEN_STATUSES, { status: 'expired' }));
-      throw gone(`the upload expired at ${upload.expiresAt.toISOString()}`);
+      const [expired] = await this.expireIdle([upload.id]);
+      if (expired) throw gone(`the upload expired at ${upload.expiresAt.toISOString()}`);
+      // A writer holds it, or a request is completing it, or it made progress meanwhile: it lives (unless
+      // another request ended it meanwhile).
+      const current = await this.repo.findUpload(upload.id);
+      if (!current) throw notFound();
+      ended(current);
+      return current;
     }
     return upload;
   }
@@ -197,9 +250,12 @@ export class UploadService {
     throw conflict('the upload changed while it was being deleted; retry');
   }
 
-  /** When an unfinished upload expires, as a request that stored up to `offset` leaves it (Upload-Expires). */
-  expiresAtAfter(upload: FileUpload, _offset: number): Date | null {
-    return upload.expiresAt;
+  /**
+   * When an unfinished upload expires, as a request that stored up to `offset` leaves it (Upload-Expires): bytes
+   * stored were progress, which moved its expiry to UPLOAD_EXPIRY from then (advanceStoredOffset); none, no change.
+   */
+  expiresAtAfter(upload: FileUpload, offset: number): Date | null {
+    return offset !== upload.storedOffset ? this.idleExpiry() : upload.expiresAt;
   }
 
   /** The upload's record, if any, for storage code acting on an upload whose owner was already checked. */
@@ -245,7 +301,7 @@ export class UploadService {
    * offset and resumes).
    */
   async advanceStoredOffset(id: string, advance: StoredAdvance): Promise<void> {
-    if (await this.repo.advanceStoredOffset(id, advance)) {
+    if (await this.repo.advanceStoredOffset(id, { ...advance, expiresAt: this.idleExpiry() })) {
       if (advance.to > advance.from) this.options.metrics?.tusBytesReceived.inc(advance.to - advance.from);
       return;
     }
@@ -271,16 +327,76 @@ export class UploadService {
     return this.repo.unfinishedFinals(OPEN_STATUSES);
   }
 
-  /** Open uploads of `protocol` past their expiry, now marked expired (the caller removes their storage). */
+  /**
+   * Open uploads of `protocol` idle past their expiry, now marked expired (the caller removes their storage); those
+   * a writer holds or a request is completing are left alone.
+   */
   async expireOpenUploads(protocol: UploadProtocol): Promise<FileUpload[]> {
-    const expired = await this.repo.expireOpenUploads(protocol, this.now());
-    if (expired.length > 0) this.options.metrics?.countUpload('expired', protocol, expired.length);
+    const now = this.now();
+    const expired: FileUpload[] = [];
+    for (let after: string | undefined; ; ) {
+      const batch = await this.repo.listExpiredOpenUploads(protocol, now, { limit: EXPIRY_BATCH, after });
+      expired.push(...(await this.expireIdle(batch.map((upload) => upload.id))));
+      if (batch.length < EXPIRY_BATCH) return expired;
+      after = batch.at(-1)?.id;
+    }
+  }
+
+  /**
+   * Those of `ids` still idle past their expiry, marked expired; returns them. Not one whose tus lock is held,
+   * here (in memory) or by any session (in SQL), nor one a request is completing.
+   */
+  async expireIdle(ids: readonly string[]): Promise<FileUpload[]> {
+    if (ids.length === 0) return [];
+    const now = this.now();
+    const expire = (held: ReadonlySet<string>) =>
+      this.repo.expireIdleUploads(
+        ids.filter((id) => !held.has(id)),
+        now,
+      );
+    const expired = await (this.options.locks ? this.options.locks.excluding(expire) : expire(new Set()));
+    for (const upload of expired) this.counted('expired', upload);
     return expired;
   }
 
   /** The uploads expireOpenUploads would expire now (a dry run changes nothing). */
   async expiredOpenUploads(protocol: UploadProtocol): Promise<FileUpload[]> {
     return this.repo.listExpiredOpenUploads(protocol, this.now());
+  }
+
+  /**
+   * A part of a direct upload was signed: its client is about to send it, so the upload lives at least
+   * UPLOAD_EXPIRY from now, and at least as long as the URL (`validForMs`): expiry never spoils a URL it handed out.
+   */
+  async recordSignedParts(id: string, validForMs: number): Promise<void> {
+    await this.repo.extendExpiry(id, new Date(this.now().getTime() + Math.max(this.options.expiryMs, validForMs)));
+  }
+
+  /**
+   * The upload if it ended (aborted, expired, lost, rejected) while a request was completing it: that request's
+   * object must not stay (nothing completed is ever expired). undefined while it is open or completed.
+   */
+  async endedMeanwhile(id: string): Promise<FileUpload | undefined> {
+    const current = await this.repo.findUpload(id);
+    return current && ENDED_STATUSES.includes(current.status) ? current : undefined;
+  }
+
+  /** Uploads that ended (ENDED_STATUSES) before `before`, oldest first: the janitor prunes them. */
+  async prunableUploads(before: Date, limit: number): Promise<FileUpload[]> {
+    return this.repo.listPrunableUploads(before, limit);
+  }
+
+  async countPrunableUploads(before: Date): Promise<number> {
+    return this.repo.countPrunableUploads(before);
+  }
+
+  /**
+   * Deletes the rows of those of `ids` that still ended before `before` (a row that changed meanwhile stays), with
+   * their parts and delivered (or given up) webhook events; returns how many. Completed uploads are never pruned:
+   * they are their owners' files.
+   */
+  async pruneEndedUploads(ids: readonly string[], before: Date): Promise<number> {
+    return this.repo.deleteEndedUploads(ids, before);
   }
 
   /** The records of these uploads that exist, for the janitor holding storage against them. */
@@ -370,14 +486,15 @@ export class UploadService {
       id,
       parts.map((part) => ({ ...part, status: 'stored' as const })),
     );
-    if (!(await this.repo.advanceStoredOffset(id, { from: 0, to: length, staging: null, hashState: null }))) {
+    const assembled = { from: 0, to: length, staging: null, hashState: null, expiresAt: this.idleExpiry() };
+    if (!(await this.repo.advanceStoredOffset(id, assembled))) {
       throw conflict('the final upload was assembled by another request meanwhile');
     }
   }
 
-  /** The server now holds `bytes` bytes of the upload (called once per request and at most once a second). */
+  /** S3 holds `bytes` bytes of a direct upload: more than recorded is progress, which moves its expiry. */
   async recordProgress(id: string, bytes: number): Promise<void> {
-    if (bytes > 0) await this.repo.recordProgress(id, bytes);
+    if (bytes > 0) await this.repo.recordProgress(id, bytes, this.idleExpiry());
   }
 
   /** One part is stored in S3 with this ETag. */

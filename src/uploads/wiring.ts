@@ -11,7 +11,10 @@ import { UploadService, type UploadServiceOptions } from './service.js';
 export function createUploadService(
   config: Config,
   database: Database,
-  options: Omit<UploadServiceOptions, 'expiryMs' | 'maxOpenUploadsPerUser'> = {},
+  options: Omit<
+    UploadServiceOptions,
+    'expiryMs' | 'maxOpenUploadsPerUser' | 'maxUploadsPerUser' | 'metadataLimits'
+  > = {},
 ): UploadService {
   // With webhooks on, every state change writes its event to the outbox in the same statement.
   const queries = new UploadRepository(database.db, { webhookEvents: config.webhooks !== undefined });
@@ -27,5 +30,7 @@ export function createUploadService(
     ...options,
     expiryMs: config.uploadExpiryMs,
     maxOpenUploadsPerUser: config.userMaxOpenUploads,
+    maxUploadsPerUser: config.userMaxUploads,
+    metadataLimits: config.metadata,
   });
 }

@@ -5,11 +5,13 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { inject } from 'vitest';
+import postgres from 'postgres';
 import { openPglite, openPostgres, type Database } from '../../src/db/client.js';
 import { eq } from 'drizzle-orm';
 import { UploadRepository } from '../../src/db/repository.js';
 import { webhookOutbox, type NewFileUpload } from '../../src/db/schema.js';
 import { uploadOfSnapshot } from '../../src/db/webhook-outbox.js';
+import { uploadLockKey } from '../../src/db/ids.js';
 
 describe.each([
   ['PostgreSQL', () => openPostgres(inject('databaseUrl'))],
@@ -117,7 +119,7 @@ describe.each([
 
     expect((await repo.listExpiredOpenUploads('tus', now)).map((row) => row.id)).toEqual([stale.id]);
     expect((await repo.findUpload(stale.id))?.status).toBe('uploading');
-    const expired = await repo.expireOpenUploads('tus', now);
+    const expired = await repo.expireIdleUploads([stale.id, completing.id, done.id], now);
     expect(expired.map((row) => [row.id, row.status])).toEqual([[stale.id, 'expired']]);
     const rows = await repo.findUploads([stale.id, completing.id, done.id, direct.id, 'not-a-uuid']);
     expect(new Map(rows.map((row) => [row.id, row.status]))).toEqual(
@@ -128,8 +130,61 @@ describe.each([
         [direct.id, 'pending'],
       ]),
     );
-    expect((await repo.expireOpenUploads('direct', now)).map((row) => row.id)).toEqual([direct.id]);
+    expect((await repo.listExpiredOpenUploads('direct', now)).map((row) => row.id)).toEqual([direct.id]);
+    expect((await repo.expireIdleUploads([direct.id], now)).map((row) => row.id)).toEqual([direct.id]);
   });
+
+  test('expiry measures idleness: progress and signed parts move it forward, never back', async () => {
+    const row = await repo.insertUpload(newUpload('idle-1', { expiresAt: new Date('2000-01-01T00:00:00Z') }));
+    const later = new Date('2000-01-02T00:00:00Z');
+    expect(await repo.advanceStoredOffset(row.id, { from: 0, to: 0, staging: null, hashState: null })).toBe(false);
+    await repo.updateUpload(row.id, { storedOffset: 0 });
+    expect(
+      await repo.advanceStoredOffset(row.id, { from: 0, to: 10, staging: null, hashState: null, expiresAt: later }),
+    ).toBe(true);
+    expect((await repo.findUpload(row.id))?.expiresAt).toEqual(later);
+    // Without a new expiry the offset moves and the expiry stays.
+    await repo.advanceStoredOffset(row.id, { from: 10, to: 20, staging: null, hashState: null });
+    expect((await repo.findUpload(row.id))?.expiresAt).toEqual(later);
+
+    const direct = await repo.insertUpload(
+      newUpload('idle-2', { protocol: 'direct', expiresAt: new Date('2000-01-01T00:00:00Z') }),
+    );
+    await repo.recordProgress(direct.id, 50, later);
+    expect(await repo.findUpload(direct.id)).toMatchObject({ bytesReceived: 50, expiresAt: later });
+    // No more bytes than recorded: no progress, the expiry stays.
+    await repo.recordProgress(direct.id, 50, new Date('2000-01-03T00:00:00Z'));
+    expect((await repo.findUpload(direct.id))?.expiresAt).toEqual(later);
+    await repo.extendExpiry(direct.id, new Date('1999-01-01T00:00:00Z'));
+    expect((await repo.findUpload(direct.id))?.expiresAt).toEqual(later);
+    await repo.extendExpiry(direct.id, new Date('2000-02-01T00:00:00Z'));
+    expect((await repo.findUpload(direct.id))?.expiresAt).toEqual(new Date('2000-02-01T00:00:00Z'));
+  });
+
+  // One PostgreSQL session per instance holds its tus locks; PGlite has one session, and its locks live in memory.
+  test.skipIf(_name !== 'PostgreSQL')(
+    'an upload whose tus lock another session holds is not expired until it is released',
+    async () => {
+      const stale = await repo.insertUpload(newUpload('held-1', { expiresAt: new Date('2000-01-01T00:00:00Z') }));
+      const now = new Date('2000-06-01T00:00:00Z');
+      const writer = postgres(inject('databaseUrl'), { max: 1, onnotice: () => {} });
+      try {
+        // As the Postgres locker takes it, on its own session.
+        await writer`select pg_advisory_lock(${uploadLockKey(stale.id).toString()}::bigint)`;
+        expect(await repo.expireIdleUploads([stale.id], now)).toEqual([]);
+        expect((await repo.findUpload(stale.id))?.status).toBe('pending');
+        await writer`select pg_advisory_unlock(${uploadLockKey(stale.id).toString()}::bigint)`;
+        expect((await repo.expireIdleUploads([stale.id], now)).map((row) => row.status)).toEqual(['expired']);
+        // The statement's own lock went with its transaction: the writer can take it again.
+        const [row] = await writer<
+          { locked: boolean }[]
+        >`select pg_try_advisory_lock(${uploadLockKey(stale.id).toString()}::bigint) as locked`;
+        expect(row?.locked).toBe(true);
+      } finally {
+        await writer.end();
+      }
+    },
+  );
 
   test('part rows are upserted (in batches) and listed in order', async () => {
     const row = await repo.insertUpload(newUpload('owner-5', { protocol: 'direct' }));
@@ -223,7 +278,7 @@ describe.each([
       const stale = await reporting.insertUpload(
         newUpload('events-3', { expiresAt: new Date('2001-01-01T00:00:00Z') }),
       );
-      await reporting.expireOpenUploads('tus', new Date('2001-06-01T00:00:00Z'));
+      await reporting.expireIdleUploads([stale.id], new Date('2001-06-01T00:00:00Z'));
       expect(await eventsOf(stale.id)).toEqual(['upload.created', 'upload.expired']);
     });
 

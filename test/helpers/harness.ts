@@ -48,10 +48,17 @@ export interface RunningFreight {
   close(): Promise<void>;
 }
 
-/** Builds the app from an environment (as server.ts would) and listens on a free port. */
-export async function startFreight(env: Env, deps: AppDeps = {}): Promise<RunningFreight> {
+/**
+ * Builds the app from an environment (as server.ts would) and listens on a free port. `adjust` changes the
+ * configuration past what the environment may say (a test's UPLOAD_EXPIRY of seconds).
+ */
+export async function startFreight(
+  env: Env,
+  deps: AppDeps = {},
+  adjust: (config: Config) => Config = (config) => config,
+): Promise<RunningFreight> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'freight-test-data-'));
-  const config = loadConfig({ DATA_DIR: dataDir, ...env });
+  const config = adjust(loadConfig({ DATA_DIR: dataDir, ...env }));
   const app = await buildApp(config, deps);
   await app.listen({ host: '127.0.0.1', port: 0 });
   const address = app.server.address();

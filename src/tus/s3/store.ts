@@ -11,7 +11,7 @@
 import type { Readable } from 'node:stream';
 import type { Upload } from '@tus/utils';
 import type { FileUpload } from '../../db/schema.js';
-import { conflict, offsetMismatch } from '../../errors.js';
+import { conflict, gone, offsetMismatch } from '../../errors.js';
 import { RunningDigest, hashes } from '../../uploads/digest.js';
 import { sumOfSizes } from '../../uploads/parts.js';
 import { planPartSize } from '../../uploads/planner.js';
@@ -195,7 +195,7 @@ export class FreightS3Store extends FreightStore {
     }
     if (totalSize === 0) {
       await objects.putObject(record.storageKey, Buffer.alloc(0));
-      await uploads.markCompleted(id, 0, sha256);
+      await this.recordCompletion(record, () => uploads.markCompleted(id, 0, sha256));
       await this.tag(record.storageKey, sha256);
       return;
     }
@@ -209,7 +209,7 @@ export class FreightS3Store extends FreightStore {
     }
     const verified = await uploads.verifyStoredParts(record, parts);
     await multipart.complete(record.storageKey, uploadId!, verified);
-    await uploads.markCompleted(id, totalSize, sha256);
+    await this.recordCompletion(record, () => uploads.markCompleted(id, totalSize, sha256));
     await this.tag(record.storageKey, sha256);
     objects.deletePrefix(stagingPrefix(record.storageKey)).catch((error: unknown) => {
       log.warn({ err: error, uploadId: id }, 'could not remove staged objects of a completed upload');
@@ -293,9 +293,27 @@ export class FreightS3Store extends FreightStore {
       throw error;
     }
     await multipart.complete(final.storageKey, uploadId, parts);
-    await uploads.recordAssembled(final.id, parts, length);
-    await uploads.markCompleted(final.id, length, sha256);
+    await this.recordCompletion(final, async () => {
+      await uploads.recordAssembled(final.id, parts, length);
+      await uploads.markCompleted(final.id, length, sha256);
+    });
     await this.tag(final.storageKey, sha256);
+  }
+
+  /**
+   * Records the completion of an upload whose object S3 now holds. Should the upload have ended meanwhile (its
+   * writer lost its lock and the janitor expired it, or it was terminated), nothing completed may outlive it:
+   * the object is removed and the answer is 410, as it is for every request after the end.
+   */
+  private async recordCompletion(record: FileUpload, completion: () => Promise<unknown>): Promise<void> {
+    try {
+      await completion();
+    } catch (error) {
+      const ended = await this.options.uploads.endedMeanwhile(record.id);
+      if (!ended) throw error;
+      await this.options.objects.deleteObjects([record.storageKey]);
+      throw gone(`the upload was ${ended.status} while it was being completed; its object was removed`);
+    }
   }
 
   /**
