@@ -1,6 +1,6 @@
 /** freight cleanup [--dry-run]: the janitor, once, on the database and bucket the environment names. */
 import Fastify from 'fastify';
-import { openJanitorDeps } from '../janitor/deps.js';
+import { openJanitorDeps } from '../janitor/wiring.js';
 import { runJanitor } from '../janitor/janitor.js';
 import { summary } from '../janitor/report.js';
 import { configFrom, parse, usageError, type Command } from './command.js';

@@ -10,7 +10,7 @@
  */
 import type { FileUpload } from '../db/schema.js';
 import { sumOfSizes } from '../uploads/parts.js';
-import type { JanitorDeps } from './janitor.js';
+import type { JanitorDeps } from './deps.js';
 import { recordAction, type JanitorReport } from './report.js';
 
 export async function expireUploads(deps: JanitorDeps, report: JanitorReport): Promise<void> {

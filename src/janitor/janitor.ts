@@ -8,49 +8,15 @@
  * held does nothing (`ran: false`). The server runs it every JANITOR_INTERVAL (schedule.ts); `freight cleanup`
  * runs it once (openJanitorDeps in deps.ts builds what it needs from the configuration).
  */
-import type { FastifyBaseLogger } from 'fastify';
-import type { ExclusiveRun } from '../db/client.js';
-import type { WebhookOutbox } from '../db/webhook-outbox.js';
-import type { BucketInventory } from '../storage/inventory.js';
-import type { MultipartStorage } from '../storage/multipart.js';
-import type { S3Objects } from '../storage/objects.js';
-import type { FreightStore } from '../tus/upload-record.js';
-import type { UploadService } from '../uploads/service.js';
+import { type JanitorDeps, nowOf } from './deps.js';
 import { expireUploads } from './expiry.js';
 import { pruneEndedUploads } from './prune.js';
 import { sweepMultipartUploads } from './multipart-sweep.js';
 import { emptyReport, recordAction, summary, type JanitorReport } from './report.js';
 import { sweepStagedObjects } from './staged-sweep.js';
 
-export type { JanitorAction, JanitorReport } from './report.js';
-
 /** The key of the janitor's advisory lock (Database.exclusive). */
 export const JANITOR_LOCK_KEY = 0x4a414e49; // "JANI"
-
-/** The bucket, when storage is S3. */
-export interface S3Parts {
-  multipart: MultipartStorage;
-  objects: S3Objects;
-  inventory: BucketInventory;
-}
-
-export interface JanitorDeps {
-  uploads: UploadService;
-  /** The tus store: its expireUploads() marks tus uploads expired and removes their storage. */
-  tusStore: Pick<FreightStore, 'expireUploads'>;
-  /** undefined on the local file store (nothing to sweep there). */
-  s3: S3Parts | undefined;
-  /** Runs the work unless another instance runs the janitor now (Database.exclusive with JANITOR_LOCK_KEY). */
-  exclusive: <T>(work: () => Promise<T>) => Promise<ExclusiveRun<T>>;
-  /** The webhook outbox, whose delivered events are pruned after DELIVERED_EVENTS_KEPT_MS. */
-  outbox?: Pick<WebhookOutbox, 'pruneDelivered'> | undefined;
-  /** UPLOAD_EXPIRY: also how old an unrecorded multipart upload or staged object must be before it is removed. */
-  expiryMs: number;
-  /** UPLOAD_RETENTION: how long the rows of ended uploads are kept. */
-  retentionMs: number;
-  log: FastifyBaseLogger;
-  now?: () => Date;
-}
 
 export interface JanitorOptions {
   /** Report what would be done, changing nothing (in the database or in S3). */
@@ -61,8 +27,6 @@ export interface JanitorOptions {
 
 /** Delivered webhook events are kept this long (to look into a receiver's complaint), then pruned. */
 export const DELIVERED_EVENTS_KEPT_MS = 7 * 86_400_000;
-
-export const nowOf = (deps: Pick<JanitorDeps, 'now'>): Date => deps.now?.() ?? new Date();
 
 /**
  * One janitor run (or, with `dryRun`, what one would do). Every call it makes is bounded in time (S3 by the

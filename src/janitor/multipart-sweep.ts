@@ -7,7 +7,7 @@
  * row was pruned) are aborted once older than UPLOAD_EXPIRY. Keys that are not Freight's are left alone.
  */
 import { multipartKeyOwner } from '../tus/s3/layout.js';
-import { nowOf, type JanitorDeps, type S3Parts } from './janitor.js';
+import { nowOf, type JanitorDeps, type S3Parts } from './deps.js';
 import { recordAction, type JanitorReport } from './report.js';
 
 export async function sweepMultipartUploads(

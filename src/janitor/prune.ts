@@ -8,8 +8,7 @@
  * upload ended, if removing it failed then): without the row nothing would find it again. Multipart uploads and
  * staged objects need no such care: the sweeps remove those no row knows.
  */
-import type { JanitorDeps } from './janitor.js';
-import { nowOf } from './janitor.js';
+import { nowOf, type JanitorDeps } from './deps.js';
 import { recordAction, type JanitorReport } from './report.js';
 
 /** Rows deleted per statement (and object keys removed per DeleteObjects request). */

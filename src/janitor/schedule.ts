@@ -4,7 +4,8 @@
  * its own timer; the advisory lock lets one run at a time. On close, a run in progress stops at its next page.
  */
 import type { FastifyInstance } from 'fastify';
-import type { JanitorOptions, JanitorReport } from './janitor.js';
+import type { JanitorOptions } from './janitor.js';
+import type { JanitorReport } from './report.js';
 
 export function scheduleJanitor(
   app: FastifyInstance,

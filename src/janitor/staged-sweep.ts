@@ -6,7 +6,7 @@
  * completed or ended are removed; those of an upload no row knows are removed once older than UPLOAD_EXPIRY.
  */
 import { stagingPrefixOwner } from '../tus/s3/layout.js';
-import { nowOf, type JanitorDeps, type S3Parts } from './janitor.js';
+import { nowOf, type JanitorDeps, type S3Parts } from './deps.js';
 import { recordAction, type JanitorReport } from './report.js';
 
 const STAGING_SUFFIX = '.staging/';

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import { loadConfig, type Config } from '../../src/config/index.js';
 import { openPglite, type Database } from '../../src/db/client.js';
 import { UploadRepository } from '../../src/db/repository.js';
-import { janitorDeps } from '../../src/janitor/deps.js';
+import { janitorDeps } from '../../src/janitor/wiring.js';
 import { runJanitor } from '../../src/janitor/janitor.js';
 import { webhookOutbox } from '../../src/db/schema.js';
 import { createTusStore } from '../../src/tus/store.js';

@@ -17,8 +17,10 @@ import {
 } from '@aws-sdk/client-s3';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { openJanitorDeps } from '../../src/janitor/deps.js';
-import { JANITOR_LOCK_KEY, runJanitor, type JanitorDeps, type JanitorReport } from '../../src/janitor/janitor.js';
+import type { JanitorDeps } from '../../src/janitor/deps.js';
+import { JANITOR_LOCK_KEY, runJanitor } from '../../src/janitor/janitor.js';
+import type { JanitorReport } from '../../src/janitor/report.js';
+import { openJanitorDeps } from '../../src/janitor/wiring.js';
 import {
   MiB,
   createTestBucket,

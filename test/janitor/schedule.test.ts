@@ -1,7 +1,8 @@
 /** The janitor's timer in the server: a run every interval (never two at once), none after close. */
 import Fastify from 'fastify';
 import { expect, test } from 'vitest';
-import type { JanitorOptions, JanitorReport } from '../../src/janitor/janitor.js';
+import type { JanitorOptions } from '../../src/janitor/janitor.js';
+import type { JanitorReport } from '../../src/janitor/report.js';
 import { emptyReport } from '../../src/janitor/report.js';
 import { scheduleJanitor } from '../../src/janitor/schedule.js';
 

@@ -14,7 +14,7 @@ import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, onTestFinished, test } from 'vitest';
 import type { Config } from '../../src/config/index.js';
-import { openJanitorDeps } from '../../src/janitor/deps.js';
+import { openJanitorDeps } from '../../src/janitor/wiring.js';
 import { runJanitor } from '../../src/janitor/janitor.js';
 import {
   MiB,
