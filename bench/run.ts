@@ -1,11 +1,12 @@
 /**
  * npm run bench: Freight beside the alternatives, on the same machine, data, gateway and Postgres, in one run.
  *
- *   npm run bench                          256 MiB and 2 GiB, 3 rounds, two instances, microbenchmarks, a 4 GiB
- *                                          memory run, a 32 GiB soak, the staging measurement
+ *   npm run bench                          512 MiB and 2 GiB, 3 rounds, two instances, microbenchmarks, the load
+ *                                          row, a 4 GiB memory run, a 32 GiB soak, the staging measurement
  *   npm run bench -- --size 8GiB --rounds 5
  *   npm run bench -- --size 64MiB --rounds 1 --memory-size 256MiB --soak-size 1GiB     (a quick look)
  *   npm run bench -- --staging             the staging measurement only
+ *   npm run bench -- --load                the load row only (400 uploads of 1 MiB, 64 at a time, 20 users)
  *   npm run bench -- --size 512MiB --only 'bare @tus/server' --only 'freight tus'
  *                                          only the rows named (and the limit), nothing else; BENCHMARKS.md is
  *                                          left alone, the results go to bench/results/<date>-only.json
@@ -42,6 +43,7 @@ import { startCountingRelay, type CountingRelay } from './counting-relay.js';
 import { DataPattern } from './data.js';
 import { collectGarbage, gatewayCpu } from './gateway.js';
 import { measureInstances } from './instances.js';
+import { loadTable, profiledLoad, runLoad, type LoadOptions } from './load.js';
 import { log } from './log.js';
 import { directCreateLatency, headThroughput, signTenThousand, tusCreateLatency } from './micro.js';
 import { GiB, MB, MiB, formatSize } from './numbers.js';
@@ -70,12 +72,14 @@ const { values: args } = parseArgs({
     'no-soak': { type: 'boolean', default: false },
     'no-staging': { type: 'boolean', default: false },
     staging: { type: 'boolean', default: false },
+    'no-load': { type: 'boolean', default: false },
+    load: { type: 'boolean', default: false },
     only: { type: 'string', multiple: true },
   },
 });
 /** `--only`: the throughput rows named, side by side, and nothing else. */
 const only = args.only ? new Set(['limit', ...args.only]) : undefined;
-const sizes = (args.size ?? ['256MiB', '2GiB'])
+const sizes = (args.size ?? ['512MiB', '2GiB'])
   .flatMap((text) => text.split(','))
   .map((text) => {
     const size = parseSize(text);
@@ -90,6 +94,8 @@ if (!soakSize) throw new Error(`--soak-size ${args['soak-size']} is not a size`)
 const CHUNK_SIZES = [5 * MiB, 64 * MiB];
 /** Concurrent uploads in the two-instance measurement. */
 const INSTANCE_UPLOADS = 4;
+/** The load row: many small uploads at once (issue #18's shape: 400 of 1 MiB, 64 at a time, 20 users). */
+const LOAD: LoadOptions = { count: 400, size: MiB, concurrency: 64, users: 20 };
 /** Rounds of the staging measurement (each about 10 s). */
 const STAGING_ROUNDS = 2;
 
@@ -187,6 +193,41 @@ async function stagingOnly(): Promise<void> {
     log(`results: ${path.relative(ROOT, jsonPath)}`);
     console.log(`\n${stagingTable(staging).join('\n')}`);
   } finally {
+    await runCleanups(cleanups);
+  }
+}
+
+/** Freight and bare under the load (each warmed up by a tenth of it first), and Freight's profile of it. */
+async function measureLoad(freight: ServerProcess, bare: ServerProcess, databaseUrl: string) {
+  const warm = { ...LOAD, count: Math.ceil(LOAD.count / 10) };
+  await profiledLoad(freight, { ...warm, databaseUrl });
+  await runLoad(bare, { ...warm, authenticated: false });
+  const { result, profile } = await profiledLoad(freight, { ...LOAD, databaseUrl });
+  const bareResult = await runLoad(bare, { ...LOAD, authenticated: false, databaseUrl });
+  return { options: LOAD, rows: [result, bareResult], profile };
+}
+
+/** `--load`: the load row alone (Freight and bare on fresh processes), printed and in bench/results/<date>-load.json. */
+async function loadOnly(): Promise<void> {
+  const cleanups: Cleanup[] = [];
+  const servers: ServerProcess[] = [];
+  try {
+    log('bringing up PostgreSQL and the S3 gateway');
+    const databaseUrl = await ensurePostgres(cleanups, 'freight_bench');
+    const { s3, bucket } = await bringUpS3(cleanups);
+    const freight = await startFreightProcess(ROOT, WORK, s3, bucket, databaseUrl);
+    servers.push(freight);
+    const bare = await startBareProcess(ROOT, WORK, s3, bucket);
+    servers.push(bare);
+    const load = await measureLoad(freight, bare, databaseUrl);
+    await mkdir(path.join(ROOT, 'bench', 'results'), { recursive: true });
+    const jsonPath = path.join(ROOT, 'bench', 'results', `${new Date().toISOString().slice(0, 10)}-load.json`);
+    const result = { date: new Date().toISOString(), command: commandLine(), machine: await machine(), load };
+    await writeFile(jsonPath, `${JSON.stringify(result, null, 2)}\n`);
+    log(`results: ${path.relative(ROOT, jsonPath)}`);
+    console.log(`\n${loadTable(load.rows, load.options, load.profile).join('\n')}`);
+  } finally {
+    for (const server of servers) await server.stop();
     await runCleanups(cleanups);
   }
 }
@@ -357,6 +398,14 @@ async function main() {
       log(JSON.stringify(micro));
     }
 
+    let load: BenchResult['load'];
+    if (!args['no-load']) {
+      log(
+        `load: ${LOAD.count} uploads of ${formatSize(LOAD.size)}, ${LOAD.concurrency} at a time, ${LOAD.users} users`,
+      );
+      load = await measureLoad(freight, bare, databaseUrl);
+    }
+
     // The servers of the throughput rows are idle from here on: stopped, so the soak has the machine.
     for (const server of servers.splice(0)) await server.stop();
 
@@ -387,6 +436,7 @@ async function main() {
       tempDiskBudget: tempDiskBudget(),
       freightStart: await startScript(ROOT),
       instances,
+      load,
       soak: soakResult,
       staging,
     };
@@ -435,7 +485,7 @@ async function main() {
   }
 }
 
-(args.staging ? stagingOnly() : main()).catch((error: unknown) => {
+(args.staging ? stagingOnly() : args.load ? loadOnly() : main()).catch((error: unknown) => {
   console.error(error);
   process.exit(1);
 });
