@@ -53,13 +53,16 @@ export type ProcessIdentity = Omit<LockHolder, 'id' | 'file' | 'since'>;
 /** What this machine can tell about a process: its identity fields, and whether a pid still runs. */
 export interface ProcessTable {
   self(): Promise<ProcessIdentity>;
-  /** The start ticks of a pid in this namespace: undefined when no such process runs; null when it cannot be told. */
+  /** A pid's start ticks in this namespace: undefined when no such process runs; null when it cannot be told. */
   startTicks(pid: number): Promise<string | undefined | null>;
 }
 
 const readText = (file: string) => readFile(file, 'utf8').then((text) => text.trim());
 
-/** Field 22 of /proc/<pid>/stat (starttime); the name in field 2 may hold spaces and parentheses, so count after the last ')'. */
+/**
+ * Field 22 of /proc/<pid>/stat (starttime). The name in field 2 may hold spaces and parentheses: fields are counted
+ * after the last ')'.
+ */
 async function procStartTicks(pid: number): Promise<string | undefined | null> {
   let text: string;
   try {
