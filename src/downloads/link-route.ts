@@ -28,9 +28,12 @@ export const downloadLinkRoute: FastifyPluginAsyncJsonSchemaToTs<{
     exposeHeadRoute: false,
     schema: { params: IdParams, querystring: LinkQuery },
     handler: async (request, reply) => {
-      links.check(request.params.id, request.query.expires, request.query.signature);
-      // Any owner's: the signature says the owner asked for this link (and a completed upload never changes).
-      return answerDownload(downloads, await uploads.getUploadForStorage(request.params.id), request, reply);
+      const { id } = request.params;
+      links.check(id, request.query.expires, request.query.signature);
+      // The signature says its owner asked for this link; what the owner would get now, they get (a completed
+      // upload deleted since is gone: 410).
+      const { userId } = await uploads.getUploadForStorage(id);
+      return answerDownload(downloads, await uploads.getOwnedLive(userId, id), request, reply);
     },
   });
 };

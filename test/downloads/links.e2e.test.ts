@@ -184,6 +184,20 @@ describe('on the local file store: a link signed by Freight, served with ranges'
     expect((await fetch(url)).status).toBe(200);
   });
 
+  test('an upload deleted after its link was made: the link answers 410 ERR_UPLOAD_GONE', async () => {
+    const user = uniqueUser('link');
+    const id = await completedUpload(freight.url, user, 'deleted.bin', randomData(100));
+    const { url } = await link(freight.url, user, id);
+    const deleted = await fetch(`${freight.url}/files/${id}`, {
+      method: 'DELETE',
+      headers: { ...TUS, ...(await bearer(user)) },
+    });
+    expect(deleted.status).toBe(204);
+    const res = await fetch(url);
+    expect(res.status).toBe(410);
+    expect(await errorCodeOf(res)).toBe('ERR_UPLOAD_GONE');
+  });
+
   test('it expires: once the clock passes PRESIGN_EXPIRES, 403 ERR_LINK_REFUSED saying so; a new link works', async () => {
     const user = uniqueUser('link');
     const data = randomData(100);
