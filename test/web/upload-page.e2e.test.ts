@@ -316,6 +316,8 @@ describe('a ?token= link for someone else', () => {
     await page.getByRole('button', { name: 'Stay signed out' }).click();
     await page.locator('#sign-in').waitFor();
     expect(await page.locator('#upload').isHidden()).toBe(true);
+    // Not "the server refused your token": this tab sent none.
+    expect(await page.locator('#notice').isHidden()).toBe(true);
     await page.close();
 
     const again = await context.newPage();

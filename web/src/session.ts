@@ -83,7 +83,8 @@ export function installFetchWrapper(): void {
     const request = new Request(input, init);
     if (token && !request.headers.has('Authorization')) request.headers.set('Authorization', `Bearer ${token}`);
     const response = await original(request);
-    if (response.status === 401) {
+    // A refusal of the token, not the 401 of a visitor who has not signed in yet (the sign-in form is for that).
+    if (response.status === 401 && request.headers.has('Authorization')) {
       const message = await response
         .clone()
         .json()
