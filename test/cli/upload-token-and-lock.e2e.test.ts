@@ -255,11 +255,11 @@ describe('one run per file', () => {
     try {
       const user = uniqueUser('cli-twice');
       const token = await tokenFor(user);
-      const { file, data } = await localFile('twice.bin', 24 * MiB);
-      const args = ['upload', file, '--endpoint', proxy.url, '--chunk-size', '4MiB', '--json'];
+      const { file, data } = await localFile('twice.bin', 12 * MiB);
+      const args = ['upload', file, '--endpoint', proxy.url, '--chunk-size', '2MiB', '--json'];
       const first = cli(args, { FREIGHT_TOKEN: token });
       await eventually(
-        async () => (Number((await uploadRows(user))[0]?.bytes_received ?? 0) >= 4 * MiB ? true : undefined),
+        async () => (Number((await uploadRows(user))[0]?.bytes_received ?? 0) >= 2 * MiB ? true : undefined),
         60_000,
       );
       await proxy.hold();
@@ -293,11 +293,11 @@ describe('one run per file', () => {
     try {
       const user = uniqueUser('cli-killed');
       const token = await tokenFor(user);
-      const { file, data } = await localFile('killed.bin', 24 * MiB);
-      const args = ['upload', file, '--endpoint', proxy.url, '--chunk-size', '4MiB', '--json'];
+      const { file, data } = await localFile('killed.bin', 12 * MiB);
+      const args = ['upload', file, '--endpoint', proxy.url, '--chunk-size', '2MiB', '--json'];
       const first = cli(args, { FREIGHT_TOKEN: token });
       await eventually(
-        async () => (Number((await uploadRows(user))[0]?.bytes_received ?? 0) >= 4 * MiB ? true : undefined),
+        async () => (Number((await uploadRows(user))[0]?.bytes_received ?? 0) >= 2 * MiB ? true : undefined),
         60_000,
       );
       await proxy.hold();
@@ -308,7 +308,7 @@ describe('one run per file', () => {
 
       const next = cli(args, { FREIGHT_TOKEN: token });
       expect(await next.exited, next.stderr()).toBe(0);
-      expect(JSON.parse(next.stdout()).files[0].resumedFrom).toBeGreaterThanOrEqual(4 * MiB);
+      expect(JSON.parse(next.stdout()).files[0].resumedFrom).toBeGreaterThanOrEqual(2 * MiB);
       const rows = await uploadRows(user);
       expect(rows).toHaveLength(1);
       expect(await sha256OfObject(ctx.s3, ctx.bucket.bucket, rows[0]!.storage_key)).toBe(sha256(data));
