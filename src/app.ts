@@ -4,6 +4,7 @@
  *   /api/multipart/*  direct-to-S3 multipart uploads      src/direct/
  *   /s3/multipart/*   the same, in Uppy Companion's shape src/direct/
  *   /api/uploads/*    the owner's view of their uploads   src/api/
+ *   /downloads/:id    download links (no token: signed)   src/downloads/
  *   /healthz /readyz  operations                          src/ops/
  *   /metrics          Prometheus metrics                  src/ops/
  *   /                 the upload page (built from web/)   src/web/
@@ -24,6 +25,8 @@ import { openDatabase, type Database } from './db/client.js';
 import { directPlugin } from './direct/plugin.js';
 import { PartPresigner } from './direct/presigner.js';
 import { DirectUploads } from './direct/service.js';
+import { downloadLinkRoute } from './downloads/link-route.js';
+import { DownloadLinks, linkKey } from './downloads/links.js';
 import { FileDownloads, PresignedDownloads, type DownloadStorage } from './downloads/storage.js';
 import { corsPolicy } from './http/cors.js';
 import { runJanitor, type JanitorOptions } from './janitor/janitor.js';
@@ -64,7 +67,10 @@ export interface AppDeps {
   locker?: UploadLocker;
   /** Where the JSON log lines go (default: stdout); tests capture them. */
   logStream?: { write(line: string): void };
-  /** The clock expiry and the janitor decide by (default: the system's); tests move it instead of waiting. */
+  /**
+   * The one clock of the server (default: the system's): expiry, the janitor and signed download links decide by
+   * it; tests move it instead of waiting.
+   */
   now?: () => Date;
 }
 
@@ -191,8 +197,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     config.s3 && s3 && presignClient ? createDirectUploads(config, config.s3, s3, presignClient, uploads) : undefined;
   const downloads: DownloadStorage =
     config.s3 && presignClient
-      ? new PresignedDownloads(presignClient, config.s3.bucket, config.presignExpiresMs / 1000)
+      ? new PresignedDownloads(presignClient, config.s3.bucket, config.presignExpiresMs / 1000, deps.now)
       : new FileDownloads(path.join(config.dataDir, 'files'));
+  const links = new DownloadLinks(downloads, await linkKey(config.auth), config.presignExpiresMs, deps.now);
 
   app.decorateRequest('user', null as unknown as User);
   await app.register(cors, corsPolicy(config));
@@ -219,7 +226,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
 
   await app.register(async (api) => {
     api.addHook('onRequest', authHook(authenticator));
-    await api.register(uploadsApi, { uploads, downloads });
+    await api.register(uploadsApi, { uploads, downloads, links, publicUrl: config.publicUrl });
     await api.register(directPlugin, { direct });
   });
 
@@ -231,6 +238,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
         }
       : () => access(path.join(config.dataDir), constants.W_OK),
   };
+  // Download links carry their own permission (a signature), so no token: outside the authenticated scope.
+  await app.register(downloadLinkRoute, { links, uploads, downloads });
   await app.register(healthRoutes, { checks });
   await app.register(metricsRoute, { metrics, token: config.metricsToken });
 

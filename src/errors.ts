@@ -31,6 +31,8 @@ export const ERROR_CODES = {
   ERR_UNSUPPORTED_MEDIA_TYPE: 415,
   /** A download's Range starts past the end of the file (Content-Range says its size). */
   ERR_RANGE_NOT_SATISFIABLE: 416,
+  /** A download link that expired, was altered, or is another upload's: ask for a new one (with the token). */
+  ERR_LINK_REFUSED: 403,
   /** Another request holds the upload, or the offset cannot be told right now: retry (Retry-After). */
   ERR_UPLOAD_LOCKED: 423,
   /** The user has USER_MAX_OPEN_UPLOADS unfinished uploads. */
@@ -95,6 +97,7 @@ export const rangeNotSatisfiable = (size: number) =>
   new FreightError('ERR_RANGE_NOT_SATISFIABLE', `the range starts past the end of the file (${size} bytes)`, {
     'Content-Range': `bytes */${size}`,
   });
+export const linkRefused = (message: string) => new FreightError('ERR_LINK_REFUSED', message);
 /** 423 Locked: tus clients retry it on their schedule (Retry-After says when). */
 export const locked = (message: string) => new FreightError('ERR_UPLOAD_LOCKED', message, retryAfter);
 export const notImplemented = (message: string) => new FreightError('ERR_NOT_IMPLEMENTED', message);

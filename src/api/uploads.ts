@@ -4,6 +4,7 @@ import { UPLOAD_STATUSES } from '../db/schema.js';
 import type { ListCursor } from '../db/repository.js';
 import { isUploadId } from '../db/ids.js';
 import { answerDownload } from '../downloads/answer.js';
+import type { DownloadLinks } from '../downloads/links.js';
 import type { DownloadStorage } from '../downloads/storage.js';
 import { badRequest } from '../errors.js';
 import type { UploadService } from '../uploads/service.js';
@@ -74,9 +75,23 @@ const PartList = {
   required: ['parts'],
 } as const;
 
+/** A download link: a URL that fetches the upload's bytes without a token, until `expiresAt` (downloads/links.ts). */
+const DownloadLinkBody = {
+  type: 'object',
+  properties: { url: { type: 'string' }, expiresAt: { type: 'string' } },
+  required: ['url', 'expiresAt'],
+  additionalProperties: false,
+} as const;
+
 export const uploadsApi: FastifyPluginAsyncJsonSchemaToTs<{
-  Options: { uploads: UploadService; downloads: DownloadStorage };
-}> = async (app, { uploads, downloads }) => {
+  Options: {
+    uploads: UploadService;
+    downloads: DownloadStorage;
+    links: DownloadLinks;
+    /** PUBLIC_URL: this server as clients reach it (else the request's Host), for the links it hands out. */
+    publicUrl: string | undefined;
+  };
+}> = async (app, { uploads, downloads, links, publicUrl }) => {
   app.get(
     '/api/uploads',
     { schema: { querystring: ListQuery, response: { 200: UploadList, 400: ErrorBody } } },
@@ -132,4 +147,15 @@ export const uploadsApi: FastifyPluginAsyncJsonSchemaToTs<{
     handler: async (request, reply) =>
       answerDownload(downloads, await uploads.getOwnedLive(request.user.id, request.params.id), request, reply),
   });
+
+  // A short-lived link to the same bytes that needs no token, for a browser to fetch itself (the page's Download).
+  app.post(
+    '/api/uploads/:id/download-link',
+    { schema: { params: IdParams, response: { 200: DownloadLinkBody, 404: ErrorBody, 409: ErrorBody } } },
+    async (request) => {
+      const upload = await uploads.getOwnedLive(request.user.id, request.params.id);
+      const link = await links.create(upload, publicUrl ?? `${request.protocol}://${request.headers.host}`);
+      return { url: link.url, expiresAt: link.expiresAt.toISOString() };
+    },
+  );
 };

@@ -4,11 +4,12 @@
  * the parts S3 holds (each checked against the local bytes' MD5). A remembered upload the server no longer has
  * (404, 410: aborted, expired) is forgotten and the file starts anew. Each part is retried by the client itself;
  * a failure of the whole attempt (Freight unreachable, 503) is retried, resuming, with backoff and jitter.
+ * The token goes to Freight's API only (the client joins --endpoint and a path; Node's fetch drops it on a redirect
+ * to another origin); part URLs are presigned and carry none.
  */
 import { DirectUploadError, uploadDirect } from '../client/direct-upload.js';
 import { fileSource } from '../client/sources.js';
 import { TransferError, retryableStatus, withRetries, type Transfer, type TransferResult } from './transfer.js';
-import { fingerprint } from './upload-state.js';
 
 function describe(error: unknown): unknown {
   if (error instanceof DirectUploadError) {
@@ -29,8 +30,7 @@ function describe(error: unknown): unknown {
   return new TransferError(cause?.message ? `${message}: ${cause.message}` : message, undefined, true);
 }
 
-export const directTransfer: Transfer = async ({ file, progress, signal }, settings) => {
-  const key = fingerprint(file, settings.server, 'direct');
+export const directTransfer: Transfer = async ({ file, key, progress, signal }, settings) => {
   const attempt = async (): Promise<TransferResult> => {
     const saved = await settings.state.load(key);
     const source = await fileSource(file.realPath);

@@ -12,6 +12,7 @@ export interface TransferSettings {
   server: string;
   /** The tus creation URL: <server>/files/ unless the endpoint named a path of its own. */
   tusEndpoint: string;
+  /** Sent as `Authorization: Bearer` to the endpoint's origin only (see authorizationFor). */
   token: string | undefined;
   /** tus: bytes per PATCH. direct: bytes per part (default: the server's plan). */
   chunkSize: number | undefined;
@@ -23,6 +24,8 @@ export interface TransferSettings {
 
 export interface TransferJob {
   file: LocalFile;
+  /** The file's fingerprint for this server and protocol: the name of its resume state (and of its lock). */
+  key: string;
   progress: FileProgress;
   signal: AbortSignal;
 }
@@ -55,6 +58,16 @@ export class TransferError extends Error {
   get fatal(): boolean {
     return this.status === 401 || this.status === 403;
   }
+}
+
+/**
+ * The Authorization header for a request to `url`: the token goes to the origin of --endpoint (scheme, host and
+ * port) and nowhere else. A server may hand out upload URLs elsewhere (a tus Location on another host, a CDN):
+ * they are used without the token, so that whoever runs that origin never receives it.
+ */
+export function authorizationFor(url: string | URL, settings: Pick<TransferSettings, 'server' | 'token'>) {
+  if (!settings.token) return undefined;
+  return new URL(url).origin === new URL(settings.server).origin ? `Bearer ${settings.token}` : undefined;
 }
 
 /** Statuses worth trying again as they are: the server or something before it is busy or down. */

@@ -15,13 +15,14 @@ import { MiB } from '../config/units.js';
 import type { FileProgress } from './progress.js';
 import {
   TransferError,
+  authorizationFor,
   retryableStatus,
   withRetries,
   type Transfer,
   type TransferResult,
   type TransferSettings,
 } from './transfer.js';
-import { fingerprint, type LocalFile } from './upload-state.js';
+import type { LocalFile } from './upload-state.js';
 
 export const DEFAULT_TUS_CHUNK = 32 * MiB;
 
@@ -33,8 +34,17 @@ function jitteredDelays(settings: { attempts: number; baseMs: number; capMs: num
   return Array.from({ length: settings.attempts - 1 }, (_, n) => backoffDelay(n, settings));
 }
 
+/**
+ * Why a request to an upload URL on another origin was refused: it went without the token, on purpose.
+ * "PATCH https://elsewhere/files/abc: 401 …" alone would read like a bad token.
+ */
+function offOriginNote(url: string, status: number, settings: TransferSettings): string {
+  if ((status !== 401 && status !== 403) || !settings.token || authorizationFor(url, settings)) return '';
+  return ` (the server sent this upload to ${new URL(url).origin}; the token is only sent to ${new URL(settings.server).origin})`;
+}
+
 /** "PATCH http://…/files/abc: 401 ERR_UNAUTHORIZED: token expired", or the network error underneath. */
-function describe(error: Error | DetailedError): TransferError {
+function describe(error: Error | DetailedError, settings: TransferSettings): TransferError {
   if (!(error instanceof DetailedError)) return new TransferError(error.message, undefined, true);
   const response = error.originalResponse;
   const request = error.originalRequest;
@@ -45,11 +55,11 @@ function describe(error: Error | DetailedError): TransferError {
   }
   const status = response.getStatus();
   const body = response.getBody()?.trim().split('\n')[0]?.slice(0, 300) ?? '';
-  return new TransferError(`${where}: ${status}${body ? ` ${body}` : ''}`, status, retryableStatus(status));
+  const note = request ? offOriginNote(request.getURL(), status, settings) : '';
+  return new TransferError(`${where}: ${status}${body ? ` ${body}` : ''}${note}`, status, retryableStatus(status));
 }
 
-export const tusTransfer: Transfer = async ({ file, progress, signal }, settings) => {
-  const key = fingerprint(file, settings.tusEndpoint, 'tus');
+export const tusTransfer: Transfer = async ({ file, key, progress, signal }, settings) => {
   // tus-js-client retries each request on its own schedule; when it gives up, the file is tried again (resuming
   // from the saved URL) on the longer one of the command.
   // The offset the server held when this run first took the file up (later attempts continue from further on).
@@ -81,7 +91,7 @@ async function attempt(
       uploadUrl: saved?.uploadUrl ?? null,
       uploadSize: file.size,
       chunkSize: settings.chunkSize ?? DEFAULT_TUS_CHUNK,
-      headers: settings.token ? { Authorization: `Bearer ${settings.token}` } : {},
+      // No `headers` option: tus-js-client would send those to every URL, the server's Location included.
       metadata: { filename: file.name, filetype: 'application/octet-stream' },
       retryDelays: jitteredDelays(TUS_REQUEST_RETRY),
       // This command keeps its own state (upload-state.ts); tus-js-client's file storage is not used.
@@ -102,6 +112,9 @@ async function attempt(
         });
       },
       onBeforeRequest: async (request: HttpRequest) => {
+        // The token for the endpoint's origin only, decided per request: the upload URL is the server's choice.
+        const authorization = authorizationFor(request.getURL(), settings);
+        if (authorization) request.setHeader('Authorization', authorization);
         if (request.getMethod() !== 'PATCH') return;
         // No byte goes before the upload URL is on disk: a kill at any later moment can be resumed.
         await saving;
@@ -110,7 +123,7 @@ async function attempt(
       },
       onProgress: (sent) => progress.update(sent),
       onSuccess: () => resolve(upload),
-      onError: (error) => reject(describe(error)),
+      onError: (error) => reject(describe(error, settings)),
     });
     const stop = () => {
       void upload.abort(false);
@@ -122,7 +135,7 @@ async function attempt(
   });
 
   const url = upload.url!;
-  await confirmComplete(url, settings.token, file.size, signal);
+  await confirmComplete(url, settings, file.size, signal);
   return {
     id: new URL(url).pathname.split('/').filter(Boolean).pop() ?? url,
     url,
@@ -136,19 +149,20 @@ async function attempt(
  */
 async function confirmComplete(
   url: string,
-  token: string | undefined,
+  settings: TransferSettings,
   size: number,
   signal: AbortSignal,
 ): Promise<void> {
+  const authorization = authorizationFor(url, settings);
   const res = await fetch(url, {
     method: 'HEAD',
-    headers: { 'Tus-Resumable': '1.0.0', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+    headers: { 'Tus-Resumable': '1.0.0', ...(authorization ? { Authorization: authorization } : {}) },
     signal,
   });
   const offset = Number(res.headers.get('upload-offset'));
   if (!res.ok || offset !== size) {
     throw new TransferError(
-      `HEAD ${url}: ${res.status}, the server holds ${offset} of ${size} bytes`,
+      `HEAD ${url}: ${res.status}, the server holds ${offset} of ${size} bytes${offOriginNote(url, res.status, settings)}`,
       res.status,
       retryableStatus(res.status),
     );

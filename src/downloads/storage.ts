@@ -24,12 +24,15 @@ export class PresignedDownloads {
     /** A client for the endpoint clients reach (S3_PUBLIC_ENDPOINT), that presigns and never calls S3. */
     private readonly client: S3Client,
     private readonly bucket: string,
-    private readonly expiresInSeconds: number,
+    readonly expiresInSeconds: number,
+    /** The signing clock (tests move it: a URL signed in the past has expired). */
+    private readonly now: () => Date = () => new Date(),
   ) {}
 
   /**
    * A GET URL that S3 answers as data under the upload's name, whatever type the object or the client claims:
-   * S3 sets Content-Type and Content-Disposition from the signed response-* parameters.
+   * S3 sets Content-Type and Content-Disposition from the signed response-* parameters. It is valid from now
+   * for `expiresInSeconds`, for this object only.
    */
   url(upload: FileUpload): Promise<string> {
     const command = new GetObjectCommand({
@@ -38,7 +41,7 @@ export class PresignedDownloads {
       ResponseContentType: STORED_CONTENT_TYPE,
       ResponseContentDisposition: attachment(upload.filename),
     });
-    return getSignedUrl(this.client, command, { expiresIn: this.expiresInSeconds });
+    return getSignedUrl(this.client, command, { expiresIn: this.expiresInSeconds, signingDate: this.now() });
   }
 }
 

@@ -3,7 +3,7 @@
  * protocol): on S3 a redirect to a presigned GET that S3 answers with the exact bytes, ranges and the file's name;
  * on the local file store the file streamed with ranges. Any file name, as data, to its owner only.
  */
-import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, inject, test } from 'vitest';
 import { uploadDirect } from '../../src/client/direct-upload.js';
 import { bufferSource } from '../../src/client/sources.js';
 import { attachment } from '../../src/http/content-disposition.js';
@@ -62,7 +62,13 @@ const idOf = (url: string) => url.split('/').pop()!;
 const bytesOf = async (res: Response) => Buffer.from(await res.arrayBuffer());
 
 describe('on S3: a redirect to a presigned GET', () => {
-  const ctx = freightOnS3('freight-downloads', { PRESIGN_EXPIRES: '5m' });
+  // Each test signs at one instant: the URL a redirect names is the one following it reaches (signed a second
+  // apart, their X-Amz-Date and signature would differ).
+  let signedAt = new Date();
+  beforeEach(() => {
+    signedAt = new Date();
+  });
+  const ctx = freightOnS3('freight-downloads', { PRESIGN_EXPIRES: '5m' }, { now: () => signedAt });
 
   test.each(NAMES)(
     '%j: 302 to a short-lived URL; S3 answers the exact bytes, ranges, and the name as an attachment',

@@ -5,7 +5,7 @@
  * of S3 for direct uploads) so that "the middle" exists on a fast machine; the relays also cut the connections
  * while the browser is offline. Screenshots go to test-results/.
  */
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
@@ -15,6 +15,7 @@ import { ensureBucket } from '../../src/storage/bucket.js';
 import {
   createTestBucket,
   eventually,
+  JWT_SECRET,
   MiB,
   randomData,
   serviceEnv,
@@ -76,10 +77,15 @@ async function localFile(name: string): Promise<{ file: string; name: string; da
   return { file, name, data };
 }
 
-/** Opens the page as a person given a link with their token. */
-async function openAs(user: string): Promise<Page> {
+/**
+ * Opens the page as a person given a link with their token. The browser is shared by the tests, each as another
+ * user: when the page asks whether to sign in as someone else than the last user, the person says yes.
+ */
+async function openAs(user: string, base = front.url): Promise<Page> {
   const page = await context.newPage();
-  await page.goto(`${front.url}/?token=${await tokenFor(user)}`);
+  await page.goto(`${base}/?token=${await tokenFor(user)}`);
+  await page.locator('#upload:visible, #switch:visible').first().waitFor();
+  if (await page.locator('#switch').isVisible()) await page.getByRole('button', { name: `Sign in as ${user}` }).click();
   await page.locator('#upload').waitFor();
   return page;
 }
@@ -239,6 +245,144 @@ describe('the upload page', () => {
     await expect.poll(() => page.locator('#uploads-status').textContent()).toBe('No uploads yet.');
     await page.close();
   });
+});
+
+/** A completed tus upload of `data` for `user`, made outside the page; its id. */
+async function completedUpload(base: string, user: string, name: string, data: Buffer): Promise<string> {
+  const auth = { Authorization: `Bearer ${await tokenFor(user)}`, 'Tus-Resumable': '1.0.0' };
+  const created = await fetch(`${base}/files/`, {
+    method: 'POST',
+    headers: {
+      ...auth,
+      'Upload-Length': String(data.length),
+      'Upload-Metadata': `filename ${Buffer.from(name).toString('base64')}`,
+    },
+  });
+  const url = created.headers.get('location')!;
+  const patched = await fetch(url, {
+    method: 'PATCH',
+    headers: { ...auth, 'Upload-Offset': '0', 'Content-Type': 'application/offset+octet-stream' },
+    body: new Uint8Array(data),
+  });
+  expect(patched.status).toBe(204);
+  return url.split('/').pop()!;
+}
+
+describe('a ?token= link for someone else', () => {
+  const who = (page: Page) => page.locator('#who').textContent();
+
+  test('signed in as A, a link of B asks first; "stay" keeps A (and uploads go to A), "sign in as B" switches', async () => {
+    const a = uniqueUser('page-a');
+    const b = uniqueUser('page-b');
+    const page = await openAs(a);
+    await expect.poll(() => who(page)).toBe(`Signed in as ${a}`);
+
+    await page.goto(`${front.url}/?token=${await tokenFor(b)}`);
+    const question = page.locator('#switch');
+    await question.waitFor();
+    expect(page.url()).toBe(`${front.url}/`);
+    expect(await question.textContent()).toContain(
+      `You are signed in as ${a}. The link you opened would sign you in as ${b} instead`,
+    );
+    // Nothing acts for either of them until the person has chosen.
+    expect(await page.locator('#upload').isHidden()).toBe(true);
+    await page.screenshot({ path: path.join(SCREENSHOTS, 'upload-page-switch-question.png'), fullPage: true });
+    await page.getByRole('button', { name: `Stay signed in as ${a}` }).click();
+    await expect.poll(() => who(page)).toBe(`Signed in as ${a}`);
+    await question.waitFor({ state: 'hidden' });
+
+    const { file, name } = await localFile('after-declining.bin');
+    await upload(page, 'tus', file);
+    await expect.poll(() => transfer(page, name).getAttribute('data-state'), { timeout: 60_000 }).toBe('completed');
+    expect(await theUpload(a)).toMatchObject({ status: 'completed' });
+    expect(await sql`select id from file_uploads where user_id = ${b}`).toHaveLength(0);
+
+    await page.goto(`${front.url}/?token=${await tokenFor(b)}`);
+    await page.getByRole('button', { name: `Sign in as ${b}` }).click();
+    await expect.poll(() => who(page)).toBe(`Signed in as ${b}`);
+    await page.close();
+  });
+
+  test('a new tab from a link of B, after A signed in on this browser, asks too ("stay signed out"); a fresh link of A does not ask', async () => {
+    const a = uniqueUser('page-last');
+    const b = uniqueUser('page-other');
+    const first = await openAs(a);
+    await first.close();
+
+    const page = await context.newPage();
+    await page.goto(`${front.url}/?token=${await tokenFor(b)}`);
+    await page.locator('#switch').waitFor();
+    expect(await page.locator('#switch-text').textContent()).toContain(`This browser was last signed in as ${a}`);
+    await page.getByRole('button', { name: 'Stay signed out' }).click();
+    await page.locator('#sign-in').waitFor();
+    expect(await page.locator('#upload').isHidden()).toBe(true);
+    // Not "the server refused your token": this tab sent none.
+    expect(await page.locator('#notice').isHidden()).toBe(true);
+    await page.close();
+
+    const again = await context.newPage();
+    await again.goto(`${front.url}/?token=${await tokenFor(a)}`);
+    await expect.poll(() => who(again)).toBe(`Signed in as ${a}`);
+    expect(await again.locator('#switch').isHidden()).toBe(true);
+    await again.close();
+  });
+
+  test('a link whose token the server refuses changes nothing for a signed-in person, and says so', async () => {
+    const a = uniqueUser('page-keep');
+    const page = await openAs(a);
+    await page.goto(`${front.url}/?token=not-a-token`);
+    await expect.poll(() => page.locator('#link-note').textContent()).toContain('the server refused its token');
+    await expect.poll(() => who(page)).toBe(`Signed in as ${a}`);
+    await page.close();
+  });
+});
+
+describe('Download on the page', () => {
+  let fileStore: RunningFreight;
+  beforeAll(async () => {
+    fileStore = await startFreight({
+      DATABASE_URL: inject('databaseUrl'),
+      AUTH_JWT_SECRET: JWT_SECRET,
+      LOG_LEVEL: 'silent',
+    });
+  });
+  afterAll(() => fileStore?.close());
+
+  for (const storage of ['S3', 'file store'] as const) {
+    test(`${storage}: the browser fetches a short-lived link itself (a navigation to a download, never the page's fetch), byte-identical`, async () => {
+      const base = storage === 'S3' ? freight.url : fileStore.url;
+      const user = uniqueUser('page-download');
+      const data = randomData(storage === 'S3' ? 64 * MiB : 8 * MiB);
+      const name = `download ${storage}.bin`;
+      const id = await completedUpload(base, user, name, data);
+      const page = await openAs(user, base);
+      const requests: Array<{ url: string; type: string; navigation: boolean }> = [];
+      page.on('request', (request) =>
+        requests.push({ url: request.url(), type: request.resourceType(), navigation: request.isNavigationRequest() }),
+      );
+      const button = page.locator(`#upload-rows tr[data-id="${id}"]`).getByRole('button', { name: `Download ${name}` });
+      await button.waitFor();
+      const [download] = await Promise.all([page.waitForEvent('download'), button.click()]);
+
+      // The download is the link itself (today's page handed over a blob: of bytes it had fetched).
+      const link = new URL(download.url());
+      expect(link.protocol).toBe('http:');
+      if (storage === 'S3') expect(link.origin).toBe(s3Relay.url);
+      else expect(link.href).toMatch(new RegExp(`^${base}/downloads/${id}\\?expires=\\d+&signature=`));
+      // A navigation of the page's (S3, another origin), or, for a same-origin <a download>, straight to the
+      // browser's download manager (no request the page sees at all); never a fetch or XHR of the page's.
+      const forBytes = requests.filter((request) => request.url === download.url());
+      if (storage === 'S3') expect(forBytes.length).toBeGreaterThan(0);
+      expect(forBytes.every((request) => request.navigation && request.type === 'document')).toBe(true);
+      // The page itself asked only for the link (a small JSON answer), never for the bytes.
+      const pageFetches = requests.filter((request) => request.type === 'fetch' && request.url.includes(id));
+      expect(pageFetches.map((request) => new URL(request.url).pathname)).toEqual([`/api/uploads/${id}/download-link`]);
+      expect(await download.failure()).toBeNull();
+      expect(sha256(await readFile((await download.path())!))).toBe(sha256(data));
+      expect(download.suggestedFilename()).toBe(name);
+      await page.close();
+    });
+  }
 });
 
 describe('the upload page on a server without authentication', () => {

@@ -7,9 +7,12 @@ import { createUploader, type Mode } from './uploader.js';
 import { createTransfers } from './transfers.js';
 import { createUploadsList } from './uploads-list.js';
 import {
+  checkToken,
   currentToken,
   installFetchWrapper,
+  lastUser,
   onRefused,
+  rememberUser,
   setToken,
   takeTokenFromAddress,
   tokenSubject,
@@ -18,7 +21,8 @@ import {
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 
 installFetchWrapper();
-takeTokenFromAddress();
+// Out of the address bar at once (history, bookmarks, a shared screen), whatever is decided about it below.
+const offered = takeTokenFromAddress();
 
 const notice = $<HTMLParagraphElement>('notice');
 const show = (id: string, visible: boolean) => {
@@ -47,17 +51,65 @@ async function check(): Promise<{ ok: true } | { ok: false; message: string }> {
 
 let started = false;
 
+/**
+ * Whether to take a `?token=` link's token. Taken as before when nobody was signed in on this browser, or when it
+ * is the same user's (a fresh token). For another user, the person is asked first, seeing both names; declining
+ * keeps the session as it was. A link whose token the server refuses changes nothing for a signed-in person.
+ */
+async function considerLink(token: string): Promise<void> {
+  const inTab = currentToken();
+  const previous = (inTab ? tokenSubject(inTab) : undefined) ?? lastUser();
+  const linked = tokenSubject(token);
+  if (previous === undefined || linked === previous) return setToken(token);
+  const verdict = await checkToken(token);
+  if (!verdict.ok) {
+    // Nobody signed in here: as any refused token, the sign-in form says why.
+    if (!inTab) return setToken(token);
+    linkNote = `The link you opened was not used: the server refused its token (${verdict.message}).`;
+    return;
+  }
+  if (await askToSwitch(previous, linked ?? 'another user', inTab !== undefined)) setToken(token);
+}
+
+/** Shows who the person is (or was) signed in as and who the link is for; resolves with their choice. */
+function askToSwitch(previous: string, linked: string, signedIn: boolean): Promise<boolean> {
+  const section = $('switch');
+  $('switch-text').textContent = signedIn
+    ? `You are signed in as ${previous}. The link you opened would sign you in as ${linked} instead, and what you upload from then on would go to ${linked}'s account.`
+    : `This browser was last signed in as ${previous}. The link you opened would sign you in as ${linked}, and what you upload would go to ${linked}'s account.`;
+  const keep = $<HTMLButtonElement>('switch-keep');
+  const accept = $<HTMLButtonElement>('switch-accept');
+  keep.textContent = signedIn ? `Stay signed in as ${previous}` : 'Stay signed out';
+  accept.textContent = `Sign in as ${linked}`;
+  section.hidden = false;
+  keep.focus();
+  return new Promise((resolve) => {
+    const choose = (switching: boolean) => () => {
+      section.hidden = true;
+      keep.onclick = accept.onclick = null;
+      resolve(switching);
+    };
+    keep.onclick = choose(false);
+    accept.onclick = choose(true);
+  });
+}
+
+/** Said once the page has started: what became of a link that was not used. */
+let linkNote: string | undefined;
+
 function start(): void {
   const token = currentToken();
-  $('who').textContent = token
-    ? `Signed in as ${tokenSubject(token) ?? 'token holder'}`
-    : 'No sign-in needed on this server';
+  const user = token ? tokenSubject(token) : undefined;
+  if (user) rememberUser(user);
+  $('who').textContent = token ? `Signed in as ${user ?? 'token holder'}` : 'No sign-in needed on this server';
   $<HTMLButtonElement>('sign-out').hidden = !token;
   show('session', true);
   show('sign-in', false);
   show('upload', true);
   show('uploads', true);
   notice.hidden = true;
+  $('link-note').textContent = linkNote ?? '';
+  show('link-note', linkNote !== undefined);
   if (started) return;
   started = true;
 
@@ -118,9 +170,11 @@ $<HTMLFormElement>('sign-in-form').addEventListener('submit', async (event) => {
 
 $('sign-out').addEventListener('click', () => {
   setToken(undefined);
+  rememberUser(undefined);
   location.reload();
 });
 
+if (offered !== undefined) await considerLink(offered);
 const first = await check();
 if (first.ok) start();
 else showSignIn(currentToken() ? first.message : undefined);

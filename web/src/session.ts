@@ -4,10 +4,18 @@
  * closes. It is sent on every request to this page's own origin, and to no other: Uppy's Companion calls (plain
  * fetch, which has no header option in @uppy/aws-s3 6) get it from a fetch wrapper that adds it for same-origin
  * URLs only, so the presigned S3 URLs never see it.
+ *
+ * A `?token=` link is never obeyed blindly: anyone can send a link with their own token, and a page that
+ * switched to it would put the victim's uploads in the sender's account (a login CSRF). The page remembers who
+ * was last signed in on this browser (the user's name only, in localStorage, never a token), and a link for
+ * someone else is only taken after the person says so (main.ts).
  */
 const STORAGE_KEY = 'freight.token';
+const LAST_USER_KEY = 'freight.lastUser';
 
 let token: string | undefined = sessionStorage.getItem(STORAGE_KEY) ?? undefined;
+/** window.fetch as it was before the wrapper: for checking a token without adding (or reporting on) this tab's. */
+const unwrappedFetch = window.fetch.bind(window);
 const refusalListeners: Array<(message: string) => void> = [];
 const goneListeners: Array<(url: URL, status: number) => void> = [];
 
@@ -21,14 +29,32 @@ export function setToken(value: string | undefined): void {
   else sessionStorage.removeItem(STORAGE_KEY);
 }
 
-/** A `?token=` in the address: taken, stored, and removed from the address bar. */
-export function takeTokenFromAddress(): void {
+/** A `?token=` in the address, removed from the address bar at once; the caller decides whether to take it. */
+export function takeTokenFromAddress(): string | undefined {
   const url = new URL(location.href);
   const given = url.searchParams.get('token');
-  if (given === null) return;
-  setToken(given);
+  if (given === null) return undefined;
   url.searchParams.delete('token');
   history.replaceState(null, '', url);
+  return given.trim() || undefined;
+}
+
+/** Who was last signed in on this browser (any tab), by name; undefined after a sign-out. */
+export function lastUser(): string | undefined {
+  return localStorage.getItem(LAST_USER_KEY) ?? undefined;
+}
+
+export function rememberUser(user: string | undefined): void {
+  if (user) localStorage.setItem(LAST_USER_KEY, user);
+  else localStorage.removeItem(LAST_USER_KEY);
+}
+
+/** Whether this server accepts `candidate` (not this tab's token), and its reason if not. */
+export async function checkToken(candidate: string): Promise<{ ok: true } | { ok: false; message: string }> {
+  const res = await unwrappedFetch('/api/uploads?limit=1', { headers: { Authorization: `Bearer ${candidate}` } });
+  if (res.ok) return { ok: true };
+  const body = (await res.json().catch(() => ({}))) as { message?: string };
+  return { ok: false, message: body.message ?? `${res.status}` };
 }
 
 /** The Authorization header for this server, when there is a token. */
@@ -50,14 +76,15 @@ const isOwnOrigin = (url: URL) => url.origin === location.origin;
 
 /** Wraps window.fetch once: same-origin requests get the token; every other request is left exactly as it was. */
 export function installFetchWrapper(): void {
-  const original = window.fetch.bind(window);
+  const original = unwrappedFetch;
   window.fetch = async (input: RequestInfo | URL, init?: RequestInit) => {
     const url = new URL(input instanceof Request ? input.url : String(input), location.href);
     if (!isOwnOrigin(url)) return original(input, init);
     const request = new Request(input, init);
     if (token && !request.headers.has('Authorization')) request.headers.set('Authorization', `Bearer ${token}`);
     const response = await original(request);
-    if (response.status === 401) {
+    // A refusal of the token, not the 401 of a visitor who has not signed in yet (the sign-in form is for that).
+    if (response.status === 401 && request.headers.has('Authorization')) {
       const message = await response
         .clone()
         .json()

@@ -4,7 +4,6 @@
  * seconds while this tab uploads, and now and then otherwise.
  */
 import { formatBytes, formatTime } from './format.js';
-import { currentToken } from './session.js';
 
 export interface UploadRow {
   id: string;
@@ -25,32 +24,26 @@ const ACTIVE_REFRESH_MS = 2_000;
 const IDLE_REFRESH_MS = 20_000;
 
 /**
- * Where a completed upload is downloaded: GET /api/uploads/:id/download (both protocols) when the server has
- * that route, else GET /files/:id, which serves tus uploads only. Asked once: a route the server lacks answers
- * ERR_ROUTE_NOT_FOUND, a route it has answers ERR_UPLOAD_NOT_FOUND for an id that is nobody's.
+ * Downloads a completed upload (either protocol) the way a browser downloads anything: Freight is asked (with the
+ * token) for a short-lived link to it (POST /api/uploads/:id/download-link: on S3 a presigned GET, on the file
+ * store a signed link to Freight), and the browser fetches that link itself, streaming it to disk with its own
+ * download manager. The bytes never pass through this page's memory, whatever the file's size.
  */
-async function downloadRoute(): Promise<(row: UploadRow) => string | undefined> {
-  const res = await fetch('/api/uploads/00000000-0000-4000-8000-000000000000/download');
-  const body = (await res.json().catch(() => ({}))) as { error?: string };
-  if (res.ok || body.error !== 'ERR_ROUTE_NOT_FOUND')
-    return (row) => `/api/uploads/${encodeURIComponent(row.id)}/download`;
-  return (row) => (row.protocol === 'tus' ? `/files/${encodeURIComponent(row.id)}` : undefined);
-}
-
-/** Saves a download that needs the token: fetched (the wrapper adds it), then handed to the browser as a file. */
-async function saveWithToken(url: string, filename: string, status: HTMLElement): Promise<void> {
-  status.textContent = `Downloading ${filename}…`;
-  const res = await fetch(url);
+async function download(row: UploadRow, filename: string, status: HTMLElement): Promise<void> {
+  status.textContent = `Preparing the download of ${filename}…`;
+  const res = await fetch(`/api/uploads/${encodeURIComponent(row.id)}/download-link`, { method: 'POST' });
   if (!res.ok) {
-    status.textContent = `Download of ${filename} failed: ${res.status}`;
+    const body = (await res.json().catch(() => ({}))) as { message?: string };
+    status.textContent = `Download of ${filename} failed: ${body.message ?? res.status}`;
     return;
   }
+  const { url } = (await res.json()) as { url: string };
   const link = document.createElement('a');
-  link.href = URL.createObjectURL(await res.blob());
+  link.href = url;
+  // Honoured for Freight's own links; an S3 link names the file itself (Content-Disposition: attachment).
   link.download = filename;
   link.click();
-  setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
-  status.textContent = `Downloaded ${filename}.`;
+  status.textContent = `Downloading ${filename}: your browser saves it.`;
 }
 
 async function abort(row: UploadRow): Promise<Response> {
@@ -71,31 +64,17 @@ export function createUploadsList(
   elements: { rows: HTMLTableSectionElement; status: HTMLElement; refresh: HTMLButtonElement },
   active: () => boolean,
 ) {
-  let download: ((row: UploadRow) => string | undefined) | undefined;
   let timer: ReturnType<typeof setTimeout> | undefined;
 
   const actionsFor = (row: UploadRow, name: string): HTMLTableCellElement => {
     const td = document.createElement('td');
     if (row.status === 'completed') {
-      const url = download?.(row);
-      if (!url) {
-        td.append('—');
-        td.title = 'This server offers no download of direct uploads yet';
-      } else if (currentToken()) {
-        const button = document.createElement('button');
-        button.type = 'button';
-        button.textContent = 'Download';
-        button.setAttribute('aria-label', `Download ${name}`);
-        button.addEventListener('click', () => void saveWithToken(url, name, elements.status));
-        td.append(button);
-      } else {
-        const link = document.createElement('a');
-        link.href = url;
-        link.download = name;
-        link.textContent = 'Download';
-        link.setAttribute('aria-label', `Download ${name}`);
-        td.append(link);
-      }
+      const button = document.createElement('button');
+      button.type = 'button';
+      button.textContent = 'Download';
+      button.setAttribute('aria-label', `Download ${name}`);
+      button.addEventListener('click', () => void download(row, name, elements.status));
+      td.append(button);
     } else if (UNFINISHED.has(row.status)) {
       const button = document.createElement('button');
       button.type = 'button';
@@ -151,7 +130,6 @@ export function createUploadsList(
   const refresh = async (): Promise<void> => {
     clearTimeout(timer);
     try {
-      download ??= await downloadRoute();
       const res = await fetch('/api/uploads?limit=50');
       if (res.ok) {
         const { uploads } = (await res.json()) as { uploads: UploadRow[] };
