@@ -4,34 +4,16 @@
  */
 import { sql } from 'drizzle-orm';
 import { bigint, index, integer, jsonb, pgEnum, pgTable, primaryKey, text, timestamp, uuid } from 'drizzle-orm/pg-core';
+import { UPLOAD_EVENTS, UPLOAD_STATUSES } from '../uploads/lifecycle.js';
 
-/**
- * `lost`: storage no longer holds the upload's bytes (its multipart upload vanished); `rejected`: its bytes are
- * not the file its client announced (the whole-file SHA-256 differs). Neither can be resumed or completed.
- */
-export const UPLOAD_STATUSES = [
-  'pending',
-  'uploading',
-  'completed',
-  'failed',
-  'aborted',
-  'expired',
-  'lost',
-  'rejected',
-] as const;
+export { UPLOAD_EVENTS, UPLOAD_STATUSES };
+
 export const uploadStatus = pgEnum('upload_status', UPLOAD_STATUSES);
 export const uploadProtocol = pgEnum('upload_protocol', ['tus', 'direct']);
 export const partStatus = pgEnum('part_status', ['pending', 'stored']);
 /** tus concatenation: a partial upload, or the final upload made of partials. */
 export const concatKind = pgEnum('concat_kind', ['partial', 'final']);
-export const WEBHOOK_EVENTS = [
-  'upload.created',
-  'upload.completed',
-  'upload.failed',
-  'upload.aborted',
-  'upload.expired',
-] as const;
-export const webhookEvent = pgEnum('webhook_event', WEBHOOK_EVENTS);
+export const webhookEvent = pgEnum('webhook_event', UPLOAD_EVENTS);
 
 /**
  * tus on S3: the bytes of the part under construction that are stored but not yet a part of the upload's own
@@ -45,6 +27,15 @@ export interface StagingState {
   uploadId: string | null;
   segments: Array<{ partNumber: number; size: number; etag: string }>;
   tail: { key: string; size: number } | null;
+}
+
+/** What a stored object carries beyond its bytes (set by the pre-create hook for one upload). */
+export interface ObjectShape {
+  contentType?: string;
+  contentDisposition?: string;
+  storageClass?: string;
+  tags?: Record<string, string>;
+  metadata?: Record<string, string>;
 }
 
 /** Millisecond precision, like JavaScript dates, so a timestamp read back compares equal (list cursors rely on it). */
@@ -96,6 +87,13 @@ export const fileUploads = pgTable(
     /** The metadata the client sent (tus Upload-Metadata: a key without a value is null). */
     metadata: jsonb('metadata').$type<Record<string, string | null>>(),
     error: text('error'),
+    /** A final upload: how many times its assembly was tried and failed (it is given up after CONCAT_MAX_ATTEMPTS). */
+    assemblyAttempts: integer('assembly_attempts').notNull().default(0),
+    /**
+     * What the object carries, as the pre-create hook shaped it (Content-Type, Content-Disposition, storage class,
+     * tags, metadata); null: nothing beyond the defaults.
+     */
+    objectShape: jsonb('object_shape').$type<ObjectShape>(),
     /** Set while one request completes the upload, so that concurrent completes cannot both call S3. */
     lockedUntil: timestamp('locked_until', MS),
     ...timestamps,
@@ -156,4 +154,4 @@ export type UploadPart = typeof uploadParts.$inferSelect;
 export type UploadStatus = FileUpload['status'];
 export type UploadProtocol = FileUpload['protocol'];
 export type WebhookOutboxRow = typeof webhookOutbox.$inferSelect;
-export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
+export type WebhookEvent = (typeof UPLOAD_EVENTS)[number];

@@ -4,6 +4,7 @@ import { DataStore, ERRORS, Upload } from '@tus/utils';
 import type { ExpectedChecksum } from './checksum.js';
 import type { FileUpload } from '../db/schema.js';
 import type { UploadService } from '../uploads/service.js';
+import { hasEnded } from '../uploads/lifecycle.js';
 
 /** What Freight's body writer (write.ts) tells a store beyond the DataStore's write(stream, id, offset). */
 export interface WriteOptions {
@@ -66,13 +67,11 @@ export abstract class FreightStore extends DataStore {
   abstract expireUploads(): Promise<FileUpload[]>;
 }
 
-const GONE = new Set<FileUpload['status']>(['aborted', 'expired', 'lost', 'rejected']);
-
 /** The row of an upload that can still be written to or read: 404 when there is none, 410 when it is gone. */
 export async function liveRecord(uploads: UploadService, id: string): Promise<FileUpload> {
   const record = await uploads.findForStorage(id);
   if (!record) throw ERRORS.FILE_NOT_FOUND;
-  if (GONE.has(record.status)) throw ERRORS.FILE_NO_LONGER_EXISTS;
+  if (hasEnded(record.status)) throw ERRORS.FILE_NO_LONGER_EXISTS;
   return record;
 }
 

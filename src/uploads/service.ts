@@ -31,6 +31,7 @@ import { metadataProblem, type MetadataLimits } from './metadata.js';
 import { RunningDigest } from './digest.js';
 import type { StoredAdvance, UploadRepository } from '../db/repository.js';
 import type { FileUpload, UploadProtocol, UploadStatus } from '../db/schema.js';
+import { ENDED, OPEN } from './lifecycle.js';
 import type { Metrics } from '../ops/metrics.js';
 import { partCount } from './planner.js';
 import type { StoredPart } from '../storage/multipart.js';
@@ -55,10 +56,9 @@ export interface NewUpload {
   concatPartials?: string[] | null;
 }
 
-/** States from which an upload can still receive bytes, complete, fail or be aborted. */
-export const OPEN_STATUSES: readonly UploadStatus[] = ['pending', 'uploading', 'failed'];
-/** States an upload ends in without completing: nothing is written to it again, and storage may drop its bytes. */
-export const ENDED_STATUSES: readonly UploadStatus[] = ['aborted', 'expired', 'lost', 'rejected'];
+/** The lifecycle's groups (src/uploads/lifecycle.ts), as the repository's guards take them. */
+export const OPEN_STATUSES: readonly UploadStatus[] = OPEN;
+export const ENDED_STATUSES: readonly UploadStatus[] = ENDED;
 
 /**
  * The uploads whose tus lock requests of this process hold or wait for (WatchedLocker). PostgreSQL's advisory
