@@ -56,16 +56,18 @@ export async function webPlugin(app: FastifyInstance, options: { root?: string }
     wildcard: false,
     index: ['index.html'],
     serveDotFiles: false,
+    // Cache-Control is set below, per file; the plugin's own would override it.
+    cacheControl: false,
     setHeaders(res, filePath) {
-      res.header('X-Content-Type-Options', 'nosniff');
+      res.setHeader('X-Content-Type-Options', 'nosniff');
       // A ?token= in the address must never leave in a Referer.
-      res.header('Referrer-Policy', 'no-referrer');
+      res.setHeader('Referrer-Policy', 'no-referrer');
       if (filePath.endsWith('.html')) {
-        res.header('Content-Security-Policy', CONTENT_SECURITY_POLICY);
-        res.header('Cache-Control', 'no-cache');
+        res.setHeader('Content-Security-Policy', CONTENT_SECURITY_POLICY);
+        res.setHeader('Cache-Control', 'no-cache');
       } else {
         // Vite names assets by their content: a new build is new names.
-        res.header('Cache-Control', 'public, max-age=31536000, immutable');
+        res.setHeader('Cache-Control', 'public, max-age=31536000, immutable');
       }
     },
   });
