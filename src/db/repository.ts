@@ -7,6 +7,7 @@ import type { TypedQueryBuilder } from 'drizzle-orm/query-builders/query-builder
 import { isUploadId, uploadLockKey } from './ids.js';
 import { rowsOf, type Db } from './client.js';
 import { uploadSnapshot } from './webhook-outbox.js';
+import { ENDED, OPEN, TRANSITIONS, type Transition, type TransitionName } from '../uploads/lifecycle.js';
 import {
   fileUploads,
   uploadParts,
@@ -42,25 +43,19 @@ export interface StoredAdvance {
 const rowLockKey = sql`('x' || substr(replace(${fileUploads.id}::text, '-', ''), 1, 16))::bit(64)::bigint`;
 
 /** The class of the per-user advisory locks taken to count open uploads (two int4 keys: class, hash of the user). */
+/** The lifecycle's groups as the guards take them (src/uploads/lifecycle.ts decides what is in them). */
+const OPEN_LIST = [...OPEN];
+const ENDED_LIST = [...ENDED];
+const OPEN_SQL = sql`(${sql.join(
+  OPEN.map((status) => sql`${status}::upload_status`),
+  sql`, `,
+)})`;
 const OPEN_UPLOADS_LOCK = 0x4f50454e; // "OPEN"
 
 export interface ListCursor {
   createdAt: Date;
   id: string;
 }
-
-/**
- * The webhook event a change to this status reports. `lost` and `rejected` are failures for good: upload.failed
- * (the upload in the event says which). `uploading` and `pending` report nothing.
- */
-const EVENT_OF_STATUS: Partial<Record<UploadStatus, WebhookEvent>> = {
-  completed: 'upload.completed',
-  failed: 'upload.failed',
-  lost: 'upload.failed',
-  rejected: 'upload.failed',
-  aborted: 'upload.aborted',
-  expired: 'upload.expired',
-};
 
 /** A statement that changes upload rows and returns them (an INSERT or UPDATE … RETURNING). */
 type UploadChange = TypedQueryBuilder<ReturnType<typeof getTableColumns<typeof fileUploads>>> &
@@ -188,7 +183,7 @@ export class UploadRepository {
     return this.db.transaction(async (tx) => {
       await tx.execute(sql`select pg_advisory_xact_lock(${OPEN_UPLOADS_LOCK}::integer, hashtext(${row.userId}))`);
       const isOpen = and(
-        inArray(fileUploads.status, ['pending', 'uploading', 'failed']),
+        inArray(fileUploads.status, OPEN_LIST),
         or(isNull(fileUploads.expiresAt), gt(fileUploads.expiresAt, now)),
       );
       const [counted] = await tx
@@ -288,35 +283,28 @@ export class UploadRepository {
   }
 
   /**
-   * Moves the upload to a new status only from one of `from`; undefined when it was in none of them. With
-   * webhooks on, the event of the new status is written in the same statement, only when the status changes
-   * (failed again after failed updates the error and reports nothing).
+   * Makes one transition of the lifecycle (src/uploads/lifecycle.ts): the upload moves to its status only from one
+   * of its `from` statuses; undefined when it was in none of them. With webhooks on, the transition's event is
+   * written in the same statement, only when the status changes (failed again after failed updates the error and
+   * reports nothing).
    */
   async transition(
     id: string,
-    from: readonly UploadStatus[],
-    set: Partial<NewFileUpload> & { status: UploadStatus },
+    name: TransitionName,
+    set: Omit<Partial<NewFileUpload>, 'status'> = {},
   ): Promise<FileUpload | undefined> {
+    const { from, to, event } = TRANSITIONS[name] as Transition;
     const update = (statuses: readonly UploadStatus[]) => (db: Db) =>
       db
         .update(fileUploads)
-        .set(set)
+        .set({ ...set, status: to })
         .where(and(eq(fileUploads.id, id), inArray(fileUploads.status, [...statuses])))
         .returning();
-    const changing = from.filter((status) => status !== set.status);
-    const [changed] =
-      changing.length > 0 ? await this.reporting(this.db, EVENT_OF_STATUS[set.status], update(changing)) : [];
+    const changing = from.filter((status) => status !== to);
+    const [changed] = changing.length > 0 ? await this.reporting(this.db, event, update(changing)) : [];
     if (changed || changing.length === from.length) return changed;
-    const [same] = await update([set.status])(this.db);
+    const [same] = await update([to])(this.db);
     return same;
-  }
-
-  /** Facts learned from storage (the S3 UploadId, a length declared late, the stored offset); no status change. */
-  async updateUpload(
-    id: string,
-    set: Pick<Partial<NewFileUpload>, 's3UploadId' | 'totalSize' | 'storedOffset'>,
-  ): Promise<void> {
-    await this.db.update(fileUploads).set(set).where(eq(fileUploads.id, id));
   }
 
   /** Sets a fact that is set once (the S3 UploadId, a deferred length): false if it was already set. */
@@ -344,8 +332,8 @@ export class UploadRepository {
             staging = ${staging === null ? null : JSON.stringify(staging)}::jsonb,
             hash_state = ${hashState}::text,
             expires_at = coalesce(${expiresAt?.toISOString() ?? null}::timestamptz, expires_at),
-            status = 'uploading', error = null, updated_at = now()
-        where id = ${id} and stored_offset = ${from} and status in ('pending', 'uploading', 'failed')
+            status = ${TRANSITIONS.progress.to}, error = null, updated_at = now()
+        where id = ${id} and stored_offset = ${from} and status in ${OPEN_SQL}
         returning id
       ), recorded as (
         insert into ${uploadParts} (upload_id, part_number, size, etag, status, hash_state)
@@ -360,11 +348,11 @@ export class UploadRepository {
     return (rowsOf<{ moved: number }>(result)[0]?.moved ?? 0) > 0;
   }
 
-  async unfinishedFinals(open: readonly UploadStatus[]): Promise<FileUpload[]> {
+  async unfinishedFinals(): Promise<FileUpload[]> {
     return this.db
       .select()
       .from(fileUploads)
-      .where(and(eq(fileUploads.concat, 'final'), inArray(fileUploads.status, [...open])));
+      .where(and(eq(fileUploads.concat, 'final'), inArray(fileUploads.status, OPEN_LIST)));
   }
 
   /**
@@ -400,10 +388,10 @@ export class UploadRepository {
   async expireIdleUploads(ids: readonly string[], now: Date): Promise<FileUpload[]> {
     const valid = ids.filter(isUploadId);
     if (valid.length === 0) return [];
-    return this.reporting(this.db, 'upload.expired', (db) =>
+    return this.reporting(this.db, TRANSITIONS.expire.event, (db) =>
       db
         .update(fileUploads)
-        .set({ status: 'expired', lockedUntil: null })
+        .set({ status: TRANSITIONS.expire.to, lockedUntil: null })
         .where(and(inArray(fileUploads.id, valid), this.pastExpiry(now), sql`pg_try_advisory_xact_lock(${rowLockKey})`))
         .returning(),
     );
@@ -414,12 +402,12 @@ export class UploadRepository {
     await this.db
       .update(fileUploads)
       .set({ expiresAt: sql`greatest(${fileUploads.expiresAt}, ${until.toISOString()}::timestamptz)` })
-      .where(and(eq(fileUploads.id, id), inArray(fileUploads.status, ['pending', 'uploading', 'failed'])));
+      .where(and(eq(fileUploads.id, id), inArray(fileUploads.status, OPEN_LIST)));
   }
 
   private pastExpiry(now: Date) {
     return and(
-      inArray(fileUploads.status, ['pending', 'uploading', 'failed']),
+      inArray(fileUploads.status, OPEN_LIST),
       lt(fileUploads.expiresAt, now),
       or(isNull(fileUploads.lockedUntil), lt(fileUploads.lockedUntil, now)),
     );
@@ -465,10 +453,7 @@ export class UploadRepository {
   }
 
   private prunable(before: Date) {
-    return and(
-      inArray(fileUploads.status, ['aborted', 'expired', 'lost', 'rejected']),
-      lt(fileUploads.updatedAt, before),
-    );
+    return and(inArray(fileUploads.status, ENDED_LIST), lt(fileUploads.updatedAt, before));
   }
 
   /** The uploads of these ids that exist (ids that are not UUIDs name none). */
@@ -506,27 +491,27 @@ export class UploadRepository {
       .update(fileUploads)
       .set({
         bytesReceived: sql`greatest(${fileUploads.bytesReceived}, ${bytes})`,
-        status: 'uploading',
+        status: TRANSITIONS.progress.to,
         error: null,
         ...(expiresAt && {
           expiresAt: sql`case when ${bytes} > ${fileUploads.bytesReceived} then ${expiresAt.toISOString()}::timestamptz else ${fileUploads.expiresAt} end`,
         }),
       })
-      .where(and(eq(fileUploads.id, id), inArray(fileUploads.status, ['pending', 'uploading', 'failed'])));
+      .where(and(eq(fileUploads.id, id), inArray(fileUploads.status, OPEN_LIST)));
   }
 
   /**
    * Takes the upload's completion lock until `until`, if the upload is in one of `from` and nobody holds a
    * live lock. Only one of several concurrent completes gets the row back.
    */
-  async lockForCompletion(id: string, from: readonly UploadStatus[], until: Date): Promise<FileUpload | undefined> {
+  async lockForCompletion(id: string, until: Date): Promise<FileUpload | undefined> {
     const [row] = await this.db
       .update(fileUploads)
       .set({ lockedUntil: until })
       .where(
         and(
           eq(fileUploads.id, id),
-          inArray(fileUploads.status, [...from]),
+          inArray(fileUploads.status, OPEN_LIST),
           or(isNull(fileUploads.lockedUntil), lt(fileUploads.lockedUntil, sql`now()`)),
         ),
       )

@@ -10,8 +10,9 @@ import type { MultipartStorage } from '../storage/multipart.js';
 import type { StoredPart } from '../storage/multipart.js';
 import { sumOfSizes } from '../uploads/parts.js';
 import { partCount, partSizeProblem, planPartSize, plannedPartSize } from '../uploads/planner.js';
-import { ENDED_STATUSES, OPEN_STATUSES, type UploadService } from '../uploads/service.js';
+import type { UploadService } from '../uploads/service.js';
 import type { PartPresigner, SignedPart } from './presigner.js';
+import { hasEnded, isCompleted, isOpen, wasTerminated } from '../uploads/lifecycle.js';
 
 /** Parts signed with the creation answer; the client asks for the rest as it goes. */
 export const FIRST_BATCH = 20;
@@ -179,7 +180,7 @@ export class DirectUploads {
   /** What S3 holds (a resuming client asks this), merged into the part rows. */
   async listParts(userId: string, id: string): Promise<{ upload: FileUpload; parts: StoredPart[] }> {
     const upload = await this.uploads.getOwnedLive(userId, id, 'direct');
-    if (upload.status === 'completed') {
+    if (isCompleted(upload.status)) {
       const rows = await this.uploads.listParts(id);
       return {
         upload,
@@ -213,11 +214,11 @@ export class DirectUploads {
     reported: ReadonlyArray<{ partNumber: number; etag: string }>,
   ): Promise<CompletedUpload> {
     const upload = await this.uploads.getOwnedLive(userId, id, 'direct');
-    if (upload.status === 'completed') return this.completedAnswer(upload);
+    if (isCompleted(upload.status)) return this.completedAnswer(upload);
     const claimed = await this.uploads.claim(id, CLAIM_MS);
     if (!claimed) {
       const current = await this.uploads.getOwned(userId, id, 'direct');
-      if (current.status === 'completed') return this.completedAnswer(current);
+      if (isCompleted(current.status)) return this.completedAnswer(current);
       throw conflict('another request is completing or aborting this upload; retry shortly');
     }
     try {
@@ -264,14 +265,14 @@ export class DirectUploads {
    */
   async abort(userId: string, id: string): Promise<void> {
     const upload = await this.uploads.getOwned(userId, id, 'direct');
-    if (upload.status === 'aborted') return;
-    if (upload.status === 'completed') throw conflict('the upload is completed and cannot be aborted');
-    if (ENDED_STATUSES.includes(upload.status)) return this.discard(upload);
+    if (wasTerminated(upload.status)) return;
+    if (isCompleted(upload.status)) throw conflict('the upload is completed and cannot be aborted');
+    if (hasEnded(upload.status)) return this.discard(upload);
     const claimed = await this.uploads.claim(id, CLAIM_MS);
     if (!claimed) {
       // Ended meanwhile (the janitor expired it), or busy with a complete or another abort.
       const current = await this.uploads.getOwned(userId, id, 'direct');
-      if (ENDED_STATUSES.includes(current.status)) return this.discard(current);
+      if (hasEnded(current.status)) return this.discard(current);
       throw conflict('another request is completing or aborting this upload; retry shortly');
     }
     try {
@@ -310,7 +311,7 @@ export class DirectUploads {
 
   private async open(userId: string, id: string): Promise<FileUpload> {
     const upload = await this.uploads.getOwnedLive(userId, id, 'direct');
-    if (!OPEN_STATUSES.includes(upload.status)) throw conflict(`the upload is ${upload.status}`);
+    if (!isOpen(upload.status)) throw conflict(`the upload is ${upload.status}`);
     return upload;
   }
 

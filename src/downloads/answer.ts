@@ -10,6 +10,7 @@ import { attachment } from '../http/content-disposition.js';
 import { STORED_CONTENT_TYPE } from '../storage/multipart.js';
 import { rangeOf } from './ranges.js';
 import type { DownloadStorage } from './storage.js';
+import { isCompleted } from '../uploads/lifecycle.js';
 
 /** The caller's own bytes: no shared cache may keep them, and no browser may sniff a type into them. */
 const PRIVATE = { 'Cache-Control': 'private, no-store', 'X-Content-Type-Options': 'nosniff' };
@@ -20,7 +21,7 @@ export async function answerDownload(
   request: FastifyRequest,
   reply: FastifyReply,
 ) {
-  if (upload.status !== 'completed') throw conflict('the upload is not complete yet; download it once it is');
+  if (!isCompleted(upload.status)) throw conflict('the upload is not complete yet; download it once it is');
   const size = upload.totalSize ?? 0;
   const headers: Record<string, string> = {
     ...PRIVATE,

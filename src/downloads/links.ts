@@ -16,6 +16,7 @@ import type { AuthConfig } from '../config/index.js';
 import type { FileUpload } from '../db/schema.js';
 import { conflict, linkRefused } from '../errors.js';
 import type { DownloadStorage } from './storage.js';
+import { isCompleted } from '../uploads/lifecycle.js';
 
 export interface DownloadLink {
   url: string;
@@ -49,7 +50,7 @@ export class DownloadLinks {
 
   /** A link to a completed upload's bytes; `base`: this server as the client reaches it (PUBLIC_URL, or Host). */
   async create(upload: FileUpload, base: string): Promise<DownloadLink> {
-    if (upload.status !== 'completed') throw conflict('the upload is not complete yet; download it once it is');
+    if (!isCompleted(upload.status)) throw conflict('the upload is not complete yet; download it once it is');
     const now = this.now();
     if (this.storage.kind === 'redirect') {
       return {

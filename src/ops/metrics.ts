@@ -6,6 +6,7 @@
  *
  * Labels are bounded sets: a protocol, a route pattern (never a raw URL), an S3 operation, a repository method.
  */
+import type { CountedChange } from '../uploads/lifecycle.js';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { QueryObserver } from '../db/availability.js';
 import type { UploadProtocol } from '../db/schema.js';
@@ -20,7 +21,8 @@ export interface PartSlotCounts {
 }
 
 /** Upload state changes counted by protocol (the upload-state service counts them, src/uploads/service.ts). */
-export type UploadEvent = 'created' | 'completed' | 'failed' | 'aborted' | 'expired';
+/** What the metrics count per upload: the lifecycle's counted changes. */
+export type UploadEvent = CountedChange;
 
 const PROTOCOLS: readonly UploadProtocol[] = ['tus', 'direct'];
 

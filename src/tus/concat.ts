@@ -10,10 +10,11 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { FileUpload } from '../db/schema.js';
 import { badRequest, failureReason, notFound, payloadTooLarge } from '../errors.js';
 import { sumOfSizes } from '../uploads/parts.js';
-import { OPEN_STATUSES, type UploadService } from '../uploads/service.js';
+import type { UploadService } from '../uploads/service.js';
 import { isUploadId } from '../db/ids.js';
 import { fileFacts } from './metadata.js';
 import type { FreightStore } from './upload-record.js';
+import { isCompleted, isOpen } from '../uploads/lifecycle.js';
 
 export interface ConcatDeps {
   uploads: UploadService;
@@ -59,7 +60,7 @@ export async function createFinalUpload(
     // "This concatenation request SHOULD happen after all of the corresponding partial uploads are completed";
     // concatenating unfinished ones "MUST be explicitly announced by the Server" (concatenation-unfinished),
     // which Freight does not offer.
-    if (partial.status !== 'completed')
+    if (!isCompleted(partial.status))
       throw badRequest(`partial upload ${url} is not complete; concatenate finished partial uploads`);
     partials.push(partial);
   }
@@ -120,7 +121,7 @@ export async function assembleFinal(deps: AssemblyDeps, id: string, attempt = 0)
   }
   try {
     const final = await uploads.getUploadForStorage(id);
-    if (!OPEN_STATUSES.includes(final.status) || final.concat !== 'final' || !final.concatPartials) return;
+    if (!isOpen(final.status) || final.concat !== 'final' || !final.concatPartials) return;
     const partials = await Promise.all(final.concatPartials.map((partial) => uploads.getUploadForStorage(partial)));
     await store.concatenate(final, partials);
     log.info({ uploadId: id, partials: partials.length }, 'final upload assembled');

@@ -17,6 +17,7 @@ import type { FileUpload } from '../db/schema.js';
 import type { UploadService } from '../uploads/service.js';
 import { BodyReader, BodyStalled, type StallRule } from './body.js';
 import { FreightStore, liveRecord, tusUpload, type WriteOptions } from './upload-record.js';
+import { isCompleted } from '../uploads/lifecycle.js';
 
 /** Removing a file that is not there (an upload deleted again) leaves nothing to do. */
 const ignoreMissing = (error: unknown): void => {
@@ -131,7 +132,7 @@ export class RecordedFileStore extends FreightStore {
    */
   override async remove(id: string): Promise<void> {
     const current = await this.uploads.getUploadForStorage(id);
-    if (current.status === 'completed') await this.inner.remove(id).catch(ignoreMissing);
+    if (isCompleted(current.status)) await this.inner.remove(id).catch(ignoreMissing);
     await this.uploads.delete(id, { completed: true });
     await this.discard(id);
   }
@@ -158,7 +159,7 @@ export class RecordedFileStore extends FreightStore {
   /** Nothing to assemble: every byte is in the file once the offset reaches the length (and has the digest announced). */
   async finish(id: string): Promise<void> {
     const record = await this.uploads.getUploadForStorage(id);
-    if (record.status !== 'completed' && record.totalSize !== null && record.storedOffset === record.totalSize) {
+    if (!isCompleted(record.status) && record.totalSize !== null && record.storedOffset === record.totalSize) {
       const sha256 = await this.uploads.verifyDigest(record).catch(async (error: unknown) => {
         await this.discard(id);
         throw error;

@@ -58,6 +58,8 @@ export const HOLDING_PARTIALS = [...OPEN, 'completed'] as const satisfies readon
 export const isOpen = (status: UploadStatus): boolean => (OPEN as readonly UploadStatus[]).includes(status);
 export const hasEnded = (status: UploadStatus): boolean => (ENDED as readonly UploadStatus[]).includes(status);
 export const isCompleted = (status: UploadStatus): boolean => status === 'completed';
+/** Terminated by its owner (or refused by the server): every later request is 410, a second DELETE too. */
+export const wasTerminated = (status: UploadStatus): boolean => status === 'aborted';
 
 /** Why a request that would continue an ended upload gets 410: what its client is told. */
 export function goneReason(status: UploadStatus, error: string | null): string | undefined {

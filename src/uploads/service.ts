@@ -31,7 +31,17 @@ import { metadataProblem, type MetadataLimits } from './metadata.js';
 import { RunningDigest } from './digest.js';
 import type { StoredAdvance, UploadRepository } from '../db/repository.js';
 import type { FileUpload, UploadProtocol, UploadStatus } from '../db/schema.js';
-import { ENDED, OPEN } from './lifecycle.js';
+import {
+  type CountedChange,
+  goneReason,
+  hasEnded,
+  isCompleted,
+  isOpen,
+  wasTerminated,
+  TRANSITIONS,
+  type Transition,
+  type TransitionName,
+} from './lifecycle.js';
 import type { Metrics } from '../ops/metrics.js';
 import { partCount } from './planner.js';
 import type { StoredPart } from '../storage/multipart.js';
@@ -56,10 +66,6 @@ export interface NewUpload {
   concatPartials?: string[] | null;
 }
 
-/** The lifecycle's groups (src/uploads/lifecycle.ts), as the repository's guards take them. */
-export const OPEN_STATUSES: readonly UploadStatus[] = OPEN;
-export const ENDED_STATUSES: readonly UploadStatus[] = ENDED;
-
 /**
  * The uploads whose tus lock requests of this process hold or wait for (WatchedLocker). PostgreSQL's advisory
  * locks are checked in SQL, on every instance; the in-memory locker of the embedded PGlite only here.
@@ -77,13 +83,10 @@ const UNBOUNDED_METADATA: MetadataLimits = {
 /** Expiry candidates looked at per statement (each takes an advisory lock until its statement commits). */
 const EXPIRY_BATCH = 100;
 
-/** Throws 410 for an upload that ended: aborted, expired, lost or rejected uploads are gone. */
+/** Throws 410 for an upload that ended (lifecycle ENDED): it is gone. */
 function ended(upload: FileUpload): void {
-  if (upload.status === 'aborted') throw gone('the upload was terminated');
-  if (upload.status === 'expired') throw gone('the upload expired');
-  if (upload.status === 'lost' || upload.status === 'rejected') {
-    throw gone(`the upload cannot be resumed: ${upload.error ?? 'storage lost its bytes'}`);
-  }
+  const reason = goneReason(upload.status, upload.error);
+  if (reason !== undefined) throw gone(reason);
 }
 
 export interface UploadServiceOptions {
@@ -123,9 +126,20 @@ export class UploadService {
   }
 
   /** Counts a state change that happened (a guarded UPDATE that returned its row). */
-  private counted<T extends FileUpload | undefined>(event: 'completed' | 'failed' | 'aborted' | 'expired', row: T): T {
+  private counted<T extends FileUpload | undefined>(event: CountedChange, row: T): T {
     if (row) this.options.metrics?.countUpload(event, row.protocol);
     return row;
+  }
+
+  /** One transition of the lifecycle (guarded, its webhook event in the same statement), counted as the table says. */
+  private async change(
+    id: string,
+    name: TransitionName,
+    set?: Parameters<UploadRepository['transition']>[2],
+  ): Promise<FileUpload | undefined> {
+    const row = await this.repo.transition(id, name, set);
+    const counted = (TRANSITIONS[name] as Transition).counted;
+    return counted === undefined ? row : this.counted(counted, row);
   }
 
   /**
@@ -198,7 +212,7 @@ export class UploadService {
 
   private async live(upload: FileUpload): Promise<FileUpload> {
     ended(upload);
-    if (OPEN_STATUSES.includes(upload.status) && upload.expiresAt && upload.expiresAt <= this.now()) {
+    if (isOpen(upload.status) && upload.expiresAt && upload.expiresAt <= this.now()) {
       const [expired] = await this.expireIdle([upload.id]);
       if (expired) throw gone(`the upload expired at ${upload.expiresAt.toISOString()}`);
       // A writer holds it, or a request is completing it, or it made progress meanwhile: it lives (unless
@@ -218,7 +232,7 @@ export class UploadService {
    */
   async getOwnedForDeletion(userId: string, id: string, protocol?: UploadProtocol): Promise<FileUpload> {
     const upload = await this.getOwned(userId, id, protocol);
-    if (upload.status === 'aborted') throw gone('the upload was terminated');
+    if (wasTerminated(upload.status)) throw gone('the upload was terminated');
     return upload;
   }
 
@@ -233,19 +247,16 @@ export class UploadService {
     // The guarded change fails only if another request ended the upload meanwhile: a second look decides.
     for (let attempt = 0; attempt < 2; attempt++) {
       const upload = await this.getUploadForStorage(id);
-      if (upload.status === 'completed') {
+      if (isCompleted(upload.status)) {
         if (!options.completed) throw conflict('the upload is completed and cannot be deleted');
-        const terminated = await this.repo.transition(id, ['completed'], { status: 'aborted', lockedUntil: null });
-        if (terminated) return this.counted('aborted', terminated);
+        const terminated = await this.change(id, 'terminate', { lockedUntil: null });
+        if (terminated) return terminated;
         continue;
       }
-      if (!OPEN_STATUSES.includes(upload.status)) return upload;
+      if (!isOpen(upload.status)) return upload;
       const expired = upload.expiresAt !== null && upload.expiresAt <= this.now();
-      const ended = await this.repo.transition(id, OPEN_STATUSES, {
-        status: expired ? 'expired' : 'aborted',
-        lockedUntil: null,
-      });
-      if (ended) return this.counted(expired ? 'expired' : 'aborted', ended);
+      const ended = await this.change(id, expired ? 'expire' : 'abort', { lockedUntil: null });
+      if (ended) return ended;
     }
     throw conflict('the upload changed while it was being deleted; retry');
   }
@@ -308,8 +319,7 @@ export class UploadService {
     const current = await this.repo.findUpload(id);
     // A request that lost a race to the request that completed the upload: 409 (its client asks for the offset
     // and finds the upload done); only a terminated, expired or lost upload is gone.
-    if (current && current.status !== 'completed' && !OPEN_STATUSES.includes(current.status))
-      throw gone(`the upload is ${current.status}`);
+    if (current && hasEnded(current.status)) throw gone(`the upload is ${current.status}`);
     throw offsetMismatch(
       `the upload moved on to offset ${current?.storedOffset} while this request wrote from ${advance.from}; ask for its offset (HEAD) and resume`,
     );
@@ -318,13 +328,13 @@ export class UploadService {
   /** Staged bytes were lost in storage: the upload goes back to the start of part `partNumber` (`to`), the reason kept. */
   async rewindStoredOffset(id: string, from: number, partNumber: number, to: number, reason: string): Promise<void> {
     if (await this.repo.rewindStoredOffset(id, from, partNumber, to)) {
-      this.counted('failed', await this.repo.transition(id, OPEN_STATUSES, { status: 'failed', error: reason }));
+      await this.change(id, 'fail', { error: reason });
     }
   }
 
   /** Final uploads (tus concatenation) not assembled yet, and not given up. */
   async unfinishedFinals(): Promise<FileUpload[]> {
-    return this.repo.unfinishedFinals(OPEN_STATUSES);
+    return this.repo.unfinishedFinals();
   }
 
   /**
@@ -378,10 +388,10 @@ export class UploadService {
    */
   async endedMeanwhile(id: string): Promise<FileUpload | undefined> {
     const current = await this.repo.findUpload(id);
-    return current && ENDED_STATUSES.includes(current.status) ? current : undefined;
+    return current && hasEnded(current.status) ? current : undefined;
   }
 
-  /** Uploads that ended (ENDED_STATUSES) before `before`, oldest first: the janitor prunes them. */
+  /** Uploads that ended (lifecycle ENDED) before `before`, oldest first: the janitor prunes them. */
   async prunableUploads(before: Date, limit: number): Promise<FileUpload[]> {
     return this.repo.listPrunableUploads(before, limit);
   }
@@ -419,10 +429,10 @@ export class UploadService {
     const recorded = found.own
       ? upload.s3UploadId === found.uploadId
       : upload.staging?.uploadId === found.uploadId && upload.staging.partNumber === found.stagingPart;
-    if (OPEN_STATUSES.includes(upload.status)) return recorded ? 'keep' : 'abort-if-old';
+    if (isOpen(upload.status)) return recorded ? 'keep' : 'abort-if-old';
     // A completed upload's own multipart upload is consumed by its completion: still listed, it is S3's listing
     // lagging behind (or a bucket in trouble), not a leftover to abort at once.
-    if (upload.status === 'completed' && recorded && found.own) return 'abort-if-old';
+    if (isCompleted(upload.status) && recorded && found.own) return 'abort-if-old';
     return 'abort';
   }
 
@@ -433,7 +443,7 @@ export class UploadService {
    */
   stagedObjectsFate(upload: FileUpload | undefined): 'keep' | 'remove' | 'remove-if-old' {
     if (!upload) return 'remove-if-old';
-    return OPEN_STATUSES.includes(upload.status) ? 'keep' : 'remove';
+    return isOpen(upload.status) ? 'keep' : 'remove';
   }
 
   /**
@@ -453,17 +463,13 @@ export class UploadService {
    * (it must not claim bytes that are gone), and the answer is 410 with the reason.
    */
   async markLost(id: string, reason: string): Promise<FreightError> {
-    this.counted(
-      'failed',
-      await this.repo.transition(id, OPEN_STATUSES, {
-        status: 'lost',
-        error: reason,
-        storedOffset: 0,
-        bytesReceived: 0,
-        staging: null,
-        lockedUntil: null,
-      }),
-    );
+    await this.change(id, 'lose', {
+      error: reason,
+      storedOffset: 0,
+      bytesReceived: 0,
+      staging: null,
+      lockedUntil: null,
+    });
     return gone(`the upload cannot be resumed: ${reason}`);
   }
 
@@ -577,8 +583,7 @@ export class UploadService {
   /** Idempotent: completing a completed upload returns it unchanged. */
   async markCompleted(id: string, size: number, sha256?: string): Promise<FileUpload> {
     const now = this.now();
-    const completed = await this.repo.transition(id, OPEN_STATUSES, {
-      status: 'completed',
+    const completed = await this.change(id, 'complete', {
       totalSize: size,
       bytesReceived: size,
       completedAt: now,
@@ -586,9 +591,9 @@ export class UploadService {
       error: null,
       ...(sha256 === undefined ? {} : { sha256 }),
     });
-    if (completed) return this.counted('completed', completed);
+    if (completed) return completed;
     const current = await this.repo.findUpload(id);
-    if (current?.status === 'completed') return current;
+    if (current && isCompleted(current.status)) return current;
     throw conflict(`the upload is ${current?.status ?? 'missing'} and cannot be completed`);
   }
 
@@ -602,7 +607,7 @@ export class UploadService {
     const announced = upload.metadata?.sha256?.toLowerCase();
     if (announced && sha256 && announced !== sha256) {
       const reason = `sha256 mismatch: the stored bytes have ${sha256}, the client announced ${announced}`;
-      await this.repo.transition(upload.id, OPEN_STATUSES, { status: 'rejected', error: reason, lockedUntil: null });
+      await this.change(upload.id, 'reject', { error: reason, lockedUntil: null });
       throw digestMismatch(reason);
     }
     return sha256;
@@ -613,24 +618,20 @@ export class UploadService {
    * (kept as its error); without one, the owner did.
    */
   async markAborted(id: string, reason?: string): Promise<void> {
-    const aborted = await this.repo.transition(id, OPEN_STATUSES, {
-      status: 'aborted',
+    const aborted = await this.change(id, 'abort', {
       lockedUntil: null,
       ...(reason === undefined ? {} : { error: reason }),
     });
-    if (this.counted('aborted', aborted)) return;
+    if (aborted) return;
     const current = await this.repo.findUpload(id);
     if (!current) throw notFound();
-    if (current.status === 'aborted') return;
+    if (wasTerminated(current.status)) return;
     throw conflict(`the upload is ${current.status} and cannot be aborted`);
   }
 
   /** The last attempt failed (the reason is kept); the upload stays resumable and goes back to `uploading` on progress. */
   async markFailed(id: string, error: string): Promise<void> {
-    this.counted(
-      'failed',
-      await this.repo.transition(id, OPEN_STATUSES, { status: 'failed', error, lockedUntil: null }),
-    );
+    await this.change(id, 'fail', { error, lockedUntil: null });
   }
 
   /**
@@ -638,7 +639,7 @@ export class UploadService {
    * concurrent completes cannot both call CompleteMultipartUpload. Returns undefined if someone else holds it.
    */
   async claim(id: string, forMs: number): Promise<FileUpload | undefined> {
-    return this.repo.lockForCompletion(id, OPEN_STATUSES, new Date(this.now().getTime() + forMs));
+    return this.repo.lockForCompletion(id, new Date(this.now().getTime() + forMs));
   }
 
   async release(id: string): Promise<void> {

@@ -18,6 +18,7 @@ import type { TusDeps } from '../deps.js';
 import { fromTusUtils } from '../reply.js';
 import { TUS_PATH, uploadIdOf } from '../urls.js';
 import { withUploadLock } from '../write.js';
+import { isCompleted } from '../../uploads/lifecycle.js';
 
 /**
  * The longest a resume check waits for a running writer to stop and store what it has (it is asked to at once; a
@@ -27,7 +28,7 @@ const WRITER_WAIT_MS = 10_000;
 
 const needsAssembly = (upload: FileUpload): boolean =>
   upload.concat !== 'final' &&
-  upload.status !== 'completed' &&
+  !isCompleted(upload.status) &&
   upload.totalSize !== null &&
   upload.storedOffset === upload.totalSize;
 
@@ -83,7 +84,7 @@ function resumeCheckHeaders(upload: FileUpload, urlOf: (id: string) => string): 
   // offset is 0, or the upload is already considered completed." But for a final upload (concatenation): "The
   // response to a HEAD request for a final upload SHOULD NOT contain the Upload-Offset header unless the
   // concatenation has been successfully finished."
-  if (upload.concat !== 'final' || upload.status === 'completed') {
+  if (upload.concat !== 'final' || isCompleted(upload.status)) {
     headers['Upload-Offset'] = String(upload.storedOffset ?? 0);
   }
   // "Response to HEAD request against partial or final upload MUST include the Upload-Concat header".
@@ -102,6 +103,6 @@ function resumeCheckHeaders(upload: FileUpload, urlOf: (id: string) => string): 
     headers['Upload-Metadata'] = Metadata.stringify(upload.metadata);
   }
   // expiration: "The Server MAY include the Upload-Expires header in the response ... for unfinished uploads".
-  if (upload.status !== 'completed' && upload.expiresAt) headers['Upload-Expires'] = upload.expiresAt.toUTCString();
+  if (!isCompleted(upload.status) && upload.expiresAt) headers['Upload-Expires'] = upload.expiresAt.toUTCString();
   return headers;
 }

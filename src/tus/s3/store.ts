@@ -21,6 +21,7 @@ import { PartLayout, stagingKey, stagingPrefix } from './layout.js';
 import { MainUploadLost, StagedBytesLost, stagedBytesLost } from './losses.js';
 import { PatchWrite, type WriterDeps } from './writer.js';
 import { FreightStore, liveRecord, tusUpload, type WriteOptions } from '../upload-record.js';
+import { isCompleted } from '../../uploads/lifecycle.js';
 
 export interface FreightS3StoreOptions extends WriterDeps {
   expiryMs: number;
@@ -146,7 +147,7 @@ export class FreightS3Store extends FreightStore {
   override async remove(id: string): Promise<void> {
     const { uploads, objects } = this.options;
     const current = await uploads.getUploadForStorage(id);
-    if (current.status === 'completed') await objects.deleteObjects([current.storageKey]);
+    if (isCompleted(current.status)) await objects.deleteObjects([current.storageKey]);
     await this.discard(await uploads.delete(id, { completed: true }));
   }
 
@@ -180,7 +181,7 @@ export class FreightS3Store extends FreightStore {
     const { uploads, multipart, objects, log } = this.options;
     let record = await uploads.getUploadForStorage(id);
     const totalSize = record.totalSize;
-    if (record.status === 'completed' || totalSize === null || record.storedOffset !== totalSize) return;
+    if (isCompleted(record.status) || totalSize === null || record.storedOffset !== totalSize) return;
     if (record.staging) {
       await this.sealStaged(record);
       record = await uploads.getUploadForStorage(id);
