@@ -30,7 +30,7 @@ import {
 import { metadataProblem, type MetadataLimits } from './metadata.js';
 import { RunningDigest } from './digest.js';
 import type { StoredAdvance, UploadRepository } from '../db/repository.js';
-import type { FileUpload, UploadProtocol, UploadStatus } from '../db/schema.js';
+import type { FileUpload, UploadProtocol } from '../db/schema.js';
 import {
   type CountedChange,
   goneReason,
