@@ -97,7 +97,7 @@ export const uploadsApi: FastifyPluginAsyncJsonSchemaToTs<{
     { schema: { querystring: ListQuery, response: { 200: UploadList, 400: ErrorBody } } },
     async (request) => {
       const { status, limit, cursor } = request.query;
-      const rows = await uploads.list(request.user.id, {
+      const rows = await uploads.access.list(request.user.id, {
         status,
         limit: limit + 1,
         after: cursor === undefined ? undefined : decodeCursor(cursor),
@@ -115,8 +115,8 @@ export const uploadsApi: FastifyPluginAsyncJsonSchemaToTs<{
     '/api/uploads/:id/parts',
     { schema: { params: IdParams, response: { 200: PartList, 404: ErrorBody } } },
     async (request) => {
-      const upload = await uploads.getOwned(request.user.id, request.params.id);
-      const rows = await uploads.listParts(upload.id);
+      const upload = await uploads.access.getOwned(request.user.id, request.params.id);
+      const rows = await uploads.ledger.listParts(upload.id);
       return {
         parts: rows.map((row) => ({
           partNumber: row.partNumber,
@@ -133,8 +133,8 @@ export const uploadsApi: FastifyPluginAsyncJsonSchemaToTs<{
     '/api/uploads/:id',
     { schema: { params: IdParams, response: { 200: UploadDetail, 404: ErrorBody } } },
     async (request) => {
-      const upload = await uploads.getOwned(request.user.id, request.params.id);
-      return uploadDetail(upload, await uploads.countStoredParts(upload.id));
+      const upload = await uploads.access.getOwned(request.user.id, request.params.id);
+      return uploadDetail(upload, await uploads.ledger.countStoredParts(upload.id));
     },
   );
 
@@ -145,7 +145,7 @@ export const uploadsApi: FastifyPluginAsyncJsonSchemaToTs<{
     exposeHeadRoute: false,
     schema: { params: IdParams },
     handler: async (request, reply) =>
-      answerDownload(downloads, await uploads.getOwnedLive(request.user.id, request.params.id), request, reply),
+      answerDownload(downloads, await uploads.access.getOwnedLive(request.user.id, request.params.id), request, reply),
   });
 
   // A short-lived link to the same bytes that needs no token, for a browser to fetch itself (the page's Download).
@@ -153,7 +153,7 @@ export const uploadsApi: FastifyPluginAsyncJsonSchemaToTs<{
     '/api/uploads/:id/download-link',
     { schema: { params: IdParams, response: { 200: DownloadLinkBody, 404: ErrorBody, 409: ErrorBody } } },
     async (request) => {
-      const upload = await uploads.getOwnedLive(request.user.id, request.params.id);
+      const upload = await uploads.access.getOwnedLive(request.user.id, request.params.id);
       const link = await links.create(upload, publicUrl ?? `${request.protocol}://${request.headers.host}`);
       return { url: link.url, expiresAt: link.expiresAt.toISOString() };
     },

@@ -99,7 +99,7 @@ export class DirectUploads {
   /** The upload's row (429 beyond the user's open uploads) and a row per planned part. */
   private async record(userId: string, input: CreateInput, plan: PartPlan | undefined): Promise<FileUpload> {
     const id = randomUUID();
-    const upload = await this.uploads.create({
+    const upload = await this.uploads.states.create({
       id,
       userId,
       protocol: 'direct',
@@ -111,7 +111,7 @@ export class DirectUploads {
       metadata: input.metadata ?? null,
     });
     if (plan) {
-      await this.uploads.recordPlannedParts(
+      await this.uploads.ledger.recordPlannedParts(
         id,
         Array.from({ length: plan.count }, (_, i) => ({
           partNumber: i + 1,
@@ -129,10 +129,10 @@ export class DirectUploads {
       // The client's mimeType is recorded, not given to S3: the object is bytes to download (see MultipartStorage).
       s3UploadId = await this.storage.create(upload.storageKey, { filename });
     } catch (error) {
-      await this.uploads.markFailed(upload.id, failureReason(error));
+      await this.uploads.states.markFailed(upload.id, failureReason(error));
       throw error;
     }
-    await this.uploads.attachS3Upload(upload.id, s3UploadId);
+    await this.uploads.ledger.attachS3Upload(upload.id, s3UploadId);
     return { ...upload, s3UploadId };
   }
 
@@ -159,9 +159,10 @@ export class DirectUploads {
         throw badRequest(`part ${partNumber} is outside this upload's parts 1..${count ?? S3_LIMITS.maxParts}`);
       }
     }
-    await this.uploads.recordPartMd5s(upload.id, parts);
+    await this.uploads.ledger.recordPartMd5s(upload.id, parts);
     // Signing counts as progress: its client is about to send the parts (see recordSignedParts).
-    if (parts.length > 0) await this.uploads.recordSignedParts(upload.id, this.presigner.expiresInSeconds * 1000);
+    if (parts.length > 0)
+      await this.uploads.ledger.recordSignedParts(upload.id, this.presigner.expiresInSeconds * 1000);
     return this.presigner.sign(
       upload.storageKey,
       this.s3UploadIdOf(upload),
@@ -179,9 +180,9 @@ export class DirectUploads {
 
   /** What S3 holds (a resuming client asks this), merged into the part rows. */
   async listParts(userId: string, id: string): Promise<{ upload: FileUpload; parts: StoredPart[] }> {
-    const upload = await this.uploads.getOwnedLive(userId, id, 'direct');
+    const upload = await this.uploads.access.getOwnedLive(userId, id, 'direct');
     if (isCompleted(upload.status)) {
-      const rows = await this.uploads.listParts(id);
+      const rows = await this.uploads.ledger.listParts(id);
       return {
         upload,
         parts: rows.map((row) => ({ partNumber: row.partNumber, size: row.size, etag: row.etag ?? '' })),
@@ -197,7 +198,7 @@ export class DirectUploads {
     const stored = await this.storage.listParts(upload.storageKey, this.s3UploadIdOf(upload));
     if (!stored) return undefined;
     const count = this.partCountOf(upload);
-    await this.uploads.mergeStoredParts(
+    await this.uploads.ledger.mergeStoredParts(
       upload.id,
       count === null ? stored : stored.filter((part) => part.partNumber <= count),
     );
@@ -213,11 +214,11 @@ export class DirectUploads {
     id: string,
     reported: ReadonlyArray<{ partNumber: number; etag: string }>,
   ): Promise<CompletedUpload> {
-    const upload = await this.uploads.getOwnedLive(userId, id, 'direct');
+    const upload = await this.uploads.access.getOwnedLive(userId, id, 'direct');
     if (isCompleted(upload.status)) return this.completedAnswer(upload);
-    const claimed = await this.uploads.claim(id, CLAIM_MS);
+    const claimed = await this.uploads.states.claim(id, CLAIM_MS);
     if (!claimed) {
-      const current = await this.uploads.getOwned(userId, id, 'direct');
+      const current = await this.uploads.access.getOwned(userId, id, 'direct');
       if (isCompleted(current.status)) return this.completedAnswer(current);
       throw conflict('another request is completing or aborting this upload; retry shortly');
     }
@@ -231,13 +232,13 @@ export class DirectUploads {
           throw await this.lost(claimed);
         return this.completedAnswer(await this.recordCompletion(claimed, size));
       }
-      const parts = await this.uploads.verifyParts(claimed, stored, reported);
+      const parts = await this.uploads.ledger.verifyParts(claimed, stored, reported);
       const size = sumOfSizes(parts);
       if (size > this.options.maxUploadSize) throw await this.refuseOversize(claimed, size);
       await this.storage.complete(key, this.s3UploadIdOf(claimed), parts);
       return this.completedAnswer(await this.recordCompletion(claimed, size));
     } catch (error) {
-      await this.uploads.release(id);
+      await this.uploads.states.release(id);
       throw error;
     }
   }
@@ -249,9 +250,9 @@ export class DirectUploads {
    */
   private async recordCompletion(upload: FileUpload, size: number): Promise<FileUpload> {
     try {
-      return await this.uploads.markCompleted(upload.id, size);
+      return await this.uploads.states.markCompleted(upload.id, size);
     } catch (error) {
-      const ended = await this.uploads.endedMeanwhile(upload.id);
+      const ended = await this.uploads.states.endedMeanwhile(upload.id);
       if (!ended) throw error;
       await this.storage.removeObject(upload.storageKey);
       throw gone(`the upload was ${ended.status} while it was being completed; its object was removed`);
@@ -264,22 +265,22 @@ export class DirectUploads {
    * holds of it removed (204 too).
    */
   async abort(userId: string, id: string): Promise<void> {
-    const upload = await this.uploads.getOwned(userId, id, 'direct');
+    const upload = await this.uploads.access.getOwned(userId, id, 'direct');
     if (wasTerminated(upload.status)) return;
     if (isCompleted(upload.status)) throw conflict('the upload is completed and cannot be aborted');
     if (hasEnded(upload.status)) return this.discard(upload);
-    const claimed = await this.uploads.claim(id, CLAIM_MS);
+    const claimed = await this.uploads.states.claim(id, CLAIM_MS);
     if (!claimed) {
       // Ended meanwhile (the janitor expired it), or busy with a complete or another abort.
-      const current = await this.uploads.getOwned(userId, id, 'direct');
+      const current = await this.uploads.access.getOwned(userId, id, 'direct');
       if (hasEnded(current.status)) return this.discard(current);
       throw conflict('another request is completing or aborting this upload; retry shortly');
     }
     try {
       await this.discard(claimed);
-      await this.uploads.delete(id);
+      await this.uploads.states.delete(id);
     } catch (error) {
-      await this.uploads.release(id);
+      await this.uploads.states.release(id);
       throw error;
     }
   }
@@ -298,19 +299,19 @@ export class DirectUploads {
   private async refuseOversize(upload: FileUpload, size: number) {
     const reason = `the parts hold ${size} bytes, more than this server's maximum of ${this.options.maxUploadSize} bytes; the upload was aborted`;
     await this.storage.abort(upload.storageKey, this.s3UploadIdOf(upload));
-    await this.uploads.markAborted(upload.id, reason);
+    await this.uploads.states.markAborted(upload.id, reason);
     return payloadTooLarge(reason);
   }
 
   /** Companion's routes name uploads by S3 UploadId and key. */
   async findByS3UploadId(userId: string, s3UploadId: string, key: string): Promise<FileUpload> {
-    const upload = await this.uploads.findByS3UploadId(userId, s3UploadId, 'direct');
+    const upload = await this.uploads.access.findByS3UploadId(userId, s3UploadId, 'direct');
     if (upload.storageKey !== key) throw badRequest('key does not match the upload');
     return upload;
   }
 
   private async open(userId: string, id: string): Promise<FileUpload> {
-    const upload = await this.uploads.getOwnedLive(userId, id, 'direct');
+    const upload = await this.uploads.access.getOwnedLive(userId, id, 'direct');
     if (!isOpen(upload.status)) throw conflict(`the upload is ${upload.status}`);
     return upload;
   }
@@ -325,7 +326,7 @@ export class DirectUploads {
   }
 
   private lost(upload: FileUpload) {
-    return this.uploads.markLost(upload.id, 'the multipart upload no longer exists in storage');
+    return this.uploads.states.markLost(upload.id, 'the multipart upload no longer exists in storage');
   }
 
   private completedAnswer(upload: FileUpload): CompletedUpload {

@@ -32,8 +32,8 @@ export const downloadLinkRoute: FastifyPluginAsyncJsonSchemaToTs<{
       links.check(id, request.query.expires, request.query.signature);
       // The signature says its owner asked for this link; what the owner would get now, they get (a completed
       // upload deleted since is gone: 410).
-      const { userId } = await uploads.getUploadForStorage(id);
-      return answerDownload(downloads, await uploads.getOwnedLive(userId, id), request, reply);
+      const { userId } = await uploads.access.getUploadForStorage(id);
+      return answerDownload(downloads, await uploads.access.getOwnedLive(userId, id), request, reply);
     },
   });
 };

@@ -15,9 +15,9 @@ import { recordAction, type JanitorReport } from './report.js';
 
 export async function expireUploads(deps: JanitorDeps, report: JanitorReport): Promise<void> {
   const { uploads, tusStore } = deps;
-  const tus = report.dryRun ? await uploads.expiredOpenUploads('tus') : await tusStore.expireUploads();
+  const tus = report.dryRun ? await uploads.states.expiredOpenUploads('tus') : await tusStore.expireUploads();
   note(report, tus);
-  const direct = await uploads.expiredOpenUploads('direct');
+  const direct = await uploads.states.expiredOpenUploads('direct');
   if (report.dryRun) return note(report, direct);
   for (const upload of direct) await expireDirectUpload(deps, report, upload);
 }
@@ -29,11 +29,11 @@ async function expireDirectUpload(deps: JanitorDeps, report: JanitorReport, uplo
     if (multipart && upload.s3UploadId) {
       const parts = await multipart.listParts(upload.storageKey, upload.s3UploadId);
       if (parts && sumOfSizes(parts) > upload.bytesReceived) {
-        await uploads.recordProgress(upload.id, sumOfSizes(parts));
+        await uploads.ledger.recordProgress(upload.id, sumOfSizes(parts));
         return;
       }
     }
-    const [expired] = await uploads.expireIdle([upload.id]);
+    const [expired] = await uploads.states.expireIdle([upload.id]);
     if (!expired) return;
     note(report, [expired]);
     if (multipart && expired.s3UploadId) await multipart.abort(expired.storageKey, expired.s3UploadId);

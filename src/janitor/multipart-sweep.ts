@@ -6,6 +6,7 @@
  * failed); those no row records (a creation undone after an outage, a writer that lost a race, an upload whose
  * row was pruned) are aborted once older than UPLOAD_EXPIRY. Keys that are not Freight's are left alone.
  */
+import { multipartUploadFate } from '../uploads/fates.js';
 import { multipartKeyOwner } from '../tus/s3/layout.js';
 import { nowOf, type JanitorDeps, type S3Parts } from './deps.js';
 import { recordAction, type JanitorReport } from './report.js';
@@ -21,11 +22,11 @@ export async function sweepMultipartUploads(
   for await (const page of s3.inventory.multipartUploads()) {
     signal?.throwIfAborted();
     const owners = page.map((listed) => ({ listed, owner: multipartKeyOwner(listed.key) }));
-    const rows = await uploads.findManyForStorage(owners.flatMap(({ owner }) => (owner ? [owner.id] : [])));
+    const rows = await uploads.access.findManyForStorage(owners.flatMap(({ owner }) => (owner ? [owner.id] : [])));
     for (const { listed, owner } of owners) {
       if (!owner) continue;
       const upload = rows.get(owner.id);
-      const fate = uploads.multipartUploadFate(
+      const fate = multipartUploadFate(
         upload,
         owner.stagingPart === undefined
           ? { uploadId: listed.uploadId, own: true }

@@ -18,17 +18,17 @@ export async function pruneEndedUploads(deps: JanitorDeps, report: JanitorReport
   const { uploads, log } = deps;
   const before = new Date(nowOf(deps).getTime() - deps.retentionMs);
   if (report.dryRun) {
-    report.uploadsPruned = await uploads.countPrunableUploads(before);
+    report.uploadsPruned = await uploads.states.countPrunableUploads(before);
     if (report.uploadsPruned > 0) recordAction(report, { kind: 'prune-uploads', uploads: report.uploadsPruned });
     return;
   }
   try {
     for (;;) {
       signal?.throwIfAborted();
-      const batch = await uploads.prunableUploads(before, PRUNE_BATCH);
+      const batch = await uploads.states.prunableUploads(before, PRUNE_BATCH);
       if (batch.length === 0) break;
       await deps.s3?.objects.deleteObjects(batch.map((upload) => upload.storageKey));
-      const pruned = await uploads.pruneEndedUploads(
+      const pruned = await uploads.states.pruneEndedUploads(
         batch.map((upload) => upload.id),
         before,
       );

@@ -5,6 +5,7 @@
  * S3; whatever S3 refused then is found here. An open upload keeps its staged bytes; those of an upload that
  * completed or ended are removed; those of an upload no row knows are removed once older than UPLOAD_EXPIRY.
  */
+import { stagedObjectsFate } from '../uploads/fates.js';
 import { stagingPrefixOwner } from '../tus/s3/layout.js';
 import { nowOf, type JanitorDeps, type S3Parts } from './deps.js';
 import { recordAction, type JanitorReport } from './report.js';
@@ -25,10 +26,10 @@ export async function sweepStagedObjects(
       const id = stagingPrefixOwner(prefix);
       return id ? [{ prefix, id }] : [];
     });
-    const rows = await uploads.findManyForStorage(owners.map(({ id }) => id));
+    const rows = await uploads.access.findManyForStorage(owners.map(({ id }) => id));
     for (const { prefix, id } of owners) {
       const upload = rows.get(id);
-      const fate = uploads.stagedObjectsFate(upload);
+      const fate = stagedObjectsFate(upload);
       if (fate === 'keep') continue;
       try {
         const listed = await s3.inventory.objectsUnder(prefix);

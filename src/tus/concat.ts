@@ -54,7 +54,7 @@ export async function createFinalUpload(
   const partials: FileUpload[] = [];
   for (const url of urls) {
     // Another user's partial upload does not exist for this one: 404.
-    const partial = await uploads.getOwnedLive(userId, uploadIdOfUrl(url), 'tus');
+    const partial = await uploads.access.getOwnedLive(userId, uploadIdOfUrl(url), 'tus');
     if (partial.concat !== 'partial')
       throw badRequest(`${url} is not a partial upload (created with Upload-Concat: partial)`);
     // "This concatenation request SHOULD happen after all of the corresponding partial uploads are completed";
@@ -72,7 +72,7 @@ export async function createFinalUpload(
     );
   }
   const id = randomUUID();
-  await uploads.create({
+  await uploads.states.create({
     id,
     userId,
     protocol: 'tus',
@@ -120,14 +120,16 @@ export async function assembleFinal(deps: AssemblyDeps, id: string, attempt = 0)
     return;
   }
   try {
-    const final = await uploads.getUploadForStorage(id);
+    const final = await uploads.access.getUploadForStorage(id);
     if (!isOpen(final.status) || final.concat !== 'final' || !final.concatPartials) return;
-    const partials = await Promise.all(final.concatPartials.map((partial) => uploads.getUploadForStorage(partial)));
+    const partials = await Promise.all(
+      final.concatPartials.map((partial) => uploads.access.getUploadForStorage(partial)),
+    );
     await store.concatenate(final, partials);
     log.info({ uploadId: id, partials: partials.length }, 'final upload assembled');
   } catch (error) {
     log.error({ err: error, uploadId: id, attempt }, 'final upload could not be assembled');
-    await uploads.markFailed(id, failureReason(error)).catch(() => {});
+    await uploads.states.markFailed(id, failureReason(error)).catch(() => {});
     retryLater();
   } finally {
     await lock.unlock();
@@ -136,5 +138,5 @@ export async function assembleFinal(deps: AssemblyDeps, id: string, attempt = 0)
 
 /** At start: final uploads whose assembly did not finish (an instance died meanwhile) are assembled now. */
 export async function resumeAssemblies(deps: AssemblyDeps): Promise<void> {
-  for (const final of await deps.uploads.unfinishedFinals()) await assembleFinal(deps, final.id);
+  for (const final of await deps.uploads.states.unfinishedFinals()) await assembleFinal(deps, final.id);
 }

@@ -109,7 +109,7 @@ export class RecordedFileStore extends FreightStore {
     if (end !== offset) {
       // The offset says what the file durably holds: its bytes reach the disk before the offset moves past them.
       await this.sync(this.fileOf(id));
-      await this.uploads.advanceStoredOffset(id, { from: offset, to: end, staging: null, hashState });
+      await this.uploads.ledger.advanceStoredOffset(id, { from: offset, to: end, staging: null, hashState });
     }
     await this.finish(id);
     if (body.stalled) throw new BodyStalled(end);
@@ -121,7 +121,7 @@ export class RecordedFileStore extends FreightStore {
   }
 
   override async declareUploadLength(id: string, length: number): Promise<void> {
-    await this.uploads.declareLength(id, length);
+    await this.uploads.ledger.declareLength(id, length);
     await this.inner.declareUploadLength(id, length);
   }
 
@@ -131,9 +131,9 @@ export class RecordedFileStore extends FreightStore {
    * still has one). Of a completed upload, its file first (a failure changes nothing), then the row.
    */
   override async remove(id: string): Promise<void> {
-    const current = await this.uploads.getUploadForStorage(id);
+    const current = await this.uploads.access.getUploadForStorage(id);
     if (isCompleted(current.status)) await this.inner.remove(id).catch(ignoreMissing);
-    await this.uploads.delete(id, { completed: true });
+    await this.uploads.states.delete(id, { completed: true });
     await this.discard(id);
   }
 
@@ -142,7 +142,7 @@ export class RecordedFileStore extends FreightStore {
   }
 
   async expireUploads(): Promise<FileUpload[]> {
-    const expired = await this.uploads.expireOpenUploads('tus');
+    const expired = await this.uploads.states.expireOpenUploads('tus');
     for (const record of expired) await this.discard(record.id);
     return expired;
   }
@@ -158,13 +158,13 @@ export class RecordedFileStore extends FreightStore {
 
   /** Nothing to assemble: every byte is in the file once the offset reaches the length (and has the digest announced). */
   async finish(id: string): Promise<void> {
-    const record = await this.uploads.getUploadForStorage(id);
+    const record = await this.uploads.access.getUploadForStorage(id);
     if (!isCompleted(record.status) && record.totalSize !== null && record.storedOffset === record.totalSize) {
-      const sha256 = await this.uploads.verifyDigest(record).catch(async (error: unknown) => {
+      const sha256 = await this.uploads.states.verifyDigest(record).catch(async (error: unknown) => {
         await this.discard(id);
         throw error;
       });
-      await this.uploads.markCompleted(id, record.totalSize, sha256);
+      await this.uploads.states.markCompleted(id, record.totalSize, sha256);
     }
   }
 

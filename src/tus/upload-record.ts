@@ -69,7 +69,7 @@ export abstract class FreightStore extends DataStore {
 
 /** The row of an upload that can still be written to or read: 404 when there is none, 410 when it is gone. */
 export async function liveRecord(uploads: UploadService, id: string): Promise<FileUpload> {
-  const record = await uploads.findForStorage(id);
+  const record = await uploads.access.findForStorage(id);
   if (!record) throw ERRORS.FILE_NOT_FOUND;
   if (hasEnded(record.status)) throw ERRORS.FILE_NO_LONGER_EXISTS;
   return record;

@@ -104,7 +104,8 @@ export async function writeBody(
     return end;
   } catch (error) {
     const failure = fromTusUtils(error);
-    if (storageProblem(failure)) await deps.uploads.markFailed(upload.id, failureReason(failure)).catch(() => {});
+    if (storageProblem(failure))
+      await deps.uploads.states.markFailed(upload.id, failureReason(failure)).catch(() => {});
     throw failure;
   } finally {
     deps.metrics.tusWritesInProgress.dec();

@@ -124,7 +124,7 @@ describe('direct upload service', () => {
     gated.release();
     await completing;
     await expect(direct.abort(user, id)).rejects.toThrow(/completed and cannot be aborted/);
-    expect((await uploads.getOwned(user, id)).status).toBe('completed');
+    expect((await uploads.access.getOwned(user, id)).status).toBe('completed');
   });
 
   test('a complete whose answer was lost is recognised by the object S3 holds', async () => {
@@ -132,17 +132,17 @@ describe('direct upload service', () => {
     const direct = directOver(real);
     const user = uniqueUser('svc');
     const { id, etags } = await uploadedDirectly(direct, user, 6 * MiB);
-    const upload = await uploads.getOwned(user, id);
+    const upload = await uploads.access.getOwned(user, id);
     // S3 assembled it, but the process died before the row said so.
     await real.complete(
       upload.storageKey,
       upload.s3UploadId!,
       (await real.listParts(upload.storageKey, upload.s3UploadId!))!,
     );
-    expect((await uploads.getOwned(user, id)).status).toBe('pending');
+    expect((await uploads.access.getOwned(user, id)).status).toBe('pending');
     const answer = await direct.complete(user, id, etags);
     expect(answer).toMatchObject({ id, size: 6 * MiB });
-    expect((await uploads.getOwned(user, id)).status).toBe('completed');
+    expect((await uploads.access.getOwned(user, id)).status).toBe('completed');
   });
 
   test('an upload whose multipart upload vanished is gone, and marked lost', async () => {
@@ -150,12 +150,12 @@ describe('direct upload service', () => {
     const direct = directOver(real);
     const user = uniqueUser('svc');
     const { id, etags } = await uploadedDirectly(direct, user, 6 * MiB);
-    const upload = await uploads.getOwned(user, id);
+    const upload = await uploads.access.getOwned(user, id);
     await real.abort(upload.storageKey, upload.s3UploadId!);
     // an object of another length under the key does not count as this upload
     await s3.send(new PutObjectCommand({ Bucket: bucket.bucket, Key: upload.storageKey, Body: 'short' }));
     await expect(direct.complete(user, id, etags)).rejects.toMatchObject({ status: 410 });
-    expect(await uploads.getOwned(user, id)).toMatchObject({
+    expect(await uploads.access.getOwned(user, id)).toMatchObject({
       status: 'lost',
       error: 'the multipart upload no longer exists in storage',
     });

@@ -48,7 +48,7 @@ function parts(shiftMs = 0) {
 async function uploadCreatedAgo(ageMs: number): Promise<string> {
   const { uploads, tusStore } = parts(-ageMs);
   const id = randomUUID();
-  await uploads.create({
+  await uploads.states.create({
     id,
     userId: 'files',
     protocol: 'tus',
@@ -78,7 +78,7 @@ test('a stale tus upload is expired and its file removed; a fresh one is kept', 
   });
   expect(report.actions).toEqual([{ kind: 'expire-upload', uploadId: stale, protocol: 'tus' }]);
   expect([existsSync(fileOf(stale)), existsSync(fileOf(fresh))]).toEqual([false, true]);
-  expect((await parts().uploads.findForStorage(stale))?.status).toBe('expired');
+  expect((await parts().uploads.access.findForStorage(stale))?.status).toBe('expired');
 });
 
 test('two runs at once in one process: one runs, the other does nothing', async () => {

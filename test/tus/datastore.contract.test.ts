@@ -38,7 +38,7 @@ function buildStore(config: Config, uploads: UploadService, tempDir: string): { 
 /** The row onUploadCreate (src/tus/server.ts) inserts for a tus POST, with the part size the store plans. */
 function registerWith(uploads: UploadService, store: FreightStore) {
   return async (upload: Upload): Promise<void> => {
-    await uploads.create({
+    await uploads.states.create({
       id: upload.id,
       userId: 'store-contract',
       protocol: 'tus',

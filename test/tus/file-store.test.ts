@@ -53,7 +53,7 @@ function watchedStore(id: string) {
     true,
     async (file) => {
       const info = await stat(file);
-      const row = await uploads.findForStorage(id);
+      const row = await uploads.access.findForStorage(id);
       synced.push({ file, size: info.isDirectory() ? undefined : info.size, storedOffset: row?.storedOffset });
       await fsync(file);
     },
@@ -63,7 +63,7 @@ function watchedStore(id: string) {
 
 async function createUpload(size: number) {
   const id = randomUUID();
-  await uploads.create({
+  await uploads.states.create({
     id,
     userId: 'durable',
     protocol: 'tus',
@@ -92,12 +92,12 @@ test('a PATCH is fsynced before its offset is recorded; the creation fsyncs the 
   expect(await store.write(Readable.from([data.subarray(0, first)]), id, 0)).toBe(first);
   // At the fsync the bytes were in the file and the database still said 0; after the write it says `first`.
   expect(synced).toEqual([{ file: path.join(dir, id), size: first, storedOffset: 0 }]);
-  expect((await uploads.findForStorage(id))?.storedOffset).toBe(first);
+  expect((await uploads.access.findForStorage(id))?.storedOffset).toBe(first);
 
   synced.length = 0;
   expect(await store.write(Readable.from([data.subarray(first)]), id, first)).toBe(data.length);
   expect(synced).toEqual([{ file: path.join(dir, id), size: data.length, storedOffset: first }]);
-  const done = await uploads.findForStorage(id);
+  const done = await uploads.access.findForStorage(id);
   expect(done).toMatchObject({ status: 'completed', storedOffset: data.length });
 });
 

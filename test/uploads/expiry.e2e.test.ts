@@ -266,7 +266,9 @@ describe('on S3 and PostgreSQL', () => {
       // S3 assembled the object, as when it lost the race to CompleteMultipartUpload.
       const janitor = await janitorAt(() => new Date(now().getTime() + CLAIM_MS + 2 * EXPIRY_MS));
       try {
-        expect((await janitor.deps.uploads.expireIdle([id])).map((upload) => upload.status)).toEqual(['expired']);
+        expect((await janitor.deps.uploads.states.expireIdle([id])).map((upload) => upload.status)).toEqual([
+          'expired',
+        ]);
         await proxy.release();
         const res = await answer;
         expect(res.status).toBe(410);

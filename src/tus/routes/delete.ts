@@ -18,7 +18,7 @@ export function deleteRoute(app: FastifyInstance, { uploads, store, locker }: Tu
     const id = uploadIdOf(request);
     if (!id) throw notFound('DELETE an upload at its URL (/files/<id>)');
     // The owner first (404, or 410 once terminated): only the owner may make a running writer stop.
-    await uploads.getOwnedForDeletion(request.user.id, id, 'tus');
+    await uploads.access.getOwnedForDeletion(request.user.id, id, 'tus');
     // A writer still running is asked to stop; the upload is ended only once it has.
     await withUploadLock(
       locker,

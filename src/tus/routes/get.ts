@@ -9,6 +9,6 @@ export function getRoute(app: FastifyInstance, { uploads, downloads }: TusDeps):
   app.get(`${TUS_PATH}/*`, { exposeHeadRoute: false }, async (request, reply) => {
     const id = uploadIdOf(request);
     if (!id) throw notFound('GET /files lists nothing; GET /api/uploads lists your uploads');
-    return answerDownload(downloads, await uploads.getOwnedLive(request.user.id, id, 'tus'), request, reply);
+    return answerDownload(downloads, await uploads.access.getOwnedLive(request.user.id, id, 'tus'), request, reply);
   });
 }

@@ -42,7 +42,7 @@ export function headRoute(app: FastifyInstance, deps: TusDeps): void {
     try {
       // One query, the owner's row and whether any instance writes it: most resume checks end here. The owner is
       // checked before the lock is asked for: only the owner may make a running writer stop.
-      const probed = await uploads.getOwnedLiveProbingWriter(userId, id);
+      const probed = await uploads.access.getOwnedLiveProbingWriter(userId, id);
       upload = probed.upload;
       const writing = probed.writing || locker.heldHere(id);
       // A final upload has no writer but its assembly, which takes its time and has no offset to show until done.
@@ -53,10 +53,10 @@ export function headRoute(app: FastifyInstance, deps: TusDeps): void {
           reply,
           () => {},
           async () => {
-            const current = await uploads.getOwnedLive(userId, id, 'tus');
+            const current = await uploads.access.getOwnedLive(userId, id, 'tus');
             if (!needsAssembly(current)) return current;
             await store.finish(id);
-            return uploads.getOwnedLive(userId, id, 'tus');
+            return uploads.access.getOwnedLive(userId, id, 'tus');
           },
           Math.min(WRITER_WAIT_MS, deps.config.lockTimeoutMs),
         );

@@ -27,7 +27,7 @@ export function patchRoute(app: FastifyInstance, deps: TusDeps): void {
       reply,
       () => stop.abort(),
       async () => {
-        let upload = await uploads.getOwnedLive(request.user.id, id, 'tus');
+        let upload = await uploads.access.getOwnedLive(request.user.id, id, 'tus');
         // concatenation: "The Server MUST respond with the 403 Forbidden status to PATCH requests against a final
         // upload URL and MUST NOT modify the final or its partial uploads."
         if (upload.concat === 'final') {
@@ -62,7 +62,7 @@ export function patchRoute(app: FastifyInstance, deps: TusDeps): void {
           upload = { ...upload, totalSize: length };
         }
         const end = await writeBody({ ...deps, maxUploadSize: config.maxUploadSize }, request, upload, stop.signal);
-        return { end, expiresAt: end === upload.totalSize ? null : uploads.expiresAtAfter(upload, end) };
+        return { end, expiresAt: end === upload.totalSize ? null : uploads.ledger.expiresAtAfter(upload, end) };
       },
     );
     // "The Server MUST acknowledge successful PATCH requests with the 204 No Content status. It MUST include the

@@ -48,7 +48,7 @@ export function postRoute(app: FastifyInstance, deps: TusDeps): void {
 
     const length = header(request, 'upload-length');
     const id = randomUUID();
-    const created = await uploads.create({
+    const created = await uploads.states.create({
       id,
       userId,
       protocol: 'tus',
@@ -99,7 +99,7 @@ export function postRoute(app: FastifyInstance, deps: TusDeps): void {
           );
         }
         request.log.warn({ err: error }, 'the first bytes of a new upload could not all be stored; it stays resumable');
-        upload = (await uploads.findForStorage(id)) ?? created;
+        upload = (await uploads.access.findForStorage(id)) ?? created;
         headers['Upload-Offset'] = String(upload.storedOffset ?? 0);
       }
     }

@@ -122,7 +122,7 @@ export class FreightS3Store extends FreightStore {
       end = await write.run(stream, options);
     } catch (error) {
       if (error instanceof StagedBytesLost) await this.rewind(record, error);
-      if (error instanceof MainUploadLost) throw await this.options.uploads.markLost(id, error.message);
+      if (error instanceof MainUploadLost) throw await this.options.uploads.states.markLost(id, error.message);
       throw error;
     }
     if (record.totalSize !== null && end === record.totalSize) await this.finish(id);
@@ -135,7 +135,7 @@ export class FreightS3Store extends FreightStore {
   }
 
   override async declareUploadLength(id: string, length: number): Promise<void> {
-    await this.options.uploads.declareLength(id, length);
+    await this.options.uploads.ledger.declareLength(id, length);
   }
 
   /**
@@ -146,9 +146,9 @@ export class FreightS3Store extends FreightStore {
    */
   override async remove(id: string): Promise<void> {
     const { uploads, objects } = this.options;
-    const current = await uploads.getUploadForStorage(id);
+    const current = await uploads.access.getUploadForStorage(id);
     if (isCompleted(current.status)) await objects.deleteObjects([current.storageKey]);
-    await this.discard(await uploads.delete(id, { completed: true }));
+    await this.discard(await uploads.states.delete(id, { completed: true }));
   }
 
   override async deleteExpired(): Promise<number> {
@@ -157,7 +157,7 @@ export class FreightS3Store extends FreightStore {
 
   /** Open uploads past their expiry: marked expired, their S3 multipart uploads and staged objects removed. */
   async expireUploads(): Promise<FileUpload[]> {
-    const expired = await this.options.uploads.expireOpenUploads('tus');
+    const expired = await this.options.uploads.states.expireOpenUploads('tus');
     for (const record of expired) await this.discard(record);
     return expired;
   }
@@ -179,16 +179,16 @@ export class FreightS3Store extends FreightStore {
    */
   async finish(id: string): Promise<void> {
     const { uploads, multipart, objects, log } = this.options;
-    let record = await uploads.getUploadForStorage(id);
+    let record = await uploads.access.getUploadForStorage(id);
     const totalSize = record.totalSize;
     if (isCompleted(record.status) || totalSize === null || record.storedOffset !== totalSize) return;
     if (record.staging) {
       await this.sealStaged(record);
-      record = await uploads.getUploadForStorage(id);
+      record = await uploads.access.getUploadForStorage(id);
     }
     let sha256: string | undefined;
     try {
-      sha256 = await uploads.verifyDigest(record);
+      sha256 = await uploads.states.verifyDigest(record);
     } catch (error) {
       // Rejected: what S3 holds of it will never be an object.
       await this.discard(record);
@@ -196,7 +196,7 @@ export class FreightS3Store extends FreightStore {
     }
     if (totalSize === 0) {
       await objects.putObject(record.storageKey, Buffer.alloc(0));
-      await this.recordCompletion(record, () => uploads.markCompleted(id, 0, sha256));
+      await this.recordCompletion(record, () => uploads.states.markCompleted(id, 0, sha256));
       await this.tag(record.storageKey, sha256);
       return;
     }
@@ -205,12 +205,12 @@ export class FreightS3Store extends FreightStore {
     if (parts === undefined) {
       // No multipart upload: either an earlier finish completed it (and its answer or record was lost), or it
       // vanished from storage.
-      await uploads.recognizeObject(record, await multipart.objectSize(record.storageKey));
+      await uploads.states.recognizeObject(record, await multipart.objectSize(record.storageKey));
       return;
     }
-    const verified = await uploads.verifyStoredParts(record, parts);
+    const verified = await uploads.ledger.verifyStoredParts(record, parts);
     await multipart.complete(record.storageKey, uploadId!, verified);
-    await this.recordCompletion(record, () => uploads.markCompleted(id, totalSize, sha256));
+    await this.recordCompletion(record, () => uploads.states.markCompleted(id, totalSize, sha256));
     await this.tag(record.storageKey, sha256);
     objects.deletePrefix(stagingPrefix(record.storageKey)).catch((error: unknown) => {
       log.warn({ err: error, uploadId: id }, 'could not remove staged objects of a completed upload');
@@ -244,7 +244,7 @@ export class FreightS3Store extends FreightStore {
       const layout = new PartLayout(record.partSize!, record.totalSize);
       const offset = record.storedOffset!;
       const size = offset - layout.start(staging.partNumber);
-      await uploads.advanceStoredOffset(record.id, {
+      await uploads.ledger.advanceStoredOffset(record.id, {
         from: offset,
         to: offset,
         staging: null,
@@ -288,15 +288,15 @@ export class FreightS3Store extends FreightStore {
     }
     const length = sumOfSizes(parts);
     try {
-      if (sha256 !== undefined) await uploads.verifyDigest(final, sha256);
+      if (sha256 !== undefined) await uploads.states.verifyDigest(final, sha256);
     } catch (error) {
       await this.discard({ ...final, s3UploadId: uploadId });
       throw error;
     }
     await multipart.complete(final.storageKey, uploadId, parts);
     await this.recordCompletion(final, async () => {
-      await uploads.recordAssembled(final.id, parts, length);
-      await uploads.markCompleted(final.id, length, sha256);
+      await uploads.ledger.recordAssembled(final.id, parts, length);
+      await uploads.states.markCompleted(final.id, length, sha256);
     });
     await this.tag(final.storageKey, sha256);
   }
@@ -310,7 +310,7 @@ export class FreightS3Store extends FreightStore {
     try {
       await completion();
     } catch (error) {
-      const ended = await this.options.uploads.endedMeanwhile(record.id);
+      const ended = await this.options.uploads.states.endedMeanwhile(record.id);
       if (!ended) throw error;
       await this.options.objects.deleteObjects([record.storageKey]);
       throw gone(`the upload was ${ended.status} while it was being completed; its object was removed`);
@@ -333,10 +333,10 @@ export class FreightS3Store extends FreightStore {
     if (record.s3UploadId) return record.s3UploadId;
     const { multipart, uploads } = this.options;
     const uploadId = await multipart.create(record.storageKey, { filename: record.filename ?? record.id });
-    if (await uploads.attachS3Upload(record.id, uploadId)) return uploadId;
+    if (await uploads.ledger.attachS3Upload(record.id, uploadId)) return uploadId;
     // Another writer recorded one first (it lost its lock to us in between): use that one.
     await multipart.abort(record.storageKey, uploadId).catch(() => {});
-    const current = await uploads.getUploadForStorage(record.id);
+    const current = await uploads.access.getUploadForStorage(record.id);
     if (!current.s3UploadId) throw new Error(`upload ${record.id} has no multipart upload after one was recorded`);
     return current.s3UploadId;
   }
@@ -345,7 +345,13 @@ export class FreightS3Store extends FreightStore {
   private async rewind(record: FileUpload, error: StagedBytesLost): Promise<never> {
     const partNumber = record.staging?.partNumber ?? 1;
     const to = new PartLayout(record.partSize!, record.totalSize).start(partNumber);
-    await this.options.uploads.rewindStoredOffset(record.id, record.storedOffset ?? 0, partNumber, to, error.message);
+    await this.options.uploads.ledger.rewindStoredOffset(
+      record.id,
+      record.storedOffset ?? 0,
+      partNumber,
+      to,
+      error.message,
+    );
     await this.options.objects.deletePrefix(stagingPrefix(record.storageKey)).catch(() => {});
     throw conflict(`${error.message}; the upload continues from offset ${to}: ask for its offset (HEAD) and resume`);
   }

@@ -189,7 +189,7 @@ export class PatchWrite {
       try {
         const { advance, obsolete } = await stored;
         if (this.failure || !(await this.verified)) return;
-        await this.deps.uploads.advanceStoredOffset(this.upload.id, {
+        await this.deps.uploads.ledger.advanceStoredOffset(this.upload.id, {
           from,
           ...advance,
           hashState: (await hashState) ?? null,

@@ -143,7 +143,7 @@ describe('offsets without holes', () => {
     const fault = new PartFault(id, 2);
     const { store, uploads } = storeWith(fault);
     // The row the tus POST hook inserts (src/tus/server.ts onUploadCreate).
-    await uploads.create({
+    await uploads.states.create({
       id,
       userId: 'writer-test',
       filename: null,

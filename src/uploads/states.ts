@@ -1,0 +1,264 @@
+/**
+ * Every change of an upload's status, made through the lifecycle table (src/uploads/lifecycle.ts): creation within
+ * the per-user bounds, completion, failure, abort and termination, loss, rejection of a digest, expiry by idleness,
+ * the completion claim, and the pruning of ended rows.
+ *
+ * Expiry measures idleness, not age: expires_at is UPLOAD_EXPIRY after the upload's last progress (its creation,
+ * each stored byte of tus, each part signed or found stored of direct), and an upload a writer holds (its tus
+ * lock) or a request is completing (its claim) is never expired, however long that takes.
+ */
+import {
+  badRequest,
+  conflict,
+  digestMismatch,
+  type FreightError,
+  gone,
+  notFound,
+  tooManyUploads,
+  tooManyUploadsKept,
+} from '../errors.js';
+import type { FileUpload, UploadProtocol } from '../db/schema.js';
+import { RunningDigest } from './digest.js';
+import { hasEnded, isCompleted, isOpen, wasTerminated } from './lifecycle.js';
+import { metadataProblem, type MetadataLimits } from './metadata.js';
+import type { NewUpload, UploadContext } from './context.js';
+
+const UNBOUNDED_METADATA: MetadataLimits = {
+  maxSize: Number.POSITIVE_INFINITY,
+  maxValueSize: Number.POSITIVE_INFINITY,
+};
+
+/** Expiry candidates looked at per statement (each takes an advisory lock until its statement commits). */
+const EXPIRY_BATCH = 100;
+
+export class UploadStates {
+  constructor(private readonly context: UploadContext) {}
+
+  /**
+   * Records a new upload (both paths create through here, before storage is asked for anything), once the
+   * pre-create check (if any) allowed it. Beyond the user's limit of open uploads it is 429 and nothing is
+   * recorded; an upload stops counting once it is completed, aborted, expired or lost.
+   */
+  async create(input: NewUpload): Promise<FileUpload> {
+    const problem = metadataProblem(input.metadata, this.context.options.metadataLimits ?? UNBOUNDED_METADATA);
+    if (problem) throw badRequest(problem);
+    await this.context.options.admit?.(input);
+    const now = this.context.now();
+    const row = {
+      ...input,
+      status: 'pending' as const,
+      createdAt: now,
+      updatedAt: now,
+      expiresAt: new Date(now.getTime() + this.context.options.expiryMs),
+    };
+    const limit = this.context.options.maxOpenUploadsPerUser ?? 0;
+    const keptLimit = this.context.options.maxUploadsPerUser ?? 0;
+    let created: FileUpload;
+    if (limit === 0 && keptLimit === 0) created = await this.context.repo.insertUpload(row);
+    else {
+      const result = await this.context.repo.insertUploadWithinLimit(row, limit, now, keptLimit);
+      if ('open' in result) {
+        throw tooManyUploads(
+          `too many open uploads: you have ${result.open} and this server allows ${limit} per user; complete or abort one before starting another`,
+        );
+      }
+      if ('kept' in result) {
+        throw tooManyUploadsKept(
+          `too many uploads kept: you have ${result.kept} (completed ones, open ones, and ended ones not yet removed) and this server keeps ${keptLimit} per user; ended uploads are removed some time after they end, completed ones only by an operator`,
+        );
+      }
+      created = result.created;
+    }
+    this.context.options.metrics?.countUpload('created', created.protocol);
+    return created;
+  }
+
+  /**
+   * Deletes an upload (DELETE on either path): an open upload is aborted, or expired if its time is up; one that
+   * already ended (expired, lost, rejected, aborted) stays as it is; a completed upload is aborted too when
+   * `completed` allows it (tus termination: its object goes), else it cannot be deleted (409). Returns the upload
+   * as it is now; the caller then removes what storage still holds of it (removal is idempotent, and if storage
+   * fails now the janitor finishes it).
+   */
+  async delete(id: string, options: { completed?: boolean } = {}): Promise<FileUpload> {
+    // The guarded change fails only if another request ended the upload meanwhile: a second look decides.
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const upload = await this.context.getUpload(id);
+      if (isCompleted(upload.status)) {
+        if (!options.completed) throw conflict('the upload is completed and cannot be deleted');
+        const terminated = await this.context.change(id, 'terminate', { lockedUntil: null });
+        if (terminated) return terminated;
+        continue;
+      }
+      if (!isOpen(upload.status)) return upload;
+      const expired = upload.expiresAt !== null && upload.expiresAt <= this.context.now();
+      const ended = await this.context.change(id, expired ? 'expire' : 'abort', { lockedUntil: null });
+      if (ended) return ended;
+    }
+    throw conflict('the upload changed while it was being deleted; retry');
+  }
+
+  /** Idempotent: completing a completed upload returns it unchanged. */
+  async markCompleted(id: string, size: number, sha256?: string): Promise<FileUpload> {
+    const now = this.context.now();
+    const completed = await this.context.change(id, 'complete', {
+      totalSize: size,
+      bytesReceived: size,
+      completedAt: now,
+      lockedUntil: null,
+      error: null,
+      ...(sha256 === undefined ? {} : { sha256 }),
+    });
+    if (completed) return completed;
+    const current = await this.context.repo.findUpload(id);
+    if (current && isCompleted(current.status)) return current;
+    throw conflict(`the upload is ${current?.status ?? 'missing'} and cannot be completed`);
+  }
+
+  /**
+   * The SHA-256 of a tus upload whose every byte is stored, from the running digest recorded with its offset
+   * (undefined when none was kept), or as `computed` by reading the bytes (a concatenated upload). If its client announced one (Upload-Metadata `sha256`) and they differ, the
+   * upload is rejected for good (460): it is never presented as completed, and the API says why.
+   */
+  async verifyDigest(upload: FileUpload, computed?: string): Promise<string | undefined> {
+    const sha256 = computed ?? (await RunningDigest.hexOf(upload.hashState, upload.storedOffset ?? 0));
+    const announced = upload.metadata?.sha256?.toLowerCase();
+    if (announced && sha256 && announced !== sha256) {
+      const reason = `sha256 mismatch: the stored bytes have ${sha256}, the client announced ${announced}`;
+      await this.context.change(upload.id, 'reject', { error: reason, lockedUntil: null });
+      throw digestMismatch(reason);
+    }
+    return sha256;
+  }
+
+  /**
+   * A completed upload cannot be aborted; aborting an aborted one is a no-op. `reason`: why the server aborted it
+   * (kept as its error); without one, the owner did.
+   */
+  async markAborted(id: string, reason?: string): Promise<void> {
+    const aborted = await this.context.change(id, 'abort', {
+      lockedUntil: null,
+      ...(reason === undefined ? {} : { error: reason }),
+    });
+    if (aborted) return;
+    const current = await this.context.repo.findUpload(id);
+    if (!current) throw notFound();
+    if (wasTerminated(current.status)) return;
+    throw conflict(`the upload is ${current.status} and cannot be aborted`);
+  }
+
+  /** The last attempt failed (the reason is kept); the upload stays resumable and goes back to `uploading` on progress. */
+  async markFailed(id: string, error: string): Promise<void> {
+    await this.context.change(id, 'fail', { error, lockedUntil: null });
+  }
+
+  /**
+   * Storage no longer holds the upload's bytes: it can never be resumed or completed. Its offset goes back to 0
+   * (it must not claim bytes that are gone), and the answer is 410 with the reason.
+   */
+  async markLost(id: string, reason: string): Promise<FreightError> {
+    await this.context.change(id, 'lose', {
+      error: reason,
+      storedOffset: 0,
+      bytesReceived: 0,
+      staging: null,
+      lockedUntil: null,
+    });
+    return gone(`the upload cannot be resumed: ${reason}`);
+  }
+
+  /**
+   * An upload whose multipart upload S3 no longer has: completed if the object is there at its full length
+   * (an earlier assembly whose answer was lost), otherwise its bytes are lost: failed, and gone (410).
+   */
+  async recognizeObject(upload: FileUpload, objectSize: number | undefined): Promise<void> {
+    if (upload.totalSize !== null && objectSize === upload.totalSize) {
+      await this.markCompleted(upload.id, upload.totalSize);
+      return;
+    }
+    throw await this.markLost(upload.id, 'the multipart upload no longer exists in storage');
+  }
+
+  /**
+   * Claims the upload for a completion or an abort that calls S3: only one claim holds at a time, so two
+   * concurrent completes cannot both call CompleteMultipartUpload. Returns undefined if someone else holds it.
+   */
+  async claim(id: string, forMs: number): Promise<FileUpload | undefined> {
+    return this.context.repo.lockForCompletion(id, new Date(this.context.now().getTime() + forMs));
+  }
+
+  async release(id: string): Promise<void> {
+    await this.context.repo.unlockCompletion(id);
+  }
+
+  /**
+   * Those of `ids` still idle past their expiry, marked expired; returns them. Not one whose tus lock is held,
+   * here (in memory) or by any session (in SQL), nor one a request is completing.
+   */
+  async expireIdle(ids: readonly string[]): Promise<FileUpload[]> {
+    if (ids.length === 0) return [];
+    const now = this.context.now();
+    const expire = (held: ReadonlySet<string>) =>
+      this.context.repo.expireIdleUploads(
+        ids.filter((id) => !held.has(id)),
+        now,
+      );
+    const expired = await (this.context.options.locks
+      ? this.context.options.locks.excluding(expire)
+      : expire(new Set()));
+    for (const upload of expired) this.context.counted('expired', upload);
+    return expired;
+  }
+
+  /**
+   * Open uploads of `protocol` idle past their expiry, now marked expired (the caller removes their storage); those
+   * a writer holds or a request is completing are left alone.
+   */
+  async expireOpenUploads(protocol: UploadProtocol): Promise<FileUpload[]> {
+    const now = this.context.now();
+    const expired: FileUpload[] = [];
+    for (let after: string | undefined; ; ) {
+      const batch = await this.context.repo.listExpiredOpenUploads(protocol, now, { limit: EXPIRY_BATCH, after });
+      expired.push(...(await this.expireIdle(batch.map((upload) => upload.id))));
+      if (batch.length < EXPIRY_BATCH) return expired;
+      after = batch.at(-1)?.id;
+    }
+  }
+
+  /** The uploads expireOpenUploads would expire now (a dry run changes nothing). */
+  async expiredOpenUploads(protocol: UploadProtocol): Promise<FileUpload[]> {
+    return this.context.repo.listExpiredOpenUploads(protocol, this.context.now());
+  }
+
+  /**
+   * The upload if it ended (aborted, expired, lost, rejected) while a request was completing it: that request's
+   * object must not stay (nothing completed is ever expired). undefined while it is open or completed.
+   */
+  async endedMeanwhile(id: string): Promise<FileUpload | undefined> {
+    const current = await this.context.repo.findUpload(id);
+    return current && hasEnded(current.status) ? current : undefined;
+  }
+
+  /** Final uploads (tus concatenation) not assembled yet, and not given up. */
+  async unfinishedFinals(): Promise<FileUpload[]> {
+    return this.context.repo.unfinishedFinals();
+  }
+
+  /** Uploads that ended (lifecycle ENDED) before `before`, oldest first: the janitor prunes them. */
+  async prunableUploads(before: Date, limit: number): Promise<FileUpload[]> {
+    return this.context.repo.listPrunableUploads(before, limit);
+  }
+
+  async countPrunableUploads(before: Date): Promise<number> {
+    return this.context.repo.countPrunableUploads(before);
+  }
+
+  /**
+   * Deletes the rows of those of `ids` that still ended before `before` (a row that changed meanwhile stays), with
+   * their parts and delivered (or given up) webhook events; returns how many. Completed uploads are never pruned:
+   * they are their owners' files.
+   */
+  async pruneEndedUploads(ids: readonly string[], before: Date): Promise<number> {
+    return this.context.repo.deleteEndedUploads(ids, before);
+  }
+}
