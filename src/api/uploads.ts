@@ -8,7 +8,8 @@ import type { DownloadLinks } from '../downloads/links.js';
 import type { DownloadStorage } from '../downloads/storage.js';
 import { badRequest } from '../errors.js';
 import type { UploadService } from '../uploads/service.js';
-import { ErrorBody, IdParams, UploadDetail, UploadView, uploadDetail, uploadView } from './views.js';
+import { ErrorBody, IdParams } from '../http/schemas.js';
+import { UploadDetail, UploadView, uploadDetail, uploadView } from './views.js';
 
 function encodeCursor(cursor: ListCursor): string {
   return Buffer.from(`${cursor.createdAt.toISOString()}|${cursor.id}`).toString('base64url');

@@ -90,16 +90,3 @@ export type UploadDetail = FromSchema<typeof UploadDetail>;
 export function uploadDetail(upload: FileUpload, partsCount: number): UploadDetail {
   return { ...uploadView(upload), partsCount };
 }
-
-export const ErrorBody = {
-  type: 'object',
-  properties: { error: { type: 'string' }, message: { type: 'string' }, details: {} },
-  required: ['error', 'message'],
-} as const;
-
-/** The common `{ id }` route parameter. */
-export const IdParams = {
-  type: 'object',
-  properties: { id: { type: 'string' } },
-  required: ['id'],
-} as const;

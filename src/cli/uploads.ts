@@ -115,7 +115,7 @@ Options:
       }
       const upload = await repository.findUpload(id);
       if (!upload) throw new CliError(`freight uploads: no upload ${id}`, 1);
-      const parts = await repository.listParts(id);
+      const parts = await repository.parts.listParts(id);
       const json = {
         ...detail(upload),
         parts: parts.map((part) => ({

@@ -1,13 +1,16 @@
 /**
- * Every query Freight makes, under domain names. Status changes are single guarded UPDATEs
- * (`where status in (...)`), so two racing requests cannot both make the same transition.
+ * The queries on upload rows, under domain names (the part rows in parts.ts, expiry and pruning in retention.ts,
+ * reached through `parts` and `retention`). Status changes are single guarded UPDATEs built from the lifecycle
+ * table (`where status in (<from>)`), so two racing requests cannot both make the same transition.
  */
-import { and, asc, count, desc, eq, getTableColumns, gt, inArray, isNull, lt, or, sql } from 'drizzle-orm';
-import type { TypedQueryBuilder } from 'drizzle-orm/query-builders/query-builder';
+import { and, count, desc, eq, getTableColumns, gt, inArray, isNull, lt, or, sql } from 'drizzle-orm';
 import { isUploadId, uploadLockKey } from './ids.js';
 import { rowsOf, type Db } from './client.js';
+import { PartRepository } from './parts.js';
+import { RetentionRepository } from './retention.js';
+import { OPEN_LIST, OPEN_SQL, reporting } from './statements.js';
 import { uploadSnapshot } from './webhook-outbox.js';
-import { ENDED, OPEN, TRANSITIONS, type Transition, type TransitionName } from '../uploads/lifecycle.js';
+import { TRANSITIONS, type Transition, type TransitionName } from '../lifecycle.js';
 import {
   fileUploads,
   uploadParts,
@@ -15,17 +18,8 @@ import {
   type FileUpload,
   type NewFileUpload,
   type StagingState,
-  type UploadPart,
   type UploadStatus,
-  type WebhookEvent,
 } from './schema.js';
-
-export interface PartRecord {
-  partNumber: number;
-  size: number;
-  etag: string | null;
-  status: UploadPart['status'];
-}
 
 /** A tus write that storage now holds: the offset moves from `from` to `to`, with the part it completed, if any. */
 export interface StoredAdvance {
@@ -39,17 +33,7 @@ export interface StoredAdvance {
   expiresAt?: Date | undefined;
 }
 
-/** The key of the row's tus lock, in SQL: uploadLockKey (ids.ts) of its id, the first 64 bits of the UUID. */
-const rowLockKey = sql`('x' || substr(replace(${fileUploads.id}::text, '-', ''), 1, 16))::bit(64)::bigint`;
-
 /** The class of the per-user advisory locks taken to count open uploads (two int4 keys: class, hash of the user). */
-/** The lifecycle's groups as the guards take them (src/uploads/lifecycle.ts decides what is in them). */
-const OPEN_LIST = [...OPEN];
-const ENDED_LIST = [...ENDED];
-const OPEN_SQL = sql`(${sql.join(
-  OPEN.map((status) => sql`${status}::upload_status`),
-  sql`, `,
-)})`;
 const OPEN_UPLOADS_LOCK = 0x4f50454e; // "OPEN"
 
 export interface ListCursor {
@@ -57,13 +41,9 @@ export interface ListCursor {
   id: string;
 }
 
-/** A statement that changes upload rows and returns them (an INSERT or UPDATE … RETURNING). */
-type UploadChange = TypedQueryBuilder<ReturnType<typeof getTableColumns<typeof fileUploads>>> &
-  PromiseLike<FileUpload[]>;
-
 export interface UploadRepositoryOptions {
   /**
-   * Webhooks are on: every status change that reports an event (creation, EVENT_OF_STATUS) writes it to
+   * Webhooks are on: every creation and every transition that reports an event (lifecycle TRANSITIONS) writes it to
    * webhook_outbox in the same statement, so that a crash can neither lose an event nor invent one.
    */
   webhookEvents?: boolean;
@@ -75,12 +55,18 @@ export class UploadRepository {
   private readonly byOwnerAndId;
   private readonly byOwnerAndIdProbingLock;
   private readonly webhookEvents: boolean;
+  /** The part rows. */
+  readonly parts: PartRepository;
+  /** Expiry and pruning. */
+  readonly retention: RetentionRepository;
 
   constructor(
     private readonly db: Db,
     options: UploadRepositoryOptions = {},
   ) {
     this.webhookEvents = options.webhookEvents ?? false;
+    this.parts = new PartRepository(db);
+    this.retention = new RetentionRepository(db, this.webhookEvents);
     this.byId = db
       .select()
       .from(fileUploads)
@@ -103,26 +89,8 @@ export class UploadRepository {
       .prepare('freight_upload_by_owner_and_id_probing_lock');
   }
 
-  /**
-   * Runs `change` and returns the rows it changed; with webhooks on, in the same statement, writes `event` to the
-   * outbox for each of them (a CTE: nothing is written when the guarded change changed nothing).
-   */
-  private async reporting(
-    db: Db,
-    event: WebhookEvent | undefined,
-    change: (db: Db) => UploadChange,
-  ): Promise<FileUpload[]> {
-    if (!this.webhookEvents || event === undefined) return change(db);
-    const changed = db.$with('changed').as(change(db));
-    const events = db.$with('events', { id: webhookOutbox.id }).as(sql`
-      insert into ${webhookOutbox} (event, upload_id, payload)
-      select ${event}::webhook_event, changed.id, ${uploadSnapshot('changed')} from changed
-      returning id`);
-    return db.with(changed, events).select().from(changed);
-  }
-
   async insertUpload(row: NewFileUpload): Promise<FileUpload> {
-    const [created] = await this.reporting(this.db, 'upload.created', (db) =>
+    const [created] = await reporting(this.db, this.webhookEvents, 'upload.created', (db) =>
       db.insert(fileUploads).values(row).returning(),
     );
     if (!created) throw new Error(`insert of upload ${row.id} returned no row`);
@@ -194,7 +162,7 @@ export class UploadRepository {
       const kept = counted?.kept ?? 0;
       if (limit > 0 && open >= limit) return { open };
       if (keptLimit > 0 && kept >= keptLimit) return { kept };
-      const [created] = await this.reporting(tx, 'upload.created', (db) =>
+      const [created] = await reporting(tx, this.webhookEvents, 'upload.created', (db) =>
         db.insert(fileUploads).values(row).returning(),
       );
       if (!created) throw new Error(`insert of upload ${row.id} returned no row`);
@@ -283,7 +251,7 @@ export class UploadRepository {
   }
 
   /**
-   * Makes one transition of the lifecycle (src/uploads/lifecycle.ts): the upload moves to its status only from one
+   * Makes one transition of the lifecycle (src/lifecycle.ts): the upload moves to its status only from one
    * of its `from` statuses; undefined when it was in none of them. With webhooks on, the transition's event is
    * written in the same statement, only when the status changes (failed again after failed updates the error and
    * reports nothing).
@@ -301,7 +269,7 @@ export class UploadRepository {
         .where(and(eq(fileUploads.id, id), inArray(fileUploads.status, [...statuses])))
         .returning();
     const changing = from.filter((status) => status !== to);
-    const [changed] = changing.length > 0 ? await this.reporting(this.db, event, update(changing)) : [];
+    const [changed] = changing.length > 0 ? await reporting(this.db, this.webhookEvents, event, update(changing)) : [];
     if (changed || changing.length === from.length) return changed;
     const [same] = await update([to])(this.db);
     return same;
@@ -353,107 +321,6 @@ export class UploadRepository {
       .select()
       .from(fileUploads)
       .where(and(eq(fileUploads.concat, 'final'), inArray(fileUploads.status, OPEN_LIST)));
-  }
-
-  /**
-   * Open uploads of `protocol` past their expiry as of `now`, that no request holds to complete (locked_until
-   * ahead): the candidates for expireIdleUploads, by id, a page of `limit` after `after` (all when no limit).
-   */
-  async listExpiredOpenUploads(
-    protocol: FileUpload['protocol'],
-    now: Date,
-    page: { limit?: number; after?: string | undefined } = {},
-  ): Promise<FileUpload[]> {
-    const query = this.db
-      .select()
-      .from(fileUploads)
-      .where(
-        and(
-          this.pastExpiry(now),
-          eq(fileUploads.protocol, protocol),
-          page.after ? gt(fileUploads.id, page.after) : undefined,
-        ),
-      )
-      .orderBy(asc(fileUploads.id));
-    return page.limit === undefined ? query : query.limit(page.limit);
-  }
-
-  /**
-   * Those of `ids` still open and past their expiry as of `now`, marked expired in one statement; returns them.
-   * Left alone: an upload a request holds to complete it (locked_until ahead), and one whose tus lock any session
-   * holds, on any instance (a writer is at it): the statement takes the same advisory lock itself, without
-   * waiting (pg_try_advisory_xact_lock, released when it commits), so a writer that asks for it meanwhile waits
-   * and then finds the upload expired, before it writes a byte. Keep `ids` short: each takes a lock until commit.
-   */
-  async expireIdleUploads(ids: readonly string[], now: Date): Promise<FileUpload[]> {
-    const valid = ids.filter(isUploadId);
-    if (valid.length === 0) return [];
-    return this.reporting(this.db, TRANSITIONS.expire.event, (db) =>
-      db
-        .update(fileUploads)
-        .set({ status: TRANSITIONS.expire.to, lockedUntil: null })
-        .where(and(inArray(fileUploads.id, valid), this.pastExpiry(now), sql`pg_try_advisory_xact_lock(${rowLockKey})`))
-        .returning(),
-    );
-  }
-
-  /** The upload lives at least until `until` (a direct upload's part was signed): its expiry never moves back. */
-  async extendExpiry(id: string, until: Date): Promise<void> {
-    await this.db
-      .update(fileUploads)
-      .set({ expiresAt: sql`greatest(${fileUploads.expiresAt}, ${until.toISOString()}::timestamptz)` })
-      .where(and(eq(fileUploads.id, id), inArray(fileUploads.status, OPEN_LIST)));
-  }
-
-  private pastExpiry(now: Date) {
-    return and(
-      inArray(fileUploads.status, OPEN_LIST),
-      lt(fileUploads.expiresAt, now),
-      or(isNull(fileUploads.lockedUntil), lt(fileUploads.lockedUntil, now)),
-    );
-  }
-
-  /**
-   * Uploads that ended without completing (aborted, expired, lost, rejected) before `before`, by their last change
-   * (the end: nothing changes an ended row), oldest first: the janitor prunes them.
-   */
-  async listPrunableUploads(before: Date, limit: number): Promise<FileUpload[]> {
-    return this.db
-      .select()
-      .from(fileUploads)
-      .where(this.prunable(before))
-      .orderBy(asc(fileUploads.updatedAt), asc(fileUploads.id))
-      .limit(limit);
-  }
-
-  async countPrunableUploads(before: Date): Promise<number> {
-    const [counted] = await this.db.select({ n: count() }).from(fileUploads).where(this.prunable(before));
-    return counted?.n ?? 0;
-  }
-
-  /**
-   * Deletes those of `ids` that still ended before `before`, with their part rows (on delete cascade) and their
-   * webhook events, except events still to be delivered (their payload carries the upload). Returns how many.
-   */
-  async deleteEndedUploads(ids: readonly string[], before: Date): Promise<number> {
-    const valid = ids.filter(isUploadId);
-    if (valid.length === 0) return 0;
-    const result = await this.db.execute(sql`
-      with pruned as (
-        delete from ${fileUploads}
-        where ${and(inArray(fileUploads.id, valid), this.prunable(before))}
-        returning id
-      ), events as (
-        delete from ${webhookOutbox}
-        where upload_id in (select id from pruned)
-          and (delivered_at is not null or next_attempt_at = 'infinity'::timestamptz)
-      )
-      select count(*)::int as n from pruned`);
-    return rowsOf<{ n: number }>(result)[0]?.n ?? 0;
-  }
-
-  private prunable(before: Date) {
-    return and(inArray(fileUploads.status, ENDED_LIST), lt(fileUploads.updatedAt, before));
   }
 
   /** The uploads of these ids that exist (ids that are not UUIDs name none). */
@@ -522,50 +389,6 @@ export class UploadRepository {
   async unlockCompletion(id: string): Promise<void> {
     await this.db.update(fileUploads).set({ lockedUntil: null }).where(eq(fileUploads.id, id));
   }
-
-  /**
-   * Inserts or updates part rows (planned, or stored with their ETag): one statement with four array
-   * parameters, whatever the number of parts (10,000 rows as VALUES would be 50,000 parameters to build).
-   */
-  async upsertParts(uploadId: string, parts: readonly PartRecord[]): Promise<void> {
-    if (parts.length === 0) return;
-    await this.db.execute(sql`
-      insert into ${uploadParts} (upload_id, part_number, size, etag, status)
-      select ${uploadId}::uuid, part_number, size, etag, status::part_status
-      from unnest(
-        ${sql.param(parts.map((part) => part.partNumber))}::integer[],
-        ${sql.param(parts.map((part) => part.size))}::bigint[],
-        ${sql.param(parts.map((part) => part.etag))}::text[],
-        ${sql.param(parts.map((part) => part.status))}::text[]
-      ) as part(part_number, size, etag, status)
-      on conflict (upload_id, part_number) do update
-        set size = excluded.size, etag = excluded.etag, status = excluded.status, updated_at = now()`);
-  }
-
-  /** The base64 MD5s a direct upload's client signed its parts with (rows made for parts not planned yet). */
-  async recordPartMd5s(uploadId: string, parts: ReadonlyArray<{ partNumber: number; md5: string }>): Promise<void> {
-    if (parts.length === 0) return;
-    await this.db.execute(sql`
-      insert into ${uploadParts} (upload_id, part_number, size, status, md5)
-      select ${uploadId}::uuid, part_number, 0, 'pending'::part_status, md5
-      from unnest(${sql.param(parts.map((part) => part.partNumber))}::integer[], ${sql.param(parts.map((part) => part.md5))}::text[])
-        as part(part_number, md5)
-      on conflict (upload_id, part_number) do update set md5 = excluded.md5, updated_at = now()`);
-  }
-
-  async listParts(uploadId: string): Promise<UploadPart[]> {
-    return this.db
-      .select()
-      .from(uploadParts)
-      .where(eq(uploadParts.uploadId, uploadId))
-      .orderBy(asc(uploadParts.partNumber));
-  }
-
-  async countStoredParts(uploadId: string): Promise<number> {
-    const [row] = await this.db
-      .select({ stored: count() })
-      .from(uploadParts)
-      .where(and(eq(uploadParts.uploadId, uploadId), eq(uploadParts.status, 'stored')));
-    return row?.stored ?? 0;
-  }
 }
+
+export type { PartRecord } from './parts.js';

@@ -4,7 +4,7 @@
  */
 import { sql } from 'drizzle-orm';
 import { bigint, index, integer, jsonb, pgEnum, pgTable, primaryKey, text, timestamp, uuid } from 'drizzle-orm/pg-core';
-import { UPLOAD_EVENTS, UPLOAD_STATUSES } from '../uploads/lifecycle.js';
+import { UPLOAD_EVENTS, UPLOAD_STATUSES } from '../lifecycle.js';
 
 export { UPLOAD_EVENTS, UPLOAD_STATUSES };
 

@@ -5,7 +5,7 @@
  * URLs bind no Content-Length (the parts check at completion still runs).
  */
 import type { FastifyPluginAsyncJsonSchemaToTs } from '@fastify/type-provider-json-schema-to-ts';
-import { ErrorBody } from '../api/views.js';
+import { ErrorBody } from '../http/schemas.js';
 import { badRequest } from '../errors.js';
 import { Filename, Metadata, MimeType, PartNumber } from './routes.js';
 import { bindUploadId } from '../ops/logging.js';

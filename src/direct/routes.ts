@@ -9,7 +9,7 @@
  */
 import type { FastifyPluginAsyncJsonSchemaToTs } from '@fastify/type-provider-json-schema-to-ts';
 import { S3_LIMITS } from '../config/index.js';
-import { ErrorBody, IdParams } from '../api/views.js';
+import { ErrorBody, IdParams } from '../http/schemas.js';
 import { bindUploadId } from '../ops/logging.js';
 import { MAX_METADATA_KEYS, MAX_METADATA_KEY_SIZE, metadataOfJson } from '../uploads/metadata.js';
 import type { DirectUploads } from './service.js';

@@ -12,7 +12,7 @@ import { sumOfSizes } from '../uploads/parts.js';
 import { partCount, partSizeProblem, planPartSize, plannedPartSize } from '../uploads/planner.js';
 import type { UploadService } from '../uploads/service.js';
 import type { PartPresigner, SignedPart } from './presigner.js';
-import { hasEnded, isCompleted, isOpen, wasTerminated } from '../uploads/lifecycle.js';
+import { hasEnded, isCompleted, isOpen, wasTerminated } from '../lifecycle.js';
 
 /** Parts signed with the creation answer; the client asks for the rest as it goes. */
 export const FIRST_BATCH = 20;

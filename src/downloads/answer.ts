@@ -10,7 +10,7 @@ import { attachment } from '../http/content-disposition.js';
 import { STORED_CONTENT_TYPE } from '../storage/multipart.js';
 import { rangeOf } from './ranges.js';
 import type { DownloadStorage } from './storage.js';
-import { isCompleted } from '../uploads/lifecycle.js';
+import { isCompleted } from '../lifecycle.js';
 
 /** The caller's own bytes: no shared cache may keep them, and no browser may sniff a type into them. */
 const PRIVATE = { 'Cache-Control': 'private, no-store', 'X-Content-Type-Options': 'nosniff' };

@@ -4,7 +4,7 @@
  * download routes (answer.ts): the file with ranges, or on S3 a redirect to a presigned GET.
  */
 import type { FastifyPluginAsyncJsonSchemaToTs } from '@fastify/type-provider-json-schema-to-ts';
-import { IdParams } from '../api/views.js';
+import { IdParams } from '../http/schemas.js';
 import type { UploadService } from '../uploads/service.js';
 import { answerDownload } from './answer.js';
 import { LINK_PATH, type DownloadLinks } from './links.js';

@@ -16,7 +16,7 @@ import type { AuthConfig } from '../config/index.js';
 import type { FileUpload } from '../db/schema.js';
 import { conflict, linkRefused } from '../errors.js';
 import type { DownloadStorage } from './storage.js';
-import { isCompleted } from '../uploads/lifecycle.js';
+import { isCompleted } from '../lifecycle.js';
 
 export interface DownloadLink {
   url: string;

@@ -6,7 +6,7 @@
  *
  * Labels are bounded sets: a protocol, a route pattern (never a raw URL), an S3 operation, a repository method.
  */
-import type { CountedChange } from '../uploads/lifecycle.js';
+import type { CountedChange } from '../lifecycle.js';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { QueryObserver } from '../db/availability.js';
 import type { UploadProtocol } from '../db/schema.js';

@@ -14,7 +14,7 @@ import type { UploadService } from '../uploads/service.js';
 import { isUploadId } from '../db/ids.js';
 import { fileFacts } from './metadata.js';
 import type { FreightStore } from './upload-record.js';
-import { isCompleted, isOpen } from '../uploads/lifecycle.js';
+import { isCompleted, isOpen } from '../lifecycle.js';
 
 export interface ConcatDeps {
   uploads: UploadService;

@@ -17,7 +17,7 @@ import type { FileUpload } from '../db/schema.js';
 import type { UploadService } from '../uploads/service.js';
 import { BodyReader, BodyStalled, type StallRule } from './body.js';
 import { FreightStore, liveRecord, tusUpload, type WriteOptions } from './upload-record.js';
-import { isCompleted } from '../uploads/lifecycle.js';
+import { isCompleted } from '../lifecycle.js';
 
 /** Removing a file that is not there (an upload deleted again) leaves nothing to do. */
 const ignoreMissing = (error: unknown): void => {

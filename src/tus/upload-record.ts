@@ -4,7 +4,7 @@ import { DataStore, ERRORS, Upload } from '@tus/utils';
 import type { ExpectedChecksum } from './checksum.js';
 import type { FileUpload } from '../db/schema.js';
 import type { UploadService } from '../uploads/service.js';
-import { hasEnded } from '../uploads/lifecycle.js';
+import { hasEnded } from '../lifecycle.js';
 
 /** What Freight's body writer (write.ts) tells a store beyond the DataStore's write(stream, id, offset). */
 export interface WriteOptions {

@@ -6,7 +6,7 @@
 import { gone, notFound } from '../errors.js';
 import type { UploadRepository } from '../db/repository.js';
 import type { FileUpload, UploadProtocol } from '../db/schema.js';
-import { goneReason, isOpen, wasTerminated } from './lifecycle.js';
+import { goneReason, isOpen, wasTerminated } from '../lifecycle.js';
 import type { UploadContext } from './context.js';
 import type { UploadStates } from './states.js';
 

@@ -5,7 +5,7 @@
 import { notFound } from '../errors.js';
 import type { UploadRepository } from '../db/repository.js';
 import type { FileUpload, UploadProtocol } from '../db/schema.js';
-import { type CountedChange, TRANSITIONS, type Transition, type TransitionName } from './lifecycle.js';
+import { type CountedChange, TRANSITIONS, type Transition, type TransitionName } from '../lifecycle.js';
 import type { MetadataLimits } from './metadata.js';
 import type { Metrics } from '../ops/metrics.js';
 

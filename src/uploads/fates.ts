@@ -3,7 +3,7 @@
  * which uploads still need their multipart uploads and staged objects.
  */
 import type { FileUpload } from '../db/schema.js';
-import { isCompleted, isOpen } from './lifecycle.js';
+import { isCompleted, isOpen } from '../lifecycle.js';
 
 /**
  * What becomes of an S3 multipart upload found in the bucket under an upload's key (`upload` undefined: no row

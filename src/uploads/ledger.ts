@@ -8,7 +8,7 @@ import { badRequest, conflict, FreightError, gone, offsetMismatch, partsMismatch
 import type { StoredAdvance } from '../db/repository.js';
 import type { FileUpload } from '../db/schema.js';
 import type { StoredPart } from '../storage/multipart.js';
-import { hasEnded } from './lifecycle.js';
+import { hasEnded } from '../lifecycle.js';
 import { checkParts, describePartProblems, sumOfSizes, type ExpectedPart } from './parts.js';
 import { partCount } from './planner.js';
 import type { UploadContext } from './context.js';
@@ -74,7 +74,7 @@ export class PartsLedger {
    * UPLOAD_EXPIRY from now, and at least as long as the URL (`validForMs`): expiry never spoils a URL it handed out.
    */
   async recordSignedParts(id: string, validForMs: number): Promise<void> {
-    await this.context.repo.extendExpiry(
+    await this.context.repo.retention.extendExpiry(
       id,
       new Date(this.context.now().getTime() + Math.max(this.context.options.expiryMs, validForMs)),
     );
@@ -85,7 +85,7 @@ export class PartsLedger {
    * one step (from 0, so that only one assembly records it).
    */
   async recordAssembled(id: string, parts: readonly StoredPart[], length: number): Promise<void> {
-    await this.context.repo.upsertParts(
+    await this.context.repo.parts.upsertParts(
       id,
       parts.map((part) => ({ ...part, status: 'stored' as const })),
     );
@@ -102,7 +102,7 @@ export class PartsLedger {
 
   /** One part is stored in S3 with this ETag. */
   async recordStoredPart(id: string, part: StoredPart): Promise<void> {
-    await this.context.repo.upsertParts(id, [{ ...part, status: 'stored' }]);
+    await this.context.repo.parts.upsertParts(id, [{ ...part, status: 'stored' }]);
   }
 
   /** The MD5s a direct upload's client signs its parts with (the owner's API shows them beside S3's ETags). */
@@ -110,7 +110,7 @@ export class PartsLedger {
     id: string,
     parts: ReadonlyArray<{ partNumber: number; md5?: string | undefined }>,
   ): Promise<void> {
-    await this.context.repo.recordPartMd5s(
+    await this.context.repo.parts.recordPartMd5s(
       id,
       parts.flatMap((part) => (part.md5 ? [{ partNumber: part.partNumber, md5: part.md5 }] : [])),
     );
@@ -118,7 +118,7 @@ export class PartsLedger {
 
   /** Parts planned for a direct upload, before any bytes arrive. */
   async recordPlannedParts(id: string, parts: ReadonlyArray<{ partNumber: number; size: number }>): Promise<void> {
-    await this.context.repo.upsertParts(
+    await this.context.repo.parts.upsertParts(
       id,
       parts.map((part) => ({ ...part, etag: null, status: 'pending' as const })),
     );
@@ -127,7 +127,7 @@ export class PartsLedger {
   /** What S3 lists for the upload, merged into the part rows (a resuming client asks this). */
   async mergeStoredParts(id: string, stored: readonly StoredPart[]): Promise<void> {
     if (stored.length === 0) return;
-    await this.context.repo.upsertParts(
+    await this.context.repo.parts.upsertParts(
       id,
       stored.map((part) => ({ ...part, status: 'stored' as const })),
     );
@@ -156,7 +156,7 @@ export class PartsLedger {
     stored: readonly StoredPart[],
     reported: readonly ExpectedPart[] = [],
   ): Promise<StoredPart[]> {
-    const rows = await this.context.repo.listParts(upload.id);
+    const rows = await this.context.repo.parts.listParts(upload.id);
     // With a plan (every direct upload of known size, every tus upload on S3), parts 1..N of planned sizes.
     const planned = upload.totalSize !== null && upload.partSize !== null;
     const expected = new Map<number, ExpectedPart>();
@@ -189,10 +189,10 @@ export class PartsLedger {
   }
 
   async countStoredParts(id: string): Promise<number> {
-    return this.context.repo.countStoredParts(id);
+    return this.context.repo.parts.countStoredParts(id);
   }
 
   async listParts(id: string) {
-    return this.context.repo.listParts(id);
+    return this.context.repo.parts.listParts(id);
   }
 }

@@ -4,7 +4,7 @@
  * way. Split by what callers need:
  * - `access`: the caller's upload as a request finds it (ownership, gone, expiry on sight);
  * - `ledger`: what storage holds of it (the stored offset, the parts, the S3 UploadId, the parts check);
- * - `states`: every change of its status, through the lifecycle table (src/uploads/lifecycle.ts).
+ * - `states`: every change of its status, through the lifecycle table (src/lifecycle.ts).
  */
 import type { UploadRepository } from '../db/repository.js';
 import { UploadAccess } from './access.js';

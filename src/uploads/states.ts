@@ -1,5 +1,5 @@
 /**
- * Every change of an upload's status, made through the lifecycle table (src/uploads/lifecycle.ts): creation within
+ * Every change of an upload's status, made through the lifecycle table (src/lifecycle.ts): creation within
  * the per-user bounds, completion, failure, abort and termination, loss, rejection of a digest, expiry by idleness,
  * the completion claim, and the pruning of ended rows.
  *
@@ -19,7 +19,7 @@ import {
 } from '../errors.js';
 import type { FileUpload, UploadProtocol } from '../db/schema.js';
 import { RunningDigest } from './digest.js';
-import { hasEnded, isCompleted, isOpen, wasTerminated } from './lifecycle.js';
+import { hasEnded, isCompleted, isOpen, wasTerminated } from '../lifecycle.js';
 import { metadataProblem, type MetadataLimits } from './metadata.js';
 import type { NewUpload, UploadContext } from './context.js';
 
@@ -199,7 +199,7 @@ export class UploadStates {
     if (ids.length === 0) return [];
     const now = this.context.now();
     const expire = (held: ReadonlySet<string>) =>
-      this.context.repo.expireIdleUploads(
+      this.context.repo.retention.expireIdleUploads(
         ids.filter((id) => !held.has(id)),
         now,
       );
@@ -218,7 +218,10 @@ export class UploadStates {
     const now = this.context.now();
     const expired: FileUpload[] = [];
     for (let after: string | undefined; ; ) {
-      const batch = await this.context.repo.listExpiredOpenUploads(protocol, now, { limit: EXPIRY_BATCH, after });
+      const batch = await this.context.repo.retention.listExpiredOpenUploads(protocol, now, {
+        limit: EXPIRY_BATCH,
+        after,
+      });
       expired.push(...(await this.expireIdle(batch.map((upload) => upload.id))));
       if (batch.length < EXPIRY_BATCH) return expired;
       after = batch.at(-1)?.id;
@@ -227,7 +230,7 @@ export class UploadStates {
 
   /** The uploads expireOpenUploads would expire now (a dry run changes nothing). */
   async expiredOpenUploads(protocol: UploadProtocol): Promise<FileUpload[]> {
-    return this.context.repo.listExpiredOpenUploads(protocol, this.context.now());
+    return this.context.repo.retention.listExpiredOpenUploads(protocol, this.context.now());
   }
 
   /**
@@ -246,11 +249,11 @@ export class UploadStates {
 
   /** Uploads that ended (lifecycle ENDED) before `before`, oldest first: the janitor prunes them. */
   async prunableUploads(before: Date, limit: number): Promise<FileUpload[]> {
-    return this.context.repo.listPrunableUploads(before, limit);
+    return this.context.repo.retention.listPrunableUploads(before, limit);
   }
 
   async countPrunableUploads(before: Date): Promise<number> {
-    return this.context.repo.countPrunableUploads(before);
+    return this.context.repo.retention.countPrunableUploads(before);
   }
 
   /**
@@ -259,6 +262,6 @@ export class UploadStates {
    * they are their owners' files.
    */
   async pruneEndedUploads(ids: readonly string[], before: Date): Promise<number> {
-    return this.context.repo.deleteEndedUploads(ids, before);
+    return this.context.repo.retention.deleteEndedUploads(ids, before);
   }
 }

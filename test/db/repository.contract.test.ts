@@ -116,9 +116,9 @@ describe.each([
     const done = await repo.insertUpload(newUpload(user, { expiresAt, status: 'completed' }));
     const direct = await repo.insertUpload(newUpload(user, { expiresAt, protocol: 'direct' }));
 
-    expect((await repo.listExpiredOpenUploads('tus', now)).map((row) => row.id)).toEqual([stale.id]);
+    expect((await repo.retention.listExpiredOpenUploads('tus', now)).map((row) => row.id)).toEqual([stale.id]);
     expect((await repo.findUpload(stale.id))?.status).toBe('uploading');
-    const expired = await repo.expireIdleUploads([stale.id, completing.id, done.id], now);
+    const expired = await repo.retention.expireIdleUploads([stale.id, completing.id, done.id], now);
     expect(expired.map((row) => [row.id, row.status])).toEqual([[stale.id, 'expired']]);
     const rows = await repo.findUploads([stale.id, completing.id, done.id, direct.id, 'not-a-uuid']);
     expect(new Map(rows.map((row) => [row.id, row.status]))).toEqual(
@@ -129,8 +129,8 @@ describe.each([
         [direct.id, 'pending'],
       ]),
     );
-    expect((await repo.listExpiredOpenUploads('direct', now)).map((row) => row.id)).toEqual([direct.id]);
-    expect((await repo.expireIdleUploads([direct.id], now)).map((row) => row.id)).toEqual([direct.id]);
+    expect((await repo.retention.listExpiredOpenUploads('direct', now)).map((row) => row.id)).toEqual([direct.id]);
+    expect((await repo.retention.expireIdleUploads([direct.id], now)).map((row) => row.id)).toEqual([direct.id]);
   });
 
   test('expiry measures idleness: progress and signed parts move it forward, never back', async () => {
@@ -154,9 +154,9 @@ describe.each([
     // No more bytes than recorded: no progress, the expiry stays.
     await repo.recordProgress(direct.id, 50, new Date('2000-01-03T00:00:00Z'));
     expect((await repo.findUpload(direct.id))?.expiresAt).toEqual(later);
-    await repo.extendExpiry(direct.id, new Date('1999-01-01T00:00:00Z'));
+    await repo.retention.extendExpiry(direct.id, new Date('1999-01-01T00:00:00Z'));
     expect((await repo.findUpload(direct.id))?.expiresAt).toEqual(later);
-    await repo.extendExpiry(direct.id, new Date('2000-02-01T00:00:00Z'));
+    await repo.retention.extendExpiry(direct.id, new Date('2000-02-01T00:00:00Z'));
     expect((await repo.findUpload(direct.id))?.expiresAt).toEqual(new Date('2000-02-01T00:00:00Z'));
   });
 
@@ -170,10 +170,10 @@ describe.each([
       try {
         // As the Postgres locker takes it, on its own session.
         await writer`select pg_advisory_lock(${uploadLockKey(stale.id).toString()}::bigint)`;
-        expect(await repo.expireIdleUploads([stale.id], now)).toEqual([]);
+        expect(await repo.retention.expireIdleUploads([stale.id], now)).toEqual([]);
         expect((await repo.findUpload(stale.id))?.status).toBe('pending');
         await writer`select pg_advisory_unlock(${uploadLockKey(stale.id).toString()}::bigint)`;
-        expect((await repo.expireIdleUploads([stale.id], now)).map((row) => row.status)).toEqual(['expired']);
+        expect((await repo.retention.expireIdleUploads([stale.id], now)).map((row) => row.status)).toEqual(['expired']);
         // The statement's own lock went with its transaction: the writer can take it again.
         const [row] = await writer<
           { locked: boolean }[]
@@ -193,13 +193,13 @@ describe.each([
       etag: null,
       status: 'pending' as const,
     }));
-    await repo.upsertParts(row.id, planned);
-    await repo.upsertParts(row.id, [{ partNumber: 7, size: 5, etag: '"abc"', status: 'stored' }]);
-    const parts = await repo.listParts(row.id);
+    await repo.parts.upsertParts(row.id, planned);
+    await repo.parts.upsertParts(row.id, [{ partNumber: 7, size: 5, etag: '"abc"', status: 'stored' }]);
+    const parts = await repo.parts.listParts(row.id);
     expect(parts).toHaveLength(2500);
     expect(parts[0]?.partNumber).toBe(1);
     expect(parts[6]).toMatchObject({ partNumber: 7, etag: '"abc"', status: 'stored' });
-    expect(await repo.countStoredParts(row.id)).toBe(1);
+    expect(await repo.parts.countStoredParts(row.id)).toBe(1);
   });
 
   test('a user lists their uploads newest first, page by page, optionally by status', async () => {
@@ -272,13 +272,13 @@ describe.each([
       const stale = await reporting.insertUpload(
         newUpload('events-3', { expiresAt: new Date('2001-01-01T00:00:00Z') }),
       );
-      await reporting.expireIdleUploads([stale.id], new Date('2001-06-01T00:00:00Z'));
+      await reporting.retention.expireIdleUploads([stale.id], new Date('2001-06-01T00:00:00Z'));
       expect(await eventsOf(stale.id)).toEqual(['upload.created', 'upload.expired']);
     });
 
     test('an event keeps the upload as the change left it', async () => {
       const row = await reporting.insertUpload(newUpload('events-4', { metadata: { filename: 'f.bin', empty: null } }));
-      await reporting.upsertParts(row.id, [{ partNumber: 1, size: 100, etag: '"e"', status: 'stored' }]);
+      await reporting.parts.upsertParts(row.id, [{ partNumber: 1, size: 100, etag: '"e"', status: 'stored' }]);
       const completed = await reporting.transition(row.id, 'complete', { completedAt: new Date(), bytesReceived: 100 });
       const [event] = await database.db
         .select()

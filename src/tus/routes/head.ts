@@ -18,7 +18,7 @@ import type { TusDeps } from '../deps.js';
 import { fromTusUtils } from '../reply.js';
 import { TUS_PATH, uploadIdOf } from '../urls.js';
 import { withUploadLock } from '../write.js';
-import { isCompleted } from '../../uploads/lifecycle.js';
+import { isCompleted } from '../../lifecycle.js';
 
 /**
  * The longest a resume check waits for a running writer to stop and store what it has (it is asked to at once; a

@@ -21,7 +21,7 @@ import { PartLayout, stagingKey, stagingPrefix } from './layout.js';
 import { MainUploadLost, StagedBytesLost, stagedBytesLost } from './losses.js';
 import { PatchWrite, type WriterDeps } from './writer.js';
 import { FreightStore, liveRecord, tusUpload, type WriteOptions } from '../upload-record.js';
-import { isCompleted } from '../../uploads/lifecycle.js';
+import { isCompleted } from '../../lifecycle.js';
 
 export interface FreightS3StoreOptions extends WriterDeps {
   expiryMs: number;

@@ -12,7 +12,7 @@ import {
   UPLOAD_STATUSES,
   type UploadStatus,
   wasTerminated,
-} from '../../src/uploads/lifecycle.js';
+} from '../src/lifecycle.js';
 
 const transitions = TRANSITIONS as Record<string, Transition>;
 
