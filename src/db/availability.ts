@@ -111,16 +111,24 @@ export interface QueryObserver {
 
 /**
  * The same object, with every method that returns a promise bounded by withinDeadline (and, with an observer,
- * timed: postgres.js reports nothing about its pool, so the calls are measured here, where they all pass).
+ * timed: postgres.js reports nothing about its pool, so the calls are measured here, where they all pass). The
+ * objects it holds under `nested` (a repository's parts) are bounded the same way.
  */
 export function withDeadlines<T extends object>(
   target: T,
   timeoutMs: number,
   undos: LateUndos<T> = {},
   observer?: QueryObserver,
+  nested: ReadonlyArray<keyof T> = [],
 ): T {
+  const inner = new Map<PropertyKey, unknown>();
+  for (const key of nested) {
+    const value: unknown = target[key];
+    if (typeof value === 'object' && value !== null) inner.set(key, withDeadlines(value, timeoutMs, {}, observer));
+  }
   return new Proxy(target, {
     get(object, property, receiver) {
+      if (inner.has(property)) return inner.get(property);
       const value: unknown = Reflect.get(object, property, receiver);
       if (typeof value !== 'function') return value;
       const undo = undos[property as keyof T] as ((...args: unknown[]) => Promise<unknown>) | undefined;

@@ -25,6 +25,7 @@ export function createUploadService(
     config.databaseTimeoutMs,
     { insertUpload: undoLateCreation, insertUploadWithinLimit: undoLateCreation },
     options.metrics?.queryObserver(),
+    ['parts', 'retention'],
   );
   return new UploadService(repository, {
     ...options,
