@@ -175,7 +175,13 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const watched = baseLocker instanceof PostgresLocker ? undefined : new WatchedLocker(baseLocker);
   const locker = watched ?? baseLocker;
   const uploads = createUploadService(config, database, {
-    admit: config.webhooks?.preCreate ? preCreateCheck(config.webhooks, app.log) : undefined,
+    admit: config.webhooks?.preCreate
+      ? preCreateCheck(
+          config.webhooks,
+          app.log,
+          config.s3 && { keyPrefix: config.s3.keyPrefix, reservedTags: config.s3.tagging ? ['sha256'] : [] },
+        )
+      : undefined,
     metrics,
     locks: watched,
     now: deps.now,

@@ -25,6 +25,8 @@ export interface S3Config {
   accelerate: boolean;
   /** Tag completed objects (their SHA-256); off for S3-compatible servers without object tagging (R2). */
   tagging: boolean;
+  /** S3_KEY_PREFIX: before every new object's key (`uploads/`); the janitor acts on nothing outside it. '' : none. */
+  keyPrefix: string;
 }
 
 export type AuthConfig =
@@ -314,6 +316,9 @@ export function loadConfig(env: Env = process.env): Config {
   };
 }
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it refuses
+const BAD_KEY_PREFIX = /[\u0000-\u001f\u007f\\]|(^|\/)\.{1,2}(\/|$)|\/\/|\.staging\//;
+
 function readS3(
   read: (name: string) => string | undefined,
   url: (name: string) => string | undefined,
@@ -327,7 +332,17 @@ function readS3(
   const forcePathStyle = bool('S3_FORCE_PATH_STYLE');
   const accelerate = bool('S3_ACCELERATE');
   const tagging = read('S3_TAGGING') === undefined ? true : bool('S3_TAGGING');
-  if (bucket === undefined) return undefined;
+  const keyPrefix = read('S3_KEY_PREFIX') ?? '';
+  if (bucket === undefined) {
+    if (keyPrefix) throw new ConfigError('S3_KEY_PREFIX', 'needs S3_BUCKET (the local file store names files by id)');
+    return undefined;
+  }
+  if (keyPrefix.length > 256 || keyPrefix.startsWith('/') || BAD_KEY_PREFIX.test(keyPrefix)) {
+    throw new ConfigError(
+      'S3_KEY_PREFIX',
+      `must be at most 256 characters, not start with "/", and hold no control character, backslash, "//", "." or ".." segment or ".staging/", got "${keyPrefix}"`,
+    );
+  }
   if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) {
     throw new ConfigError('S3_BUCKET', `is not a valid bucket name: "${bucket}"`);
   }
@@ -358,6 +373,7 @@ function readS3(
     forcePathStyle,
     accelerate,
     tagging,
+    keyPrefix,
   };
 }
 

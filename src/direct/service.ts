@@ -126,8 +126,9 @@ export class DirectUploads {
   private async openMultipartUpload(upload: FileUpload, filename: string): Promise<FileUpload> {
     let s3UploadId: string;
     try {
-      // The client's mimeType is recorded, not given to S3: the object is bytes to download (see MultipartStorage).
-      s3UploadId = await this.storage.create(upload.storageKey, { filename });
+      // The client's mimeType is recorded, not given to S3: the object is bytes to download, unless the pre-create
+      // hook shaped it (see object-headers.ts).
+      s3UploadId = await this.storage.create(upload.storageKey, { filename, shape: upload.objectShape });
     } catch (error) {
       await this.uploads.states.markFailed(upload.id, failureReason(error));
       throw error;

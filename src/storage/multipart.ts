@@ -10,11 +10,13 @@ import {
   ListPartsCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { attachment } from '../http/content-disposition.js';
+import type { ObjectShape } from '../db/schema.js';
 import { isNoSuchUpload } from '../errors.js';
+import { objectHeaders } from './object-headers.js';
 import { objectSize } from './s3.js';
 
-/** What a stored upload is served as, unless a caller that knows better says otherwise: bytes, to download. */
+export { STORED_CONTENT_TYPE } from './object-headers.js';
+
 /** A part as S3 lists it (ListParts), and as a completion names it. */
 export interface StoredPart {
   partNumber: number;
@@ -22,16 +24,13 @@ export interface StoredPart {
   etag: string;
 }
 
-export const STORED_CONTENT_TYPE = 'application/octet-stream';
-
 export interface MultipartStorage {
   readonly bucket: string;
   /**
-   * Without options: an object of no type or name (staging). With a file name: served as a download of that
-   * name, typed `contentType` or STORED_CONTENT_TYPE. Never pass a type a client chose: a bucket served to
-   * browsers would serve a client's text/html as a page of its origin.
+   * Without options: an object of no type or name (staging). With them: the upload's object, as its pre-create
+   * hook shaped it, else a download of `filename` (object-headers.ts).
    */
-  create(key: string, options?: { filename: string; contentType?: string }): Promise<string>;
+  create(key: string, options?: NewObject): Promise<string>;
   /** Every part S3 holds (all pages); undefined when the multipart upload no longer exists. */
   listParts(key: string, uploadId: string): Promise<StoredPart[] | undefined>;
   complete(key: string, uploadId: string, parts: readonly StoredPart[]): Promise<{ location: string }>;
@@ -44,6 +43,12 @@ export interface MultipartStorage {
   objectUrl(key: string): string;
 }
 
+/** The object an upload becomes: its client's file name (null: none) and what its pre-create hook shaped. */
+export interface NewObject {
+  filename: string | null;
+  shape?: ObjectShape | null;
+}
+
 export class S3MultipartStorage implements MultipartStorage {
   constructor(
     private readonly client: S3Client,
@@ -51,15 +56,12 @@ export class S3MultipartStorage implements MultipartStorage {
     private readonly endpoint: string | undefined,
   ) {}
 
-  async create(key: string, options?: { filename: string; contentType?: string }): Promise<string> {
+  async create(key: string, options?: NewObject): Promise<string> {
     const created = await this.client.send(
       new CreateMultipartUploadCommand({
         Bucket: this.bucket,
         Key: key,
-        ...(options && {
-          ContentType: options.contentType ?? STORED_CONTENT_TYPE,
-          ContentDisposition: attachment(options.filename),
-        }),
+        ...(options && objectHeaders(options.filename, options.shape)),
       }),
     );
     if (!created.UploadId) throw new Error('CreateMultipartUpload answered without an UploadId');

@@ -98,6 +98,13 @@ export class UploadAccess {
     return new Map((await this.context.repo.findUploads(ids)).map((upload) => [upload.id, upload]));
   }
 
+  /** The records of the uploads with these keys (storage_key) that exist, by key: the janitor finds them so. */
+  async findManyByStorageKey(keys: readonly string[]): Promise<Map<string, FileUpload>> {
+    return new Map(
+      (await this.context.repo.findUploadsByStorageKey(keys)).map((upload) => [upload.storageKey, upload]),
+    );
+  }
+
   async list(userId: string, options: Parameters<UploadRepository['listOwnedUploads']>[1]) {
     return this.context.repo.listOwnedUploads(userId, options);
   }

@@ -1,13 +1,16 @@
 /**
  * WEBHOOK_PRE_CREATE: before an upload is created (tus POST, direct create, Companion create), the receiver is asked,
- * and waited for (at most WEBHOOK_TIMEOUT). A 2xx allows the upload; a 4xx refuses it, with that status and the
- * receiver's message going back to the client; no answer, a 5xx or anything else is 503 with Retry-After (the
- * client retries; nothing was created).
+ * and waited for (at most WEBHOOK_TIMEOUT). A 2xx allows the upload, and its JSON body may shape the object
+ * (object-shape.ts: key, Content-Type, Content-Disposition, storage class, tags, metadata), an answer Freight
+ * refuses being 502 to the client and a warning in the log; a 4xx refuses it, with that status and the receiver's
+ * message going back to the client; no answer, a 5xx or anything else is 503 with Retry-After (the client
+ * retries; nothing was created).
  */
 import type { FastifyBaseLogger } from 'fastify';
 import type { WebhookConfig } from '../config/index.js';
-import { uploadRejected, webhookUnavailable } from '../errors.js';
+import { uploadRejected, webhookBadAnswer, webhookUnavailable } from '../errors.js';
 import type { NewUpload } from '../uploads/service.js';
+import { BadShapeAnswer, shapeOfAnswer, type ShapeAnswer, type ShapeRules } from './object-shape.js';
 import { postSigned, type ReceiverAnswer } from './post.js';
 
 /** The longest rejection message passed on to a client. */
@@ -22,8 +25,16 @@ export function preCreateBody(upload: NewUpload): string {
   });
 }
 
-/** The admission check the upload-state service runs before recording a new upload. */
-export function preCreateCheck(config: WebhookConfig, log: FastifyBaseLogger): (upload: NewUpload) => Promise<void> {
+/**
+ * The admission check the upload-state service runs before recording a new upload: what the receiver asked of the
+ * object, if anything. `rules` undefined: the local file store, which keeps no object shape (an answer is checked
+ * all the same, and what it asks is ignored with a warning).
+ */
+export function preCreateCheck(
+  config: WebhookConfig,
+  log: FastifyBaseLogger,
+  rules: ShapeRules | undefined,
+): (upload: NewUpload) => Promise<ShapeAnswer | undefined> {
   return async (upload) => {
     let answer: ReceiverAnswer;
     try {
@@ -32,11 +43,32 @@ export function preCreateCheck(config: WebhookConfig, log: FastifyBaseLogger): (
       log.warn({ err: error, userId: upload.userId }, 'pre-create webhook: no answer');
       throw webhookUnavailable(`the pre-create check did not answer (${(error as Error).message})`);
     }
-    if (answer.status >= 200 && answer.status < 300) return;
+    if (answer.status >= 200 && answer.status < 300) return shapeOf(answer, upload, rules, log);
     if (answer.status >= 400 && answer.status < 500) throw uploadRejected(answer.status, rejectionMessage(answer));
     log.warn({ status: answer.status, userId: upload.userId }, 'pre-create webhook: failed');
     throw webhookUnavailable(`the pre-create check failed (it answered ${answer.status})`);
   };
+}
+
+function shapeOf(
+  answer: ReceiverAnswer,
+  upload: NewUpload,
+  rules: ShapeRules | undefined,
+  log: FastifyBaseLogger,
+): ShapeAnswer | undefined {
+  let shaped: ShapeAnswer | undefined;
+  try {
+    shaped = shapeOfAnswer(answer, rules ?? { keyPrefix: '', reservedTags: [] });
+  } catch (error) {
+    if (!(error instanceof BadShapeAnswer)) throw error;
+    log.warn({ userId: upload.userId, problem: error.message }, 'pre-create webhook: an answer Freight refuses');
+    throw webhookBadAnswer(error.message);
+  }
+  if (shaped && !rules) {
+    log.warn({ userId: upload.userId }, 'pre-create webhook: the local file store keeps no object shape; ignored');
+    return undefined;
+  }
+  return shaped;
 }
 
 /** The receiver's reason: JSON `message`, else the body as text; on one line, and not too long. */
