@@ -179,7 +179,11 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       ? preCreateCheck(
           config.webhooks,
           app.log,
-          config.s3 && { keyPrefix: config.s3.keyPrefix, reservedTags: config.s3.tagging ? ['sha256'] : [] },
+          config.s3 && {
+            keyPrefix: config.s3.keyPrefix,
+            tagging: config.s3.tagging,
+            reservedTags: config.s3.tagging ? ['sha256'] : [],
+          },
         )
       : undefined,
     metrics,

@@ -8,6 +8,7 @@ import {
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
   ListPartsCommand,
+  PutObjectTaggingCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
 import type { ObjectShape } from '../db/schema.js';
@@ -40,6 +41,8 @@ export interface MultipartStorage {
   objectSize(key: string): Promise<number | undefined>;
   /** Removes the object (a missing one is fine). */
   removeObject(key: string): Promise<void>;
+  /** Sets the object's tags (replacing any): S3 applies x-amz-tagging at creation, Ceph RGW 16 not for multipart. */
+  tag(key: string, tags: Readonly<Record<string, string>>): Promise<void>;
   objectUrl(key: string): string;
 }
 
@@ -120,6 +123,16 @@ export class S3MultipartStorage implements MultipartStorage {
 
   async removeObject(key: string): Promise<void> {
     await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
+  }
+
+  async tag(key: string, tags: Readonly<Record<string, string>>): Promise<void> {
+    await this.client.send(
+      new PutObjectTaggingCommand({
+        Bucket: this.bucket,
+        Key: key,
+        Tagging: { TagSet: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) },
+      }),
+    );
   }
 
   objectUrl(key: string): string {

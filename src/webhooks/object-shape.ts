@@ -24,6 +24,8 @@ export interface ShapeAnswer {
 export interface ShapeRules {
   /** S3_KEY_PREFIX: counted in the key's length. */
   keyPrefix: string;
+  /** S3_TAGGING: false for servers without object tagging, where an answer's tags cannot be kept. */
+  tagging: boolean;
   /** Tag keys Freight sets itself (`sha256` with S3_TAGGING): not the receiver's, and they take a tag's room. */
   reservedTags: readonly string[];
 }
@@ -113,7 +115,10 @@ export function checkShape(object: unknown, rules: ShapeRules): ShapeAnswer {
       bad(`object.storageClass must be one of S3's: ${STORAGE_CLASSES.join(', ')}`);
     shape.storageClass = object.storageClass as string;
   }
-  if (object.tags !== undefined) shape.tags = checkTags(object.tags, rules.reservedTags);
+  if (object.tags !== undefined) {
+    if (!rules.tagging) bad('object.tags cannot be kept: this server does not tag objects (S3_TAGGING=false)');
+    shape.tags = checkTags(object.tags, rules.reservedTags);
+  }
   if (object.metadata !== undefined) shape.metadata = checkMetadata(object.metadata);
   return result;
 }

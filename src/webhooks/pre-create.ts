@@ -58,7 +58,7 @@ function shapeOf(
 ): ShapeAnswer | undefined {
   let shaped: ShapeAnswer | undefined;
   try {
-    shaped = shapeOfAnswer(answer, rules ?? { keyPrefix: '', reservedTags: [] });
+    shaped = shapeOfAnswer(answer, rules ?? { keyPrefix: '', tagging: true, reservedTags: [] });
   } catch (error) {
     if (!(error instanceof BadShapeAnswer)) throw error;
     log.warn({ userId: upload.userId, problem: error.message }, 'pre-create webhook: an answer Freight refuses');

@@ -327,12 +327,14 @@ export class FreightS3Store extends FreightStore {
   /**
    * The digest as a tag of the object (S3 sets metadata only when an object is created, before the digest is
    * known). Best effort, and off with S3_TAGGING=false for servers without tagging (R2): the database has it.
-   * S3 replaces an object's tags as a whole: the pre-create hook's tags (set at creation) are sent again with it.
+   * S3 replaces an object's tags as a whole, so the pre-create hook's tags go with it (S3 kept them from the
+   * object's creation; Ceph RGW 16 drops those of a multipart upload, so they are set here even without a digest).
    */
   private async tag(record: FileUpload, sha256: string | undefined): Promise<void> {
-    if (!sha256 || !this.options.tagging) return;
+    const tags = { ...record.objectShape?.tags, ...(sha256 && { sha256 }) };
+    if (Object.keys(tags).length === 0 || !this.options.tagging) return;
     const key = record.storageKey;
-    await this.options.objects.tag(key, { ...record.objectShape?.tags, sha256 }).catch((error: unknown) => {
+    await this.options.objects.tag(key, tags).catch((error: unknown) => {
       this.options.log.warn({ err: error, key }, 'could not tag the object with its SHA-256');
     });
   }
