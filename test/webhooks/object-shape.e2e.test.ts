@@ -25,6 +25,7 @@ import { openJanitorDeps } from '../../src/janitor/wiring.js';
 import {
   MiB,
   createTestBucket,
+  eventually,
   isolatedDatabase,
   listMultipartUploads,
   randomData,
@@ -214,6 +215,41 @@ describe('the object as the pre-create answer shapes it', () => {
     expect(await tagsOf(key)).toEqual({ team: 'finance', 'case id': 'A-42', path: 'a/b:c@d' });
     const download = await fetch(`${freight.url}/api/uploads/${result.id}/download`, { headers: await auth(user) });
     expect(download.status).toBe(200);
+    expect(sha256(Buffer.from(await download.arrayBuffer()))).toBe(sha256(data));
+  });
+
+  test('tus concatenation (tus-js-client, parallelUploads): partials at keys of their own, the final shaped, joined by S3', async () => {
+    // tus-js-client sends the metadata with the final upload only: that is how the receiver tells them apart.
+    shapeWith((request) =>
+      request.json.upload.filename ? SHAPE(request.json.upload.filename) : { key: `parts/${randomUUID()}` },
+    );
+    const user = uniqueUser('shaped-concat');
+    const data = randomData(11 * MiB);
+    const url = await startTusUpload(data, {
+      endpoint: `${freight.url}/files/`,
+      headers: await auth(user),
+      metadata: { filename: 'joined.pdf' },
+      parallelUploads: 2,
+    }).done;
+    const key = `${PREFIX}reports/2026/joined.pdf`;
+    const final = await eventually(async () => {
+      const row = await rowOf(uploadIdOf(url));
+      return row?.status === 'completed' ? row : undefined;
+    });
+    expect(final.storage_key).toBe(key);
+    const partials = await sql`select storage_key from file_uploads where user_id = ${user} and concat = 'partial'`;
+    expect(partials.map((partial) => partial.storage_key)).toEqual([
+      expect.stringMatching(new RegExp(`^${PREFIX}parts/[0-9a-f-]{36}$`)),
+      expect.stringMatching(new RegExp(`^${PREFIX}parts/[0-9a-f-]{36}$`)),
+    ]);
+    const object = await head(key);
+    expect(object.ContentLength).toBe(data.length);
+    expect(object.ContentType).toBe('application/pdf');
+    expect(object.Metadata).toEqual({ origin: 'hook', 'review-state': 'pending' });
+    expect(await tagsOf(key)).toEqual({ team: 'finance', 'case id': 'A-42', path: 'a/b:c@d', sha256: sha256(data) });
+    const download = await fetch(`${freight.url}/api/uploads/${uploadIdOf(url)}/download`, {
+      headers: await auth(user),
+    });
     expect(sha256(Buffer.from(await download.arrayBuffer()))).toBe(sha256(data));
   });
 
