@@ -16,12 +16,15 @@ import { postSigned, type ReceiverAnswer } from './post.js';
 /** The longest rejection message passed on to a client. */
 const MAX_MESSAGE = 500;
 
-/** What the receiver is asked about: the upload as its client described it. */
+/**
+ * What the receiver is asked about: the upload as its client described it, and the id it will have (a key the
+ * receiver names may hold it: ids are unique).
+ */
 export function preCreateBody(upload: NewUpload): string {
-  const { userId, filename, totalSize, mimeType, protocol, metadata } = upload;
+  const { id, userId, filename, totalSize, mimeType, protocol, metadata } = upload;
   return JSON.stringify({
     event: 'upload.pre-create',
-    upload: { userId, filename, size: totalSize, mimeType, protocol, metadata: metadata ?? null },
+    upload: { id, userId, filename, size: totalSize, mimeType, protocol, metadata: metadata ?? null },
   });
 }
 

@@ -253,6 +253,13 @@ describe('the object as the pre-create answer shapes it', () => {
     expect(sha256(Buffer.from(await download.arrayBuffer()))).toBe(sha256(data));
   });
 
+  test('the receiver is told the id the upload will have, and may name the key by it', async () => {
+    shapeWith((request) => ({ key: `users/${request.json.upload.userId}/${request.json.upload.id}` }));
+    const user = uniqueUser('by-id');
+    const created = await createRawUpload(freight.url, await auth(user), randomData(10));
+    expect((await rowOf(created.id))?.storage_key).toBe(`${PREFIX}users/${user}/${created.id}`);
+  });
+
   test("Companion's create (as Uppy's @uppy/aws-s3 calls it) answers the shaped key, and signs parts by it", async () => {
     shapeWith(() => ({ key: `companion/${randomUUID()}.bin`, contentType: 'application/zip' }));
     const headers = { ...(await auth(uniqueUser('shaped-companion'))), 'Content-Type': 'application/json' };
