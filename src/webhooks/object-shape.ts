@@ -177,7 +177,7 @@ function stringEntries(value: unknown, what: string): Array<[string, string]> {
   if (!isRecord(value)) return bad(`${what} must be an object of string values`);
   const entries = Object.entries(value);
   for (const [name, text] of entries) {
-    if (typeof text !== 'string') bad(`${what}.${name.slice(0, 40)} must be a string`);
+    if (typeof text !== 'string') bad(`${what} ${JSON.stringify(name.slice(0, 40))} must be a string`);
   }
   return entries as Array<[string, string]>;
 }

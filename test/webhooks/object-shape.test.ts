@@ -49,6 +49,7 @@ describe('the key', () => {
     ['', /non-empty string/],
   ])('%j is refused', (key, reason) => {
     expect(problem({ key })).toMatch(reason);
+    expect(problem({ key })).not.toMatch(/[\r\n]/);
   });
 
   test('bounded in UTF-8 bytes with the prefix, leaving room for the staged bytes’ names (S3: 1,024 bytes)', () => {
@@ -95,7 +96,8 @@ describe('what the object carries', () => {
     [{ contentDisposition: { type: 'inline', name: 'x' } }, /unknown member "name"/],
     [{ contentDisposition: { type: 'inline', filename: 'x'.repeat(256) } }, /1 to 255 characters/],
     [{ storageClass: 'standard' }, /must be one of S3's/],
-    [{ tags: { a: 1 } }, /object\.tags\.a must be a string/],
+    [{ tags: { a: 1 } }, /object\.tags "a" must be a string/],
+    [{ metadata: { 'a\nb': 1 } }, /object\.metadata "a\\nb" must be a string/],
     [{ tags: ['a'] }, /must be an object of string values/],
     [{ tags: Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`t${i}`, 'v'])) }, /has 10 tags.*at most 9/],
     [{ tags: { sha256: 'x' } }, /set by Freight itself/],
@@ -113,6 +115,8 @@ describe('what the object carries', () => {
     [['key'], /"object" must be a JSON object/],
   ])('%j is refused', (object, reason) => {
     expect(problem(object)).toMatch(reason);
+    // The reason reaches the client as one line.
+    expect(problem(object)).not.toMatch(/[\r\n]/);
   });
 
   test('ten tags without S3_TAGGING’s own; none at all when the server does not tag', () => {
