@@ -28,15 +28,20 @@ export function preCreateBody(upload: NewUpload): string {
   });
 }
 
+/** The bucket's rules for an answer, and a look into it: whether an object is at a key. */
+export interface PreCreateBucket extends ShapeRules {
+  objectExists(key: string): Promise<boolean>;
+}
+
 /**
  * The admission check the upload-state service runs before recording a new upload: what the receiver asked of the
- * object, if anything. `rules` undefined: the local file store, which keeps no object shape (an answer is checked
+ * object, if anything. `bucket` undefined: the local file store, which keeps no object shape (an answer is checked
  * all the same, and what it asks is ignored with a warning).
  */
 export function preCreateCheck(
   config: WebhookConfig,
   log: FastifyBaseLogger,
-  rules: ShapeRules | undefined,
+  bucket: PreCreateBucket | undefined,
 ): (upload: NewUpload) => Promise<ShapeAnswer | undefined> {
   return async (upload) => {
     let answer: ReceiverAnswer;
@@ -46,30 +51,41 @@ export function preCreateCheck(
       log.warn({ err: error, userId: upload.userId }, 'pre-create webhook: no answer');
       throw webhookUnavailable(`the pre-create check did not answer (${(error as Error).message})`);
     }
-    if (answer.status >= 200 && answer.status < 300) return shapeOf(answer, upload, rules, log);
+    if (answer.status >= 200 && answer.status < 300) return shapeOf(answer, upload, bucket, log);
     if (answer.status >= 400 && answer.status < 500) throw uploadRejected(answer.status, rejectionMessage(answer));
     log.warn({ status: answer.status, userId: upload.userId }, 'pre-create webhook: failed');
     throw webhookUnavailable(`the pre-create check failed (it answered ${answer.status})`);
   };
 }
 
-function shapeOf(
+/**
+ * What the answer asks of the object, checked. A key it names must also be free in the bucket: rows know every
+ * upload's key (the unique index refuses a taken one at the insert), but not an object left by a row deleted by
+ * hand, or put there by someone else, which the upload would replace. (Storage down: 503, the client retries.)
+ */
+async function shapeOf(
   answer: ReceiverAnswer,
   upload: NewUpload,
-  rules: ShapeRules | undefined,
+  bucket: PreCreateBucket | undefined,
   log: FastifyBaseLogger,
-): ShapeAnswer | undefined {
+): Promise<ShapeAnswer | undefined> {
+  const refuse = (problem: string) => {
+    log.warn({ userId: upload.userId, problem }, 'pre-create webhook: an answer Freight refuses');
+    return webhookBadAnswer(problem);
+  };
   let shaped: ShapeAnswer | undefined;
   try {
-    shaped = shapeOfAnswer(answer, rules ?? { keyPrefix: '', tagging: true, reservedTags: [] });
+    shaped = shapeOfAnswer(answer, bucket ?? { keyPrefix: '', tagging: true, reservedTags: [] });
   } catch (error) {
     if (!(error instanceof BadShapeAnswer)) throw error;
-    log.warn({ userId: upload.userId, problem: error.message }, 'pre-create webhook: an answer Freight refuses');
-    throw webhookBadAnswer(error.message);
+    throw refuse(error.message);
   }
-  if (shaped && !rules) {
+  if (shaped && !bucket) {
     log.warn({ userId: upload.userId }, 'pre-create webhook: the local file store keeps no object shape; ignored');
     return undefined;
+  }
+  if (shaped?.key !== undefined && bucket && (await bucket.objectExists(bucket.keyPrefix + shaped.key))) {
+    throw refuse(`the key ${JSON.stringify(bucket.keyPrefix + shaped.key)}, where the bucket already holds an object`);
   }
   return shaped;
 }

@@ -318,15 +318,18 @@ describe('the object as the pre-create answer shapes it', () => {
 });
 
 describe('an answer Freight refuses is 502 to the client, and creates nothing', () => {
-  let taken: string;
   beforeAll(async () => {
+    // A completed upload (its object is there), an open one (no object yet), and an object no row knows.
     shapeWith(() => ({ key: 'taken/one.bin' }));
     const url = await startTusUpload(randomData(10), {
       endpoint: `${freight.url}/files/`,
       headers: await auth(uniqueUser('first')),
     }).done;
-    taken = (await rowOf(uploadIdOf(url)))!.storage_key;
-    expect(taken).toBe(`${PREFIX}taken/one.bin`);
+    expect((await rowOf(uploadIdOf(url)))?.storage_key).toBe(`${PREFIX}taken/one.bin`);
+    shapeWith(() => ({ key: 'taken/open.bin' }));
+    const open = await createRawUpload(freight.url, await auth(uniqueUser('second')), randomData(10));
+    expect((await rowOf(open.id))?.storage_key).toBe(`${PREFIX}taken/open.bin`);
+    await s3.send(new PutObjectCommand({ Bucket: bucket.bucket, Key: `${PREFIX}foreign/x.bin`, Body: 'theirs' }));
   });
 
   const refusals: Array<[string, Answer, RegExp]> = [
@@ -342,9 +345,19 @@ describe('an answer Freight refuses is 502 to the client, and creates nothing', 
     ['a key with a newline', shaped({ key: 'a\nb' }), /holds a control character/],
     ['a key under staged bytes', shaped({ key: 'x.staging/part-1' }), /holds "\.staging\/"/],
     [
-      'another upload’s key',
+      'a completed upload’s key',
       shaped({ key: 'taken/one.bin' }),
-      /the key "uploads\/taken\/one\.bin", which another upload has/,
+      /the key "uploads\/taken\/one\.bin", where the bucket already holds an object/,
+    ],
+    [
+      'an open upload’s key',
+      shaped({ key: 'taken/open.bin' }),
+      /the key "uploads\/taken\/open\.bin", which another upload has/,
+    ],
+    [
+      'the key of an object no row knows',
+      shaped({ key: 'foreign/x.bin' }),
+      /the key "uploads\/foreign\/x\.bin", where the bucket already holds an object/,
     ],
     [
       'eleven tags',

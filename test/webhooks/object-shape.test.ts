@@ -163,7 +163,7 @@ describe('the pre-create check, with a receiver that answers badly', () => {
     receiver.answer = () => json({ object: { key: '../../etc/passwd' } });
     const warn = vi.fn();
     const log = { warn } as unknown as FastifyBaseLogger;
-    const check = preCreateCheck({ ...config, url: receiver.url }, log, RULES);
+    const check = preCreateCheck({ ...config, url: receiver.url }, log, { ...RULES, objectExists: async () => false });
     const error = await check(upload).then(
       () => undefined,
       (failure: unknown) => failure,
