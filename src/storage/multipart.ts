@@ -137,6 +137,8 @@ export class S3MultipartStorage implements MultipartStorage {
 
   objectUrl(key: string): string {
     const base = this.endpoint ?? `https://${this.bucket}.s3.amazonaws.com`;
-    return this.endpoint ? `${base}/${this.bucket}/${encodeURIComponent(key)}` : `${base}/${encodeURIComponent(key)}`;
+    // Each segment encoded, the slashes kept: a key with "directories" reads as the path it is.
+    const path = key.split('/').map(encodeURIComponent).join('/');
+    return this.endpoint ? `${base}/${this.bucket}/${path}` : `${base}/${path}`;
   }
 }

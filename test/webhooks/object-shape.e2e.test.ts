@@ -205,6 +205,7 @@ describe('the object as the pre-create answer shapes it', () => {
     });
     const key = `${PREFIX}reports/2026/direct.pdf`;
     expect(result.key).toBe(key);
+    expect(result.location).toMatch(/\/uploads\/reports\/2026\/direct\.pdf$/);
     expect((await rowOf(result.id))?.storage_key).toBe(key);
     const object = await head(key);
     expect(object.ContentLength).toBe(data.length);
