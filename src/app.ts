@@ -38,7 +38,7 @@ import { logRequests, loggingOptions } from './ops/logging.js';
 import { Metrics } from './ops/metrics.js';
 import { metricsRoute, timeRequests } from './ops/metrics-route.js';
 import { S3MultipartStorage } from './storage/multipart.js';
-import { createS3Client, sdkLogger } from './storage/s3.js';
+import { createS3Client, objectSize, sdkLogger } from './storage/s3.js';
 import { processTempDir } from './storage/temp-dir.js';
 import type { UploadLocker } from './tus/lockers/locker.js';
 import { MemoryLocker } from './tus/lockers/memory-locker.js';
@@ -174,15 +174,29 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const baseLocker = deps.locker ?? (await createLocker(app, config, database));
   const watched = baseLocker instanceof PostgresLocker ? undefined : new WatchedLocker(baseLocker);
   const locker = watched ?? baseLocker;
+  const logger = sdkLogger(app.log);
+  const observe = metrics.observeS3Call.bind(metrics);
+  const s3 = config.s3 ? createS3Client(config.s3, { logger }, config.s3RequestTimeoutMs, observe) : undefined;
+  const bucket = config.s3?.bucket;
   const uploads = createUploadService(config, database, {
-    admit: config.webhooks?.preCreate ? preCreateCheck(config.webhooks, app.log) : undefined,
+    admit: config.webhooks?.preCreate
+      ? preCreateCheck(
+          config.webhooks,
+          app.log,
+          config.s3 && s3 && bucket !== undefined
+            ? {
+                keyPrefix: config.s3.keyPrefix,
+                tagging: config.s3.tagging,
+                reservedTags: config.s3.tagging ? ['sha256'] : [],
+                objectExists: async (key) => (await objectSize(s3, bucket, key)) !== undefined,
+              }
+            : undefined,
+        )
+      : undefined,
     metrics,
     locks: watched,
     now: deps.now,
   });
-  const logger = sdkLogger(app.log);
-  const observe = metrics.observeS3Call.bind(metrics);
-  const s3 = config.s3 ? createS3Client(config.s3, { logger }, config.s3RequestTimeoutMs, observe) : undefined;
   // Bodies read from temp files are retried by the store itself (the SDK cannot replay a consumed stream).
   const s3Bodies = config.s3
     ? createS3Client(config.s3, { logger, maxAttempts: 1 }, config.s3RequestTimeoutMs, observe)

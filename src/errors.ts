@@ -49,6 +49,11 @@ export const ERROR_CODES = {
   /** Storage refused the request for a reason a retry will not change (credentials, permissions, no bucket). */
   ERR_STORAGE_REFUSED: 500,
   ERR_NOT_IMPLEMENTED: 501,
+  /**
+   * The pre-create webhook allowed the upload with an answer Freight refuses (invalid JSON, a hostile or taken key,
+   * too many tags …): the receiver's fault, not the client's; nothing was created.
+   */
+  ERR_WEBHOOK_BAD_ANSWER: 502,
   /** S3 is down, failing or not answering in time: retry (Retry-After); the upload keeps what was stored. */
   ERR_STORAGE_UNAVAILABLE: 503,
   /** PostgreSQL is down, restarting or not answering in time: retry (Retry-After); nothing was half-recorded. */
@@ -111,6 +116,9 @@ export const uploadRejected = (status: number, message: string) =>
 /** The pre-create webhook could not decide (no answer, a 5xx): retry later; nothing was created. */
 export const webhookUnavailable = (message: string) =>
   new FreightError('ERR_WEBHOOK_UNAVAILABLE', `${message}; retry later`, retryAfter);
+/** The pre-create webhook's 2xx asked for something Freight refuses (the message says what); nothing was created. */
+export const webhookBadAnswer = (message: string) =>
+  new FreightError('ERR_WEBHOOK_BAD_ANSWER', `the pre-create check answered with ${message}`);
 /** The S3 server (or the disk) failed; the upload stays resumable. */
 export const storageUnavailable = (message: string) => new FreightError('ERR_STORAGE_UNAVAILABLE', message, retryAfter);
 /** PostgreSQL is down, restarting or not answering in time; nothing was half-recorded. */

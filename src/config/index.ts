@@ -3,29 +3,14 @@
  * A bad value throws a ConfigError naming the variable; server.ts prints it as one line and exits 1.
  */
 import path from 'node:path';
+import { ConfigError } from './error.js';
+import { readS3, type S3Config } from './s3.js';
 import { GiB, KiB, MiB, TiB, parseDuration, parseSize } from './units.js';
 
-export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+export { ConfigError } from './error.js';
+export type { S3Config } from './s3.js';
 
-export interface S3Config {
-  bucket: string;
-  /** Custom endpoint (RGW, MinIO, R2 …); undefined means AWS. */
-  endpoint: string | undefined;
-  /**
-   * The endpoint clients reach S3 at, for the URLs signed for them (direct part URLs, download redirects), when
-   * it is not the one the server uses (in docker-compose the server reaches http://minio:9000, a browser
-   * http://localhost:9000). undefined: `endpoint`.
-   */
-  publicEndpoint: string | undefined;
-  region: string;
-  /** Static credentials; undefined means the AWS SDK's default provider chain. */
-  credentials: { accessKeyId: string; secretAccessKey: string } | undefined;
-  forcePathStyle: boolean;
-  /** Sign direct-upload part URLs for S3 Transfer Acceleration. */
-  accelerate: boolean;
-  /** Tag completed objects (their SHA-256); off for S3-compatible servers without object tagging (R2). */
-  tagging: boolean;
-}
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
 export type AuthConfig =
   | { mode: 'jwt'; secret: string }
@@ -105,16 +90,6 @@ export interface Config {
   logLevel: LogLevel;
   /** METRICS_TOKEN: when set, GET /metrics answers only requests with this bearer token. */
   metricsToken: string | undefined;
-}
-
-export class ConfigError extends Error {
-  constructor(
-    readonly variable: string,
-    problem: string,
-  ) {
-    super(`${variable} ${problem}`);
-    this.name = 'ConfigError';
-  }
 }
 
 type Env = Record<string, string | undefined>;
@@ -311,53 +286,6 @@ export function loadConfig(env: Env = process.env): Config {
     corsOrigins,
     logLevel,
     metricsToken,
-  };
-}
-
-function readS3(
-  read: (name: string) => string | undefined,
-  url: (name: string) => string | undefined,
-  bool: (name: string) => boolean,
-): S3Config | undefined {
-  const bucket = read('S3_BUCKET');
-  const endpoint = url('S3_ENDPOINT');
-  const publicEndpoint = url('S3_PUBLIC_ENDPOINT');
-  const accessKeyId = read('S3_ACCESS_KEY_ID');
-  const secretAccessKey = read('S3_SECRET_ACCESS_KEY');
-  const forcePathStyle = bool('S3_FORCE_PATH_STYLE');
-  const accelerate = bool('S3_ACCELERATE');
-  const tagging = read('S3_TAGGING') === undefined ? true : bool('S3_TAGGING');
-  if (bucket === undefined) return undefined;
-  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) {
-    throw new ConfigError('S3_BUCKET', `is not a valid bucket name: "${bucket}"`);
-  }
-  if ((accessKeyId === undefined) !== (secretAccessKey === undefined)) {
-    throw new ConfigError(
-      accessKeyId === undefined ? 'S3_ACCESS_KEY_ID' : 'S3_SECRET_ACCESS_KEY',
-      `must be set together with ${accessKeyId === undefined ? 'S3_SECRET_ACCESS_KEY' : 'S3_ACCESS_KEY_ID'}`,
-    );
-  }
-  if (accelerate && publicEndpoint !== undefined) {
-    throw new ConfigError(
-      'S3_PUBLIC_ENDPOINT',
-      'cannot be combined with S3_ACCELERATE (accelerated URLs have an endpoint of their own)',
-    );
-  }
-  if (accelerate && bucket.includes('.')) {
-    throw new ConfigError(
-      'S3_ACCELERATE',
-      'needs a bucket name without dots (Transfer Acceleration uses virtual-hosted URLs)',
-    );
-  }
-  return {
-    bucket,
-    endpoint,
-    publicEndpoint,
-    region: read('S3_REGION') ?? 'us-east-1',
-    credentials: accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey } : undefined,
-    forcePathStyle,
-    accelerate,
-    tagging,
   };
 }
 

@@ -46,6 +46,16 @@ export function codesOf(error: unknown): string[] {
   return codes;
 }
 
+/** A unique violation (23505) of `constraint` (postgres.js names it `constraint_name`, PGlite `constraint`). */
+export function violatesUnique(error: unknown, constraint: string): boolean {
+  for (let current = error, depth = 0; current && depth < 5; depth++) {
+    const { code, constraint_name, constraint: name } = current as Record<string, unknown>;
+    if (code === '23505' && (constraint_name === constraint || name === constraint)) return true;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
 export function isDatabaseUnavailable(error: unknown): boolean {
   // SQLSTATE class 08: connection exception.
   return codesOf(error).some((code) => UNAVAILABLE.has(code) || /^08[0-9A-Z]{3}$/.test(code));

@@ -330,6 +330,15 @@ export class UploadRepository {
     return this.db.select().from(fileUploads).where(inArray(fileUploads.id, valid));
   }
 
+  /** The uploads keyed so (storage_key is unique: at most one each). */
+  async findUploadsByStorageKey(keys: readonly string[]): Promise<FileUpload[]> {
+    if (keys.length === 0) return [];
+    return this.db
+      .select()
+      .from(fileUploads)
+      .where(inArray(fileUploads.storageKey, [...new Set(keys)]));
+  }
+
   /**
    * Back to the start of part `partNumber` (offset `to`): the staged bytes past it were lost in storage (never
    * called on a whim). The running digest goes back with it, to the state recorded at the end of the part before.

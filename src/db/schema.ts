@@ -3,7 +3,19 @@
  * Row types are inferred from here (FileUpload, UploadPart); nothing restates them.
  */
 import { sql } from 'drizzle-orm';
-import { bigint, index, integer, jsonb, pgEnum, pgTable, primaryKey, text, timestamp, uuid } from 'drizzle-orm/pg-core';
+import {
+  bigint,
+  index,
+  integer,
+  jsonb,
+  pgEnum,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  uniqueIndex,
+  uuid,
+} from 'drizzle-orm/pg-core';
 import { UPLOAD_EVENTS, UPLOAD_STATUSES } from '../lifecycle.js';
 
 export { UPLOAD_EVENTS, UPLOAD_STATUSES };
@@ -103,6 +115,8 @@ export const fileUploads = pgTable(
   (table) => [
     index('file_uploads_user_id_idx').on(table.userId, table.createdAt),
     index('file_uploads_status_idx').on(table.status),
+    // One object per key, never another upload's (a pre-create hook names keys); the janitor finds rows by key.
+    uniqueIndex('file_uploads_storage_key_unique').on(table.storageKey),
   ],
 );
 

@@ -126,8 +126,9 @@ export class DirectUploads {
   private async openMultipartUpload(upload: FileUpload, filename: string): Promise<FileUpload> {
     let s3UploadId: string;
     try {
-      // The client's mimeType is recorded, not given to S3: the object is bytes to download (see MultipartStorage).
-      s3UploadId = await this.storage.create(upload.storageKey, { filename });
+      // The client's mimeType is recorded, not given to S3: the object is bytes to download, unless the pre-create
+      // hook shaped it (see object-headers.ts).
+      s3UploadId = await this.storage.create(upload.storageKey, { filename, shape: upload.objectShape });
     } catch (error) {
       await this.uploads.states.markFailed(upload.id, failureReason(error));
       throw error;
@@ -230,17 +231,28 @@ export class DirectUploads {
         const size = await this.storage.objectSize(key);
         if (size === undefined || (claimed.totalSize !== null && size !== claimed.totalSize))
           throw await this.lost(claimed);
+        await this.tagShaped(claimed);
         return this.completedAnswer(await this.recordCompletion(claimed, size));
       }
       const parts = await this.uploads.ledger.verifyParts(claimed, stored, reported);
       const size = sumOfSizes(parts);
       if (size > this.options.maxUploadSize) throw await this.refuseOversize(claimed, size);
       await this.storage.complete(key, this.s3UploadIdOf(claimed), parts);
+      await this.tagShaped(claimed);
       return this.completedAnswer(await this.recordCompletion(claimed, size));
     } catch (error) {
       await this.uploads.states.release(id);
       throw error;
     }
+  }
+
+  /**
+   * The pre-create hook's tags, set again on the assembled object (S3 keeps those given at creation; Ceph RGW 16
+   * drops them for multipart uploads). Before the completion is recorded: a failure is the client's retry.
+   */
+  private async tagShaped(upload: FileUpload): Promise<void> {
+    const tags = upload.objectShape?.tags;
+    if (tags && Object.keys(tags).length > 0) await this.storage.tag(upload.storageKey, tags);
   }
 
   /**

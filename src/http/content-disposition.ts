@@ -4,7 +4,12 @@
  * neither break the header nor inject another one.
  */
 export function attachment(filename: string | null | undefined): string {
-  if (!filename) return 'attachment';
+  return disposition('attachment', filename);
+}
+
+/** The same for either disposition type RFC 6266 defines: `inline` (shown, if the browser can) or `attachment`. */
+export function disposition(type: 'inline' | 'attachment', filename: string | null | undefined): string {
+  if (!filename) return type;
   // The fallback keeps printable ASCII except the characters that would end or escape the quoted string.
   const fallback = filename.replace(/[^\x20-\x7e]|["\\%]/g, '_');
   // RFC 8187 attr-char: ALPHA DIGIT ! # $ & + - . ^ _ ` | ~ ; everything else percent-encoded.
@@ -12,5 +17,5 @@ export function attachment(filename: string | null | undefined): string {
     /['()*]/g,
     (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
   );
-  return `attachment; filename="${fallback}"; filename*=UTF-8''${encoded}`;
+  return `${type}; filename="${fallback}"; filename*=UTF-8''${encoded}`;
 }

@@ -1,13 +1,14 @@
 /**
  * The janitor's sweep of S3 multipart uploads (invariant 7: every multipart upload Freight opens is completed or
- * aborted in the end). Every multipart upload in the bucket under one of Freight's keys (`<id>`, `<id>.staging/
- * part-<n>`) is held against its upload's row: the open upload's own and its recorded staging upload are kept;
- * those of uploads that ended or completed are aborted (this finishes a termination or an expiry whose S3 call
- * failed); those no row records (a creation undone after an outage, a writer that lost a race, an upload whose
- * row was pruned) are aborted once older than UPLOAD_EXPIRY. Keys that are not Freight's are left alone.
+ * aborted in the end). Every multipart upload under S3_KEY_PREFIX whose key is an upload's (`<key>`, `<key>
+ * .staging/part-<n>`, keys.ts) is held against that upload's row: the open upload's own and its recorded staging
+ * upload are kept; those of uploads that ended or completed are aborted (this finishes a termination or an expiry
+ * whose S3 call failed); those no row records (a creation undone after an outage, a writer that lost a race, an
+ * upload whose row was pruned) are aborted once older than UPLOAD_EXPIRY, if their key is named as Freight names
+ * its own. Keys that are not Freight's, and anything outside the prefix, are left alone.
  */
+import { multipartKeyOwner, namedByFreight } from './keys.js';
 import { multipartUploadFate } from '../uploads/fates.js';
-import { multipartKeyOwner } from '../tus/s3/layout.js';
 import { nowOf, type JanitorDeps, type S3Parts } from './deps.js';
 import { recordAction, type JanitorReport } from './report.js';
 
@@ -18,14 +19,18 @@ export async function sweepMultipartUploads(
   signal?: AbortSignal,
 ): Promise<void> {
   const { uploads, log } = deps;
+  const { prefix } = s3.inventory;
   const oldBefore = nowOf(deps).getTime() - deps.expiryMs;
   for await (const page of s3.inventory.multipartUploads()) {
     signal?.throwIfAborted();
-    const owners = page.map((listed) => ({ listed, owner: multipartKeyOwner(listed.key) }));
-    const rows = await uploads.access.findManyForStorage(owners.flatMap(({ owner }) => (owner ? [owner.id] : [])));
+    const owners = page.flatMap((listed) => {
+      const owner = listed.key.startsWith(prefix) ? multipartKeyOwner(listed.key) : undefined;
+      return owner ? [{ listed, owner }] : [];
+    });
+    const rows = await uploads.access.findManyByStorageKey(owners.map(({ owner }) => owner.key));
     for (const { listed, owner } of owners) {
-      if (!owner) continue;
-      const upload = rows.get(owner.id);
+      const upload = rows.get(owner.key);
+      if (!upload && !namedByFreight(owner.key, prefix)) continue;
       const fate = multipartUploadFate(
         upload,
         owner.stagingPart === undefined

@@ -40,7 +40,7 @@ export function janitorDeps({ config, database, uploads, tusStore, s3, log }: Ja
             multipart: new S3MultipartStorage(s3, bucket, config.s3.endpoint),
             // The janitor sends no bodies: one client for both.
             objects: new S3Objects(s3, s3, bucket),
-            inventory: new BucketInventory(s3, bucket),
+            inventory: new BucketInventory(s3, bucket, config.s3.keyPrefix),
           }
         : undefined,
     exclusive: (work) => database.exclusive(JANITOR_LOCK_KEY, work),

@@ -1,7 +1,8 @@
 /**
- * What the bucket holds, listed for the janitor: every multipart upload in progress, the "directories" of staged
- * bytes (`<key>.staging/`), and the objects under one of them. Every listing reads all its pages, a page (of up to
- * 1,000 entries) at a time, each request bounded by the S3 client's timeouts.
+ * What the bucket holds under S3_KEY_PREFIX (the janitor's whole world: nothing outside the prefix is ever
+ * listed, so nothing outside it is ever removed), listed for the janitor: every multipart upload in progress, and
+ * every object. Every listing reads all its pages, a page (of up to 1,000 entries) at a time, each request bounded
+ * by the S3 client's timeouts.
  */
 import { ListMultipartUploadsCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 
@@ -21,9 +22,11 @@ export class BucketInventory {
   constructor(
     private readonly client: S3Client,
     readonly bucket: string,
+    /** S3_KEY_PREFIX ('' : the whole bucket). */
+    readonly prefix: string = '',
   ) {}
 
-  /** Every multipart upload in progress in the bucket (ListMultipartUploads, all pages), a page at a time. */
+  /** Every multipart upload in progress under the prefix (ListMultipartUploads, all pages), a page at a time. */
   async *multipartUploads(): AsyncGenerator<ListedMultipartUpload[]> {
     let keyMarker: string | undefined;
     let uploadIdMarker: string | undefined;
@@ -31,6 +34,7 @@ export class BucketInventory {
       const page = await this.client.send(
         new ListMultipartUploadsCommand({
           Bucket: this.bucket,
+          Prefix: this.prefix || undefined,
           KeyMarker: keyMarker,
           UploadIdMarker: uploadIdMarker,
           MaxUploads: 1000,
@@ -50,33 +54,17 @@ export class BucketInventory {
     }
   }
 
-  /**
-   * The top-level "directories" of the bucket whose names end with `suffix` (ListObjectsV2 with the delimiter
-   * "/", all pages), a page at a time. S3 lists every top-level object along the way: one request per 1,000 keys.
-   */
-  async *prefixesEndingWith(suffix: string): AsyncGenerator<string[]> {
+  /** Every object under the prefix (ListObjectsV2, all pages), a page at a time. */
+  async *objects(): AsyncGenerator<ListedObject[]> {
     let token: string | undefined;
     do {
       const page = await this.client.send(
-        new ListObjectsV2Command({ Bucket: this.bucket, Delimiter: '/', ContinuationToken: token }),
+        new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.prefix || undefined, ContinuationToken: token }),
       );
-      yield (page.CommonPrefixes ?? []).flatMap((common) => (common.Prefix?.endsWith(suffix) ? [common.Prefix] : []));
+      yield (page.Contents ?? []).flatMap((object) =>
+        object.Key ? [{ key: object.Key, lastModified: object.LastModified }] : [],
+      );
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
-  }
-
-  /** Every object whose key starts with `prefix` (all pages). */
-  async objectsUnder(prefix: string): Promise<ListedObject[]> {
-    const objects: ListedObject[] = [];
-    let token: string | undefined;
-    do {
-      const page = await this.client.send(
-        new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }),
-      );
-      for (const object of page.Contents ?? [])
-        if (object.Key) objects.push({ key: object.Key, lastModified: object.LastModified });
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token);
-    return objects;
   }
 }

@@ -8,13 +8,16 @@ import {
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
   ListPartsCommand,
+  PutObjectTaggingCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { attachment } from '../http/content-disposition.js';
+import type { ObjectShape } from '../db/schema.js';
 import { isNoSuchUpload } from '../errors.js';
+import { objectHeaders } from './object-headers.js';
 import { objectSize } from './s3.js';
 
-/** What a stored upload is served as, unless a caller that knows better says otherwise: bytes, to download. */
+export { STORED_CONTENT_TYPE } from './object-headers.js';
+
 /** A part as S3 lists it (ListParts), and as a completion names it. */
 export interface StoredPart {
   partNumber: number;
@@ -22,16 +25,13 @@ export interface StoredPart {
   etag: string;
 }
 
-export const STORED_CONTENT_TYPE = 'application/octet-stream';
-
 export interface MultipartStorage {
   readonly bucket: string;
   /**
-   * Without options: an object of no type or name (staging). With a file name: served as a download of that
-   * name, typed `contentType` or STORED_CONTENT_TYPE. Never pass a type a client chose: a bucket served to
-   * browsers would serve a client's text/html as a page of its origin.
+   * Without options: an object of no type or name (staging). With them: the upload's object, as its pre-create
+   * hook shaped it, else a download of `filename` (object-headers.ts).
    */
-  create(key: string, options?: { filename: string; contentType?: string }): Promise<string>;
+  create(key: string, options?: NewObject): Promise<string>;
   /** Every part S3 holds (all pages); undefined when the multipart upload no longer exists. */
   listParts(key: string, uploadId: string): Promise<StoredPart[] | undefined>;
   complete(key: string, uploadId: string, parts: readonly StoredPart[]): Promise<{ location: string }>;
@@ -41,7 +41,15 @@ export interface MultipartStorage {
   objectSize(key: string): Promise<number | undefined>;
   /** Removes the object (a missing one is fine). */
   removeObject(key: string): Promise<void>;
+  /** Sets the object's tags (replacing any): S3 applies x-amz-tagging at creation, Ceph RGW 16 not for multipart. */
+  tag(key: string, tags: Readonly<Record<string, string>>): Promise<void>;
   objectUrl(key: string): string;
+}
+
+/** The object an upload becomes: its client's file name (null: none) and what its pre-create hook shaped. */
+export interface NewObject {
+  filename: string | null;
+  shape?: ObjectShape | null;
 }
 
 export class S3MultipartStorage implements MultipartStorage {
@@ -51,15 +59,12 @@ export class S3MultipartStorage implements MultipartStorage {
     private readonly endpoint: string | undefined,
   ) {}
 
-  async create(key: string, options?: { filename: string; contentType?: string }): Promise<string> {
+  async create(key: string, options?: NewObject): Promise<string> {
     const created = await this.client.send(
       new CreateMultipartUploadCommand({
         Bucket: this.bucket,
         Key: key,
-        ...(options && {
-          ContentType: options.contentType ?? STORED_CONTENT_TYPE,
-          ContentDisposition: attachment(options.filename),
-        }),
+        ...(options && objectHeaders(options.filename, options.shape)),
       }),
     );
     if (!created.UploadId) throw new Error('CreateMultipartUpload answered without an UploadId');
@@ -120,8 +125,20 @@ export class S3MultipartStorage implements MultipartStorage {
     await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
   }
 
+  async tag(key: string, tags: Readonly<Record<string, string>>): Promise<void> {
+    await this.client.send(
+      new PutObjectTaggingCommand({
+        Bucket: this.bucket,
+        Key: key,
+        Tagging: { TagSet: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) },
+      }),
+    );
+  }
+
   objectUrl(key: string): string {
     const base = this.endpoint ?? `https://${this.bucket}.s3.amazonaws.com`;
-    return this.endpoint ? `${base}/${this.bucket}/${encodeURIComponent(key)}` : `${base}/${encodeURIComponent(key)}`;
+    // Each segment encoded, the slashes kept: a key with "directories" reads as the path it is.
+    const path = key.split('/').map(encodeURIComponent).join('/');
+    return this.endpoint ? `${base}/${this.bucket}/${path}` : `${base}/${path}`;
   }
 }

@@ -18,6 +18,8 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { isTransientStorageError } from '../errors.js';
+import type { NewObject } from './multipart.js';
+import { objectHeaders } from './object-headers.js';
 
 /** Bytes to send: a temp file (read in 1 MiB chunks) or, for a few KiB, memory. */
 export interface FileBody {
@@ -87,10 +89,18 @@ export class S3Objects {
     });
   }
 
-  async putObject(key: string, body: Body, signal?: AbortSignal): Promise<void> {
+  /** Without `object`: bytes of no type or name (staging); with it, an upload's object (object-headers.ts). */
+  async putObject(key: string, body: Body, signal?: AbortSignal, object?: NewObject): Promise<void> {
+    const headers = object && objectHeaders(object.filename, object.shape);
     await this.sendBody(body, signal, (stream) =>
       this.bodyClient.send(
-        new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: stream, ContentLength: bodySize(body) }),
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          Body: stream,
+          ContentLength: bodySize(body),
+          ...headers,
+        }),
         { abortSignal: signal },
       ),
     );

@@ -93,9 +93,11 @@ export class UploadAccess {
     return upload;
   }
 
-  /** The records of these uploads that exist, for the janitor holding storage against them. */
-  async findManyForStorage(ids: readonly string[]): Promise<Map<string, FileUpload>> {
-    return new Map((await this.context.repo.findUploads(ids)).map((upload) => [upload.id, upload]));
+  /** The records of the uploads with these keys (storage_key) that exist, by key: the janitor finds them so. */
+  async findManyByStorageKey(keys: readonly string[]): Promise<Map<string, FileUpload>> {
+    return new Map(
+      (await this.context.repo.findUploadsByStorageKey(keys)).map((upload) => [upload.storageKey, upload]),
+    );
   }
 
   async list(userId: string, options: Parameters<UploadRepository['listOwnedUploads']>[1]) {

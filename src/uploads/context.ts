@@ -4,10 +4,16 @@
  */
 import { notFound } from '../errors.js';
 import type { UploadRepository } from '../db/repository.js';
-import type { FileUpload, UploadProtocol } from '../db/schema.js';
+import type { FileUpload, ObjectShape, UploadProtocol } from '../db/schema.js';
 import { type CountedChange, TRANSITIONS, type Transition, type TransitionName } from '../lifecycle.js';
 import type { MetadataLimits } from './metadata.js';
 import type { Metrics } from '../ops/metrics.js';
+
+/** What the pre-create check asked of the object: its key under S3_KEY_PREFIX (unset: the id), and its shape. */
+export interface Admission {
+  key?: string;
+  shape: ObjectShape;
+}
 
 export interface NewUpload {
   id: string;
@@ -17,6 +23,7 @@ export interface NewUpload {
   mimeType: string | null;
   /** null while the length is deferred. */
   totalSize: number | null;
+  /** The key under S3_KEY_PREFIX (the upload's id), unless the pre-create check names another. */
   storageKey: string;
   partSize?: number | null;
   s3UploadId?: string | null;
@@ -42,9 +49,11 @@ export interface UploadServiceOptions {
   expiryMs: number;
   /**
    * Asked before every creation, before anything is recorded (WEBHOOK_PRE_CREATE): throws to refuse the upload
-   * (the error is the client's answer).
+   * (the error is the client's answer); may name the object's key and shape.
    */
-  admit?: ((upload: NewUpload) => Promise<void>) | undefined;
+  admit?: ((upload: NewUpload) => Promise<Admission | undefined>) | undefined;
+  /** S3_KEY_PREFIX: put before every new upload's key (its id, or the key admit named). */
+  keyPrefix?: string;
   /** USER_MAX_OPEN_UPLOADS: open uploads (pending, uploading, failed) one user may have at once; 0 or unset: no limit. */
   maxOpenUploadsPerUser?: number;
   /** USER_MAX_UPLOADS: upload rows one user may have kept, whatever their status; 0 or unset: no limit. */

@@ -12,7 +12,7 @@ import { UploadContext, type UploadServiceOptions } from './context.js';
 import { PartsLedger } from './ledger.js';
 import { UploadStates } from './states.js';
 
-export type { NewUpload, UploadLockWatch, UploadServiceOptions } from './context.js';
+export type { Admission, NewUpload, UploadLockWatch, UploadServiceOptions } from './context.js';
 
 export class UploadService {
   readonly states: UploadStates;

@@ -16,7 +16,9 @@ import {
   notFound,
   tooManyUploads,
   tooManyUploadsKept,
+  webhookBadAnswer,
 } from '../errors.js';
+import { violatesUnique } from '../db/availability.js';
 import type { FileUpload, UploadProtocol } from '../db/schema.js';
 import { RunningDigest } from './digest.js';
 import { hasEnded, isCompleted, isOpen, wasTerminated } from '../lifecycle.js';
@@ -31,6 +33,21 @@ const UNBOUNDED_METADATA: MetadataLimits = {
 /** Expiry candidates looked at per statement (each takes an advisory lock until its statement commits). */
 const EXPIRY_BATCH = 100;
 
+/**
+ * An insert of an upload keyed `storageKey`. A key another upload has (a row of any status: until an ended upload's
+ * row is pruned, the janitor may still be removing its storage by that key) is the pre-create check's mistake:
+ * 502, nothing recorded. The unique index decides, so two creations racing for one key cannot both have it.
+ */
+async function keyed<T>(storageKey: string, insert: () => Promise<T>): Promise<T> {
+  try {
+    return await insert();
+  } catch (error) {
+    if (!violatesUnique(error, 'file_uploads_storage_key_unique')) throw error;
+    const shown = JSON.stringify(storageKey.length > 80 ? `${storageKey.slice(0, 80)}…` : storageKey);
+    throw webhookBadAnswer(`the key ${shown}, which another upload has`);
+  }
+}
+
 export class UploadStates {
   constructor(private readonly context: UploadContext) {}
 
@@ -42,10 +59,13 @@ export class UploadStates {
   async create(input: NewUpload): Promise<FileUpload> {
     const problem = metadataProblem(input.metadata, this.context.options.metadataLimits ?? UNBOUNDED_METADATA);
     if (problem) throw badRequest(problem);
-    await this.context.options.admit?.(input);
+    const admitted = await this.context.options.admit?.(input);
     const now = this.context.now();
+    const storageKey = (this.context.options.keyPrefix ?? '') + (admitted?.key ?? input.storageKey);
     const row = {
       ...input,
+      storageKey,
+      objectShape: admitted && Object.keys(admitted.shape).length > 0 ? admitted.shape : null,
       status: 'pending' as const,
       createdAt: now,
       updatedAt: now,
@@ -54,9 +74,10 @@ export class UploadStates {
     const limit = this.context.options.maxOpenUploadsPerUser ?? 0;
     const keptLimit = this.context.options.maxUploadsPerUser ?? 0;
     let created: FileUpload;
-    if (limit === 0 && keptLimit === 0) created = await this.context.repo.insertUpload(row);
+    const { repo } = this.context;
+    if (limit === 0 && keptLimit === 0) created = await keyed(storageKey, () => repo.insertUpload(row));
     else {
-      const result = await this.context.repo.insertUploadWithinLimit(row, limit, now, keptLimit);
+      const result = await keyed(storageKey, () => repo.insertUploadWithinLimit(row, limit, now, keptLimit));
       if ('open' in result) {
         throw tooManyUploads(
           `too many open uploads: you have ${result.open} and this server allows ${limit} per user; complete or abort one before starting another`,

@@ -33,5 +33,6 @@ export function createUploadService(
     maxOpenUploadsPerUser: config.userMaxOpenUploads,
     maxUploadsPerUser: config.userMaxUploads,
     metadataLimits: config.metadata,
+    keyPrefix: config.s3?.keyPrefix ?? '',
   });
 }

@@ -211,6 +211,28 @@ describe('configuration from the environment', () => {
     ).toThrow(/^S3_PUBLIC_ENDPOINT cannot be combined with S3_ACCELERATE/);
   });
 
+  test('S3_KEY_PREFIX: before every new key; relative, no traversal, not without S3_BUCKET', () => {
+    const env = { AUTH_JWT_SECRET: SECRET, S3_BUCKET: 'bucket' };
+    expect(loadConfig(env).s3?.keyPrefix).toBe('');
+    expect(loadConfig({ ...env, S3_KEY_PREFIX: 'uploads/' }).s3?.keyPrefix).toBe('uploads/');
+    expect(loadConfig({ ...env, S3_KEY_PREFIX: 'tenant-a/uploads-' }).s3?.keyPrefix).toBe('tenant-a/uploads-');
+    for (const bad of [
+      '/uploads/',
+      '../uploads/',
+      'a/../b/',
+      'a//b/',
+      'a\\b/',
+      'x.staging/',
+      'a\u0001/',
+      'p'.repeat(257),
+    ]) {
+      expect(() => loadConfig({ ...env, S3_KEY_PREFIX: bad }), bad).toThrow(/^S3_KEY_PREFIX must be at most 256/);
+    }
+    expect(() => loadConfig({ AUTH_JWT_SECRET: SECRET, S3_KEY_PREFIX: 'uploads/' })).toThrow(
+      /^S3_KEY_PREFIX needs S3_BUCKET/,
+    );
+  });
+
   test('METRICS_TOKEN protects GET /metrics when set; a short one is refused', () => {
     expect(loadConfig({ AUTH_JWT_SECRET: SECRET }).metricsToken).toBeUndefined();
     expect(loadConfig({ AUTH_JWT_SECRET: SECRET, METRICS_TOKEN: 'scrape-0123456789abcdef' }).metricsToken).toBe(

@@ -12,6 +12,7 @@ import { UploadRepository } from '../../src/db/repository.js';
 import { fileUploads, webhookOutbox, type NewFileUpload } from '../../src/db/schema.js';
 import { uploadOfSnapshot } from '../../src/db/webhook-outbox.js';
 import { uploadLockKey } from '../../src/db/ids.js';
+import { violatesUnique } from '../../src/db/availability.js';
 
 describe.each([
   ['PostgreSQL', () => openPostgres(inject('databaseUrl'))],
@@ -39,6 +40,23 @@ describe.each([
     expect((await repo.findOwnedUpload('owner-1', row.id))?.id).toBe(row.id);
     expect(await repo.findOwnedUpload('someone-else', row.id)).toBeUndefined();
     expect(await repo.findUpload('not-a-uuid')).toBeUndefined();
+  });
+
+  test('a storage key is one upload’s: a second insert with it is a unique violation both drivers name; found by key', async () => {
+    const key = `uploads/${randomUUID()}/a.bin`;
+    const first = await repo.insertUpload(newUpload('owner-key', { storageKey: key }));
+    const racing = await Promise.allSettled([
+      repo.insertUpload(newUpload('owner-key', { storageKey: key })),
+      repo.insertUploadWithinLimit(newUpload('owner-key', { storageKey: key }), 10, new Date()),
+    ]);
+    for (const result of racing) {
+      expect(result.status).toBe('rejected');
+      const reason = (result as PromiseRejectedResult).reason;
+      expect(violatesUnique(reason, 'file_uploads_storage_key_unique')).toBe(true);
+      expect(violatesUnique(reason, 'another_constraint')).toBe(false);
+    }
+    expect((await repo.findUploadsByStorageKey([key, key, 'no/such/key'])).map((row) => row.id)).toEqual([first.id]);
+    expect(await repo.findUploadsByStorageKey([])).toEqual([]);
   });
 
   test('status changes only from the states they name; concurrent ones cannot both win', async () => {

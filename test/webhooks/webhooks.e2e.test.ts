@@ -263,9 +263,11 @@ describe('the pre-create check', () => {
     });
     expect(res.status).toBe(201);
     const asked = preCreates().find((request) => request.json.upload.userId === user)!;
+    const created = (await res.json()) as { id: string };
     expect(asked.json).toEqual({
       event: 'upload.pre-create',
       upload: {
+        id: created.id,
         userId: user,
         filename: 'ok.bin',
         size: 100,

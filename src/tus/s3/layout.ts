@@ -9,7 +9,6 @@
  * S3 itself (UploadPartCopy), so the bytes cross this server's link to S3 once.
  */
 import { S3_LIMITS } from '../../config/index.js';
-import { UPLOAD_ID_PATTERN } from '../../db/ids.js';
 
 /** "Each part must be at least 5 MB in size, except the last part": the smallest staged segment. */
 export const MIN_SEGMENT = S3_LIMITS.minPartSize;
@@ -41,27 +40,4 @@ export class PartLayout {
     const end = partNumber * this.partSize;
     return this.totalSize === null ? end : Math.min(end, this.totalSize);
   }
-}
-
-const UPLOAD_ID = UPLOAD_ID_PATTERN;
-const OWN_KEY = new RegExp(`^(${UPLOAD_ID})$`, 'i');
-const STAGING_KEY = new RegExp(`^(${UPLOAD_ID})\\.staging/part-([1-9][0-9]{0,4})$`, 'i');
-const STAGING_PREFIX = new RegExp(`^(${UPLOAD_ID})\\.staging/$`, 'i');
-
-/**
- * The upload a multipart upload's key belongs to, and which of its uploads it is: its own (`<id>`, both paths use
- * the upload id as the key) or the staging upload of part n (`<id>.staging/part-<n>`). Undefined for keys that
- * are not Freight's.
- */
-export function multipartKeyOwner(key: string): { id: string; stagingPart?: number } | undefined {
-  const own = OWN_KEY.exec(key);
-  if (own) return { id: own[1]!.toLowerCase() };
-  const staging = STAGING_KEY.exec(key);
-  if (staging) return { id: staging[1]!.toLowerCase(), stagingPart: Number(staging[2]) };
-  return undefined;
-}
-
-/** The upload whose staged bytes live under `prefix` (`<id>.staging/`); undefined for prefixes that are not Freight's. */
-export function stagingPrefixOwner(prefix: string): string | undefined {
-  return STAGING_PREFIX.exec(prefix)?.[1]?.toLowerCase();
 }

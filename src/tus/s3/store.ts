@@ -16,6 +16,7 @@ import { RunningDigest, hashes } from '../../uploads/digest.js';
 import { sumOfSizes } from '../../uploads/parts.js';
 import { planPartSize } from '../../uploads/planner.js';
 import { S3_LIMITS } from '../../config/index.js';
+import type { NewObject } from '../../storage/multipart.js';
 import { BodyStalled } from '../body.js';
 import { PartLayout, stagingKey, stagingPrefix } from './layout.js';
 import { MainUploadLost, StagedBytesLost, stagedBytesLost } from './losses.js';
@@ -32,6 +33,12 @@ export interface FreightS3StoreOptions extends WriterDeps {
   /** Deferred-length uploads are planned as if they were this long. */
   maxUploadSize: number;
 }
+
+/** The object an upload becomes: its name, and what its pre-create hook shaped (object-headers.ts). */
+const newObject = (record: FileUpload): NewObject => ({
+  filename: record.filename ?? record.id,
+  shape: record.objectShape,
+});
 
 const once = <T>(make: () => Promise<T>): (() => Promise<T>) => {
   let made: Promise<T> | undefined;
@@ -195,9 +202,9 @@ export class FreightS3Store extends FreightStore {
       throw error;
     }
     if (totalSize === 0) {
-      await objects.putObject(record.storageKey, Buffer.alloc(0));
+      await objects.putObject(record.storageKey, Buffer.alloc(0), undefined, newObject(record));
       await this.recordCompletion(record, () => uploads.states.markCompleted(id, 0, sha256));
-      await this.tag(record.storageKey, sha256);
+      await this.tag(record, sha256);
       return;
     }
     const uploadId = record.s3UploadId;
@@ -211,7 +218,7 @@ export class FreightS3Store extends FreightStore {
     const verified = await uploads.ledger.verifyStoredParts(record, parts);
     await multipart.complete(record.storageKey, uploadId!, verified);
     await this.recordCompletion(record, () => uploads.states.markCompleted(id, totalSize, sha256));
-    await this.tag(record.storageKey, sha256);
+    await this.tag(record, sha256);
     objects.deletePrefix(stagingPrefix(record.storageKey)).catch((error: unknown) => {
       log.warn({ err: error, uploadId: id }, 'could not remove staged objects of a completed upload');
     });
@@ -298,7 +305,7 @@ export class FreightS3Store extends FreightStore {
       await uploads.ledger.recordAssembled(final.id, parts, length);
       await uploads.states.markCompleted(final.id, length, sha256);
     });
-    await this.tag(final.storageKey, sha256);
+    await this.tag(final, sha256);
   }
 
   /**
@@ -320,10 +327,14 @@ export class FreightS3Store extends FreightStore {
   /**
    * The digest as a tag of the object (S3 sets metadata only when an object is created, before the digest is
    * known). Best effort, and off with S3_TAGGING=false for servers without tagging (R2): the database has it.
+   * S3 replaces an object's tags as a whole, so the pre-create hook's tags go with it (S3 kept them from the
+   * object's creation; Ceph RGW 16 drops those of a multipart upload, so they are set here even without a digest).
    */
-  private async tag(key: string, sha256: string | undefined): Promise<void> {
-    if (!sha256 || !this.options.tagging) return;
-    await this.options.objects.tag(key, { sha256 }).catch((error: unknown) => {
+  private async tag(record: FileUpload, sha256: string | undefined): Promise<void> {
+    const tags = { ...record.objectShape?.tags, ...(sha256 && { sha256 }) };
+    if (Object.keys(tags).length === 0 || !this.options.tagging) return;
+    const key = record.storageKey;
+    await this.options.objects.tag(key, tags).catch((error: unknown) => {
       this.options.log.warn({ err: error, key }, 'could not tag the object with its SHA-256');
     });
   }
@@ -332,7 +343,7 @@ export class FreightS3Store extends FreightStore {
   private async mainUpload(record: FileUpload): Promise<string> {
     if (record.s3UploadId) return record.s3UploadId;
     const { multipart, uploads } = this.options;
-    const uploadId = await multipart.create(record.storageKey, { filename: record.filename ?? record.id });
+    const uploadId = await multipart.create(record.storageKey, newObject(record));
     if (await uploads.ledger.attachS3Upload(record.id, uploadId)) return uploadId;
     // Another writer recorded one first (it lost its lock to us in between): use that one.
     await multipart.abort(record.storageKey, uploadId).catch(() => {});

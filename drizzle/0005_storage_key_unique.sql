@@ -1,0 +1,1 @@
+CREATE UNIQUE INDEX "file_uploads_storage_key_unique" ON "file_uploads" USING btree ("storage_key");
