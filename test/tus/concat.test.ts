@@ -99,15 +99,19 @@ function fakes(options: { concurrency: number; maxAttempts?: number; recordFails
   const rows = new Map<string, FileUpload>();
   const row = (id: string) => rows.get(id) ?? rows.set(id, finalRow(id)).get(id)!;
   const uploads = {
-    getUploadForStorage: async (id: string) => row(id),
-    findManyForStorage: async (ids: string[]) =>
-      new Map(ids.map((id) => [id, { id, status: 'completed' } as FileUpload])),
-    recordFailedAssembly: async (final: FileUpload, reason: string, max: number, permanent: boolean) => {
-      if (options.recordFails) throw databaseUnavailable('the database is down');
-      recorded.push({ id: final.id, reason, permanent });
-      const outcome = afterFailedAssembly(final.assemblyAttempts, max, permanent);
-      rows.set(final.id, { ...final, assemblyAttempts: outcome.attempts, status: outcome.status });
-      return outcome.status;
+    access: {
+      getUploadForStorage: async (id: string) => row(id),
+      findManyForStorage: async (ids: string[]) =>
+        new Map(ids.map((id) => [id, { id, status: 'completed' } as FileUpload])),
+    },
+    finals: {
+      recordFailedAttempt: async (final: FileUpload, reason: string, max: number, permanent: boolean) => {
+        if (options.recordFails) throw databaseUnavailable('the database is down');
+        recorded.push({ id: final.id, reason, permanent });
+        const outcome = afterFailedAssembly(final.assemblyAttempts, max, permanent);
+        rows.set(final.id, { ...final, assemblyAttempts: outcome.attempts, status: outcome.status });
+        return outcome.status;
+      },
     },
   } as unknown as UploadService;
   const store = {
