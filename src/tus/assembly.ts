@@ -139,8 +139,9 @@ export class FinalAssemblies {
     }
     let final: FileUpload | undefined;
     try {
-      final = await uploads.access.getUploadForStorage(id);
-      if (!isOpen(final.status) || final.concat !== 'final' || !final.concatPartials) return 'done';
+      final = await uploads.access.findForStorage(id);
+      // Gone (its row pruned), no longer open (assembled, given up, terminated, expired), or not a final: done.
+      if (!final || !isOpen(final.status) || final.concat !== 'final' || !final.concatPartials) return 'done';
       if (final.assemblyAttempts >= this.deps.maxAttempts) {
         return await this.failed(final, 'the attempts were used up', true);
       }

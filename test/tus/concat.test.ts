@@ -100,7 +100,7 @@ function fakes(options: { concurrency: number; maxAttempts?: number; recordFails
   const row = (id: string) => rows.get(id) ?? rows.set(id, finalRow(id)).get(id)!;
   const uploads = {
     access: {
-      getUploadForStorage: async (id: string) => row(id),
+      findForStorage: async (id: string) => row(id),
       findManyForStorage: async (ids: string[]) =>
         new Map(ids.map((id) => [id, { id, status: 'completed' } as FileUpload])),
     },
