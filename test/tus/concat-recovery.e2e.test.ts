@@ -219,6 +219,32 @@ describe('the process is killed (SIGKILL) in the middle of an assembly', () => {
     await expectObject(id, joined, 3);
   });
 
+  test('copy path, killed after the first copy: the restarted server copies only what S3 does not list yet', async () => {
+    const headers = await auth(uniqueUser('kill-copies'));
+    const parts = [randomData(5 * MiB + 11), randomData(5 * MiB + 22), randomData(33)];
+    const urls = await partials(server.url, headers, parts);
+    let killed = false;
+    relay.hooks.beforeAnswer = async (call) => {
+      if (killed || !isUploadPart(call) || call.status !== 200 || call.query.get('partNumber') !== '1') return;
+      await server.kill('SIGKILL');
+      killed = true;
+    };
+    const id = await createFinal(server.url, headers, urls);
+    await eventually(async () => killed || undefined);
+    relay.hooks = {};
+    const restartedAt = relay.calls.length;
+    await server.restart();
+    const done = await reaches(db.row, id, 'completed');
+    const joined = Buffer.concat(parts);
+    expect(done).toMatchObject({ sha256: sha256(joined), total_size: String(joined.length) });
+    await expectObject(id, joined, 3);
+    // Part 1 was in S3 (listed at its size): not copied again.
+    const recopied = relay.calls
+      .slice(restartedAt)
+      .filter((call) => isUploadPart(call) && call.path.endsWith(id) && call.query.get('partNumber') === '1');
+    expect(recopied).toEqual([]);
+  });
+
   test('streamed path, killed after the first part was stored and recorded: the restarted server goes on from that offset', async () => {
     const headers = await auth(uniqueUser('kill-stream'));
     // A first partial under 5 MiB: S3 cannot join them, the bytes are streamed into the final (5 MiB parts).
