@@ -343,3 +343,60 @@ describe('an assembly that keeps failing', () => {
     expect(terminated.status).toBe(204);
   });
 });
+
+describe('assemblies at once', () => {
+  let db: Awaited<ReturnType<typeof ownDatabase>>;
+  let relay: S3Relay;
+  let freight: RunningFreight;
+  beforeAll(async () => {
+    db = await ownDatabase('freight_concat_bound');
+    relay = await s3Relay(inject('s3').endpoint);
+    freight = await startFreight(
+      serviceEnv(bucket.bucket, {
+        DATABASE_URL: db.url,
+        S3_ENDPOINT: relay.url,
+        S3_PART_SIZE: '5MiB',
+        CONCAT_CONCURRENCY: '1',
+      }),
+    );
+  });
+  afterAll(async () => {
+    await freight?.close();
+    await relay?.close();
+    await db?.drop();
+  });
+
+  test('at most CONCAT_CONCURRENCY per instance: the second final starts once the first is done', async () => {
+    const headers = await auth(uniqueUser('bound'));
+    const first = await partials(freight.url, headers, [randomData(5 * MiB), randomData(100)]);
+    const second = await partials(freight.url, headers, [randomData(5 * MiB), randomData(200)]);
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let copying: string | undefined;
+    relay.hooks.beforeRequest = async (call) => {
+      if (!isUploadPart(call)) return;
+      copying ??= call.path;
+      await held;
+    };
+    const a = await createFinal(freight.url, headers, first);
+    const b = await createFinal(freight.url, headers, second);
+    // The first assembly is held at its first copy; the second has not asked S3 for anything.
+    await eventually(async () => copying);
+    const touched = (id: string) => relay.calls.filter((call) => call.path === `/${bucket.bucket}/${id}`);
+    const [running, waiting] = copying === `/${bucket.bucket}/${a}` ? [a, b] : [b, a];
+    expect(touched(running).length).toBeGreaterThan(0);
+    expect(touched(waiting)).toEqual([]);
+    expect((await db.row(waiting))?.status).toBe('pending');
+    release();
+    relay.hooks = {};
+    await reaches(db.row, a, 'completed');
+    await reaches(db.row, b, 'completed');
+    // In the order S3 saw them: the waiting final's first call comes after the running one's completion.
+    const order = relay.calls.map((call) => call.path);
+    const runningCompleted = relay.calls.findIndex(
+      (call) => isCompleteMultipartUpload(call) && call.path === `/${bucket.bucket}/${running}`,
+    );
+    expect(runningCompleted).toBeGreaterThan(-1);
+    expect(order.indexOf(`/${bucket.bucket}/${waiting}`)).toBeGreaterThan(runningCompleted);
+  });
+});
