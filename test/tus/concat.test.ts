@@ -101,10 +101,10 @@ function fakes(options: { concurrency: number; maxAttempts?: number; recordFails
   const uploads = {
     access: {
       findForStorage: async (id: string) => row(id),
-      findManyForStorage: async (ids: string[]) =>
-        new Map(ids.map((id) => [id, { id, status: 'completed' } as FileUpload])),
     },
     finals: {
+      partialsOf: async (final: FileUpload) =>
+        new Map((final.concatPartials ?? []).map((id) => [id, { id, status: 'completed' } as FileUpload])),
       recordFailedAttempt: async (final: FileUpload, reason: string, max: number, permanent: boolean) => {
         if (options.recordFails) throw databaseUnavailable('the database is down');
         recorded.push({ id: final.id, reason, permanent });
