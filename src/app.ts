@@ -47,6 +47,7 @@ import { timedLocker } from './tus/lockers/timed-locker.js';
 import { overrideTusMethod } from './tus/method-override.js';
 import { WatchedLocker } from './tus/lockers/watched-locker.js';
 import { tusPlugin } from './tus/plugin.js';
+import { FinalAssemblies } from './tus/assembly.js';
 import { createTusStore } from './tus/store.js';
 import type { UploadService } from './uploads/service.js';
 import { createUploadService } from './uploads/wiring.js';
@@ -228,14 +229,25 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     s3: s3 && s3Bodies && { client: s3, bodyClient: s3Bodies },
     metrics,
   });
+  const tusLocker = timedLocker(locker, (seconds, outcome) => metrics.lockWait.observe({ outcome }, seconds));
+  // Final uploads (tus concatenation) are assembled in the background; the janitor takes up those nobody assembles.
+  const assemblies = new FinalAssemblies({
+    uploads,
+    store: tusStore,
+    locker: tusLocker,
+    log: app.log,
+    concurrency: config.concat.concurrency,
+    maxAttempts: config.concat.maxAttempts,
+  });
   await app.register(tusPlugin, {
     config,
     authenticator,
     uploads,
     store: tusStore,
-    locker: timedLocker(locker, (seconds, outcome) => metrics.lockWait.observe({ outcome }, seconds)),
+    locker: tusLocker,
     metrics,
     downloads,
+    assemblies,
   });
 
   await app.register(async (api) => {
@@ -258,7 +270,11 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await app.register(metricsRoute, { metrics, token: config.metricsToken });
 
   deliverWebhooks(app, config, database, metrics);
-  const janitor = { ...janitorDeps({ config, database, uploads, tusStore, s3, log: app.log }), now: deps.now };
+  const janitor = {
+    ...janitorDeps({ config, database, uploads, tusStore, s3, log: app.log }),
+    finals: assemblies,
+    now: deps.now,
+  };
   app.decorate('janitor', {
     run: (options?: JanitorOptions) => metrics.countJanitorRun(() => runJanitor(janitor, options)),
   });

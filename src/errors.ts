@@ -22,6 +22,8 @@ export const ERROR_CODES = {
   ERR_PARTS_MISMATCH: 409,
   /** tus concatenation: a final upload takes no PATCH (it is made of its partial uploads). */
   ERR_UPLOAD_IS_FINAL: 403,
+  /** tus concatenation: a partial upload named by a final upload is already part of another final upload. */
+  ERR_PARTIAL_IN_USE: 409,
   /** The upload was terminated, expired, or storage lost it: it can never be resumed. */
   ERR_UPLOAD_GONE: 410,
   /** tus: an unsupported Tus-Resumable version (Tus-Version says which are). */
@@ -95,6 +97,7 @@ export const conflict = (message: string, details?: unknown) =>
 export const offsetMismatch = (message: string) => new FreightError('ERR_MISMATCHED_OFFSET', message);
 export const partsMismatch = (message: string, details?: unknown) =>
   new FreightError('ERR_PARTS_MISMATCH', message, {}, details);
+export const partialInUse = (message: string) => new FreightError('ERR_PARTIAL_IN_USE', message);
 export const gone = (message: string) => new FreightError('ERR_UPLOAD_GONE', message);
 export const payloadTooLarge = (message: string) => new FreightError('ERR_UPLOAD_TOO_LARGE', message);
 /** "the server SHOULD send a Content-Range header field with an unsatisfied-range value" (RFC 9110 §15.5.17). */
@@ -215,9 +218,27 @@ export const isTransientStorageError = (error: unknown): boolean => storageFailu
 /** The problem text alone (kept on a failed upload's record). */
 export const storageProblem = (error: unknown): string | undefined => storageFailure(error)?.problem;
 
+/**
+ * The message of anything thrown: an Error's, or the `body` of the plain `{status_code, body}` objects
+ * @tus/utils throws (never "[object Object]").
+ */
+export function messageOf(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  const { body, message } = (error ?? {}) as { body?: unknown; message?: unknown };
+  if (typeof body === 'string') return body.trim();
+  if (typeof message === 'string') return message;
+  if (typeof error === 'object' && error !== null) {
+    try {
+      return JSON.stringify(error);
+    } catch {
+      // a cycle: fall through
+    }
+  }
+  return String(error);
+}
+
 /** Why an upload failed, for its record: storage's problem, else the error's message. */
-export const failureReason = (error: unknown): string =>
-  storageProblem(error) ?? (error instanceof Error ? error.message : String(error));
+export const failureReason = (error: unknown): string => storageProblem(error) ?? messageOf(error);
 
 interface FastifyStyleError {
   statusCode?: number;

@@ -109,3 +109,18 @@ export const TRANSITIONS = {
 } as const satisfies Record<string, Transition>;
 
 export type TransitionName = keyof typeof TRANSITIONS;
+
+/**
+ * A final upload's assembly attempt failed, after `attemptsBefore` failed ones: how many have failed now, and
+ * whether it is given up (TRANSITIONS.giveUp): at `maxAttempts` (CONCAT_MAX_ATTEMPTS), or at once when the failure
+ * is `permanent` (a partial upload is gone: no attempt can succeed). Otherwise it is `failed` (TRANSITIONS.fail)
+ * and tried again.
+ */
+export function afterFailedAssembly(
+  attemptsBefore: number,
+  maxAttempts: number,
+  permanent = false,
+): { attempts: number; status: 'failed' | 'given_up' } {
+  const attempts = attemptsBefore + 1;
+  return { attempts, status: permanent || attempts >= maxAttempts ? 'given_up' : 'failed' };
+}

@@ -83,6 +83,11 @@ export interface Config {
   presignExpiresMs: number;
   /** How often the janitor runs in the server (on one instance at a time); 0: never (the CLI can still run it). */
   janitorIntervalMs: number;
+  /**
+   * tus concatenation: final uploads assembled at once in this process (CONCAT_CONCURRENCY), failed attempts before
+   * a final is given up (CONCAT_MAX_ATTEMPTS), partial uploads one final may name (CONCAT_MAX_PARTIALS).
+   */
+  concat: { concurrency: number; maxAttempts: number; maxPartials: number };
   webhooks: WebhookConfig | undefined;
   auth: AuthConfig;
   tokens: TokenChecks;
@@ -220,6 +225,11 @@ export function loadConfig(env: Env = process.env): Config {
       ? 0
       : duration('JANITOR_INTERVAL', 10 * 60_000, 60_000, 7 * 86_400_000);
   const webhooks = readWebhooks(read, bool, duration);
+  const concat = {
+    concurrency: int('CONCAT_CONCURRENCY', 2, 1, 64),
+    maxAttempts: int('CONCAT_MAX_ATTEMPTS', 10, 1, 1000),
+    maxPartials: int('CONCAT_MAX_PARTIALS', 1000, 1, S3_LIMITS.maxParts),
+  };
 
   const corsText = read('CORS_ORIGINS') ?? '*';
   let corsOrigins: Config['corsOrigins'] = '*';
@@ -280,6 +290,7 @@ export function loadConfig(env: Env = process.env): Config {
     uploadRetentionMs,
     presignExpiresMs,
     janitorIntervalMs,
+    concat,
     webhooks,
     auth,
     tokens,

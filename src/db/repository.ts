@@ -1,14 +1,15 @@
 /**
  * The queries on upload rows, under domain names (the part rows in parts.ts, expiry and pruning in retention.ts,
- * reached through `parts` and `retention`). Status changes are single guarded UPDATEs built from the lifecycle
+ * final uploads of tus concatenation in finals.ts, reached through `parts`, `retention` and `finals`). Status changes are single guarded UPDATEs built from the lifecycle
  * table (`where status in (<from>)`), so two racing requests cannot both make the same transition.
  */
-import { and, count, desc, eq, getTableColumns, gt, inArray, isNull, lt, or, sql } from 'drizzle-orm';
+import { and, desc, eq, getTableColumns, inArray, isNull, lt, or, sql } from 'drizzle-orm';
 import { isUploadId, uploadLockKey } from './ids.js';
 import { rowsOf, type Db } from './client.js';
 import { PartRepository } from './parts.js';
 import { RetentionRepository } from './retention.js';
-import { OPEN_LIST, OPEN_SQL, reporting } from './statements.js';
+import { FinalsRepository } from './finals.js';
+import { OPEN_LIST, OPEN_SQL, insertWithinLimit, reporting } from './statements.js';
 import { uploadSnapshot } from './webhook-outbox.js';
 import { TRANSITIONS, type Transition, type TransitionName } from '../lifecycle.js';
 import {
@@ -33,9 +34,6 @@ export interface StoredAdvance {
   expiresAt?: Date | undefined;
 }
 
-/** The class of the per-user advisory locks taken to count open uploads (two int4 keys: class, hash of the user). */
-const OPEN_UPLOADS_LOCK = 0x4f50454e; // "OPEN"
-
 export interface ListCursor {
   createdAt: Date;
   id: string;
@@ -59,6 +57,8 @@ export class UploadRepository {
   readonly parts: PartRepository;
   /** Expiry and pruning. */
   readonly retention: RetentionRepository;
+  /** Final uploads of tus concatenation. */
+  readonly finals: FinalsRepository;
 
   constructor(
     private readonly db: Db,
@@ -67,6 +67,7 @@ export class UploadRepository {
     this.webhookEvents = options.webhookEvents ?? false;
     this.parts = new PartRepository(db);
     this.retention = new RetentionRepository(db, this.webhookEvents);
+    this.finals = new FinalsRepository(db, this.webhookEvents);
     this.byId = db
       .select()
       .from(fileUploads)
@@ -148,26 +149,15 @@ export class UploadRepository {
     now: Date,
     keptLimit = 0,
   ): Promise<{ created: FileUpload } | { open: number } | { kept: number }> {
-    return this.db.transaction(async (tx) => {
-      await tx.execute(sql`select pg_advisory_xact_lock(${OPEN_UPLOADS_LOCK}::integer, hashtext(${row.userId}))`);
-      const isOpen = and(
-        inArray(fileUploads.status, OPEN_LIST),
-        or(isNull(fileUploads.expiresAt), gt(fileUploads.expiresAt, now)),
-      );
-      const [counted] = await tx
-        .select({ open: sql<number>`(count(*) filter (where ${isOpen}))::int`, kept: count() })
-        .from(fileUploads)
-        .where(eq(fileUploads.userId, row.userId));
-      const open = counted?.open ?? 0;
-      const kept = counted?.kept ?? 0;
-      if (limit > 0 && open >= limit) return { open };
-      if (keptLimit > 0 && kept >= keptLimit) return { kept };
-      const [created] = await reporting(tx, this.webhookEvents, 'upload.created', (db) =>
-        db.insert(fileUploads).values(row).returning(),
-      );
-      if (!created) throw new Error(`insert of upload ${row.id} returned no row`);
-      return { created };
-    });
+    return this.db.transaction((tx) => insertWithinLimit(tx, this.webhookEvents, row, { limit, now, keptLimit }));
+  }
+
+  /**
+   * A final upload of tus concatenation, unless another final holds one of its partials (FinalsRepository): here,
+   * so that a late success of it is undone like any creation's (wiring.ts).
+   */
+  insertFinalUpload(...args: Parameters<FinalsRepository['insertFinalUpload']>) {
+    return this.finals.insertFinalUpload(...args);
   }
 
   async findUpload(id: string): Promise<FileUpload | undefined> {
@@ -314,13 +304,6 @@ export class UploadRepository {
       )
       select count(*)::int as moved from moved`);
     return (rowsOf<{ moved: number }>(result)[0]?.moved ?? 0) > 0;
-  }
-
-  async unfinishedFinals(): Promise<FileUpload[]> {
-    return this.db
-      .select()
-      .from(fileUploads)
-      .where(and(eq(fileUploads.concat, 'final'), inArray(fileUploads.status, OPEN_LIST)));
   }
 
   /** The uploads of these ids that exist (ids that are not UUIDs name none). */

@@ -8,6 +8,7 @@ import type { WebhookOutbox } from '../db/webhook-outbox.js';
 import type { BucketInventory } from '../storage/inventory.js';
 import type { MultipartStorage } from '../storage/multipart.js';
 import type { S3Objects } from '../storage/objects.js';
+import type { FinalAssemblies } from '../tus/assembly.js';
 import type { FreightStore } from '../tus/upload-record.js';
 import type { UploadService } from '../uploads/service.js';
 
@@ -26,6 +27,11 @@ export interface JanitorDeps {
   s3: S3Parts | undefined;
   /** Runs the work unless another instance runs the janitor now (Database.exclusive with JANITOR_LOCK_KEY). */
   exclusive: <T>(work: () => Promise<T>) => Promise<ExclusiveRun<T>>;
+  /**
+   * The server's assembly of final uploads (tus concatenation): each run takes up the unfinished finals nobody
+   * assembles (a retry lost with its process). undefined in `freight cleanup`, which assembles nothing.
+   */
+  finals?: Pick<FinalAssemblies, 'resumeIdle'> | undefined;
   /** The webhook outbox, whose delivered events are pruned after DELIVERED_EVENTS_KEPT_MS. */
   outbox?: Pick<WebhookOutbox, 'pruneDelivered'> | undefined;
   /** UPLOAD_EXPIRY: also how old an unrecorded multipart upload or staged object must be before it is removed. */

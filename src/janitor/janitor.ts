@@ -2,7 +2,8 @@
  * The janitor: what no request is left to do. Unfinished uploads idle past UPLOAD_EXPIRY are expired and their
  * storage removed; multipart uploads and staged objects in the bucket that no open upload needs are removed (an
  * expiry or termination whose S3 call failed, a creation undone after an outage, a writer that lost a race);
- * rows of uploads that ended are pruned after UPLOAD_RETENTION (completed ones are kept).
+ * rows of uploads that ended are pruned after UPLOAD_RETENTION (completed ones are kept); final uploads (tus
+ * concatenation) left unassembled by a process that died are taken up again.
  *
  * One run at a time across all instances: the run holds a PostgreSQL advisory lock, and a run that finds it
  * held does nothing (`ran: false`). The server runs it every JANITOR_INTERVAL (schedule.ts); `freight cleanup`
@@ -14,6 +15,21 @@ import { pruneEndedUploads } from './prune.js';
 import { sweepMultipartUploads } from './multipart-sweep.js';
 import { emptyReport, recordAction, summary, type JanitorReport } from './report.js';
 import { sweepStagedObjects } from './staged-sweep.js';
+
+/** Unfinished final uploads nobody assembles (their retry was lost with a process): queued for assembly here. */
+async function resumeFinals(
+  finals: NonNullable<JanitorDeps['finals']>,
+  deps: JanitorDeps,
+  report: JanitorReport,
+): Promise<void> {
+  try {
+    report.finalsResumed = await finals.resumeIdle();
+    if (report.finalsResumed > 0) recordAction(report, { kind: 'resume-finals', finals: report.finalsResumed });
+  } catch (error) {
+    report.failures++;
+    deps.log.error({ err: error }, 'janitor: could not take up unfinished final uploads');
+  }
+}
 
 /** The key of the janitor's advisory lock (Database.exclusive). */
 export const JANITOR_LOCK_KEY = 0x4a414e49; // "JANI"
@@ -46,6 +62,7 @@ export async function runJanitor(deps: JanitorDeps, options: JanitorOptions = {}
       await sweepStagedObjects(deps, deps.s3, report, options.signal);
     }
     await pruneEndedUploads(deps, report, options.signal);
+    if (deps.finals && !dryRun) await resumeFinals(deps.finals, deps, report);
     if (deps.outbox) {
       const pruned = await deps.outbox.pruneDelivered(
         new Date(nowOf(deps).getTime() - DELIVERED_EVENTS_KEPT_MS),

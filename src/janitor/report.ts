@@ -6,7 +6,8 @@ export type JanitorAction =
   | { kind: 'abort-multipart-upload'; key: string; multipartUploadId: string; reason: string }
   | { kind: 'remove-staged-objects'; prefix: string; objects: number; reason: string }
   | { kind: 'prune-webhook-events'; events: number }
-  | { kind: 'prune-uploads'; uploads: number };
+  | { kind: 'prune-uploads'; uploads: number }
+  | { kind: 'resume-finals'; finals: number };
 
 export interface JanitorReport {
   /** false: another instance was running the janitor, so this one did nothing. */
@@ -24,6 +25,8 @@ export interface JanitorReport {
   webhookEventsPruned: number;
   /** Rows of uploads that ended more than UPLOAD_RETENTION ago, deleted (with their parts and events). */
   uploadsPruned: number;
+  /** Unfinished final uploads (tus concatenation) that nobody assembled, queued for assembly on this instance. */
+  finalsResumed: number;
   /** Steps that failed (S3 or the database refusing or silent): the next run tries again. */
   failures: number;
   /** What was done, one entry per upload, multipart upload or prefix (the first MAX_LISTED_ACTIONS). */
@@ -46,6 +49,7 @@ export function emptyReport(dryRun: boolean, startedAt: Date): JanitorReport {
     stagedObjectsRemoved: 0,
     webhookEventsPruned: 0,
     uploadsPruned: 0,
+    finalsResumed: 0,
     failures: 0,
     actions: [],
     actionsOmitted: 0,
@@ -67,6 +71,7 @@ export function summary(report: JanitorReport): string {
     `${verb('pruned', 'would prune')} ${report.webhookEventsPruned} delivered webhook events`,
     `${verb('pruned', 'would prune')} ${report.uploadsPruned} ended uploads`,
   ];
+  if (report.finalsResumed > 0) parts.push(`took up ${report.finalsResumed} unfinished final uploads`);
   if (report.failures > 0) parts.push(`${report.failures} steps failed (tried again next run)`);
   return parts.join(', ');
 }

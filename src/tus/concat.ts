@@ -1,28 +1,24 @@
 /**
  * tus concatenation, what tus-js-client's `parallelUploads` rests on: partial uploads are created like any other
- * (with Upload-Concat: partial, recorded on the row; routes/post.ts), and a final upload is made of them. It is assembled in the background, under its lock, by the store
- * (S3 joins the partials itself where it can); until it is, it is `pending` and a HEAD shows no offset.
- * An assembly cut short (a crash) is taken up again when an instance starts.
+ * (with Upload-Concat: partial, recorded on the row; routes/post.ts), and a final upload is made of them. It is
+ * recorded here and assembled in the background (assembly.ts), by the store (S3 joins the partials itself where
+ * it can); until it is, it is `pending` and a HEAD shows no offset.
  */
 import { randomUUID } from 'node:crypto';
-import type { Locker } from '@tus/utils';
-import type { FastifyBaseLogger } from 'fastify';
 import type { FileUpload } from '../db/schema.js';
-import { badRequest, failureReason, notFound, payloadTooLarge } from '../errors.js';
+import { badRequest, notFound, payloadTooLarge } from '../errors.js';
 import { sumOfSizes } from '../uploads/parts.js';
 import type { UploadService } from '../uploads/service.js';
 import { isUploadId } from '../db/ids.js';
+import { isCompleted } from '../lifecycle.js';
+import type { FinalAssemblies } from './assembly.js';
 import { fileFacts } from './metadata.js';
 import type { FreightStore } from './upload-record.js';
-import { isCompleted, isOpen } from '../lifecycle.js';
 
 export interface ConcatDeps {
   uploads: UploadService;
   store: FreightStore;
-  locker: Locker;
-  log: FastifyBaseLogger;
-  /** Aborted when the server closes: no assembly is retried after that. */
-  closing: AbortSignal;
+  assemblies: FinalAssemblies;
   maxUploadSize: number;
 }
 
@@ -37,12 +33,30 @@ function uploadIdOfUrl(url: string): string {
   const match = /^\/files\/([^/]+)\/?$/.exec(pathname);
   if (!match?.[1] || !isUploadId(match[1]))
     throw notFound(`Upload-Concat names "${url}", which is no upload of this server`);
-  return match[1];
+  return match[1].toLowerCase();
+}
+
+/**
+ * The upload ids the URLs of a final upload's Upload-Concat name, in order. Two URLs that name one upload (one
+ * absolute, one relative, say) are one partial named twice: 400, as protocol.ts answers a URL written twice.
+ */
+export function partialIdsOf(urls: readonly string[]): string[] {
+  const seen = new Map<string, string>();
+  return urls.map((url) => {
+    const id = uploadIdOfUrl(url);
+    const earlier = seen.get(id);
+    if (earlier !== undefined) {
+      throw badRequest(`Upload-Concat names one partial upload twice (${earlier} and ${url}); name each partial once`);
+    }
+    seen.set(id, url);
+    return id;
+  });
 }
 
 /**
  * The final upload of a concatenation (POST /files with Upload-Concat: final;<url> …), made of the caller's
- * finished partials: recorded now, assembled in the background. Returns its id.
+ * finished partials, none of them part of another final upload: recorded now, assembled in the background.
+ * Returns its id.
  */
 export async function createFinalUpload(
   deps: ConcatDeps,
@@ -51,10 +65,12 @@ export async function createFinalUpload(
   metadata: Record<string, string> | null,
 ): Promise<string> {
   const { uploads } = deps;
+  const ids = partialIdsOf(urls);
   const partials: FileUpload[] = [];
-  for (const url of urls) {
+  for (const [index, id] of ids.entries()) {
+    const url = urls[index]!;
     // Another user's partial upload does not exist for this one: 404.
-    const partial = await uploads.access.getOwnedLive(userId, uploadIdOfUrl(url), 'tus');
+    const partial = await uploads.access.getOwnedLive(userId, id, 'tus');
     if (partial.concat !== 'partial')
       throw badRequest(`${url} is not a partial upload (created with Upload-Concat: partial)`);
     // "This concatenation request SHOULD happen after all of the corresponding partial uploads are completed";
@@ -72,71 +88,26 @@ export async function createFinalUpload(
     );
   }
   const id = randomUUID();
-  await uploads.states.create({
-    id,
-    userId,
-    protocol: 'tus',
-    ...fileFacts(metadata),
-    totalSize: length,
-    storageKey: id,
-    metadata,
-    partSize: deps.store.partSizeFor(length),
-    storedOffset: 0,
-    concat: 'final',
-    concatPartials: partials.map((partial) => partial.id),
-  });
-  void assembleFinal(deps, id);
+  // "They MAY however be used multiple times to form a final resource": Freight lets a partial make one final
+  // upload at a time (one being assembled or completed), so that one upload's bytes cannot be multiplied; a
+  // partial of a final that was given up or terminated is free again. Checked with the insert, in one transaction.
+  const urlOf = (partialId: string) => urls[ids.indexOf(partialId)] ?? partialId;
+  await uploads.finals.create(
+    {
+      id,
+      userId,
+      protocol: 'tus',
+      ...fileFacts(metadata),
+      totalSize: length,
+      storageKey: id,
+      metadata,
+      partSize: deps.store.partSizeFor(length),
+      storedOffset: 0,
+      concat: 'final',
+      concatPartials: ids,
+    },
+    urlOf,
+  );
+  deps.assemblies.assemble(id);
   return id;
-}
-
-type AssemblyDeps = Pick<ConcatDeps, 'uploads' | 'store' | 'locker' | 'log' | 'closing'>;
-
-/** After an assembly failed (S3 or PostgreSQL unavailable, most likely): the next try, 5 s later, doubling to 5 min. */
-const retryDelayMs = (attempt: number): number => Math.min(5_000 * 2 ** attempt, 300_000);
-
-/**
- * Assembles a final upload (again, after a crash): under its lock, so that only one instance does. A failure
- * meanwhile (an outage of S3 or PostgreSQL, most likely) leaves it `failed` with the reason and it is tried again
- * later, until it is assembled, rejected or expired, or the server closes (the next instance to start takes it up).
- */
-export async function assembleFinal(deps: AssemblyDeps, id: string, attempt = 0): Promise<void> {
-  const { uploads, store, locker, log } = deps;
-  // Whatever failed: the next try finds out first whether the upload still needs it (rejected, expired, done).
-  const retryLater = () => {
-    if (deps.closing.aborted) return;
-    setTimeout(() => {
-      if (!deps.closing.aborted) void assembleFinal(deps, id, attempt + 1);
-    }, retryDelayMs(attempt)).unref();
-  };
-  const lock = locker.newLock(id);
-  try {
-    await lock.lock(new AbortController().signal, () => {});
-  } catch (error) {
-    log.warn(
-      { err: error, uploadId: id },
-      'final upload: could not take its lock (another instance is assembling it, or the database is down)',
-    );
-    retryLater();
-    return;
-  }
-  try {
-    const final = await uploads.access.getUploadForStorage(id);
-    if (!isOpen(final.status) || final.concat !== 'final' || !final.concatPartials) return;
-    const partials = await Promise.all(
-      final.concatPartials.map((partial) => uploads.access.getUploadForStorage(partial)),
-    );
-    await store.concatenate(final, partials);
-    log.info({ uploadId: id, partials: partials.length }, 'final upload assembled');
-  } catch (error) {
-    log.error({ err: error, uploadId: id, attempt }, 'final upload could not be assembled');
-    await uploads.states.markFailed(id, failureReason(error)).catch(() => {});
-    retryLater();
-  } finally {
-    await lock.unlock();
-  }
-}
-
-/** At start: final uploads whose assembly did not finish (an instance died meanwhile) are assembled now. */
-export async function resumeAssemblies(deps: AssemblyDeps): Promise<void> {
-  for (const final of await deps.uploads.states.unfinishedFinals()) await assembleFinal(deps, final.id);
 }

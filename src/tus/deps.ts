@@ -6,6 +6,7 @@ import type { DownloadStorage } from '../downloads/storage.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { UploadService } from '../uploads/service.js';
 import type { FreightStore } from './upload-record.js';
+import type { FinalAssemblies } from './assembly.js';
 
 export interface TusDeps {
   config: Config;
@@ -14,8 +15,8 @@ export interface TusDeps {
   locker: UploadLocker;
   metrics: Metrics;
   downloads: DownloadStorage;
-  /** Aborted when the server closes: background assemblies stop being retried. */
-  closing: AbortSignal;
+  /** The background assembly of final uploads (tus concatenation). */
+  assemblies: FinalAssemblies;
   /** The URL of an upload, as Location headers give it. */
   urlOf(request: FastifyRequest, id: string): string;
 }

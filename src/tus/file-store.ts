@@ -5,7 +5,7 @@
  * (A process killed in the middle of a PATCH leaves the file longer than the recorded offset; the client resends
  * from the offset and @tus/file-store overwrites from there.)
  */
-import { open } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import type { FileStore } from '@tus/file-store';
@@ -166,6 +166,33 @@ export class RecordedFileStore extends FreightStore {
       });
       await this.uploads.states.markCompleted(id, record.totalSize, sha256);
     }
+  }
+
+  /**
+   * A final upload is recorded without a file (its creation asks storage for nothing): the file is made here, by
+   * the first attempt, and kept by later ones (creating it again would truncate the bytes already stored).
+   */
+  override async concatenate(final: FileUpload, partials: readonly FileUpload[], stop?: AbortSignal): Promise<void> {
+    const exists = await stat(this.fileOf(final.id)).then(
+      () => true,
+      (error: NodeJS.ErrnoException) => {
+        if (error.code === 'ENOENT') return false;
+        throw error;
+      },
+    );
+    if (!exists) {
+      if ((final.storedOffset ?? 0) > 0) {
+        throw new Error(`the file of final upload ${final.id} is gone, with the ${final.storedOffset} bytes recorded`);
+      }
+      await this.inner.create(tusUpload(final));
+      await this.sync(this.fileOf(final.id));
+      await this.sync(this.inner.directory);
+    }
+    await super.concatenate(final, partials, stop);
+  }
+
+  override async abandon(record: FileUpload): Promise<void> {
+    await this.discard(record.id);
   }
 
   private async discard(id: string): Promise<void> {

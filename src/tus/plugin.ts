@@ -12,7 +12,7 @@ import type { Config } from '../config/index.js';
 import type { DownloadStorage } from '../downloads/storage.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { UploadService } from '../uploads/service.js';
-import { resumeAssemblies } from './concat.js';
+import type { FinalAssemblies } from './assembly.js';
 import type { TusDeps } from './deps.js';
 import { checkTusRequest } from './protocol.js';
 import { tusErrorHandler } from './reply.js';
@@ -33,6 +33,8 @@ export interface TusPluginOptions {
   locker: UploadLocker;
   metrics: Metrics;
   downloads: DownloadStorage;
+  /** The background assembly of final uploads (built by app.ts, which the janitor shares). */
+  assemblies: FinalAssemblies;
 }
 
 /**
@@ -53,27 +55,27 @@ export async function tusPlugin(app: FastifyInstance, options: TusPluginOptions)
   app.addContentTypeParser('*', (_request, _payload, done) => done(null));
 
   app.addHook('onRequest', authHook(options.authenticator));
-  app.addHook('preHandler', async (request) => checkTusRequest(request.method, request.headers, config.maxUploadSize));
+  app.addHook('preHandler', async (request) =>
+    checkTusRequest(request.method, request.headers, config.maxUploadSize, config.concat.maxPartials),
+  );
   app.setErrorHandler(tusErrorHandler);
   app.addHook('onSend', async (request, reply) => {
     if (!request.raw.complete) reply.header('Connection', 'close');
   });
   app.addHook('onResponse', async (request, reply) => closeIfBodyUnread(request, reply));
 
-  const closing = new AbortController();
-  app.addHook('onClose', async () => closing.abort());
+  // No assembly starts, and none is retried, once the server closes (the next instance takes them up).
+  app.addHook('onClose', async () => options.assemblies.close());
   const deps: TusDeps = {
     ...options,
-    closing: closing.signal,
     urlOf: (request, id) => uploadUrl(config.publicUrl, request, id),
   };
   for (const route of [postRoute, patchRoute, headRoute, getRoute, deleteRoute, optionsRoute]) route(app, deps);
 
-  // Final uploads whose assembly an earlier process did not finish.
+  // Final uploads whose assembly an earlier process did not finish (and that no other instance is assembling).
   app.addHook('onReady', async () => {
-    const assembly = { ...deps, log: app.log, maxUploadSize: config.maxUploadSize };
-    void resumeAssemblies(assembly).catch((error: unknown) =>
-      app.log.error({ err: error }, 'could not resume assemblies'),
-    );
+    void options.assemblies
+      .resumeIdle()
+      .catch((error: unknown) => app.log.error({ err: error }, 'could not take up unfinished final uploads'));
   });
 }

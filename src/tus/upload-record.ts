@@ -6,6 +6,17 @@ import type { FileUpload } from '../db/schema.js';
 import type { UploadService } from '../uploads/service.js';
 import { hasEnded } from '../lifecycle.js';
 
+/**
+ * A final upload's assembly stopped before its end because its lock was wanted (a termination, another instance)
+ * or lost: not a failure of the assembly, which goes on later from where it stopped.
+ */
+export class AssemblyInterrupted extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'AssemblyInterrupted';
+  }
+}
+
 /** What Freight's body writer (write.ts) tells a store beyond the DataStore's write(stream, id, offset). */
 export interface WriteOptions {
   /** The upload's row as read under its lock: the store need not read it again. */
@@ -52,16 +63,49 @@ export abstract class FreightStore extends DataStore {
    * Makes `final` the concatenation of its `partials` (completed uploads): here by writing their bytes into it
    * in order, through the ordinary write path (bounded memory and disk, its digest computed on the way); a store
    * that can join them without moving the bytes overrides this. The caller holds the final upload's lock.
+   *
+   * Idempotent: an earlier attempt cut short (a crash, an outage) left the final at its stored offset, and this one
+   * goes on from there (the bytes before it are read past, not written again); a final whose bytes are all stored
+   * is only completed. `stop`: the write stores what it has and returns (the caller's lock is wanted or lost).
    */
-  async concatenate(final: FileUpload, partials: readonly FileUpload[]): Promise<void> {
-    await this.write(Readable.from(this.bytesOf(partials)), final.id, 0);
-  }
-
-  private async *bytesOf(partials: readonly FileUpload[]): AsyncGenerator<Buffer> {
-    for (const partial of partials) {
-      for await (const chunk of await this.read(partial.id)) yield chunk as Buffer;
+  async concatenate(final: FileUpload, partials: readonly FileUpload[], stop?: AbortSignal): Promise<void> {
+    const from = final.storedOffset ?? 0;
+    if (final.totalSize !== null && from >= final.totalSize) {
+      await this.finish(final.id);
+      return;
+    }
+    const end = await this.write(Readable.from(this.bytesOf(partials, from)), final.id, from, { record: final, stop });
+    if (final.totalSize !== null && end < final.totalSize) {
+      throw new AssemblyInterrupted(`the assembly stopped at offset ${end} of ${final.totalSize}`);
     }
   }
+
+  /** The partials' bytes in order, from byte `from` of their concatenation on. */
+  private async *bytesOf(partials: readonly FileUpload[], from: number): AsyncGenerator<Buffer> {
+    let start = 0;
+    for (const partial of partials) {
+      const size = partial.totalSize ?? 0;
+      const skip = from - start;
+      start += size;
+      if (skip >= size) continue;
+      let skipped = Math.max(skip, 0);
+      for await (const chunk of await this.read(partial.id)) {
+        const buffer = chunk as Buffer;
+        if (skipped >= buffer.length) {
+          skipped -= buffer.length;
+          continue;
+        }
+        yield skipped > 0 ? buffer.subarray(skipped) : buffer;
+        skipped = 0;
+      }
+    }
+  }
+
+  /**
+   * What storage holds of an upload that ended without completing (a final upload given up), removed as far as
+   * storage lets now; the janitor removes what is left.
+   */
+  abstract abandon(record: FileUpload): Promise<void>;
 
   /** deleteExpired, telling which uploads it expired (the janitor reports them). */
   abstract expireUploads(): Promise<FileUpload[]>;

@@ -8,7 +8,7 @@ import { badRequest, conflict, FreightError, gone, offsetMismatch, partsMismatch
 import type { StoredAdvance } from '../db/repository.js';
 import type { FileUpload } from '../db/schema.js';
 import type { StoredPart } from '../storage/multipart.js';
-import { hasEnded } from '../lifecycle.js';
+import { hasEnded, isCompleted, isOpen } from '../lifecycle.js';
 import { checkParts, describePartProblems, sumOfSizes, type ExpectedPart } from './parts.js';
 import { partCount } from './planner.js';
 import type { UploadContext } from './context.js';
@@ -81,8 +81,8 @@ export class PartsLedger {
   }
 
   /**
-   * A final upload assembled by S3 from its partial uploads: its parts recorded and its offset at its length, in
-   * one step (from 0, so that only one assembly records it).
+   * A final upload assembled by S3 from its partial uploads: its parts recorded and its offset at its length (from
+   * 0). Idempotent: an offset already at the length (an earlier attempt recorded it, then failed) is left as it is.
    */
   async recordAssembled(id: string, parts: readonly StoredPart[], length: number): Promise<void> {
     await this.context.repo.parts.upsertParts(
@@ -90,9 +90,18 @@ export class PartsLedger {
       parts.map((part) => ({ ...part, status: 'stored' as const })),
     );
     const assembled = { from: 0, to: length, staging: null, hashState: null, expiresAt: this.context.idleExpiry() };
-    if (!(await this.context.repo.advanceStoredOffset(id, assembled))) {
-      throw conflict('the final upload was assembled by another request meanwhile');
-    }
+    if (await this.context.repo.advanceStoredOffset(id, assembled)) return;
+    const current = await this.context.repo.findUpload(id);
+    if (current?.storedOffset === length && (isCompleted(current.status) || isOpen(current.status))) return;
+    throw conflict(`the final upload is ${current?.status ?? 'missing'} at offset ${current?.storedOffset}`);
+  }
+
+  /**
+   * The S3 multipart upload recorded for an upload is gone from storage and nothing was made of it (a final upload
+   * whose assembly starts again): forgotten, so that a new one can be recorded. The caller holds the upload's lock.
+   */
+  async forgetS3Upload(id: string, s3UploadId: string): Promise<void> {
+    await this.context.repo.finals.forgetS3Upload(id, s3UploadId);
   }
 
   /** S3 holds `bytes` bytes of a direct upload: more than recorded is progress, which moves its expiry. */

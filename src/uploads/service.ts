@@ -4,11 +4,13 @@
  * way. Split by what callers need:
  * - `access`: the caller's upload as a request finds it (ownership, gone, expiry on sight);
  * - `ledger`: what storage holds of it (the stored offset, the parts, the S3 UploadId, the parts check);
- * - `states`: every change of its status, through the lifecycle table (src/lifecycle.ts).
+ * - `states`: every change of its status, through the lifecycle table (src/lifecycle.ts);
+ * - `finals`: final uploads of tus concatenation (their creation, the finals nobody assembles, failed attempts).
  */
 import type { UploadRepository } from '../db/repository.js';
 import { UploadAccess } from './access.js';
 import { UploadContext, type UploadServiceOptions } from './context.js';
+import { FinalUploads } from './finals.js';
 import { PartsLedger } from './ledger.js';
 import { UploadStates } from './states.js';
 
@@ -18,11 +20,13 @@ export class UploadService {
   readonly states: UploadStates;
   readonly access: UploadAccess;
   readonly ledger: PartsLedger;
+  readonly finals: FinalUploads;
 
   constructor(repo: UploadRepository, options: UploadServiceOptions) {
     const context = new UploadContext(repo, options);
     this.states = new UploadStates(context);
     this.access = new UploadAccess(context, this.states);
     this.ledger = new PartsLedger(context);
+    this.finals = new FinalUploads(context, this.states);
   }
 }

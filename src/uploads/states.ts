@@ -19,7 +19,7 @@ import {
   webhookBadAnswer,
 } from '../errors.js';
 import { violatesUnique } from '../db/availability.js';
-import type { FileUpload, UploadProtocol } from '../db/schema.js';
+import type { FileUpload, NewFileUpload, UploadProtocol } from '../db/schema.js';
 import { RunningDigest } from './digest.js';
 import { hasEnded, isCompleted, isOpen, wasTerminated } from '../lifecycle.js';
 import { metadataProblem, type MetadataLimits } from './metadata.js';
@@ -48,6 +48,15 @@ async function keyed<T>(storageKey: string, insert: () => Promise<T>): Promise<T
   }
 }
 
+/**
+ * How a creation's row is inserted within the user's limits (0: none), when not as any upload's (a final upload of
+ * tus concatenation: finals.ts); it may throw to refuse the row.
+ */
+export type InsertWithinLimits = (
+  row: NewFileUpload,
+  limits: { limit: number; now: Date; keptLimit: number },
+) => Promise<{ created: FileUpload } | { open: number } | { kept: number }>;
+
 export class UploadStates {
   constructor(private readonly context: UploadContext) {}
 
@@ -56,7 +65,7 @@ export class UploadStates {
    * pre-create check (if any) allowed it. Beyond the user's limit of open uploads it is 429 and nothing is
    * recorded; an upload stops counting once it is completed, aborted, expired or lost.
    */
-  async create(input: NewUpload): Promise<FileUpload> {
+  async create(input: NewUpload, insertWithin?: InsertWithinLimits): Promise<FileUpload> {
     const problem = metadataProblem(input.metadata, this.context.options.metadataLimits ?? UNBOUNDED_METADATA);
     if (problem) throw badRequest(problem);
     const admitted = await this.context.options.admit?.(input);
@@ -75,9 +84,14 @@ export class UploadStates {
     const keptLimit = this.context.options.maxUploadsPerUser ?? 0;
     let created: FileUpload;
     const { repo } = this.context;
-    if (limit === 0 && keptLimit === 0) created = await keyed(storageKey, () => repo.insertUpload(row));
+    if (!insertWithin && limit === 0 && keptLimit === 0)
+      created = await keyed(storageKey, () => repo.insertUpload(row));
     else {
-      const result = await keyed(storageKey, () => repo.insertUploadWithinLimit(row, limit, now, keptLimit));
+      const result = await keyed(storageKey, () =>
+        insertWithin
+          ? insertWithin(row, { limit, now, keptLimit })
+          : repo.insertUploadWithinLimit(row, limit, now, keptLimit),
+      );
       if ('open' in result) {
         throw tooManyUploads(
           `too many open uploads: you have ${result.open} and this server allows ${limit} per user; complete or abort one before starting another`,
@@ -192,9 +206,9 @@ export class UploadStates {
    * An upload whose multipart upload S3 no longer has: completed if the object is there at its full length
    * (an earlier assembly whose answer was lost), otherwise its bytes are lost: failed, and gone (410).
    */
-  async recognizeObject(upload: FileUpload, objectSize: number | undefined): Promise<void> {
+  async recognizeObject(upload: FileUpload, objectSize: number | undefined, sha256?: string): Promise<void> {
     if (upload.totalSize !== null && objectSize === upload.totalSize) {
-      await this.markCompleted(upload.id, upload.totalSize);
+      await this.markCompleted(upload.id, upload.totalSize, sha256);
       return;
     }
     throw await this.markLost(upload.id, 'the multipart upload no longer exists in storage');
@@ -261,11 +275,6 @@ export class UploadStates {
   async endedMeanwhile(id: string): Promise<FileUpload | undefined> {
     const current = await this.context.repo.findUpload(id);
     return current && hasEnded(current.status) ? current : undefined;
-  }
-
-  /** Final uploads (tus concatenation) not assembled yet, and not given up. */
-  async unfinishedFinals(): Promise<FileUpload[]> {
-    return this.context.repo.unfinishedFinals();
   }
 
   /** Uploads that ended (lifecycle ENDED) before `before`, oldest first: the janitor prunes them. */

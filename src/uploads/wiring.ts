@@ -23,9 +23,9 @@ export function createUploadService(
   const repository = withDeadlines(
     queries,
     config.databaseTimeoutMs,
-    { insertUpload: undoLateCreation, insertUploadWithinLimit: undoLateCreation },
+    { insertUpload: undoLateCreation, insertUploadWithinLimit: undoLateCreation, insertFinalUpload: undoLateCreation },
     options.metrics?.queryObserver(),
-    ['parts', 'retention'],
+    ['parts', 'retention', 'finals'],
   );
   return new UploadService(repository, {
     ...options,

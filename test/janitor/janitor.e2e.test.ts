@@ -140,7 +140,7 @@ const actionsFor = (report: JanitorReport, id: string) =>
   report.actions.filter((action) =>
     action.kind === 'expire-upload'
       ? action.uploadId === id
-      : action.kind === 'prune-webhook-events' || action.kind === 'prune-uploads'
+      : action.kind === 'prune-webhook-events' || action.kind === 'prune-uploads' || action.kind === 'resume-finals'
         ? false
         : ('key' in action ? action.key : action.prefix).startsWith(id),
   );

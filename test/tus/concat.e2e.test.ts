@@ -23,7 +23,7 @@ import {
 import { holdingProxy, type HoldingProxy } from '../helpers/proxy.js';
 import { createRawUpload, startTusUpload } from '../helpers/tus-client.js';
 
-const ctx = freightOnS3('freight-concat', { S3_PART_SIZE: '5MiB' });
+const ctx = freightOnS3('freight-concat', { S3_PART_SIZE: '5MiB', CONCAT_MAX_PARTIALS: '4' });
 const TUS = { 'Tus-Resumable': '1.0.0' };
 
 const auth = async (user: string) => ({ Authorization: `Bearer ${await tokenFor(user)}` });
@@ -66,18 +66,18 @@ async function assembled(id: string, statuses = ['completed', 'failed', 'rejecte
 }
 
 describe('concatenation', () => {
-  test('tus-js-client with parallelUploads: 4 stores a 66 MiB file byte-identical, joined by S3 from its four partials', async () => {
+  test('tus-js-client with parallelUploads: 3 stores a 66 MiB file byte-identical, joined by S3 from its three partials', async () => {
     const user = uniqueUser('parallel');
     const data = randomData(66 * MiB + 12_345);
     const run = startTusUpload(data, {
       endpoint: `${ctx.freight.url}/files/`,
       headers: await auth(user),
-      parallelUploads: 4,
+      parallelUploads: 3,
       metadata: { filename: 'parallel.bin' },
     });
     const url = await run.done;
     const id = url.split('/').pop()!;
-    expect(run.requests.filter((r) => r.method === 'POST')).toHaveLength(5);
+    expect(run.requests.filter((r) => r.method === 'POST')).toHaveLength(4);
     const done = await assembled(id);
     expect(done).toMatchObject({
       status: 'completed',
@@ -86,11 +86,11 @@ describe('concatenation', () => {
       sha256: sha256(data),
     });
     expect(Number(done.total_size)).toBe(data.length);
-    expect(done.concat_partials).toHaveLength(4);
+    expect(done.concat_partials).toHaveLength(3);
     expect(await sha256OfObject(ctx.s3, ctx.bucket.bucket, id)).toBe(sha256(data));
     // Joined by S3: one copied part per partial.
     const head = await ctx.s3.send(new HeadObjectCommand({ Bucket: ctx.bucket.bucket, Key: id }));
-    expect(head.ETag).toMatch(/-4"$/);
+    expect(head.ETag).toMatch(/-3"$/);
     const api = (await (
       await fetch(`${ctx.freight.url}/api/uploads/${id}`, { headers: await auth(user) })
     ).json()) as Record<string, unknown>;
@@ -102,13 +102,18 @@ describe('concatenation', () => {
     });
   });
 
-  test('raw: partials of any size, one used twice; HEAD of partial and final; a PATCH on the final is 403', async () => {
+  test('raw: partials of any size; HEAD of partial and final; a PATCH on the final is 403', async () => {
     const headers = await auth(uniqueUser('raw'));
     const a = randomData(5 * MiB + 1);
     const b = randomData(7 * MiB);
     const c = randomData(3 * MiB + 5);
-    const [ua, ub, uc] = [await partial(headers, a), await partial(headers, b), await partial(headers, c)];
-    const created = await final(headers, [ua, ub, ua, uc]);
+    const [ua, ub, ua2, uc] = [
+      await partial(headers, a),
+      await partial(headers, b),
+      await partial(headers, a),
+      await partial(headers, c),
+    ];
+    const created = await final(headers, [ua, ub, ua2, uc]);
     expect(created.status).toBe(201);
     const finalUrl = created.headers.get('location')!;
     const id = finalUrl.split('/').pop()!;
@@ -117,7 +122,7 @@ describe('concatenation', () => {
     expect(await sha256OfObject(ctx.s3, ctx.bucket.bucket, id)).toBe(sha256(expected));
 
     const headFinal = await fetch(finalUrl, { method: 'HEAD', headers: { ...TUS, ...headers } });
-    expect(headFinal.headers.get('upload-concat')).toBe(`final;${[ua, ub, ua, uc].join(' ')}`);
+    expect(headFinal.headers.get('upload-concat')).toBe(`final;${[ua, ub, ua2, uc].join(' ')}`);
     expect(headFinal.headers.get('upload-offset')).toBe(String(expected.length));
     expect(headFinal.headers.get('upload-length')).toBe(String(expected.length));
     const headPartial = await fetch(ua, { method: 'HEAD', headers: { ...TUS, ...headers } });
@@ -170,6 +175,60 @@ describe('concatenation', () => {
 
     expect((await final(headers, [mine], { 'Upload-Length': String(MiB) })).status).toBe(400);
     expect((await final(headers, ['/elsewhere/x'])).status).toBe(404);
+  });
+
+  test('each partial named once (a repeat, even as another URL of it, is 400), at most CONCAT_MAX_PARTIALS of them (400)', async () => {
+    const headers = await auth(uniqueUser('bounds'));
+    const urls: string[] = [];
+    for (let i = 0; i < 5; i++) urls.push(await partial(headers, randomData(1_000 + i)));
+    const [u0, u1] = urls as [string, string];
+
+    const repeated = await final(headers, [u0, u1, u0]);
+    expect(repeated.status).toBe(400);
+    expect(await repeated.text()).toContain(`${u0} more than once`);
+    // The same upload, once absolute and once relative.
+    const aliased = await final(headers, [u0, new URL(u0).pathname]);
+    expect(aliased.status).toBe(400);
+    expect(await aliased.text()).toMatch(/one partial upload twice/);
+    // CONCAT_MAX_PARTIALS is 4 here.
+    const tooMany = await final(headers, urls);
+    expect(tooMany.status).toBe(400);
+    expect(await tooMany.text()).toMatch(/names 5 partial uploads; this server joins at most 4/);
+    // Nothing was recorded for any of them: each partial is still free.
+    const rows =
+      await ctx.sql`select count(*)::int as n from file_uploads where concat = 'final' and concat_partials && ${urls.map((url) => url.split('/').pop()!)}::uuid[]`;
+    expect(rows[0]?.n).toBe(0);
+    expect((await final(headers, urls.slice(0, 4))).status).toBe(201);
+  });
+
+  test('a partial already part of another final upload is refused (409 ERR_PARTIAL_IN_USE, naming it) until that final is terminated', async () => {
+    const headers = await auth(uniqueUser('held'));
+    const [a, b, c] = [randomData(2_000), randomData(3_000), randomData(4_000)];
+    const [ua, ub, uc] = [await partial(headers, a), await partial(headers, b), await partial(headers, c)];
+    const first = await final(headers, [ua, ub]);
+    expect(first.status).toBe(201);
+    const firstUrl = first.headers.get('location')!;
+    const firstId = firstUrl.split('/').pop()!;
+    expect(await assembled(firstId)).toMatchObject({ status: 'completed' });
+
+    const second = await final(headers, [uc, ub]);
+    expect(second.status).toBe(409);
+    const body = await second.text();
+    expect(body).toMatch(/^ERR_PARTIAL_IN_USE: /);
+    expect(body).toContain(ub);
+    expect(body).toContain(firstId);
+
+    // Two finals racing for one partial: exactly one is recorded.
+    const raced = await Promise.all([final(headers, [uc]), final(headers, [uc])]);
+    expect(raced.map((res) => res.status).sort()).toEqual([201, 409]);
+
+    // The first final terminated (tus DELETE), its partials are free again.
+    const deleted = await fetch(firstUrl, { method: 'DELETE', headers: { ...TUS, ...headers } });
+    expect(deleted.status).toBe(204);
+    const third = await final(headers, [ua, ub]);
+    expect(third.status).toBe(201);
+    const thirdId = third.headers.get('location')!.split('/').pop()!;
+    expect(await assembled(thirdId)).toMatchObject({ status: 'completed', sha256: sha256(Buffer.concat([a, b])) });
   });
 
   test('a final upload whose joined bytes are not the digest its client announced is rejected, never completed', async () => {

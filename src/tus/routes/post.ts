@@ -31,10 +31,10 @@ export function postRoute(app: FastifyInstance, deps: TusDeps): void {
     const userId = request.user.id;
     const given = header(request, 'upload-metadata');
     const metadata = given === undefined ? null : parseUploadMetadata(given);
-    const concat = parseUploadConcat(header(request, 'upload-concat'));
+    const concat = parseUploadConcat(header(request, 'upload-concat'), config.concat.maxPartials);
     if (concat?.kind === 'final') {
       const id = await createFinalUpload(
-        { ...deps, log: app.log, maxUploadSize: config.maxUploadSize },
+        { ...deps, maxUploadSize: config.maxUploadSize },
         userId,
         concat.urls,
         metadata,

@@ -12,15 +12,13 @@ import type { Readable } from 'node:stream';
 import type { Upload } from '@tus/utils';
 import type { FileUpload } from '../../db/schema.js';
 import { conflict, gone, offsetMismatch } from '../../errors.js';
-import { RunningDigest, hashes } from '../../uploads/digest.js';
-import { sumOfSizes } from '../../uploads/parts.js';
 import { planPartSize } from '../../uploads/planner.js';
-import { S3_LIMITS } from '../../config/index.js';
 import type { NewObject } from '../../storage/multipart.js';
 import { BodyStalled } from '../body.js';
 import { PartLayout, stagingKey, stagingPrefix } from './layout.js';
 import { MainUploadLost, StagedBytesLost, stagedBytesLost } from './losses.js';
 import { PatchWrite, type WriterDeps } from './writer.js';
+import { copyPlan, joinInS3, type JoinDeps } from './join.js';
 import { FreightStore, liveRecord, tusUpload, type WriteOptions } from '../upload-record.js';
 import { isCompleted } from '../../lifecycle.js';
 
@@ -44,52 +42,6 @@ const once = <T>(make: () => Promise<T>): (() => Promise<T>) => {
   let made: Promise<T> | undefined;
   return () => (made ??= make());
 };
-
-/** UploadPartCopy calls in flight at once for one final upload. */
-const COPIES_AT_ONCE = 4;
-
-interface CopyPiece {
-  key: string;
-  first: number;
-  last: number;
-}
-
-/**
- * The copies that join `partials` in S3: each partial in as few pieces of at most 5 GiB as it takes. Undefined
- * when S3 would refuse the result: a piece other than the last under 5 MiB, or more than `maxParts` pieces.
- */
-export function copyPlan(partials: readonly FileUpload[], maxParts: number): CopyPiece[] | undefined {
-  const pieces: CopyPiece[] = [];
-  for (const partial of partials) {
-    const size = partial.totalSize ?? 0;
-    if (size === 0) continue;
-    const count = Math.ceil(size / S3_LIMITS.maxPartSize);
-    const each = Math.ceil(size / count);
-    for (let first = 0; first < size; first += each) {
-      pieces.push({ key: partial.storageKey, first, last: Math.min(first + each, size) - 1 });
-    }
-  }
-  const tooSmall = pieces.slice(0, -1).some((piece) => piece.last - piece.first + 1 < S3_LIMITS.minPartSize);
-  return pieces.length === 0 || tooSmall || pieces.length > maxParts ? undefined : pieces;
-}
-
-/** `work` for each item, `limit` at a time; the results in order. */
-async function inBatches<T, R>(
-  items: readonly T[],
-  limit: number,
-  work: (item: T, index: number) => Promise<R>,
-): Promise<R[]> {
-  const results: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const index = next++;
-      results[index] = await work(items[index]!, index);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
-}
 
 export class FreightS3Store extends FreightStore {
   constructor(private readonly options: FreightS3StoreOptions) {
@@ -212,7 +164,7 @@ export class FreightS3Store extends FreightStore {
     if (parts === undefined) {
       // No multipart upload: either an earlier finish completed it (and its answer or record was lost), or it
       // vanished from storage.
-      await uploads.states.recognizeObject(record, await multipart.objectSize(record.storageKey));
+      await uploads.states.recognizeObject(record, await multipart.objectSize(record.storageKey), sha256);
       return;
     }
     const verified = await uploads.ledger.verifyStoredParts(record, parts);
@@ -266,46 +218,28 @@ export class FreightS3Store extends FreightStore {
   }
 
   /**
-   * A final upload joined by S3 itself: each partial object (or ≤ 5 GiB ranges of it) copied into the final's
-   * multipart upload with UploadPartCopy, which S3 allows when every piece but the last is at least 5 MiB;
-   * otherwise the bytes are streamed through (the base class). The digest needs the bytes: the partials are read
-   * back in order (S3 cannot hash for us), before the upload is presented as completed.
+   * A final upload: joined by S3 itself where S3 allows (join.ts), else streamed through (the base class). Both
+   * go on from whatever an earlier attempt did.
    */
-  override async concatenate(final: FileUpload, partials: readonly FileUpload[]): Promise<void> {
+  override async concatenate(final: FileUpload, partials: readonly FileUpload[], stop?: AbortSignal): Promise<void> {
     const plan = copyPlan(partials, this.options.maxParts);
-    if (!plan) return super.concatenate(final, partials);
-    const { objects, multipart, uploads } = this.options;
-    const uploadId = await this.mainUpload(final);
-    const parts = await inBatches(plan, COPIES_AT_ONCE, async (piece, index) => ({
-      partNumber: index + 1,
-      size: piece.last - piece.first + 1,
-      etag: await objects.copyPart(final.storageKey, uploadId, index + 1, piece.key, undefined, piece),
-    }));
-    const digest = hashes(this.options.hashing, final.metadata) ? await RunningDigest.resume(null, 0) : undefined;
-    let sha256: string | undefined;
-    if (digest) {
-      try {
-        for (const partial of partials) {
-          for await (const chunk of await objects.getObject(partial.storageKey)) await digest.update(chunk as Buffer);
-        }
-        sha256 = await digest.hex();
-      } finally {
-        digest.close();
-      }
-    }
-    const length = sumOfSizes(parts);
-    try {
-      if (sha256 !== undefined) await uploads.states.verifyDigest(final, sha256);
-    } catch (error) {
-      await this.discard({ ...final, s3UploadId: uploadId });
-      throw error;
-    }
-    await multipart.complete(final.storageKey, uploadId, parts);
-    await this.recordCompletion(final, async () => {
-      await uploads.ledger.recordAssembled(final.id, parts, length);
-      await uploads.states.markCompleted(final.id, length, sha256);
+    if (!plan) return super.concatenate(final, partials, stop);
+    const deps: JoinDeps = {
+      ...this.options,
+      mainUpload: (record) => this.mainUpload(record),
+      discard: (record) => this.discard(record),
+      recordCompletion: (record, completion) => this.recordCompletion(record, completion),
+      tag: (record, sha256) => this.tag(record, sha256),
+    };
+    await joinInS3(deps, final, partials, plan, stop);
+  }
+
+  /** A final upload given up: its multipart upload, staged bytes and any object made of it, removed. */
+  override async abandon(record: FileUpload): Promise<void> {
+    await this.discard(record);
+    await this.options.objects.deleteObjects([record.storageKey]).catch((error: unknown) => {
+      this.options.log.warn({ err: error, uploadId: record.id }, 'could not remove the object of an abandoned upload');
     });
-    await this.tag(final, sha256);
   }
 
   /**
