@@ -244,6 +244,15 @@ export class FreightS3Store extends FreightStore {
           segments.push({ partNumber, size: staging.tail.size, etag });
         }
         await multipart.complete(staged, staging.uploadId, segments);
+        // S3 may answer a completion of an upload that an unrecorded join already completed (consumed) with
+        // the object that join made: more bytes than recorded. Only the recorded bytes may become the part.
+        const joined = await multipart.objectSize(staged);
+        const expected = sumOfSizes(segments);
+        if (joined !== expected) {
+          throw new StagedBytesLost(
+            `the staged part ${staging.partNumber} holds ${joined ?? 'no'} bytes, not ${expected}`,
+          );
+        }
         source = staged;
       }
       if (source === undefined) throw new Error(`upload ${record.id} has staged bytes in neither segments nor a tail`);
@@ -363,6 +372,10 @@ export class FreightS3Store extends FreightStore {
       to,
       error.message,
     );
+    // What is left of the staged bytes (a staging upload whose segments no longer match, a tail) is never used.
+    const stagingUpload = record.staging?.uploadId;
+    if (stagingUpload)
+      await this.options.multipart.abort(stagingKey(record.storageKey, partNumber), stagingUpload).catch(() => {});
     await this.options.objects.deletePrefix(stagingPrefix(record.storageKey)).catch(() => {});
     throw conflict(`${error.message}; the upload continues from offset ${to}: ask for its offset (HEAD) and resume`);
   }

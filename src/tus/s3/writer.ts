@@ -26,7 +26,7 @@ import type { WriteOptions } from '../upload-record.js';
 import { MIN_SEGMENT, PartLayout, stagingKey, tailKey } from './layout.js';
 import { Piece } from './piece.js';
 import type { PartSlots } from './slots.js';
-import { mainUploadLost, stagedBytesLost } from './losses.js';
+import { mainUploadLost, segmentsHeld, stagedBytesLost } from './losses.js';
 
 export interface WriterDeps {
   uploads: UploadService;
@@ -220,7 +220,11 @@ export class PatchWrite {
     if (prefix?.uploadId) {
       const staged = stagingKey(key, piece.partNumber);
       const last = prefix.segments.length + 1;
-      const lastEtag = await objects.uploadPart(staged, prefix.uploadId, last, body, signal);
+      // A staging upload aborted behind Freight's back, or already completed by a join that was never recorded
+      // (consumed): its segments are not what S3 holds, so the offset goes back (store.ts rewind).
+      const lastEtag = await objects.uploadPart(staged, prefix.uploadId, last, body, signal).catch((error: unknown) => {
+        throw stagedBytesLost(error, `staging upload of part ${piece.partNumber}`);
+      });
       await multipart
         .complete(staged, prefix.uploadId, [...prefix.segments, { partNumber: last, size: body.size, etag: lastEtag }])
         .catch((error: unknown) => {
@@ -277,6 +281,12 @@ export class PatchWrite {
         segments,
         tail: { key: tail, size: piece.size },
       };
+    }
+    // The offset this step records counts the segments before it: S3 must still hold them (a staging upload
+    // aborted or completed behind Freight's back would otherwise be claimed by a 204 and by every HEAD after it).
+    if (staging.uploadId && prefix?.uploadId) {
+      const listed = await multipart.listParts(stagingKey(key, piece.partNumber), staging.uploadId);
+      segmentsHeld(listed, staging.segments, `staging upload of part ${piece.partNumber}`);
     }
     return { advance: { to: piece.end, staging }, obsolete };
   }
