@@ -17,6 +17,7 @@ describe('configuration from the environment', () => {
       s3: undefined,
       partSize: 8 * MiB,
       partConcurrency: 4,
+      tempDiskLimit: 2 * 1024 * MiB,
       maxParts: 10_000,
       s3RequestTimeoutMs: 60_000,
       databaseTimeoutMs: 10_000,
@@ -134,6 +135,9 @@ describe('configuration from the environment', () => {
     [{ S3_PART_SIZE: '1MiB' }, 'S3_PART_SIZE'],
     [{ S3_PART_SIZE: 'big' }, 'S3_PART_SIZE'],
     [{ S3_PART_CONCURRENCY: '0' }, 'S3_PART_CONCURRENCY'],
+    [{ TEMP_DISK_LIMIT: 'lots' }, 'TEMP_DISK_LIMIT'],
+    // Not even one piece (a part of S3_PART_SIZE) would fit.
+    [{ TEMP_DISK_LIMIT: '32MiB', S3_PART_SIZE: '64MiB' }, 'TEMP_DISK_LIMIT'],
     [{ S3_MAX_PARTS: '0' }, 'S3_MAX_PARTS'],
     [{ S3_MAX_PARTS: '10001' }, 'S3_MAX_PARTS'],
     [{ S3_MAX_PARTS: '100' }, 'S3_MAX_PARTS'],
