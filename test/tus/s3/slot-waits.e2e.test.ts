@@ -25,7 +25,7 @@ import {
 import { scrape } from '../../helpers/metrics.js';
 import type { HoldingProxy } from '../../helpers/proxy.js';
 import { throttlingProxy, type ThrottlingProxy } from '../../helpers/throttle.js';
-import { createRawUpload, stalledPatch, startTusUpload, uploadIdOf } from '../../helpers/tus-client.js';
+import { createRawUpload, pausingPatch, stalledPatch, startTusUpload, uploadIdOf } from '../../helpers/tus-client.js';
 import { storedUpload } from './stored-state.js';
 
 const TUS = { 'Tus-Resumable': '1.0.0' };
@@ -193,4 +193,61 @@ describe('a request waiting for a part slot (S3_PART_CONCURRENCY=1, the slot hel
       expect(await sha256OfObject(s3, bucket.bucket, waiter.id)).toBe(sha256(b));
     },
   );
+});
+
+describe('a deferred-length upload with parts larger than a segment (64 MiB parts: MAX_UPLOAD_SIZE=1GiB, S3_MAX_PARTS=16)', () => {
+  const ctx = freightOnS3('freight-slot-segments', { MAX_UPLOAD_SIZE: '1GiB', S3_MAX_PARTS: '16' });
+
+  test('each 16 MiB of a PATCH is stored as a segment while the client is still sending (no slot, one segment of disk), and the upload completes byte-identical', async () => {
+    const token = await tokenFor(uniqueUser('segments'));
+    const auth = { Authorization: `Bearer ${token}` };
+    const created = await fetch(`${ctx.freight.url}/files/`, {
+      method: 'POST',
+      headers: { ...TUS, ...auth, 'Upload-Defer-Length': '1' },
+    });
+    const url = created.headers.get('location')!;
+    const id = uploadIdOf(url);
+    expect((await storedUpload(ctx.sql, id)).partSize).toBe(64 * MiB);
+    const data = randomData(100 * MiB + 3);
+
+    // 40 MiB in one PATCH whose client pauses after 17 MiB: by then its first 16 MiB are stored (a segment of
+    // part 1's staging upload), though part 1 is far from full, and nothing holds a slot while it pauses.
+    const paused = { inUse: -1, tempBytes: -1 };
+    const answer = await pausingPatch(
+      url,
+      auth,
+      0,
+      [data.subarray(0, 17 * MiB), data.subarray(17 * MiB, 40 * MiB)],
+      async (index) => {
+        if (index !== 0) return;
+        await eventually(async () => ((await storedUpload(ctx.sql, id)).storedOffset === 16 * MiB ? true : undefined));
+        Object.assign(paused, await slotsOf(ctx.freight.url));
+      },
+    );
+    expect(answer, answer.text).toMatchObject({ status: 204, offset: 40 * MiB });
+    expect(paused.inUse).toBe(0);
+    expect(paused.tempBytes).toBeLessThanOrEqual(16 * MiB);
+    const staged = await storedUpload(ctx.sql, id);
+    expect(staged.staging?.segments.map((segment) => segment.size)).toEqual([16 * MiB, 16 * MiB, 8 * MiB]);
+
+    // The rest, its length declared with it: part 1 joined from four segments inside S3, part 2 the last.
+    const last = await fetch(url, {
+      method: 'PATCH',
+      headers: {
+        ...TUS,
+        ...auth,
+        'Upload-Offset': String(40 * MiB),
+        'Upload-Length': String(data.length),
+        'Content-Type': 'application/offset+octet-stream',
+      },
+      body: data.subarray(40 * MiB),
+    });
+    expect(last.status).toBe(204);
+    const done = await storedUpload(ctx.sql, id);
+    expect(done.status).toBe('completed');
+    expect(done.parts.map((part) => part.size)).toEqual([64 * MiB, data.length - 64 * MiB]);
+    expect(await sha256OfObject(ctx.s3, ctx.bucket.bucket, id)).toBe(sha256(data));
+    const [row] = await ctx.sql`select sha256 from file_uploads where id = ${id}`;
+    expect(row?.sha256).toBe(sha256(data));
+  });
 });
