@@ -20,6 +20,7 @@ import type { NewObject } from '../../storage/multipart.js';
 import { BodyStalled } from '../body.js';
 import { PartLayout, stagingKey, stagingPrefix } from './layout.js';
 import { MainUploadLost, StagedBytesLost, stagedBytesLost } from './losses.js';
+import { once } from './part-staging.js';
 import { PatchWrite, type WriterDeps } from './writer.js';
 import { FreightStore, liveRecord, tusUpload, type WriteOptions } from '../upload-record.js';
 import { isCompleted } from '../../lifecycle.js';
@@ -39,11 +40,6 @@ const newObject = (record: FileUpload): NewObject => ({
   filename: record.filename ?? record.id,
   shape: record.objectShape,
 });
-
-const once = <T>(make: () => Promise<T>): (() => Promise<T>) => {
-  let made: Promise<T> | undefined;
-  return () => (made ??= make());
-};
 
 /** UploadPartCopy calls in flight at once for one final upload. */
 const COPIES_AT_ONCE = 4;

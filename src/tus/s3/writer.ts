@@ -30,6 +30,7 @@ import { RunningDigest, hashes } from '../../uploads/digest.js';
 import { BodyReader, type StallRule } from '../body.js';
 import type { WriteOptions } from '../upload-record.js';
 import { MIN_SEGMENT, PartLayout, stagingKey, tailKey } from './layout.js';
+import { type PartStaging, partStaging, takeTail } from './part-staging.js';
 import { Piece } from './piece.js';
 import { type PartSlots, SlotWaitEnded } from './slots.js';
 import { mainUploadLost, segmentsHeld, stagedBytesLost } from './losses.js';
@@ -58,24 +59,6 @@ interface Stored {
   /** Staged objects the advance makes obsolete, removed once it is recorded. */
   obsolete: string[];
 }
-
-/** The staged start of the part a write is in: what was recorded before the write, and what the write sends. */
-interface PartStaging {
-  partNumber: number;
-  /** The staging upload: the recorded one, or one created when this write sends its first segment. */
-  uploadId: () => Promise<string>;
-  /** Its segments in order: those recorded before the write (resolved), then those this write sends. */
-  segments: Array<Promise<StoredPart>>;
-  /** Segments recorded before this write: S3 must still hold them when a step over them is recorded. */
-  recorded: StoredPart[];
-  /** The recorded tail (read back into the write's first piece), obsolete once a step after it is recorded. */
-  tail: string | undefined;
-}
-
-const once = <T>(make: () => Promise<T>): (() => Promise<T>) => {
-  let made: Promise<T> | undefined;
-  return () => (made ??= make());
-};
 
 export class PatchWrite {
   /** The offset recorded as stored. */
@@ -132,7 +115,7 @@ export class PatchWrite {
     let settleChecksum: (matched: boolean) => void = () => {};
     if (options.checksum) this.verified = new Promise((resolve) => (settleChecksum = resolve));
     let piece = this.firstPiece();
-    let staging = this.recordedStaging(piece.partNumber);
+    let staging = this.stagingOf(piece.partNumber);
     let from = this.committed;
     try {
       reading: for await (const chunk of reader.chunks()) {
@@ -150,7 +133,7 @@ export class PatchWrite {
             const before = staging;
             from = this.schedule(piece, from, digest?.save(), () => this.storePart(piece, before));
             piece = this.newPiece(piece.partNumber + 1, piece.end);
-            staging = this.newStaging(piece.partNumber);
+            staging = this.stagingOf(piece.partNumber);
           } else if (piece.size === this.deps.segmentSize) {
             from = this.schedule(piece, from, digest?.save(), this.sendSegment(piece, staging));
             piece = this.newPiece(piece.partNumber, piece.end);
@@ -216,26 +199,10 @@ export class PatchWrite {
     return new Piece(partNumber, start, { dir: this.deps.tempDir, slots: this.deps.slots });
   }
 
-  /** The staged start of the write's first part, as recorded when the write began. */
-  private recordedStaging(partNumber: number): PartStaging {
-    const recorded = this.upload.staging;
-    if (!recorded || recorded.partNumber !== partNumber) return this.newStaging(partNumber);
-    const uploadId = recorded.uploadId;
-    return {
-      partNumber,
-      uploadId: uploadId ? () => Promise.resolve(uploadId) : this.createStaging(partNumber),
-      segments: recorded.segments.map((segment) => Promise.resolve(segment)),
-      recorded: recorded.segments,
-      tail: recorded.tail?.key,
-    };
-  }
-
-  private newStaging(partNumber: number): PartStaging {
-    return { partNumber, uploadId: this.createStaging(partNumber), segments: [], recorded: [], tail: undefined };
-  }
-
-  private createStaging(partNumber: number): () => Promise<string> {
-    return once(() => this.deps.multipart.create(stagingKey(this.upload.storageKey, partNumber)));
+  /** The staging of part `partNumber`: the recorded one if it is that part's (the write's first), else a new one. */
+  private stagingOf(partNumber: number): PartStaging {
+    const create = () => this.deps.multipart.create(stagingKey(this.upload.storageKey, partNumber));
+    return partStaging(partNumber, this.upload.staging, create);
   }
 
   /** A send to S3, holding a part slot while it runs (and only then). */
@@ -287,11 +254,13 @@ export class PatchWrite {
     this.abort.abort(error);
   }
 
-  /** Objects the first step after the recorded staging makes obsolete (its tail, read back into the piece). */
-  private takeTail(staging: PartStaging): string[] {
-    const tail = staging.tail;
-    staging.tail = undefined;
-    return tail ? [tail] : [];
+  /**
+   * A failure of the staging upload: staged bytes lost (the offset goes back to the part's start, store.ts) when
+   * the write began with recorded segments in it; the write's own staging upload failing is an ordinary failure
+   * (nothing of it was recorded, and the next write starts another).
+   */
+  private lostIfRecorded(error: unknown, staging: PartStaging): unknown {
+    return staging.recorded.length > 0 ? stagedBytesLost(error, `staging upload of part ${staging.partNumber}`) : error;
   }
 
   /** The recorded segments are still in S3 as recorded (checked before a step that counts them is recorded). */
@@ -311,7 +280,7 @@ export class PatchWrite {
   private async storePart(piece: Piece, staging: PartStaging): Promise<Stored> {
     const { objects, multipart } = this.deps;
     const key = this.upload.storageKey;
-    const obsolete = this.takeTail(staging);
+    const obsolete = takeTail(staging);
     const body = await piece.seal();
     const signal = this.abort.signal;
     const size = piece.end - this.layout.start(piece.partNumber);
@@ -324,7 +293,7 @@ export class PatchWrite {
       // (consumed): its segments are not what S3 holds, so the offset goes back (store.ts rewind).
       const lastEtag = await this.send(() => objects.uploadPart(staged, uploadId, last, body, signal)).catch(
         (error: unknown) => {
-          throw stagedBytesLost(error, `staging upload of part ${piece.partNumber}`);
+          throw this.lostIfRecorded(error, staging);
         },
       );
       const segments = [
@@ -332,7 +301,7 @@ export class PatchWrite {
         { partNumber: last, size: body.size, etag: lastEtag },
       ];
       await multipart.complete(staged, uploadId, segments).catch((error: unknown) => {
-        throw stagedBytesLost(error, `staging upload of part ${piece.partNumber}`);
+        throw this.lostIfRecorded(error, staging);
       });
       etag = await objects
         .copyPart(key, await this.mainUpload(), piece.partNumber, staged, signal)
@@ -357,7 +326,7 @@ export class PatchWrite {
    */
   private sendSegment(piece: Piece, staging: PartStaging): () => Promise<Stored> {
     const partNumber = staging.segments.length + 1;
-    const obsolete = this.takeTail(staging);
+    const obsolete = takeTail(staging);
     const upTo = staging.segments.slice();
     const segment = (async (): Promise<StoredPart> => {
       const body = await piece.seal();
@@ -366,9 +335,7 @@ export class PatchWrite {
       const etag = await this.send(() =>
         this.deps.objects.uploadPart(staged, uploadId, partNumber, body, this.abort.signal),
       ).catch((error: unknown) => {
-        throw staging.recorded.length > 0
-          ? stagedBytesLost(error, `staging upload of part ${piece.partNumber}`)
-          : error;
+        throw this.lostIfRecorded(error, staging);
       });
       return { partNumber, size: piece.size, etag };
     })();
@@ -388,7 +355,7 @@ export class PatchWrite {
 
   /** The end of the body, under 5 MiB inside a part: the part's tail object (replacing the one read back). */
   private async stageTail(piece: Piece, staging: PartStaging): Promise<Stored> {
-    const obsolete = this.takeTail(staging);
+    const obsolete = takeTail(staging);
     const body = await piece.seal();
     const tail = tailKey(this.upload.storageKey, piece.start, piece.end);
     await this.send(() => this.deps.objects.putObject(tail, body, this.abort.signal));
