@@ -59,3 +59,19 @@ export function segmentsHeld(
     }
   }
 }
+
+/**
+ * Why completing a staging upload failed: staged bytes lost when S3 says so, or when it no longer lists the
+ * upload at all (Ceph RGW answers the completion of an aborted upload with 500 InternalError, which would
+ * otherwise be retried for ever). Any other failure (S3 down) is passed on unchanged.
+ */
+export async function completionFailure(
+  error: unknown,
+  listing: () => Promise<readonly SegmentRecord[] | undefined>,
+  what: string,
+): Promise<unknown> {
+  const lost = stagedBytesLost(error, what);
+  if (lost instanceof StagedBytesLost) return lost;
+  const listed = await listing().catch(() => null);
+  return listed === undefined ? new StagedBytesLost(`${what} is gone from storage`, { cause: error }) : error;
+}

@@ -19,7 +19,7 @@ import { S3_LIMITS } from '../../config/index.js';
 import type { NewObject } from '../../storage/multipart.js';
 import { BodyStalled } from '../body.js';
 import { PartLayout, stagingKey, stagingPrefix } from './layout.js';
-import { MainUploadLost, StagedBytesLost, stagedBytesLost } from './losses.js';
+import { MainUploadLost, StagedBytesLost, completionFailure, stagedBytesLost } from './losses.js';
 import { once } from './part-staging.js';
 import { PatchWrite, type WriterDeps } from './writer.js';
 import { FreightStore, liveRecord, tusUpload, type WriteOptions } from '../upload-record.js';
@@ -239,7 +239,14 @@ export class FreightS3Store extends FreightStore {
           const etag = await objects.copyPart(staged, staging.uploadId, partNumber, staging.tail.key);
           segments.push({ partNumber, size: staging.tail.size, etag });
         }
-        await multipart.complete(staged, staging.uploadId, segments);
+        const uploadId = staging.uploadId;
+        await multipart.complete(staged, uploadId, segments).catch(async (error: unknown) => {
+          throw await completionFailure(
+            error,
+            () => multipart.listParts(staged, uploadId),
+            `staged part ${staging.partNumber}`,
+          );
+        });
         // S3 may answer a completion of an upload that an unrecorded join already completed (consumed) with
         // the object that join made: more bytes than recorded. Only the recorded bytes may become the part.
         const joined = await multipart.objectSize(staged);

@@ -33,7 +33,7 @@ import { MIN_SEGMENT, PartLayout, stagingKey, tailKey } from './layout.js';
 import { type PartStaging, partStaging, takeTail } from './part-staging.js';
 import { Piece } from './piece.js';
 import { type PartSlots, SlotWaitEnded } from './slots.js';
-import { mainUploadLost, segmentsHeld, stagedBytesLost } from './losses.js';
+import { completionFailure, mainUploadLost, segmentsHeld, stagedBytesLost } from './losses.js';
 
 export interface WriterDeps {
   uploads: UploadService;
@@ -300,8 +300,11 @@ export class PatchWrite {
         ...(await Promise.all(staging.segments)),
         { partNumber: last, size: body.size, etag: lastEtag },
       ];
-      await multipart.complete(staged, uploadId, segments).catch((error: unknown) => {
-        throw this.lostIfRecorded(error, staging);
+      await multipart.complete(staged, uploadId, segments).catch(async (error: unknown) => {
+        // Only recorded segments lost rewind the offset (lostIfRecorded); this write's own are an ordinary failure.
+        if (staging.recorded.length === 0) throw error;
+        const what = `staging upload of part ${piece.partNumber}`;
+        throw await completionFailure(error, () => multipart.listParts(staged, uploadId), what);
       });
       etag = await objects
         .copyPart(key, await this.mainUpload(), piece.partNumber, staged, signal)

@@ -122,3 +122,47 @@ describe.each<Loss>(['aborted', 'consumed'])('a staging upload %s behind Freight
     await expectExactUpload(upload.id, data);
   });
 });
+
+describe.each<Loss>(['aborted', 'consumed'])('completion over a staging upload %s behind Freight’s back', (loss) => {
+  test('declaring the length at the staged offset never answers 500 or completes other bytes: the upload ends byte-identical with the right SHA-256', async () => {
+    const token = await tokenFor(uniqueUser(`seal-${loss}`));
+    const headers = { ...TUS, Authorization: `Bearer ${token}` };
+    const data = randomData(6 * MiB);
+    const created = await fetch(`${ctx.freight.url}/files/`, {
+      method: 'POST',
+      headers: { ...headers, 'Upload-Defer-Length': '1' },
+    });
+    const url = created.headers.get('location')!;
+    const id = url.split('/').pop()!;
+    const patch = (offset: number, body: Buffer<ArrayBuffer>, extra: Record<string, string> = {}) =>
+      fetch(url, {
+        method: 'PATCH',
+        headers: {
+          ...headers,
+          ...extra,
+          'Upload-Offset': String(offset),
+          'Content-Type': 'application/offset+octet-stream',
+        },
+        body,
+      });
+    expect((await patch(0, data)).status).toBe(204);
+    await loseStaging(id, loss);
+
+    // Nothing new: the length is the offset stored, so the staged segment must become the upload's only part.
+    const sealed = await patch(6 * MiB, Buffer.alloc(0) as Buffer<ArrayBuffer>, {
+      'Upload-Length': String(data.length),
+    });
+    const answer = await sealed.text();
+    expect(sealed.status, answer).not.toBeGreaterThanOrEqual(500);
+    if (sealed.status === 409) {
+      // The segment is not what S3 holds: back to 0, and tus-js-client sends it again.
+      const head = await fetch(url, { method: 'HEAD', headers });
+      expect(head.headers.get('upload-offset')).toBe('0');
+      const statuses = await finishWithTusJsClient(url, data, token);
+      expect(statuses.filter(({ status }) => status >= 500)).toEqual([]);
+    } else {
+      expect(sealed.status).toBe(204);
+    }
+    await expectExactUpload(id, data);
+  });
+});
