@@ -75,3 +75,8 @@ export async function completionFailure(
   const listed = await listing().catch(() => null);
   return listed === undefined ? new StagedBytesLost(`${what} is gone from storage`, { cause: error }) : error;
 }
+
+/** A staged part joined by S3 must hold exactly the recorded bytes; anything else is not the upload's. */
+export function joinedAsRecorded(joined: number | undefined, expected: number, what: string): void {
+  if (joined !== expected) throw new StagedBytesLost(`the ${what} holds ${joined ?? 'no'} bytes, not ${expected}`);
+}

@@ -19,7 +19,7 @@ import { S3_LIMITS } from '../../config/index.js';
 import type { NewObject } from '../../storage/multipart.js';
 import { BodyStalled } from '../body.js';
 import { PartLayout, stagingKey, stagingPrefix } from './layout.js';
-import { MainUploadLost, StagedBytesLost, completionFailure, stagedBytesLost } from './losses.js';
+import { MainUploadLost, StagedBytesLost, completionFailure, joinedAsRecorded, stagedBytesLost } from './losses.js';
 import { once } from './part-staging.js';
 import { PatchWrite, type WriterDeps } from './writer.js';
 import { FreightStore, liveRecord, tusUpload, type WriteOptions } from '../upload-record.js';
@@ -240,22 +240,13 @@ export class FreightS3Store extends FreightStore {
           segments.push({ partNumber, size: staging.tail.size, etag });
         }
         const uploadId = staging.uploadId;
+        const what = `staged part ${staging.partNumber}`;
         await multipart.complete(staged, uploadId, segments).catch(async (error: unknown) => {
-          throw await completionFailure(
-            error,
-            () => multipart.listParts(staged, uploadId),
-            `staged part ${staging.partNumber}`,
-          );
+          throw await completionFailure(error, () => multipart.listParts(staged, uploadId), what);
         });
         // S3 may answer a completion of an upload that an unrecorded join already completed (consumed) with
         // the object that join made: more bytes than recorded. Only the recorded bytes may become the part.
-        const joined = await multipart.objectSize(staged);
-        const expected = sumOfSizes(segments);
-        if (joined !== expected) {
-          throw new StagedBytesLost(
-            `the staged part ${staging.partNumber} holds ${joined ?? 'no'} bytes, not ${expected}`,
-          );
-        }
+        joinedAsRecorded(await multipart.objectSize(staged), sumOfSizes(segments), what);
         source = staged;
       }
       if (source === undefined) throw new Error(`upload ${record.id} has staged bytes in neither segments nor a tail`);
