@@ -99,10 +99,10 @@ const LOAD: LoadOptions = { count: 400, size: MiB, concurrency: 64, users: 20 };
 /** Rounds of the staging measurement (each about 10 s). */
 const STAGING_ROUNDS = 2;
 
-/** S3_PART_CONCURRENCY parts of S3_PART_SIZE (as Freight runs here), plus the partial part a resumed request picks up. */
+/** One upload's pieces on temp disk: S3_PART_CONCURRENCY waiting for or in their sends, and the one filling. */
 function tempDiskBudget(): number {
   const settings = loadConfig({ AUTH_DISABLED: 'true', ...tunablesSet() });
-  return settings.partConcurrency * settings.partSize + S3_LIMITS.minPartSize;
+  return (settings.partConcurrency + 1) * settings.partSize;
 }
 
 async function measure(

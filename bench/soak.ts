@@ -8,7 +8,8 @@
  */
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { s3ClientFor, type S3Settings } from '../scripts/services.js';
-import { S3_LIMITS, loadConfig } from '../src/config/index.js';
+import { loadConfig } from '../src/config/index.js';
+import { SEGMENT_FLOOR } from '../src/tus/s3/layout.js';
 import { deleteObject, storedObject, tusUpload } from './contenders.js';
 import { startCountingRelay } from './counting-relay.js';
 import { DataPattern } from './data.js';
@@ -158,7 +159,8 @@ export async function soak(options: {
     uploads,
     rss: rss.rss,
     peakTempDisk: disk.peakDisk,
-    tempDiskBudget: settings.partConcurrency * largestPart + S3_LIMITS.minPartSize,
+    // S3_PART_CONCURRENCY pieces waiting for or in their sends, and the one filling: parts, or segments of larger ones.
+    tempDiskBudget: (settings.partConcurrency + 1) * Math.min(largestPart, Math.max(settings.partSize, SEGMENT_FLOOR)),
   };
 }
 
@@ -240,7 +242,7 @@ export function soakSection(result: SoakResult, svgName: string | undefined): st
     `- throughput: ${(uploaded / MB / uploadSeconds).toFixed(1)} MB/s over the uploads' time`,
     `- bytes to S3 per byte received: ${(toS3 / uploaded).toFixed(3)}; from S3: ${(fromS3 / uploaded).toFixed(3)}`,
     `- server RSS: peak ${(growth.peak / MiB).toFixed(0)} MiB, ${growthText(growth.growth, 'the soak')}`,
-    `- peak temp disk: ${(result.peakTempDisk / MiB).toFixed(0)} MiB (budget ${(result.tempDiskBudget / MiB).toFixed(0)} MiB: S3_PART_CONCURRENCY parts and one partial part)`,
+    `- peak temp disk: ${(result.peakTempDisk / MiB).toFixed(0)} MiB (budget ${(result.tempDiskBudget / MiB).toFixed(0)} MiB: S3_PART_CONCURRENCY + 1 pieces of a part or segment)`,
     '',
   ];
   const failures = result.uploads.flatMap((upload, i) =>

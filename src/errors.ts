@@ -124,6 +124,9 @@ export const webhookBadAnswer = (message: string) =>
   new FreightError('ERR_WEBHOOK_BAD_ANSWER', `the pre-create check answered with ${message}`);
 /** The S3 server (or the disk) failed; the upload stays resumable. */
 export const storageUnavailable = (message: string) => new FreightError('ERR_STORAGE_UNAVAILABLE', message, retryAfter);
+/** The server's temp disk (or its budget for it) is full; the upload keeps what was stored: retry later. */
+export const insufficientStorage = (message: string) =>
+  new FreightError('ERR_INSUFFICIENT_STORAGE', message, retryAfter);
 /** PostgreSQL is down, restarting or not answering in time; nothing was half-recorded. */
 export const databaseUnavailable = (message: string, cause?: unknown) =>
   new FreightError('ERR_DATABASE_UNAVAILABLE', `${message}; retry later`, retryAfter, undefined, { cause });

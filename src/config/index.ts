@@ -54,8 +54,10 @@ export interface Config {
   s3: S3Config | undefined;
   /** Preferred S3 part size; the planner raises it for uploads that would need more than 10,000 parts. */
   partSize: number;
-  /** S3 parts buffered or in flight at once in this process (each is one temp file of up to a part size). */
+  /** S3 parts (or segments) sent at once by this process: a slot is held only while a buffered piece is sent. */
   partConcurrency: number;
+  /** The most bytes this process's part files may hold on temp disk at once (TEMP_DISK_LIMIT); past it, 507. */
+  tempDiskLimit: number;
   /** The most parts an upload may be cut into (S3 allows 10,000; some S3-compatible servers fewer). */
   maxParts: number;
   /** The longest an S3 server may stay silent during one request (connect, send, answer, body) before it fails. */
@@ -191,6 +193,11 @@ export function loadConfig(env: Env = process.env): Config {
   const maxUploadSize = size('MAX_UPLOAD_SIZE', S3_LIMITS.maxObjectSize, 1, S3_LIMITS.maxObjectSize);
   const partSize = size('S3_PART_SIZE', 8 * MiB, S3_LIMITS.minPartSize, S3_LIMITS.maxPartSize);
   const partConcurrency = int('S3_PART_CONCURRENCY', 4, 1, 256);
+  const tempDiskLimit = size('TEMP_DISK_LIMIT', 2 * GiB, 16 * MiB, 16 * TiB);
+  // One piece (a part, or a segment of a larger one: src/tus/s3/layout.ts) must fit.
+  if (tempDiskLimit < Math.max(partSize, 16 * MiB)) {
+    throw new ConfigError('TEMP_DISK_LIMIT', `must hold at least one part of S3_PART_SIZE (${partSize} bytes)`);
+  }
   const maxParts = int('S3_MAX_PARTS', S3_LIMITS.maxParts, 1, S3_LIMITS.maxParts);
   // The planner must be able to fit the largest upload in maxParts parts of at most 5 GiB.
   if (Math.ceil(maxUploadSize / maxParts) > S3_LIMITS.maxPartSize) {
@@ -275,6 +282,7 @@ export function loadConfig(env: Env = process.env): Config {
     s3,
     partSize,
     partConcurrency,
+    tempDiskLimit,
     maxParts,
     s3RequestTimeoutMs,
     databaseTimeoutMs,

@@ -159,7 +159,7 @@ export class Metrics {
     });
     new Gauge({
       name: 'freight_part_slots_in_use',
-      help: 'Part slots held by parts buffered on temp disk or in flight to S3',
+      help: 'Part slots held by pieces being sent to S3',
       registers,
       collect() {
         this.set(slots()?.inUse ?? 0);

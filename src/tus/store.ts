@@ -10,6 +10,7 @@ import { S3Objects } from '../storage/objects.js';
 import type { UploadService } from '../uploads/service.js';
 import { RecordedFileStore } from './file-store.js';
 import { FreightS3Store } from './s3/store.js';
+import { SEGMENT_FLOOR } from './s3/layout.js';
 import { PartSlots } from './s3/slots.js';
 import type { FreightStore } from './upload-record.js';
 
@@ -28,8 +29,8 @@ export interface TusStoreDeps {
 export function createTusStore({ config, uploads, log, tempDir, s3, metrics }: TusStoreDeps): FreightStore {
   const stall = { minRate: config.minUploadRate, windowMs: config.stallTimeoutMs };
   if (config.s3 && s3) {
-    // Each part in flight is one temp file of up to a part size: this bounds the temp disk of the process.
-    const slots = new PartSlots(config.partConcurrency);
+    // Slots bound the sends to S3; TEMP_DISK_LIMIT bounds the part files, which need no slot.
+    const slots = new PartSlots(config.partConcurrency, config.tempDiskLimit);
     metrics?.watchPartSlots(slots);
     return new FreightS3Store({
       uploads,
@@ -37,6 +38,7 @@ export function createTusStore({ config, uploads, log, tempDir, s3, metrics }: T
       objects: new S3Objects(s3.client, s3.bodyClient, config.s3.bucket),
       slots,
       tempDir,
+      segmentSize: Math.max(config.partSize, SEGMENT_FLOOR),
       stall,
       hashing: config.sha256,
       log,

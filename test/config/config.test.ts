@@ -17,6 +17,7 @@ describe('configuration from the environment', () => {
       s3: undefined,
       partSize: 8 * MiB,
       partConcurrency: 4,
+      tempDiskLimit: 2 * 1024 * MiB,
       maxParts: 10_000,
       s3RequestTimeoutMs: 60_000,
       databaseTimeoutMs: 10_000,
@@ -141,6 +142,9 @@ describe('configuration from the environment', () => {
     [{ CONCAT_CONCURRENCY: '0' }, 'CONCAT_CONCURRENCY'],
     [{ CONCAT_MAX_ATTEMPTS: 'often' }, 'CONCAT_MAX_ATTEMPTS'],
     [{ CONCAT_MAX_PARTIALS: '10001' }, 'CONCAT_MAX_PARTIALS'],
+    [{ TEMP_DISK_LIMIT: 'lots' }, 'TEMP_DISK_LIMIT'],
+    // Not even one piece (a part of S3_PART_SIZE) would fit.
+    [{ TEMP_DISK_LIMIT: '32MiB', S3_PART_SIZE: '64MiB' }, 'TEMP_DISK_LIMIT'],
     [{ S3_MAX_PARTS: '0' }, 'S3_MAX_PARTS'],
     [{ S3_MAX_PARTS: '10001' }, 'S3_MAX_PARTS'],
     [{ S3_MAX_PARTS: '100' }, 'S3_MAX_PARTS'],

@@ -13,6 +13,13 @@ import { S3_LIMITS } from '../../config/index.js';
 /** "Each part must be at least 5 MB in size, except the last part": the smallest staged segment. */
 export const MIN_SEGMENT = S3_LIMITS.minPartSize;
 
+/**
+ * The smallest segment a part larger than it is sent in (writer.ts): S3_PART_SIZE if larger. Each piece on temp
+ * disk, and each send holding a part slot, is at most one segment; 16 MiB keeps the requests per GiB few (64)
+ * while a client at UPLOAD_MIN_RATE (16 KiB/s) fills one in 17 minutes, not the hours a 524 MiB part takes.
+ */
+export const SEGMENT_FLOOR = 16 * 1024 * 1024;
+
 export const stagingPrefix = (key: string): string => `${key}.staging/`;
 /** The staging multipart upload of a part, and the object it becomes. */
 export const stagingKey = (key: string, partNumber: number): string => `${stagingPrefix(key)}part-${partNumber}`;

@@ -1,10 +1,11 @@
 /**
- * A piece: the bytes of one part, or of the staged end of one, on their way to S3 as one temp file.
+ * A piece: the bytes of one part, or of one segment of it, on their way to S3 as one temp file.
  *
  * A piece may start with bytes S3 already holds (the staged tail of an earlier PATCH, fewer than 5 MiB), read
  * back into the file first. New bytes stay in memory until there are CLAIM_BYTES of them (or the body ends):
- * only then does the piece take a part slot and open its file. A client trickling a few bytes never holds a
- * slot. Writes go to the file in batches of WRITE_BATCH bytes.
+ * only then does the piece open its file. A piece takes no part slot: its bytes are counted against the
+ * process's temp-disk budget (slots.ts) as they are written, and a slot is taken only to send the sealed file
+ * (writer.ts). Writes go to the file in batches of WRITE_BATCH bytes.
  */
 import { randomBytes } from 'node:crypto';
 import { open, rm, type FileHandle } from 'node:fs/promises';
@@ -19,9 +20,8 @@ const WRITE_BATCH = 1024 * 1024;
 
 export interface PieceOptions {
   dir: string;
+  /** Counts the piece's bytes on temp disk against the process's budget. */
   slots: PartSlots;
-  /** Aborts a wait for a slot (the write failed elsewhere). */
-  signal: AbortSignal;
   /** Bytes S3 holds that come first, and how to read them. */
   prefix?: { size: number; read(): Promise<Readable> } | undefined;
 }
@@ -34,7 +34,6 @@ export class Piece {
   private pending: Buffer[] = [];
   private pendingBytes = 0;
   private file: { path: string; handle: FileHandle } | undefined;
-  private releaseSlot: (() => void) | undefined;
   private released = false;
   /** Bytes written to this piece's file, counted in the slots' tempBytes until the file is removed. */
   private onDisk = 0;
@@ -70,22 +69,18 @@ export class Piece {
     return { path: this.file.path, size: this.size };
   }
 
-  /** Removes the file and gives the slot back; safe to call more than once. */
+  /** Removes the file (its bytes no longer count); safe to call more than once. */
   async release(): Promise<void> {
     if (this.released) return;
     this.released = true;
     const file = this.file;
     this.file = undefined;
     this.pending = [];
-    this.options.slots.tempBytes -= this.onDisk;
+    this.options.slots.releaseDisk(this.onDisk);
     this.onDisk = 0;
-    try {
-      if (file) {
-        await file.handle.close().catch(() => {});
-        await rm(file.path, { force: true });
-      }
-    } finally {
-      this.releaseSlot?.();
+    if (file) {
+      await file.handle.close().catch(() => {});
+      await rm(file.path, { force: true });
     }
   }
 
@@ -100,10 +95,9 @@ export class Piece {
     }
   }
 
-  /** Takes a slot, creates the file, and reads the prefix into it. */
+  /** Creates the file, and reads the prefix into it. */
   private async openFile(): Promise<void> {
     if (this.released) throw new Error('the piece was released');
-    this.releaseSlot = await this.options.slots.acquire(this.options.signal);
     const filePath = path.join(this.options.dir, `part-${this.partNumber}-${randomBytes(6).toString('hex')}`);
     const handle = await open(filePath, 'w');
     this.file = { path: filePath, handle };
@@ -126,12 +120,12 @@ export class Piece {
   }
 
   private async write(handle: FileHandle, buffers: Buffer[]): Promise<void> {
+    const bytes = buffers.reduce((sum, buffer) => sum + buffer.length, 0);
+    // Counted before they are written (a 507 past the budget); a piece released meanwhile no longer counts.
+    if (this.released) throw new Error('the piece was released');
+    this.options.slots.reserveDisk(bytes);
+    this.onDisk += bytes;
     await writeAll(handle, buffers);
-    const written = buffers.reduce((sum, buffer) => sum + buffer.length, 0);
-    // A piece released meanwhile (its write failed elsewhere) no longer counts.
-    if (this.released) return;
-    this.onDisk += written;
-    this.options.slots.tempBytes += written;
   }
 }
 

@@ -13,10 +13,12 @@ import type { Upload } from '@tus/utils';
 import type { FileUpload } from '../../db/schema.js';
 import { conflict, gone, offsetMismatch } from '../../errors.js';
 import { planPartSize } from '../../uploads/planner.js';
+import { sumOfSizes } from '../../uploads/parts.js';
 import type { NewObject } from '../../storage/multipart.js';
 import { BodyStalled } from '../body.js';
 import { PartLayout, stagingKey, stagingPrefix } from './layout.js';
-import { MainUploadLost, StagedBytesLost, stagedBytesLost } from './losses.js';
+import { MainUploadLost, StagedBytesLost, completionFailure, joinedAsRecorded, stagedBytesLost } from './losses.js';
+import { once } from './part-staging.js';
 import { PatchWrite, type WriterDeps } from './writer.js';
 import { copyPlan, joinInS3, type JoinDeps } from './join.js';
 import { FreightStore, liveRecord, tusUpload, type WriteOptions } from '../upload-record.js';
@@ -37,11 +39,6 @@ const newObject = (record: FileUpload): NewObject => ({
   filename: record.filename ?? record.id,
   shape: record.objectShape,
 });
-
-const once = <T>(make: () => Promise<T>): (() => Promise<T>) => {
-  let made: Promise<T> | undefined;
-  return () => (made ??= make());
-};
 
 export class FreightS3Store extends FreightStore {
   constructor(private readonly options: FreightS3StoreOptions) {
@@ -195,7 +192,14 @@ export class FreightS3Store extends FreightStore {
           const etag = await objects.copyPart(staged, staging.uploadId, partNumber, staging.tail.key);
           segments.push({ partNumber, size: staging.tail.size, etag });
         }
-        await multipart.complete(staged, staging.uploadId, segments);
+        const uploadId = staging.uploadId;
+        const what = `staged part ${staging.partNumber}`;
+        await multipart.complete(staged, uploadId, segments).catch(async (error: unknown) => {
+          throw await completionFailure(error, () => multipart.listParts(staged, uploadId), what);
+        });
+        // S3 may answer a completion of an upload that an unrecorded join already completed (consumed) with
+        // the object that join made: more bytes than recorded. Only the recorded bytes may become the part.
+        joinedAsRecorded(await multipart.objectSize(staged), sumOfSizes(segments), what);
         source = staged;
       }
       if (source === undefined) throw new Error(`upload ${record.id} has staged bytes in neither segments nor a tail`);
@@ -297,6 +301,10 @@ export class FreightS3Store extends FreightStore {
       to,
       error.message,
     );
+    // What is left of the staged bytes (a staging upload whose segments no longer match, a tail) is never used.
+    const stagingUpload = record.staging?.uploadId;
+    if (stagingUpload)
+      await this.options.multipart.abort(stagingKey(record.storageKey, partNumber), stagingUpload).catch(() => {});
     await this.options.objects.deletePrefix(stagingPrefix(record.storageKey)).catch(() => {});
     throw conflict(`${error.message}; the upload continues from offset ${to}: ask for its offset (HEAD) and resume`);
   }
