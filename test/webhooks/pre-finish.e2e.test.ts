@@ -26,7 +26,7 @@ import {
   uniqueUser,
   type RunningFreight,
 } from '../helpers/harness.js';
-import { startTusUpload, uploadIdOf } from '../helpers/tus-client.js';
+import { createRawUpload, startTusUpload, uploadIdOf } from '../helpers/tus-client.js';
 import { startReceiver, type Received, type Receiver } from './receiver.js';
 
 const SECRET = 'webhook-test-secret-0123456789abcdef';
@@ -393,5 +393,58 @@ describe("Uppy's S3 multipart path through the gate", () => {
       ['upload.created', 'pending'],
       ['upload.failed', 'rejected'],
     ]);
+  });
+});
+
+describe('tus concatenation through the gate', () => {
+  test('the final upload is asked (its partials are not: they are pieces of a file); awaiting, it shows its offset; a tus DELETE ends it and removes its object', async () => {
+    const user = uniqueUser('joined');
+    const headers = await auth(user);
+    const pieces = [randomData(1000), randomData(2000)];
+    const partials: string[] = [];
+    for (const piece of pieces) {
+      const partial = await createRawUpload(freight.url, headers, piece, {
+        'Upload-Length': String(piece.length),
+        'Upload-Concat': 'partial',
+      });
+      expect((await partial.patch(0, piece.length)).status).toBe(204);
+      expect((await api(user, partial.id)).status).toBe('completed');
+      partials.push(partial.id);
+    }
+    answerPreFinish('joined.bin', () => 'hang');
+    const created = await fetch(`${freight.url}/files/`, {
+      method: 'POST',
+      headers: {
+        ...headers,
+        'Tus-Resumable': '1.0.0',
+        'Upload-Metadata': `filename ${Buffer.from('joined.bin').toString('base64')}`,
+        'Upload-Concat': `final;${partials.map((id) => `${freight.url}/files/${id}`).join(' ')}`,
+      },
+    });
+    expect(created.status).toBe(201);
+    const id = uploadIdOf(created.headers.get('location')!);
+    const waiting = await eventually(async () => {
+      const upload = await api(user, id);
+      return upload.status === 'awaiting_approval' ? upload : undefined;
+    });
+    expect(waiting).toMatchObject({ totalSize: 3000, sha256: sha256(Buffer.concat(pieces)) });
+    const asked = receiver.received.filter((request) => request.json.event === 'upload.pre-finish');
+    expect(asked.filter((request) => request.json.upload.id === id)).toHaveLength(1);
+    expect(asked.filter((request) => partials.includes(request.json.upload.id))).toEqual([]);
+    const resume = await head(user, id);
+    expect(resume.headers.get('upload-offset')).toBe('3000');
+    expect(resume.headers.get('freight-upload-status')).toBe('awaiting_approval');
+    expect(await objectExists(waiting.storageKey)).toBe(true);
+
+    const deleted = await fetch(`${freight.url}/files/${id}`, {
+      method: 'DELETE',
+      headers: { ...headers, 'Tus-Resumable': '1.0.0' },
+    });
+    expect(deleted.status).toBe(204);
+    expect((await api(user, id)).status).toBe('aborted');
+    expect(await objectExists(waiting.storageKey)).toBe(false);
+    // Nothing is left to ask about.
+    moved += 3_600_000;
+    expect(await freight.app.approvals.askDue()).toBe(0);
   });
 });
