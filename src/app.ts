@@ -53,12 +53,16 @@ import type { UploadService } from './uploads/service.js';
 import { createUploadService } from './uploads/wiring.js';
 import { deliverWebhooks } from './webhooks/delivery.js';
 import { preCreateCheck } from './webhooks/pre-create.js';
+import { preFinishCheck } from './webhooks/pre-finish.js';
+import { ApprovalLoop } from './webhooks/approval-loop.js';
 import { webPlugin } from './web/plugin.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
     /** The janitor on this server's database and storage: one run now (as the schedule does every JANITOR_INTERVAL). */
     janitor: { run(options?: JanitorOptions): Promise<JanitorReport> };
+    /** WEBHOOK_PRE_FINISH: asks now about the uploads awaiting approval whose next ask is due (as its loop does). */
+    approvals: { askDue(): Promise<number> };
   }
 }
 
@@ -179,7 +183,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const observe = metrics.observeS3Call.bind(metrics);
   const s3 = config.s3 ? createS3Client(config.s3, { logger }, config.s3RequestTimeoutMs, observe) : undefined;
   const bucket = config.s3?.bucket;
-  const uploads = createUploadService(config, database, {
+  const uploads: UploadService = createUploadService(config, database, {
     admit: config.webhooks?.preCreate
       ? preCreateCheck(
           config.webhooks,
@@ -193,6 +197,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
               }
             : undefined,
         )
+      : undefined,
+    preFinish: config.webhooks?.preFinish
+      ? preFinishCheck(config.webhooks, app.log, (upload) => uploads.ledger.countStoredParts(upload.id), deps.now)
       : undefined,
     metrics,
     locks: watched,
@@ -270,6 +277,16 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await app.register(metricsRoute, { metrics, token: config.metricsToken });
 
   deliverWebhooks(app, config, database, metrics);
+  const approvals = new ApprovalLoop({
+    uploads: uploads.states,
+    removal: (upload) => tusStore.removal(upload),
+    log: app.log,
+  });
+  app.decorate('approvals', { askDue: () => approvals.askDue() });
+  if (config.webhooks?.preFinish) {
+    app.addHook('onReady', async () => approvals.start());
+    app.addHook('onClose', () => approvals.stop());
+  }
   const janitor = {
     ...janitorDeps({ config, database, uploads, tusStore, s3, log: app.log }),
     finals: assemblies,

@@ -12,6 +12,10 @@
  *      └──────────────────────▶ failed
  *   any open status ──▶ aborted (DELETE) / expired (idle past UPLOAD_EXPIRY) / lost (storage lost its bytes) /
  *                       rejected (not the announced digest) / given_up (a final's assembly failed for good)
+ *
+ *   With WEBHOOK_PRE_FINISH, "all parts verified" leads to awaiting_approval first (the object is assembled, the
+ *   receiver is asked): its 2xx ──▶ completed, its 4xx ──▶ rejected (the object removed); no answer: it waits,
+ *   asked again with backoff. A tus DELETE ends it (aborted) as it ends a completed upload.
  */
 
 export const UPLOAD_STATUSES = [
@@ -52,14 +56,26 @@ export const OPEN = ['pending', 'uploading', 'failed'] as const satisfies readon
  * its bytes, and the janitor prunes its row after UPLOAD_RETENTION.
  */
 export const ENDED = ['aborted', 'expired', 'lost', 'rejected', 'given_up'] as const satisfies readonly UploadStatus[];
-/** A final upload in one of these holds its partials: no other final may name them meanwhile. */
-export const HOLDING_PARTIALS = [...OPEN, 'completed'] as const satisfies readonly UploadStatus[];
+/**
+ * Assembled: every byte is stored, verified and assembled into its object; no request adds a byte (a PATCH at its
+ * length is answered with it), and no multipart upload of its own is left in S3. `awaiting_approval` is assembled
+ * but not completed: the pre-finish check (WEBHOOK_PRE_FINISH) has not said yes. It is neither open (it never
+ * expires, however long the receiver takes, and no longer counts against USER_MAX_OPEN_UPLOADS: its bytes are
+ * in) nor ended (it may still complete; the janitor neither prunes its row nor removes its object).
+ */
+export const ASSEMBLED = ['awaiting_approval', 'completed'] as const satisfies readonly UploadStatus[];
+/**
+ * A final upload in one of these holds its partials: no other final may name them meanwhile (one awaiting
+ * approval may still complete).
+ */
+export const HOLDING_PARTIALS = [...OPEN, ...ASSEMBLED] as const satisfies readonly UploadStatus[];
 
 export const isOpen = (status: UploadStatus): boolean => (OPEN as readonly UploadStatus[]).includes(status);
 export const hasEnded = (status: UploadStatus): boolean => (ENDED as readonly UploadStatus[]).includes(status);
 export const isCompleted = (status: UploadStatus): boolean => status === 'completed';
 /** Terminated by its owner (or refused by the server): every later request is 410, a second DELETE too. */
 export const wasTerminated = (status: UploadStatus): boolean => status === 'aborted';
+export const isAssembled = (status: UploadStatus): boolean => (ASSEMBLED as readonly UploadStatus[]).includes(status);
 
 /** Why a request that would continue an ended upload gets 410: what its client is told. */
 export function goneReason(status: UploadStatus, error: string | null): string | undefined {
@@ -96,14 +112,26 @@ export const TRANSITIONS = {
   complete: { from: OPEN, to: 'completed', event: 'upload.completed', counted: 'completed' },
   /** The owner's DELETE, or the server's refusal of an upload that can never complete. */
   abort: { from: OPEN, to: 'aborted', event: 'upload.aborted', counted: 'aborted' },
-  /** tus termination of a completed upload ("both, completed and unfinished, uploads"): its object goes. */
-  terminate: { from: ['completed'], to: 'aborted', event: 'upload.aborted', counted: 'aborted' },
+  /**
+   * tus termination of a completed upload ("both, completed and unfinished, uploads"), or of one awaiting
+   * approval: its object goes.
+   */
+  terminate: { from: ASSEMBLED, to: 'aborted', event: 'upload.aborted', counted: 'aborted' },
   /** Idle past its expiry, and no request holds it. */
   expire: { from: OPEN, to: 'expired', event: 'upload.expired', counted: 'expired' },
   /** Storage no longer holds its bytes. */
   lose: { from: OPEN, to: 'lost', event: 'upload.failed', counted: 'failed' },
   /** Its bytes are not the SHA-256 its client announced. */
   reject: { from: OPEN, to: 'rejected', event: 'upload.failed', counted: 'failed' },
+  /**
+   * WEBHOOK_PRE_FINISH: assembled and verified, the receiver is asked now (and again with backoff until it
+   * answers). Reports nothing: the pre-finish request is the receiver's news.
+   */
+  awaitApproval: { from: OPEN, to: 'awaiting_approval' },
+  /** The pre-finish check answered 2xx. */
+  approve: { from: ['awaiting_approval'], to: 'completed', event: 'upload.completed', counted: 'completed' },
+  /** The pre-finish check answered 4xx: its message is kept, the object removed. */
+  refuse: { from: ['awaiting_approval'], to: 'rejected', event: 'upload.failed', counted: 'failed' },
   /** A final upload whose assembly failed CONCAT_MAX_ATTEMPTS times. */
   giveUp: { from: OPEN, to: 'given_up', event: 'upload.failed', counted: 'failed' },
 } as const satisfies Record<string, Transition>;

@@ -23,7 +23,8 @@ describe('the upload lifecycle table', () => {
     }
     expect(isOpen('completed') || hasEnded('completed')).toBe(false);
     expect(new Set([...OPEN, ...ENDED, 'completed', 'awaiting_approval'])).toEqual(new Set(UPLOAD_STATUSES));
-    expect([...HOLDING_PARTIALS].sort()).toEqual([...OPEN, 'completed'].sort());
+    // A final upload awaiting approval may still complete: it holds its partials as a completed one does.
+    expect([...HOLDING_PARTIALS].sort()).toEqual([...OPEN, 'awaiting_approval', 'completed'].sort());
   });
 
   test.each([
@@ -31,11 +32,14 @@ describe('the upload lifecycle table', () => {
     ['fail', OPEN, 'failed', 'upload.failed', 'failed'],
     ['complete', OPEN, 'completed', 'upload.completed', 'completed'],
     ['abort', OPEN, 'aborted', 'upload.aborted', 'aborted'],
-    ['terminate', ['completed'], 'aborted', 'upload.aborted', 'aborted'],
+    ['terminate', ['awaiting_approval', 'completed'], 'aborted', 'upload.aborted', 'aborted'],
     ['expire', OPEN, 'expired', 'upload.expired', 'expired'],
     ['lose', OPEN, 'lost', 'upload.failed', 'failed'],
     ['reject', OPEN, 'rejected', 'upload.failed', 'failed'],
     ['giveUp', OPEN, 'given_up', 'upload.failed', 'failed'],
+    ['awaitApproval', OPEN, 'awaiting_approval', undefined, undefined],
+    ['approve', ['awaiting_approval'], 'completed', 'upload.completed', 'completed'],
+    ['refuse', ['awaiting_approval'], 'rejected', 'upload.failed', 'failed'],
   ] as const)('%s: from %j to %s, reporting %s and counting %s', (name, from, to, event, counted) => {
     const transition = transitions[name];
     expect(transition).toBeDefined();

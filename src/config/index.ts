@@ -6,6 +6,9 @@ import path from 'node:path';
 import { ConfigError } from './error.js';
 import { readS3, type S3Config } from './s3.js';
 import { GiB, KiB, MiB, TiB, parseDuration, parseSize } from './units.js';
+import { readWebhooks, type WebhookConfig } from './webhooks.js';
+
+export type { WebhookConfig };
 
 export { ConfigError } from './error.js';
 export type { S3Config } from './s3.js';
@@ -26,18 +29,6 @@ export interface TokenChecks {
   issuer: string | undefined;
   /** AUTH_JWT_AUDIENCE: when set, the audience a token's `aud` must name. */
   audience: string | undefined;
-}
-
-/** Webhooks (WEBHOOK_URL and the rest); undefined when WEBHOOK_URL is unset. */
-export interface WebhookConfig {
-  /** Receives a signed JSON POST for every upload event (and the pre-create check). */
-  url: string;
-  /** HMAC-SHA256 key of the Freight-Signature header (at least 32 characters). */
-  secret: string;
-  /** The longest one POST to the receiver may take (connect, send, answer) before it counts as failed. */
-  timeoutMs: number;
-  /** Ask the receiver before every creation; its 4xx refuses the upload. */
-  preCreate: boolean;
 }
 
 export interface Config {
@@ -306,34 +297,6 @@ export function loadConfig(env: Env = process.env): Config {
     logLevel,
     metricsToken,
   };
-}
-
-function readWebhooks(
-  read: (name: string) => string | undefined,
-  bool: (name: string) => boolean,
-  duration: (name: string, fallback: number, min: number, max: number) => number,
-): WebhookConfig | undefined {
-  const url = read('WEBHOOK_URL');
-  const secret = read('WEBHOOK_SECRET');
-  const timeoutMs = duration('WEBHOOK_TIMEOUT', 10_000, 1_000, 300_000);
-  const preCreate = bool('WEBHOOK_PRE_CREATE');
-  if (url === undefined) {
-    if (preCreate) throw new ConfigError('WEBHOOK_PRE_CREATE', 'needs WEBHOOK_URL (the receiver that decides)');
-    return undefined;
-  }
-  let parsed: URL | undefined;
-  try {
-    parsed = new URL(url);
-  } catch {}
-  // Kept exactly as given (a trailing slash may matter to the receiver).
-  if (!parsed || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')) {
-    throw new ConfigError('WEBHOOK_URL', `must be an http(s) URL, got "${url}"`);
-  }
-  if (secret === undefined)
-    throw new ConfigError('WEBHOOK_SECRET', 'is required when WEBHOOK_URL is set (it signs every webhook)');
-  if (secret.length < 32)
-    throw new ConfigError('WEBHOOK_SECRET', 'must be at least 32 characters (HMAC-SHA256 needs a 256-bit key)');
-  return { url, secret, timeoutMs, preCreate };
 }
 
 function readAuth(

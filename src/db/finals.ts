@@ -4,7 +4,7 @@
  */
 import { and, asc, eq, inArray, sql } from 'drizzle-orm';
 import type { Db } from './client.js';
-import { fileUploads, type FileUpload, type NewFileUpload, type UploadStatus } from './schema.js';
+import { fileUploads, type FileUpload, type NewFileUpload, type UploadStatus, type WebhookEvent } from './schema.js';
 import { OPEN_LIST, insertWithinLimit, rowLockKey } from './statements.js';
 
 /** The class of the advisory locks taken on partial uploads while a final upload naming them is recorded. */
@@ -13,7 +13,7 @@ const PARTIALS_LOCK = 0x50415254; // "PART"
 export class FinalsRepository {
   constructor(
     private readonly db: Db,
-    private readonly webhookEvents: boolean,
+    private readonly webhookEvents: ReadonlySet<WebhookEvent>,
   ) {}
 
   /**

@@ -12,6 +12,7 @@ import { FinalsRepository } from './finals.js';
 import { OPEN_LIST, OPEN_SQL, insertWithinLimit, reporting } from './statements.js';
 import { uploadSnapshot } from './webhook-outbox.js';
 import { TRANSITIONS, type Transition, type TransitionName } from '../lifecycle.js';
+import { ApprovalQueries } from './approvals.js';
 import {
   fileUploads,
   uploadParts,
@@ -20,6 +21,8 @@ import {
   type NewFileUpload,
   type StagingState,
   type UploadStatus,
+  type WebhookEvent,
+  UPLOAD_EVENTS,
 } from './schema.js';
 
 /** A tus write that storage now holds: the offset moves from `from` to `to`, with the part it completed, if any. */
@@ -42,9 +45,10 @@ export interface ListCursor {
 export interface UploadRepositoryOptions {
   /**
    * Webhooks are on: every creation and every transition that reports an event (lifecycle TRANSITIONS) writes it to
-   * webhook_outbox in the same statement, so that a crash can neither lose an event nor invent one.
+   * webhook_outbox in the same statement, so that a crash can neither lose an event nor invent one. A list: only
+   * those events (WEBHOOK_EVENTS); true: all of them.
    */
-  webhookEvents?: boolean;
+  webhookEvents?: boolean | readonly WebhookEvent[];
 }
 
 export class UploadRepository {
@@ -52,22 +56,27 @@ export class UploadRepository {
   private readonly byId;
   private readonly byOwnerAndId;
   private readonly byOwnerAndIdProbingLock;
-  private readonly webhookEvents: boolean;
+  /** The events written (WEBHOOK_EVENTS; none without webhooks). */
+  private readonly webhookEvents: ReadonlySet<WebhookEvent>;
   /** The part rows. */
   readonly parts: PartRepository;
   /** Expiry and pruning. */
   readonly retention: RetentionRepository;
   /** Final uploads of tus concatenation. */
   readonly finals: FinalsRepository;
+  /** The queries of upload.progress events and of the pre-finish gate. */
+  readonly approvals: ApprovalQueries;
 
   constructor(
     private readonly db: Db,
     options: UploadRepositoryOptions = {},
   ) {
-    this.webhookEvents = options.webhookEvents ?? false;
+    const events = options.webhookEvents ?? false;
+    this.webhookEvents = new Set(events === true ? UPLOAD_EVENTS : events === false ? [] : events);
     this.parts = new PartRepository(db);
     this.retention = new RetentionRepository(db, this.webhookEvents);
     this.finals = new FinalsRepository(db, this.webhookEvents);
+    this.approvals = new ApprovalQueries(db, this.webhookEvents);
     this.byId = db
       .select()
       .from(fileUploads)
@@ -104,7 +113,7 @@ export class UploadRepository {
    * an upload.aborted event tells the receiver the upload is no more.
    */
   async deleteUnusedUpload(id: string): Promise<void> {
-    if (!this.webhookEvents) {
+    if (this.webhookEvents.size === 0) {
       await this.db
         .delete(fileUploads)
         .where(
@@ -129,7 +138,8 @@ export class UploadRepository {
       select 'upload.aborted', deleted.id,
         ${uploadSnapshot('deleted')} || jsonb_build_object('status', 'aborted', 'error', 'the creation was undone: its request had been answered 503')
       from deleted
-      where exists (select 1 from ${webhookOutbox} o where o.upload_id = deleted.id and o.delivered_at is not null)`);
+      where ${this.webhookEvents.has('upload.aborted')}::boolean
+        and exists (select 1 from ${webhookOutbox} o where o.upload_id = deleted.id and o.delivered_at is not null)`);
   }
 
   /**

@@ -5,14 +5,14 @@
 import { and, asc, count, eq, gt, inArray, isNull, lt, or, sql } from 'drizzle-orm';
 import { rowsOf, type Db } from './client.js';
 import { isUploadId } from './ids.js';
-import { fileUploads, type FileUpload, webhookOutbox } from './schema.js';
+import { fileUploads, type FileUpload, type WebhookEvent, webhookOutbox } from './schema.js';
 import { ENDED_LIST, OPEN_LIST, reporting, rowLockKey } from './statements.js';
 import { TRANSITIONS } from '../lifecycle.js';
 
 export class RetentionRepository {
   constructor(
     private readonly db: Db,
-    private readonly webhookEvents: boolean,
+    private readonly webhookEvents: ReadonlySet<WebhookEvent>,
   ) {}
 
   /**

@@ -24,16 +24,17 @@ export type UploadChange = TypedQueryBuilder<ReturnType<typeof getTableColumns<t
   PromiseLike<FileUpload[]>;
 
 /**
- * Runs `change` and returns the rows it changed; with webhooks on, in the same statement, writes `event` to the
- * outbox for each of them (a CTE: nothing is written when the guarded change changed nothing).
+ * Runs `change` and returns the rows it changed; when `event` is one of those `written` (webhooks on, and
+ * WEBHOOK_EVENTS names it), in the same statement, writes it to the outbox for each of them (a CTE: nothing is
+ * written when the guarded change changed nothing).
  */
 export async function reporting(
   db: Db,
-  enabled: boolean,
+  written: ReadonlySet<WebhookEvent>,
   event: WebhookEvent | undefined,
   change: (db: Db) => UploadChange,
 ): Promise<FileUpload[]> {
-  if (!enabled || event === undefined) return change(db);
+  if (event === undefined || !written.has(event)) return change(db);
   const changed = db.$with('changed').as(change(db));
   const events = db.$with('events', { id: webhookOutbox.id }).as(sql`
     insert into ${webhookOutbox} (event, upload_id, payload)
@@ -53,7 +54,7 @@ const OPEN_UPLOADS_LOCK = 0x4f50454e; // "OPEN"
  */
 export async function insertWithinLimit(
   tx: Db,
-  webhookEvents: boolean,
+  webhookEvents: ReadonlySet<WebhookEvent>,
   row: NewFileUpload,
   { limit, now, keptLimit }: { limit: number; now: Date; keptLimit: number },
 ): Promise<{ created: FileUpload } | { open: number } | { kept: number }> {

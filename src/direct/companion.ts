@@ -162,14 +162,17 @@ export const companionRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { dire
         params: UploadIdParams,
         querystring: KeyQuery,
         body: CompleteBody,
-        response: { 200: Completed, '4xx': ErrorBody },
+        response: { 200: Completed, 202: Completed, '4xx': ErrorBody },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const upload = await find(request.user.id, request.params.uploadId, request.query.key);
       const parts = request.body.parts.map((part) => ({ partNumber: part.PartNumber, etag: part.ETag }));
       const completed = await direct.complete(request.user.id, upload.id, parts);
-      return { location: completed.location, key: completed.key, bucket: direct.bucket };
+      // Uppy takes any 2xx with a location as done: 202 while the pre-finish check has not approved it yet.
+      return reply
+        .code(completed.status === 'awaiting_approval' ? 202 : 200)
+        .send({ location: completed.location, key: completed.key, bucket: direct.bucket });
     },
   );
 

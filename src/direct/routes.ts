@@ -147,8 +147,10 @@ const Completed = {
     key: { type: 'string' },
     location: { type: 'string' },
     size: { type: 'integer' },
+    /** awaiting_approval: assembled, but the pre-finish check has not approved it yet (202 Accepted). */
+    status: { type: 'string', enum: ['completed', 'awaiting_approval'] },
   },
-  required: ['id', 'key', 'location', 'size'],
+  required: ['id', 'key', 'location', 'size', 'status'],
   additionalProperties: false,
 } as const;
 
@@ -200,8 +202,14 @@ export const directRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { direct:
 
   app.post(
     '/api/multipart/:id/complete',
-    { schema: { params: IdParams, body: CompleteBody, response: { 200: Completed, '4xx': ErrorBody } } },
-    async (request) => direct.complete(request.user.id, request.params.id, request.body.parts),
+    {
+      schema: { params: IdParams, body: CompleteBody, response: { 200: Completed, 202: Completed, '4xx': ErrorBody } },
+    },
+    async (request, reply) => {
+      const completed = await direct.complete(request.user.id, request.params.id, request.body.parts);
+      // 202 Accepted: every byte is in and the object assembled, but the pre-finish check has not said yes yet.
+      return reply.code(completed.status === 'awaiting_approval' ? 202 : 200).send(completed);
+    },
   );
 
   app.delete(

@@ -5,14 +5,14 @@
 import { randomUUID } from 'node:crypto';
 import { S3_LIMITS } from '../config/index.js';
 import type { FileUpload } from '../db/schema.js';
-import { badRequest, conflict, failureReason, gone, payloadTooLarge } from '../errors.js';
+import { FreightError, badRequest, conflict, failureReason, gone, payloadTooLarge } from '../errors.js';
 import type { MultipartStorage } from '../storage/multipart.js';
 import type { StoredPart } from '../storage/multipart.js';
 import { sumOfSizes } from '../uploads/parts.js';
 import { partCount, partSizeProblem, planPartSize, plannedPartSize } from '../uploads/planner.js';
 import type { UploadService } from '../uploads/service.js';
 import type { PartPresigner, SignedPart } from './presigner.js';
-import { hasEnded, isCompleted, isOpen, wasTerminated } from '../lifecycle.js';
+import { hasEnded, isAssembled, isOpen, wasTerminated } from '../lifecycle.js';
 
 /** Parts signed with the creation answer; the client asks for the rest as it goes. */
 export const FIRST_BATCH = 20;
@@ -41,6 +41,8 @@ export interface CompletedUpload {
   key: string;
   location: string;
   size: number;
+  /** `awaiting_approval`: assembled, but the pre-finish check has not said yes yet (202). */
+  status: 'completed' | 'awaiting_approval';
 }
 
 /** An upload's parts: all `partSize` bytes but the last. */
@@ -182,7 +184,7 @@ export class DirectUploads {
   /** What S3 holds (a resuming client asks this), merged into the part rows. */
   async listParts(userId: string, id: string): Promise<{ upload: FileUpload; parts: StoredPart[] }> {
     const upload = await this.uploads.access.getOwnedLive(userId, id, 'direct');
-    if (isCompleted(upload.status)) {
+    if (isAssembled(upload.status)) {
       const rows = await this.uploads.ledger.listParts(id);
       return {
         upload,
@@ -216,11 +218,11 @@ export class DirectUploads {
     reported: ReadonlyArray<{ partNumber: number; etag: string }>,
   ): Promise<CompletedUpload> {
     const upload = await this.uploads.access.getOwnedLive(userId, id, 'direct');
-    if (isCompleted(upload.status)) return this.completedAnswer(upload);
+    if (isAssembled(upload.status)) return this.completedAnswer(upload);
     const claimed = await this.uploads.states.claim(id, CLAIM_MS);
     if (!claimed) {
       const current = await this.uploads.access.getOwned(userId, id, 'direct');
-      if (isCompleted(current.status)) return this.completedAnswer(current);
+      if (isAssembled(current.status)) return this.completedAnswer(current);
       throw conflict('another request is completing or aborting this upload; retry shortly');
     }
     try {
@@ -262,8 +264,12 @@ export class DirectUploads {
    */
   private async recordCompletion(upload: FileUpload, size: number): Promise<FileUpload> {
     try {
-      return await this.uploads.states.markCompleted(upload.id, size);
+      return await this.uploads.states.complete(upload, size, undefined, () =>
+        this.storage.removeObject(upload.storageKey),
+      );
     } catch (error) {
+      // Refused by the pre-finish check: its object is removed already, and the client is told why.
+      if (error instanceof FreightError && error.code === 'ERR_UPLOAD_REJECTED') throw error;
       const ended = await this.uploads.states.endedMeanwhile(upload.id);
       if (!ended) throw error;
       await this.storage.removeObject(upload.storageKey);
@@ -279,7 +285,7 @@ export class DirectUploads {
   async abort(userId: string, id: string): Promise<void> {
     const upload = await this.uploads.access.getOwned(userId, id, 'direct');
     if (wasTerminated(upload.status)) return;
-    if (isCompleted(upload.status)) throw conflict('the upload is completed and cannot be aborted');
+    if (isAssembled(upload.status)) throw conflict(`the upload is ${upload.status} and cannot be aborted`);
     if (hasEnded(upload.status)) return this.discard(upload);
     const claimed = await this.uploads.states.claim(id, CLAIM_MS);
     if (!claimed) {
@@ -347,6 +353,7 @@ export class DirectUploads {
       key: upload.storageKey,
       location: this.storage.objectUrl(upload.storageKey),
       size: upload.totalSize ?? upload.bytesReceived,
+      status: upload.status === 'awaiting_approval' ? 'awaiting_approval' : 'completed',
     };
   }
 }

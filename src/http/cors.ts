@@ -40,6 +40,7 @@ const EXPOSED_HEADERS = [
   'Upload-Defer-Length',
   'Upload-Concat',
   'Upload-Expires',
+  'Freight-Upload-Status',
   'Retry-After',
   'WWW-Authenticate',
   'Content-Disposition',

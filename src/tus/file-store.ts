@@ -13,11 +13,11 @@ import { ERRORS, type Upload } from '@tus/utils';
 import type { FastifyBaseLogger } from 'fastify';
 import { checksumMismatch, offsetMismatch } from '../errors.js';
 import { RunningDigest, hashes } from '../uploads/digest.js';
+import { isAssembled } from '../lifecycle.js';
 import type { FileUpload } from '../db/schema.js';
 import type { UploadService } from '../uploads/service.js';
 import { BodyReader, BodyStalled, type StallRule } from './body.js';
 import { FreightStore, liveRecord, tusUpload, type WriteOptions } from './upload-record.js';
-import { isCompleted } from '../lifecycle.js';
 
 /** Removing a file that is not there (an upload deleted again) leaves nothing to do. */
 const ignoreMissing = (error: unknown): void => {
@@ -132,7 +132,7 @@ export class RecordedFileStore extends FreightStore {
    */
   override async remove(id: string): Promise<void> {
     const current = await this.uploads.access.getUploadForStorage(id);
-    if (isCompleted(current.status)) await this.inner.remove(id).catch(ignoreMissing);
+    if (isAssembled(current.status)) await this.inner.remove(id).catch(ignoreMissing);
     await this.uploads.states.delete(id, { completed: true });
     await this.discard(id);
   }
@@ -159,12 +159,12 @@ export class RecordedFileStore extends FreightStore {
   /** Nothing to assemble: every byte is in the file once the offset reaches the length (and has the digest announced). */
   async finish(id: string): Promise<void> {
     const record = await this.uploads.access.getUploadForStorage(id);
-    if (!isCompleted(record.status) && record.totalSize !== null && record.storedOffset === record.totalSize) {
+    if (!isAssembled(record.status) && record.totalSize !== null && record.storedOffset === record.totalSize) {
       const sha256 = await this.uploads.states.verifyDigest(record).catch(async (error: unknown) => {
         await this.discard(id);
         throw error;
       });
-      await this.uploads.states.markCompleted(id, record.totalSize, sha256);
+      await this.uploads.states.complete(record, record.totalSize, sha256, this.removal(record));
     }
   }
 
@@ -193,6 +193,11 @@ export class RecordedFileStore extends FreightStore {
 
   override async abandon(record: FileUpload): Promise<void> {
     await this.discard(record.id);
+  }
+
+  /** Removes the file of an upload the pre-finish check refused. */
+  removal(record: FileUpload): () => Promise<void> {
+    return () => this.inner.remove(record.id).catch(ignoreMissing);
   }
 
   private async discard(id: string): Promise<void> {

@@ -107,6 +107,12 @@ export abstract class FreightStore extends DataStore {
    */
   abstract abandon(record: FileUpload): Promise<void>;
 
+  /**
+   * Removes the object of an upload the pre-finish check refused (WEBHOOK_PRE_FINISH); idempotent. On S3 it
+   * removes the object of a direct upload as well: both paths share the bucket.
+   */
+  abstract removal(record: FileUpload): () => Promise<void>;
+
   /** deleteExpired, telling which uploads it expired (the janitor reports them). */
   abstract expireUploads(): Promise<FileUpload[]>;
 }

@@ -8,6 +8,8 @@ import type { FileUpload, ObjectShape, UploadProtocol } from '../db/schema.js';
 import { type CountedChange, TRANSITIONS, type Transition, type TransitionName } from '../lifecycle.js';
 import type { MetadataLimits } from './metadata.js';
 import type { Metrics } from '../ops/metrics.js';
+import type { PreFinishCheck } from './approval.js';
+import { ProgressThrottle } from './progress.js';
 
 /** What the pre-create check asked of the object: its key under S3_KEY_PREFIX (unset: the id), and its shape. */
 export interface Admission {
@@ -65,13 +67,31 @@ export interface UploadServiceOptions {
   metrics?: Metrics | undefined;
   /** The tus locks this process holds, which expiry must respect (see UploadLockWatch). */
   locks?: UploadLockWatch | undefined;
+  /** WEBHOOK_PRE_FINISH: asked before an assembled upload counts as completed (approval.ts); unset: it just does. */
+  preFinish?: PreFinishCheck | undefined;
+  /** WEBHOOK_PROGRESS_INTERVAL: at most one upload.progress event per upload this often; 0 or unset: none. */
+  progressIntervalMs?: number | undefined;
 }
 
 export class UploadContext {
+  /** When each upload's progress was last reported (upload.progress events). */
+  readonly progress: ProgressThrottle;
+
   constructor(
     readonly repo: UploadRepository,
     readonly options: UploadServiceOptions,
-  ) {}
+  ) {
+    this.progress = new ProgressThrottle(options.progressIntervalMs ?? 0, () => this.now());
+  }
+
+  /**
+   * An upload.progress event, if its interval has passed for this upload (ProgressThrottle; written and coalesced
+   * by UploadRepository.reportProgress). Best effort: an event that cannot be written costs the upload nothing.
+   */
+  async reportProgress(id: string): Promise<void> {
+    if (!this.progress.due(id)) return;
+    await this.repo.approvals.reportProgress(id).catch(() => {});
+  }
 
   now(): Date {
     return this.options.now?.() ?? new Date();

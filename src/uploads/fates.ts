@@ -3,7 +3,7 @@
  * which uploads still need their multipart uploads and staged objects.
  */
 import type { FileUpload } from '../db/schema.js';
-import { isCompleted, isOpen } from '../lifecycle.js';
+import { isAssembled, isOpen } from '../lifecycle.js';
 
 /**
  * What becomes of an S3 multipart upload found in the bucket under an upload's key (`upload` undefined: no row
@@ -21,9 +21,9 @@ export function multipartUploadFate(
     ? upload.s3UploadId === found.uploadId
     : upload.staging?.uploadId === found.uploadId && upload.staging.partNumber === found.stagingPart;
   if (isOpen(upload.status)) return recorded ? 'keep' : 'abort-if-old';
-  // A completed upload's own multipart upload is consumed by its completion: still listed, it is S3's listing
+  // A completed (or awaiting approval) upload's own multipart upload is consumed by its completion: still listed, it is S3's listing
   // lagging behind (or a bucket in trouble), not a leftover to abort at once.
-  if (isCompleted(upload.status) && recorded && found.own) return 'abort-if-old';
+  if (isAssembled(upload.status) && recorded && found.own) return 'abort-if-old';
   return 'abort';
 }
 

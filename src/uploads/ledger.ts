@@ -50,7 +50,10 @@ export class PartsLedger {
    */
   async advanceStoredOffset(id: string, advance: StoredAdvance): Promise<void> {
     if (await this.context.repo.advanceStoredOffset(id, { ...advance, expiresAt: this.context.idleExpiry() })) {
-      if (advance.to > advance.from) this.context.options.metrics?.tusBytesReceived.inc(advance.to - advance.from);
+      if (advance.to > advance.from) {
+        this.context.options.metrics?.tusBytesReceived.inc(advance.to - advance.from);
+        await this.context.reportProgress(id);
+      }
       return;
     }
     const current = await this.context.repo.findUpload(id);
@@ -106,7 +109,9 @@ export class PartsLedger {
 
   /** S3 holds `bytes` bytes of a direct upload: more than recorded is progress, which moves its expiry. */
   async recordProgress(id: string, bytes: number): Promise<void> {
-    if (bytes > 0) await this.context.repo.recordProgress(id, bytes, this.context.idleExpiry());
+    if (bytes <= 0) return;
+    await this.context.repo.recordProgress(id, bytes, this.context.idleExpiry());
+    await this.context.reportProgress(id);
   }
 
   /** One part is stored in S3 with this ETag. */

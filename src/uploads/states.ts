@@ -21,8 +21,9 @@ import {
 import { violatesUnique } from '../db/availability.js';
 import type { FileUpload, NewFileUpload, UploadProtocol } from '../db/schema.js';
 import { RunningDigest } from './digest.js';
-import { hasEnded, isCompleted, isOpen, wasTerminated } from '../lifecycle.js';
+import { hasEnded, isAssembled, isCompleted, isOpen, wasTerminated } from '../lifecycle.js';
 import { metadataProblem, type MetadataLimits } from './metadata.js';
+import { ASK_LEASE_MARGIN_MS, decide, type ApprovalRecords } from './approval.js';
 import type { NewUpload, UploadContext } from './context.js';
 
 const UNBOUNDED_METADATA: MetadataLimits = {
@@ -57,7 +58,7 @@ export type InsertWithinLimits = (
   limits: { limit: number; now: Date; keptLimit: number },
 ) => Promise<{ created: FileUpload } | { open: number } | { kept: number }>;
 
-export class UploadStates {
+export class UploadStates implements ApprovalRecords {
   constructor(private readonly context: UploadContext) {}
 
   /**
@@ -119,8 +120,8 @@ export class UploadStates {
     // The guarded change fails only if another request ended the upload meanwhile: a second look decides.
     for (let attempt = 0; attempt < 2; attempt++) {
       const upload = await this.context.getUpload(id);
-      if (isCompleted(upload.status)) {
-        if (!options.completed) throw conflict('the upload is completed and cannot be deleted');
+      if (isAssembled(upload.status)) {
+        if (!options.completed) throw conflict(`the upload is ${upload.status} and cannot be deleted`);
         const terminated = await this.context.change(id, 'terminate', { lockedUntil: null });
         if (terminated) return terminated;
         continue;
@@ -133,8 +134,81 @@ export class UploadStates {
     throw conflict('the upload changed while it was being deleted; retry');
   }
 
+  /**
+   * Every byte of the upload is stored and verified, and its object assembled (`record`: its row as the caller
+   * read it): it is completed, or, with WEBHOOK_PRE_FINISH, first recorded `awaiting_approval` and the receiver
+   * asked (approval.ts): the upload is returned completed or still awaiting, or ERR_UPLOAD_REJECTED is thrown
+   * once `removeObject` removed its object. A partial upload (tus concatenation) is not asked: it is a piece of
+   * a file, not one; the final upload made of it is asked. Idempotent, like markCompleted: an upload already
+   * assembled is returned as it is.
+   */
+  async complete(
+    record: FileUpload,
+    size: number,
+    sha256: string | undefined,
+    removeObject: () => Promise<void>,
+  ): Promise<FileUpload> {
+    const check = this.context.options.preFinish;
+    if (!check || record.concat === 'partial') return this.markCompleted(record.id, size, sha256);
+    const now = this.context.now();
+    this.context.progress.forget(record.id);
+    const awaiting = await this.context.change(record.id, 'awaitApproval', {
+      totalSize: size,
+      bytesReceived: size,
+      error: null,
+      // It never expires: it is no longer open, whatever the receiver takes. Its updated_at says since when it
+      // waits (the backoff between asks grows with it); locked_until is this ask's lease.
+      expiresAt: null,
+      updatedAt: now,
+      lockedUntil: new Date(now.getTime() + check.timeoutMs + ASK_LEASE_MARGIN_MS),
+      ...(sha256 === undefined ? {} : { sha256 }),
+    });
+    if (!awaiting) {
+      const current = await this.context.repo.findUpload(record.id);
+      if (current && isAssembled(current.status)) return current;
+      throw conflict(`the upload is ${current?.status ?? 'missing'} and cannot be completed`);
+    }
+    return decide({ records: this, check, now: () => this.context.now() }, awaiting, removeObject);
+  }
+
+  /** Uploads awaiting approval whose next ask is due, leased to the caller for one ask each (approval-loop.ts). */
+  async claimAwaitingApproval(limit: number): Promise<FileUpload[]> {
+    const check = this.context.options.preFinish;
+    if (!check) return [];
+    const now = this.context.now();
+    return this.context.repo.approvals.claimAwaitingApproval(
+      now,
+      new Date(now.getTime() + check.timeoutMs + ASK_LEASE_MARGIN_MS),
+      limit,
+    );
+  }
+
+  /** Asks again about an upload claimed by claimAwaitingApproval (a refusal throws, as complete's does). */
+  async askAgain(upload: FileUpload, removeObject: () => Promise<void>): Promise<FileUpload> {
+    const check = this.context.options.preFinish;
+    if (!check) return upload;
+    return decide({ records: this, check, now: () => this.context.now() }, upload, removeObject);
+  }
+
+  async approve(id: string): Promise<FileUpload | undefined> {
+    return this.context.change(id, 'approve', { completedAt: this.context.now(), lockedUntil: null, error: null });
+  }
+
+  async refuse(id: string, reason: string): Promise<FileUpload | undefined> {
+    return this.context.change(id, 'refuse', { error: reason, lockedUntil: null });
+  }
+
+  async askAgainAt(id: string, at: Date, reason: string): Promise<boolean> {
+    return this.context.repo.approvals.askAgainAt(id, at, reason);
+  }
+
+  async findForStorage(id: string): Promise<FileUpload | undefined> {
+    return this.context.repo.findUpload(id);
+  }
+
   /** Idempotent: completing a completed upload returns it unchanged. */
   async markCompleted(id: string, size: number, sha256?: string): Promise<FileUpload> {
+    this.context.progress.forget(id);
     const now = this.context.now();
     const completed = await this.context.change(id, 'complete', {
       totalSize: size,
@@ -206,9 +280,14 @@ export class UploadStates {
    * An upload whose multipart upload S3 no longer has: completed if the object is there at its full length
    * (an earlier assembly whose answer was lost), otherwise its bytes are lost: failed, and gone (410).
    */
-  async recognizeObject(upload: FileUpload, objectSize: number | undefined, sha256?: string): Promise<void> {
+  async recognizeObject(
+    upload: FileUpload,
+    objectSize: number | undefined,
+    removeObject: () => Promise<void>,
+    sha256?: string,
+  ): Promise<void> {
     if (upload.totalSize !== null && objectSize === upload.totalSize) {
-      await this.markCompleted(upload.id, upload.totalSize, sha256);
+      await this.complete(upload, upload.totalSize, sha256, removeObject);
       return;
     }
     throw await this.markLost(upload.id, 'the multipart upload no longer exists in storage');

@@ -17,7 +17,8 @@ export function createUploadService(
   > = {},
 ): UploadService {
   // With webhooks on, every state change writes its event to the outbox in the same statement.
-  const queries = new UploadRepository(database.db, { webhookEvents: config.webhooks !== undefined });
+  // Only the events WEBHOOK_EVENTS chooses are written.
+  const queries = new UploadRepository(database.db, { webhookEvents: config.webhooks?.events ?? false });
   // A creation answered 503 at its deadline but recorded later is removed: its client never saw it.
   const undoLateCreation = (row: { id: string }) => queries.deleteUnusedUpload(row.id);
   const repository = withDeadlines(
@@ -25,7 +26,7 @@ export function createUploadService(
     config.databaseTimeoutMs,
     { insertUpload: undoLateCreation, insertUploadWithinLimit: undoLateCreation, insertFinalUpload: undoLateCreation },
     options.metrics?.queryObserver(),
-    ['parts', 'retention', 'finals'],
+    ['parts', 'retention', 'finals', 'approvals'],
   );
   return new UploadService(repository, {
     ...options,
@@ -34,5 +35,6 @@ export function createUploadService(
     maxUploadsPerUser: config.userMaxUploads,
     metadataLimits: config.metadata,
     keyPrefix: config.s3?.keyPrefix ?? '',
+    progressIntervalMs: config.webhooks?.progressIntervalMs ?? 0,
   });
 }

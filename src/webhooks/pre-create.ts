@@ -39,7 +39,7 @@ export interface PreCreateBucket extends ShapeRules {
  * all the same, and what it asks is ignored with a warning).
  */
 export function preCreateCheck(
-  config: WebhookConfig,
+  config: Pick<WebhookConfig, 'url' | 'secret' | 'timeoutMs'>,
   log: FastifyBaseLogger,
   bucket: PreCreateBucket | undefined,
 ): (upload: NewUpload) => Promise<ShapeAnswer | undefined> {
@@ -91,7 +91,7 @@ async function shapeOf(
 }
 
 /** The receiver's reason: JSON `message`, else the body as text; on one line, and not too long. */
-export function rejectionMessage(answer: ReceiverAnswer): string {
+export function rejectionMessage(answer: ReceiverAnswer, check: 'pre-create' | 'pre-finish' = 'pre-create'): string {
   let message = answer.body;
   if (answer.contentType?.includes('json')) {
     try {
@@ -103,6 +103,6 @@ export function rejectionMessage(answer: ReceiverAnswer): string {
   }
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is removed
   const line = message.replace(/[\u0000-\u001f\u007f]+/g, ' ').trim();
-  if (line === '') return `the upload was refused (the pre-create check answered ${answer.status})`;
+  if (line === '') return `the upload was refused (the ${check} check answered ${answer.status})`;
   return line.length > MAX_MESSAGE ? `${line.slice(0, MAX_MESSAGE)}…` : line;
 }

@@ -264,12 +264,78 @@ describe('configuration from the environment', () => {
     }
   });
 
-  test('webhooks: off without WEBHOOK_URL; with it, a 10 s timeout and no pre-create check by default', () => {
+  test('webhooks: off without WEBHOOK_URL; with it, a 10 s timeout, no pre-create or pre-finish check, progress every 30 s and every event by default', () => {
     expect(loadConfig({ AUTH_JWT_SECRET: SECRET, WEBHOOK_SECRET: 'w'.repeat(32) }).webhooks).toBeUndefined();
     expect(
       loadConfig({ AUTH_JWT_SECRET: SECRET, WEBHOOK_URL: 'http://127.0.0.1:9000/hook', WEBHOOK_SECRET: 'w'.repeat(32) })
         .webhooks,
-    ).toEqual({ url: 'http://127.0.0.1:9000/hook', secret: 'w'.repeat(32), timeoutMs: 10_000, preCreate: false });
+    ).toEqual({
+      url: 'http://127.0.0.1:9000/hook',
+      secret: 'w'.repeat(32),
+      timeoutMs: 10_000,
+      preCreate: false,
+      preFinish: false,
+      progressIntervalMs: 30_000,
+      events: [
+        'upload.created',
+        'upload.completed',
+        'upload.failed',
+        'upload.aborted',
+        'upload.expired',
+        'upload.progress',
+      ],
+    });
+  });
+
+  describe('webhook settings', () => {
+    const hooked = {
+      AUTH_JWT_SECRET: SECRET,
+      WEBHOOK_URL: 'http://127.0.0.1:9000/hook',
+      WEBHOOK_SECRET: 'w'.repeat(32),
+    };
+
+    test('WEBHOOK_PRE_FINISH=true turns the gate on, and needs WEBHOOK_URL; the other settings are checked without it', () => {
+      expect(loadConfig({ ...hooked, WEBHOOK_PRE_FINISH: 'true' }).webhooks?.preFinish).toBe(true);
+      expect(() => loadConfig({ AUTH_JWT_SECRET: SECRET, WEBHOOK_PRE_FINISH: 'true' })).toThrow(
+        /^WEBHOOK_PRE_FINISH needs WEBHOOK_URL/,
+      );
+      expect(loadConfig({ AUTH_JWT_SECRET: SECRET, WEBHOOK_PRE_FINISH: 'false' }).webhooks).toBeUndefined();
+      expect(loadConfig({ AUTH_JWT_SECRET: SECRET, WEBHOOK_EVENTS: 'upload.completed' }).webhooks).toBeUndefined();
+      expect(() => loadConfig({ AUTH_JWT_SECRET: SECRET, WEBHOOK_EVENTS: 'upload.done' })).toThrow(/^WEBHOOK_EVENTS/);
+      expect(() => loadConfig({ AUTH_JWT_SECRET: SECRET, WEBHOOK_PROGRESS_INTERVAL: 'x' })).toThrow(
+        /^WEBHOOK_PROGRESS_INTERVAL/,
+      );
+      expect(() => loadConfig({ ...hooked, WEBHOOK_PRE_FINISH: 'maybe' })).toThrow(
+        /^WEBHOOK_PRE_FINISH must be true or false, got "maybe"/,
+      );
+    });
+
+    test('WEBHOOK_PROGRESS_INTERVAL is a duration of at least a second, or 0 (in any unit) for no progress events', () => {
+      expect(loadConfig({ ...hooked, WEBHOOK_PROGRESS_INTERVAL: '5m' }).webhooks?.progressIntervalMs).toBe(300_000);
+      for (const value of ['0', '0s', '0m']) {
+        expect(loadConfig({ ...hooked, WEBHOOK_PROGRESS_INTERVAL: value }).webhooks?.progressIntervalMs).toBe(0);
+      }
+      expect(() => loadConfig({ ...hooked, WEBHOOK_PROGRESS_INTERVAL: '500ms' })).toThrow(
+        /^WEBHOOK_PROGRESS_INTERVAL must be/,
+      );
+      expect(() => loadConfig({ ...hooked, WEBHOOK_PROGRESS_INTERVAL: 'often' })).toThrow(
+        /^WEBHOOK_PROGRESS_INTERVAL must be a duration/,
+      );
+    });
+
+    test('WEBHOOK_EVENTS is a comma list of event names, checked one by one', () => {
+      expect(
+        loadConfig({ ...hooked, WEBHOOK_EVENTS: ' upload.failed,upload.completed , upload.completed' }).webhooks
+          ?.events,
+      ).toEqual(['upload.completed', 'upload.failed']);
+      expect(() => loadConfig({ ...hooked, WEBHOOK_EVENTS: 'upload.completed,upload.finished' })).toThrow(
+        /^WEBHOOK_EVENTS must be a comma-separated list of upload\.created, .*; "upload\.finished" is none of them$/,
+      );
+      expect(() => loadConfig({ ...hooked, WEBHOOK_EVENTS: 'upload.pre-create' })).toThrow(
+        /"upload\.pre-create" is none of them/,
+      );
+      expect(() => loadConfig({ ...hooked, WEBHOOK_EVENTS: ' , ' })).toThrow(/^WEBHOOK_EVENTS must name at least one/);
+    });
   });
 
   describe('authentication settings', () => {

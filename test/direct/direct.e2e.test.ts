@@ -383,7 +383,13 @@ describe('completion', () => {
     // Every 200 is the same answer, from the one completion S3 was asked for.
     expect(completeRequestsFor(id)).toBe(1);
     for (const answer of answers.filter((a) => a.status === 200))
-      expect(answer.body).toEqual({ id, key: id, location: expect.any(String), size: data.length });
+      expect(answer.body).toEqual({
+        id,
+        key: id,
+        location: expect.any(String),
+        size: data.length,
+        status: 'completed',
+      });
     expect(await uploadRow(id)).toMatchObject({ status: 'completed' });
     expect(await sha256OfObject(ctx.s3, ctx.bucket.bucket, id)).toBe(sha256(data));
   });

@@ -53,6 +53,7 @@ describe('one CORS policy', () => {
       'Upload-Offset',
       'Upload-Length',
       'Upload-Expires',
+      'Freight-Upload-Status',
       'Retry-After',
       'Tus-Resumable',
     ]) {

@@ -47,6 +47,8 @@ beforeAll(async () => {
       // Webhooks on, so that uploads have events in the outbox (nobody listens: they stay undelivered).
       WEBHOOK_URL: 'http://127.0.0.1:9/freight-hooks',
       WEBHOOK_SECRET: 'w'.repeat(32),
+      // The state changes' events, not progress (on by default, every 30 s of the moved clock).
+      WEBHOOK_PROGRESS_INTERVAL: '0',
     }),
     { now },
   );

@@ -57,7 +57,15 @@ async function deliver(rows: WebhookOutboxRow[], random = () => 0.999) {
   const { outbox, outcomes } = outboxOf(rows);
   const deliverer = new WebhookDeliverer({
     outbox,
-    config: { url: receiver.url, secret: 's'.repeat(32), timeoutMs: 1_000, preCreate: false },
+    config: {
+      url: receiver.url,
+      secret: 's'.repeat(32),
+      timeoutMs: 1_000,
+      preCreate: false,
+      preFinish: false,
+      progressIntervalMs: 0,
+      events: [],
+    },
     log: silentLogger(),
     random,
   });
@@ -96,7 +104,15 @@ test('stop cancels an attempt in flight and makes the event due again at once', 
   const { outbox, outcomes } = outboxOf([row(8, 0)]);
   const deliverer = new WebhookDeliverer({
     outbox,
-    config: { url: receiver.url, secret: 's'.repeat(32), timeoutMs: 60_000, preCreate: false },
+    config: {
+      url: receiver.url,
+      secret: 's'.repeat(32),
+      timeoutMs: 60_000,
+      preCreate: false,
+      preFinish: false,
+      progressIntervalMs: 0,
+      events: [],
+    },
     log: silentLogger(),
   });
   deliverer.start();

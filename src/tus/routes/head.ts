@@ -18,7 +18,8 @@ import type { TusDeps } from '../deps.js';
 import { fromTusUtils } from '../reply.js';
 import { TUS_PATH, uploadIdOf } from '../urls.js';
 import { withUploadLock } from '../write.js';
-import { isCompleted } from '../../lifecycle.js';
+import { isAssembled, isCompleted } from '../../lifecycle.js';
+import { awaitingHeaders } from '../awaiting.js';
 
 /**
  * The longest a resume check waits for a running writer to stop and store what it has (it is asked to at once; a
@@ -28,7 +29,7 @@ const WRITER_WAIT_MS = 10_000;
 
 const needsAssembly = (upload: FileUpload): boolean =>
   upload.concat !== 'final' &&
-  !isCompleted(upload.status) &&
+  !isAssembled(upload.status) &&
   upload.totalSize !== null &&
   upload.storedOffset === upload.totalSize;
 
@@ -84,7 +85,7 @@ function resumeCheckHeaders(upload: FileUpload, urlOf: (id: string) => string): 
   // offset is 0, or the upload is already considered completed." But for a final upload (concatenation): "The
   // response to a HEAD request for a final upload SHOULD NOT contain the Upload-Offset header unless the
   // concatenation has been successfully finished."
-  if (upload.concat !== 'final' || isCompleted(upload.status)) {
+  if (upload.concat !== 'final' || isAssembled(upload.status)) {
     headers['Upload-Offset'] = String(upload.storedOffset ?? 0);
   }
   // "Response to HEAD request against partial or final upload MUST include the Upload-Concat header".
@@ -104,5 +105,5 @@ function resumeCheckHeaders(upload: FileUpload, urlOf: (id: string) => string): 
   }
   // expiration: "The Server MAY include the Upload-Expires header in the response ... for unfinished uploads".
   if (!isCompleted(upload.status) && upload.expiresAt) headers['Upload-Expires'] = upload.expiresAt.toUTCString();
-  return headers;
+  return { ...headers, ...awaitingHeaders(upload) };
 }

@@ -11,6 +11,7 @@ import { FreightError, badRequest, notFound, offsetMismatch, payloadTooLarge } f
 import type { TusDeps } from '../deps.js';
 import { TUS_PATH, uploadIdOf } from '../urls.js';
 import { header, withUploadLock, writeBody } from '../write.js';
+import { awaitingHeaders } from '../awaiting.js';
 
 export function patchRoute(app: FastifyInstance, deps: TusDeps): void {
   const { uploads, store, locker, config } = deps;
@@ -21,7 +22,7 @@ export function patchRoute(app: FastifyInstance, deps: TusDeps): void {
     // One writer per upload: a request that wants it while this one writes asks it to stop; this one then keeps
     // what arrived and answers (its client resumes from there).
     const stop = new AbortController();
-    const { end, expiresAt } = await withUploadLock(
+    const { end, expiresAt, finished } = await withUploadLock(
       locker,
       id,
       reply,
@@ -62,12 +63,20 @@ export function patchRoute(app: FastifyInstance, deps: TusDeps): void {
           upload = { ...upload, totalSize: length };
         }
         const end = await writeBody({ ...deps, maxUploadSize: config.maxUploadSize }, request, upload, stop.signal);
-        return { end, expiresAt: end === upload.totalSize ? null : uploads.ledger.expiresAtAfter(upload, end) };
+        if (end !== upload.totalSize)
+          return { end, expiresAt: uploads.ledger.expiresAtAfter(upload, end), finished: undefined };
+        // The last bytes: the upload is completed now, or awaiting approval (WEBHOOK_PRE_FINISH's receiver has not
+        // answered yet), which the answer says.
+        return { end, expiresAt: null, finished: await uploads.access.findForStorage(id) };
       },
     );
     // "The Server MUST acknowledge successful PATCH requests with the 204 No Content status. It MUST include the
     // Upload-Offset header containing the new offset."
-    const headers: Record<string, string> = { 'Tus-Resumable': TUS_RESUMABLE, 'Upload-Offset': String(end) };
+    const headers: Record<string, string> = {
+      'Tus-Resumable': TUS_RESUMABLE,
+      'Upload-Offset': String(end),
+      ...(finished && awaitingHeaders(finished)),
+    };
     // expiration: "the Server SHOULD include the Upload-Expires header" in PATCH responses of unfinished uploads.
     if (expiresAt) headers['Upload-Expires'] = expiresAt.toUTCString();
     return reply.code(204).headers(headers).send();

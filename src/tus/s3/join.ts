@@ -11,7 +11,7 @@
  *   - the completion: a multipart upload S3 no longer has, with an object of the final's length under its key,
  *     was completed by an earlier attempt: the object is hashed and its completion recorded (never NoSuchUpload
  *     for ever); without such an object the multipart upload was removed out of band, and a new one is started;
- *   - the record: the offset and the completion are idempotent (recordAssembled, markCompleted).
+ *   - the record: the offset and the completion are idempotent (recordAssembled, and complete: markCompleted, or the pre-finish gate).
  */
 import type { FileUpload } from '../../db/schema.js';
 import { isNoSuchUpload } from '../../errors.js';
@@ -160,7 +160,8 @@ export async function joinInS3(
   }
   await deps.recordCompletion(final, async () => {
     await uploads.ledger.recordAssembled(final.id, parts, length);
-    await uploads.states.markCompleted(final.id, length, sha256);
+    // Through the gate (WEBHOOK_PRE_FINISH) like any upload: a refusal removes the joined object.
+    await uploads.states.complete(final, length, sha256, () => deps.objects.deleteObjects([final.storageKey]));
   });
   await deps.tag(final, sha256);
 }
@@ -180,7 +181,7 @@ async function recognizeJoined(deps: JoinDeps, final: FileUpload, length: number
   }
   await deps.recordCompletion(final, async () => {
     await deps.uploads.ledger.recordAssembled(final.id, [], length);
-    await deps.uploads.states.markCompleted(final.id, length, sha256);
+    await deps.uploads.states.complete(final, length, sha256, () => deps.objects.deleteObjects([final.storageKey]));
   });
   await deps.tag(final, sha256);
 }

@@ -11,7 +11,8 @@
 import type { Readable } from 'node:stream';
 import type { Upload } from '@tus/utils';
 import type { FileUpload } from '../../db/schema.js';
-import { conflict, gone, offsetMismatch } from '../../errors.js';
+import { FreightError, conflict, gone, offsetMismatch } from '../../errors.js';
+import { isAssembled } from '../../lifecycle.js';
 import { planPartSize } from '../../uploads/planner.js';
 import { sumOfSizes } from '../../uploads/parts.js';
 import type { NewObject } from '../../storage/multipart.js';
@@ -22,7 +23,6 @@ import { once } from './part-staging.js';
 import { PatchWrite, type WriterDeps } from './writer.js';
 import { copyPlan, joinInS3, type JoinDeps } from './join.js';
 import { FreightStore, liveRecord, tusUpload, type WriteOptions } from '../upload-record.js';
-import { isCompleted } from '../../lifecycle.js';
 
 export interface FreightS3StoreOptions extends WriterDeps {
   expiryMs: number;
@@ -103,7 +103,7 @@ export class FreightS3Store extends FreightStore {
   override async remove(id: string): Promise<void> {
     const { uploads, objects } = this.options;
     const current = await uploads.access.getUploadForStorage(id);
-    if (isCompleted(current.status)) await objects.deleteObjects([current.storageKey]);
+    if (isAssembled(current.status)) await objects.deleteObjects([current.storageKey]);
     await this.discard(await uploads.states.delete(id, { completed: true }));
   }
 
@@ -137,7 +137,7 @@ export class FreightS3Store extends FreightStore {
     const { uploads, multipart, objects, log } = this.options;
     let record = await uploads.access.getUploadForStorage(id);
     const totalSize = record.totalSize;
-    if (isCompleted(record.status) || totalSize === null || record.storedOffset !== totalSize) return;
+    if (isAssembled(record.status) || totalSize === null || record.storedOffset !== totalSize) return;
     if (record.staging) {
       await this.sealStaged(record);
       record = await uploads.access.getUploadForStorage(id);
@@ -152,7 +152,7 @@ export class FreightS3Store extends FreightStore {
     }
     if (totalSize === 0) {
       await objects.putObject(record.storageKey, Buffer.alloc(0), undefined, newObject(record));
-      await this.recordCompletion(record, () => uploads.states.markCompleted(id, 0, sha256));
+      await this.recordCompletion(record, () => uploads.states.complete(record, 0, sha256, this.removal(record)));
       await this.tag(record, sha256);
       return;
     }
@@ -161,12 +161,17 @@ export class FreightS3Store extends FreightStore {
     if (parts === undefined) {
       // No multipart upload: either an earlier finish completed it (and its answer or record was lost), or it
       // vanished from storage.
-      await uploads.states.recognizeObject(record, await multipart.objectSize(record.storageKey), sha256);
+      await uploads.states.recognizeObject(
+        record,
+        await multipart.objectSize(record.storageKey),
+        this.removal(record),
+        sha256,
+      );
       return;
     }
     const verified = await uploads.ledger.verifyStoredParts(record, parts);
     await multipart.complete(record.storageKey, uploadId!, verified);
-    await this.recordCompletion(record, () => uploads.states.markCompleted(id, totalSize, sha256));
+    await this.recordCompletion(record, () => uploads.states.complete(record, totalSize, sha256, this.removal(record)));
     await this.tag(record, sha256);
     objects.deletePrefix(stagingPrefix(record.storageKey)).catch((error: unknown) => {
       log.warn({ err: error, uploadId: id }, 'could not remove staged objects of a completed upload');
@@ -255,11 +260,18 @@ export class FreightS3Store extends FreightStore {
     try {
       await completion();
     } catch (error) {
+      // Refused by the pre-finish check: its object is removed already, and the client is told why.
+      if (error instanceof FreightError && error.code === 'ERR_UPLOAD_REJECTED') throw error;
       const ended = await this.options.uploads.states.endedMeanwhile(record.id);
       if (!ended) throw error;
       await this.options.objects.deleteObjects([record.storageKey]);
       throw gone(`the upload was ${ended.status} while it was being completed; its object was removed`);
     }
+  }
+
+  /** Removes the object of an upload the pre-finish check refused. */
+  removal(record: FileUpload): () => Promise<void> {
+    return () => this.options.objects.deleteObjects([record.storageKey]);
   }
 
   /**
