@@ -9,6 +9,7 @@ import { rowsOf, type Db } from './client.js';
 import { PartRepository } from './parts.js';
 import { RetentionRepository } from './retention.js';
 import { FinalsRepository } from './finals.js';
+import { WholeUploadRepository } from './whole-uploads.js';
 import { OPEN_LIST, OPEN_SQL, insertWithinLimit, reporting } from './statements.js';
 import { uploadSnapshot } from './webhook-outbox.js';
 import { TRANSITIONS, type Transition, type TransitionName } from '../lifecycle.js';
@@ -66,6 +67,8 @@ export class UploadRepository {
   readonly finals: FinalsRepository;
   /** The queries of upload.progress events and of the pre-finish gate. */
   readonly approvals: ApprovalQueries;
+  /** Small uploads stored whole (src/tus/s3/whole.ts). */
+  readonly whole: WholeUploadRepository;
 
   constructor(
     private readonly db: Db,
@@ -77,6 +80,7 @@ export class UploadRepository {
     this.retention = new RetentionRepository(db, this.webhookEvents);
     this.finals = new FinalsRepository(db, this.webhookEvents);
     this.approvals = new ApprovalQueries(db, this.webhookEvents);
+    this.whole = new WholeUploadRepository(db, this.webhookEvents);
     this.byId = db
       .select()
       .from(fileUploads)

@@ -1,0 +1,199 @@
+/**
+ * The small-upload path. A request that brings a whole upload of at most one part, from offset 0 (tus-js-client's
+ * one PATCH, or a creation with its bytes), is held in memory and stored as one object with one PutObject (its
+ * SHA-256 tag in the same call), then recorded (offset, part, digest, completion and its webhook event) in one
+ * statement: instead of CreateMultipartUpload, UploadPart, ListParts, CompleteMultipartUpload, PutObjectTagging
+ * and the staging listing, with four more database round trips. Measured in docs/benchmarks.md.
+ *
+ * The guarantees are the write path's:
+ * - the offset moves only once S3 holds the bytes (the one statement runs after PutObject answered);
+ * - the digest is computed from the bytes sent and recorded; an announced one is checked before anything is
+ *   stored (a mismatch is 460 and the upload `rejected`); an Upload-Checksum before anything is stored either;
+ * - a body that ends early, stalls or is stopped is not a whole upload: what arrived goes through the ordinary
+ *   path (staged in S3 and recorded as always), or nothing is recorded when its Upload-Checksum cannot match;
+ * - a crash after PutObject and before the statement leaves the row at offset 0 and an object under the upload's
+ *   key: the client's resume sends the bytes again (the object is written again), and an upload that ends instead
+ *   has that object removed with the rest of its storage (FreightS3Store.discard).
+ *
+ * Memory: the bytes of such requests are held in RAM within a budget per process (WHOLE_BUDGET); a request that
+ * finds the budget spent takes the ordinary path at once (it never waits for memory while its client sends).
+ */
+import { Readable } from 'node:stream';
+import type { FastifyBaseLogger } from 'fastify';
+import type { FileUpload } from '../../db/schema.js';
+import { checksumMismatch, gone } from '../../errors.js';
+import type { S3Objects } from '../../storage/objects.js';
+import { RunningDigest, hashes } from '../../uploads/digest.js';
+import type { UploadService } from '../../uploads/service.js';
+import { BodyReader, BodyStalled, type StallRule } from '../body.js';
+import type { WriteOptions } from '../upload-record.js';
+
+const MiB = 1024 * 1024;
+/** The largest upload taken this way (and never more than the upload's part size). */
+export const WHOLE_MAX = 8 * MiB;
+/** Bytes of whole uploads one process holds in memory at once. */
+export const WHOLE_BUDGET = 32 * MiB;
+
+/** Bytes of memory handed out without waiting: a request that does not get its share at once goes elsewhere. */
+export class MemoryBudget {
+  private used = 0;
+
+  constructor(readonly capacity: number) {}
+
+  get inUse(): number {
+    return this.used;
+  }
+
+  /** A release function, or undefined when `bytes` do not fit now. */
+  tryTake(bytes: number): (() => void) | undefined {
+    if (this.used + bytes > this.capacity) return undefined;
+    this.used += bytes;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.used -= bytes;
+    };
+  }
+}
+
+export interface WholeDeps {
+  uploads: UploadService;
+  objects: S3Objects;
+  stall: StallRule;
+  hashing: boolean;
+  /** S3_TAGGING: the SHA-256 goes on the object as a tag. */
+  tagging: boolean;
+  budget: MemoryBudget;
+  log: FastifyBaseLogger;
+}
+
+/** Whether a write from `record`'s stored offset may be a whole upload: offset 0, nothing staged, one part. */
+export function mayBeWhole(record: FileUpload): boolean {
+  const size = record.totalSize;
+  return (
+    size !== null &&
+    size > 0 &&
+    size <= WHOLE_MAX &&
+    record.partSize !== null &&
+    size <= record.partSize &&
+    record.storedOffset === 0 &&
+    record.staging === null &&
+    record.s3UploadId === null &&
+    record.concat !== 'final'
+  );
+}
+
+export interface WholeWrite {
+  /** The body's bytes that are not a whole upload, through the ordinary path: the offset it stored. */
+  ordinary(bytes: Readable): Promise<number>;
+  /** What S3 holds of an upload that will never complete, removed (the object a crashed attempt left included). */
+  discard(record: FileUpload): Promise<void>;
+}
+
+/**
+ * Writes `record` (see mayBeWhole) from `source`: the offset stored, or undefined when the memory budget is spent
+ * (nothing was read: the caller writes it the ordinary way).
+ */
+export async function writeWhole(
+  deps: WholeDeps,
+  record: FileUpload,
+  source: Readable,
+  options: WriteOptions,
+  then: WholeWrite,
+): Promise<number | undefined> {
+  const size = record.totalSize!;
+  const release = deps.budget.tryTake(size);
+  if (!release) return undefined;
+  try {
+    const bytes = Buffer.allocUnsafe(size);
+    const reader = new BodyReader(source, {
+      ...options,
+      limit: Math.min(options.limit ?? size, size),
+      stall: deps.stall,
+    });
+    let received = 0;
+    for await (const chunk of reader.chunks()) {
+      chunk.copy(bytes, received);
+      received += chunk.length;
+    }
+    if (!reader.complete || received < size) {
+      // As in writer.ts: a body that did not arrive whole cannot match its Upload-Checksum.
+      if (options.checksum) {
+        throw checksumMismatch(
+          'the body did not arrive whole, so its Upload-Checksum cannot match; nothing was recorded',
+        );
+      }
+      const end = await then.ordinary(Readable.from([bytes.subarray(0, received)]));
+      if (reader.stalled) throw new BodyStalled(end);
+      return end;
+    }
+    // "Once the entire request has been received, the Server MUST verify the uploaded chunk against the provided
+    // checksum"; on a mismatch "the upload and its offset MUST NOT be updated".
+    if (!reader.checksumMatches())
+      throw checksumMismatch('the body does not have its Upload-Checksum; nothing was recorded');
+    const { sha256, hashState } = await digestOf(deps, record, bytes);
+    if (sha256 !== null) {
+      try {
+        await deps.uploads.states.verifyDigest(record, sha256);
+      } catch (error) {
+        // Rejected: nothing of this request was stored; an earlier attempt's object (a crash) goes.
+        await then.discard(record);
+        throw error;
+      }
+    }
+    const etag = await put(deps, record, bytes, sha256);
+    const completed = await deps.uploads.states.completeWhole(record, { size, etag, sha256, hashState });
+    if (!completed) {
+      // Ended while its bytes were on their way (terminated, or expired after its writer lost the lock): nothing
+      // completed may outlive it.
+      const ended = await deps.uploads.states.endedMeanwhile(record.id);
+      await deps.objects.deleteObjects([record.storageKey]);
+      throw gone(`the upload was ${ended?.status ?? 'ended'} while it was being completed; its object was removed`);
+    }
+    return size;
+  } finally {
+    release();
+  }
+}
+
+async function digestOf(
+  deps: WholeDeps,
+  record: FileUpload,
+  bytes: Buffer,
+): Promise<{ sha256: string | null; hashState: string | null }> {
+  if (!hashes(deps.hashing, record.metadata)) return { sha256: null, hashState: null };
+  const digest = await RunningDigest.resume(null, 0);
+  if (!digest) return { sha256: null, hashState: null };
+  try {
+    const behind = digest.update(bytes);
+    if (behind) await behind;
+    const hashState = await digest.save();
+    return { sha256: await digest.hex(), hashState };
+  } finally {
+    digest.close();
+  }
+}
+
+/**
+ * PutObject with the object's headers, tagged with the digest (S3_TAGGING) beside the pre-create hook's tags. Tags
+ * are best effort, as on the multipart path: should S3 refuse the object because of them, it is sent again without
+ * (and the database has the digest).
+ */
+async function put(deps: WholeDeps, record: FileUpload, bytes: Buffer, sha256: string | null): Promise<string> {
+  const object = { filename: record.filename ?? record.id, shape: record.objectShape };
+  if (sha256 === null || !deps.tagging) return deps.objects.putWhole(record.storageKey, bytes, object);
+  try {
+    return await deps.objects.putWhole(record.storageKey, bytes, object, { ...record.objectShape?.tags, sha256 });
+  } catch (error) {
+    if (!refusedTagging(error)) throw error;
+    deps.log.warn({ err: error, key: record.storageKey }, 'could not tag the object with its SHA-256');
+    return deps.objects.putWhole(record.storageKey, bytes, object, {});
+  }
+}
+
+/** S3 refused the request itself (4xx, not a throttle): the tag is the only thing this PutObject adds. */
+function refusedTagging(error: unknown): boolean {
+  const status = (error as { $metadata?: { httpStatusCode?: number } } | null)?.$metadata?.httpStatusCode;
+  return status !== undefined && status >= 400 && status < 500 && status !== 403 && status !== 429;
+}
