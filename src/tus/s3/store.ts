@@ -76,7 +76,7 @@ export class FreightS3Store extends FreightStore {
     if (mayBeWhole(record)) {
       const end = await writeWhole(this.wholeDeps, record, stream, options, {
         // Not a whole upload after all (the body ended early, stalled or was stopped): what arrived, as always.
-        ordinary: (bytes) => this.writeParts(bytes, record, { limit: options.limit }),
+        ordinary: (bytes) => this.writeParts(bytes, record, { limit: options.limit, checksum: options.checksum }),
         discard: (upload) => this.discard(upload),
       });
       if (end !== undefined) return end;
