@@ -18,12 +18,13 @@
  * Memory: the bytes of such requests are held in RAM within a budget per process (WHOLE_BUDGET); a request that
  * finds the budget spent takes the ordinary path at once (it never waits for memory while its client sends).
  */
+import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { FastifyBaseLogger } from 'fastify';
 import type { FileUpload } from '../../db/schema.js';
 import { checksumMismatch, gone } from '../../errors.js';
 import type { S3Objects } from '../../storage/objects.js';
-import { RunningDigest, hashes } from '../../uploads/digest.js';
+import { hashes } from '../../uploads/digest.js';
 import type { UploadService } from '../../uploads/service.js';
 import { BodyReader, BodyStalled, type StallRule } from '../body.js';
 import type { WriteOptions } from '../upload-record.js';
@@ -133,7 +134,7 @@ export async function writeWhole(
     // checksum"; on a mismatch "the upload and its offset MUST NOT be updated".
     if (!reader.checksumMatches())
       throw checksumMismatch('the body does not have its Upload-Checksum; nothing was recorded');
-    const { sha256, hashState } = await digestOf(deps, record, bytes);
+    const sha256 = digestOf(deps, record, bytes);
     if (sha256 !== null) {
       try {
         await deps.uploads.states.verifyDigest(record, sha256);
@@ -144,7 +145,7 @@ export async function writeWhole(
       }
     }
     const etag = await put(deps, record, bytes, sha256);
-    const completed = await deps.uploads.states.completeWhole(record, { size, etag, sha256, hashState });
+    const completed = await deps.uploads.states.completeWhole(record, { size, etag, sha256, hashState: null });
     if (!completed) {
       // Ended while its bytes were on their way (terminated, or expired after its writer lost the lock): nothing
       // completed may outlive it.
@@ -158,22 +159,14 @@ export async function writeWhole(
   }
 }
 
-async function digestOf(
-  deps: WholeDeps,
-  record: FileUpload,
-  bytes: Buffer,
-): Promise<{ sha256: string | null; hashState: string | null }> {
-  if (!hashes(deps.hashing, record.metadata)) return { sha256: null, hashState: null };
-  const digest = await RunningDigest.resume(null, 0);
-  if (!digest) return { sha256: null, hashState: null };
-  try {
-    const behind = digest.update(bytes);
-    if (behind) await behind;
-    const hashState = await digest.save();
-    return { sha256: await digest.hex(), hashState };
-  } finally {
-    digest.close();
-  }
+/**
+ * The upload's SHA-256, in one call over bytes already in memory: OpenSSL's, as the running digest's (digest.ts),
+ * without its batch buffers (up to 1 MiB each per upload being hashed) or a trip to the threadpool for a body of
+ * at most WHOLE_MAX. A completed upload is never continued, so no state is saved.
+ */
+function digestOf(deps: WholeDeps, record: FileUpload, bytes: Buffer): string | null {
+  if (!hashes(deps.hashing, record.metadata)) return null;
+  return createHash('sha256').update(bytes).digest('hex');
 }
 
 /**
