@@ -4,7 +4,7 @@
  */
 import { sql } from 'drizzle-orm';
 import type { Db } from './client.js';
-import { fileUploads, type FileUpload, type NewFileUpload } from './schema.js';
+import { fileUploads, type FileUpload, type NewFileUpload, type WebhookEvent } from './schema.js';
 import { OPEN_UPLOADS_LOCK, reporting } from './statements.js';
 import { OPEN } from '../lifecycle.js';
 
@@ -31,7 +31,7 @@ function boundFull(error: unknown): { open: number } | { kept: number } | undefi
 /** The upload inserted with its status from freight_admit_upload, or the bound that is full (nothing inserted). */
 export async function insertAdmitted(
   db: Db,
-  webhookEvents: boolean,
+  webhookEvents: ReadonlySet<WebhookEvent>,
   row: NewFileUpload,
   { limit, now, keptLimit }: { limit: number; now: Date; keptLimit: number },
 ): Promise<{ created: FileUpload } | { open: number } | { kept: number }> {

@@ -14,13 +14,11 @@ import {
   type FreightError,
   gone,
   notFound,
-  offsetMismatch,
   tooManyUploads,
   tooManyUploadsKept,
   webhookBadAnswer,
 } from '../errors.js';
 import { violatesUnique } from '../db/availability.js';
-import type { WholeCompletion } from '../db/whole-uploads.js';
 import type { FileUpload, NewFileUpload, UploadProtocol } from '../db/schema.js';
 import { RunningDigest } from './digest.js';
 import { hasEnded, isAssembled, isCompleted, isOpen, wasTerminated } from '../lifecycle.js';
@@ -224,28 +222,6 @@ export class UploadStates implements ApprovalRecords {
     const current = await this.context.repo.findUpload(id);
     if (current && isCompleted(current.status)) return current;
     throw conflict(`the upload is ${current?.status ?? 'missing'} and cannot be completed`);
-  }
-
-  /**
-   * A tus upload whose every byte one request brought, stored by S3 as one object (src/tus/s3/whole.ts): its offset,
-   * its one part and its completion recorded in one statement, once its digest was verified. Only from offset 0:
-   * if another request moved the upload meanwhile it is 409 (the client asks for the offset); if it ended
-   * meanwhile, undefined (the caller removes the object and answers 410).
-   */
-  async completeWhole(
-    upload: FileUpload,
-    whole: Omit<WholeCompletion, 'completedAt'>,
-  ): Promise<FileUpload | undefined> {
-    const { repo, options } = this.context;
-    if (await repo.whole.completeWhole(upload.id, { ...whole, completedAt: this.context.now() })) {
-      options.metrics?.tusBytesReceived.inc(whole.size);
-      return this.context.counted('completed', { ...upload, status: 'completed' });
-    }
-    const current = await repo.findUpload(upload.id);
-    if (current && hasEnded(current.status)) return undefined;
-    throw offsetMismatch(
-      `the upload moved on to offset ${current?.storedOffset} while this request wrote from 0; ask for its offset (HEAD) and resume`,
-    );
   }
 
   /**

@@ -158,6 +158,8 @@ export async function writeWhole(
   then: WholeWrite,
 ): Promise<number | undefined> {
   const size = record.totalSize!;
+  // With WEBHOOK_PRE_FINISH the upload awaits approval once assembled (states.complete): the ordinary path.
+  if (deps.uploads.ledger.asksBeforeCompleting(record)) return undefined;
   const waited = options.stop
     ? AbortSignal.any([options.stop, AbortSignal.timeout(WHOLE_WAIT_MS)])
     : AbortSignal.timeout(WHOLE_WAIT_MS);
@@ -202,7 +204,7 @@ export async function writeWhole(
       }
     }
     const etag = await put(deps, record, bytes, sha256);
-    const completed = await deps.uploads.states.completeWhole(record, { size, etag, sha256, hashState: null });
+    const completed = await deps.uploads.ledger.completeWhole(record, { size, etag, sha256, hashState: null });
     if (!completed) {
       // Ended while its bytes were on their way (terminated, or expired after its writer lost the lock): nothing
       // completed may outlive it.
