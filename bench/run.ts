@@ -7,6 +7,7 @@
  *   npm run bench -- --size 64MiB --rounds 1 --memory-size 256MiB --soak-size 1GiB     (a quick look)
  *   npm run bench -- --staging             the staging measurement only
  *   npm run bench -- --load                the load row only (400 uploads of 1 MiB, 64 at a time, 20 users)
+ *   npm run bench -- --head                the HEAD row only (resume checks/s under 32 clients, Freight and bare)
  *   npm run bench -- --size 512MiB --only 'bare @tus/server' --only 'freight tus'
  *                                          only the rows named (and the limit), nothing else; BENCHMARKS.md is
  *                                          left alone, the results go to bench/results/<date>-only.json
@@ -74,6 +75,7 @@ const { values: args } = parseArgs({
     staging: { type: 'boolean', default: false },
     'no-load': { type: 'boolean', default: false },
     load: { type: 'boolean', default: false },
+    head: { type: 'boolean', default: false },
     only: { type: 'string', multiple: true },
   },
 });
@@ -226,6 +228,51 @@ async function loadOnly(): Promise<void> {
     await writeFile(jsonPath, `${JSON.stringify(result, null, 2)}\n`);
     log(`results: ${path.relative(ROOT, jsonPath)}`);
     console.log(`\n${loadTable(load.rows, load.options, load.profile).join('\n')}`);
+  } finally {
+    for (const server of servers) await server.stop();
+    await runCleanups(cleanups);
+  }
+}
+
+/**
+ * `--head`: resume checks per second, Freight and bare on fresh processes (as in the microbenchmarks), with Freight's
+ * server CPU per request; printed and in bench/results/<date>-head.json.
+ */
+async function headOnly(): Promise<void> {
+  const cleanups: Cleanup[] = [];
+  const servers: ServerProcess[] = [];
+  try {
+    log('bringing up PostgreSQL and the S3 gateway');
+    const databaseUrl = await ensurePostgres(cleanups, 'freight_bench');
+    const { s3, bucket } = await bringUpS3(cleanups);
+    const freight = await startFreightProcess(ROOT, WORK, s3, bucket, databaseUrl);
+    servers.push(freight);
+    const bare = await startBareProcess(ROOT, WORK, s3, bucket);
+    servers.push(bare);
+    const token = await benchToken();
+    const options = { clients: 32, seconds: 5, uploads: 32 };
+    // A first short round each, unrecorded: the code paths compiled before they are measured.
+    await headThroughput(freight.url, token, { ...options, seconds: 1 });
+    await headThroughput(bare.url, undefined, { ...options, seconds: 1 });
+    const cpu0 = cpuSeconds(freight.pid);
+    const headFreight = await headThroughput(freight.url, token, options);
+    const freightCpuMsPerRequest = ((cpuSeconds(freight.pid) - cpu0) * 1000) / Math.max(1, headFreight.requests);
+    const headBare = await headThroughput(bare.url, undefined, options);
+    const result = {
+      date: new Date().toISOString(),
+      command: commandLine(),
+      machine: await machine(),
+      headFreight,
+      headBare,
+      freightCpuMsPerRequest,
+    };
+    await mkdir(path.join(ROOT, 'bench', 'results'), { recursive: true });
+    const jsonPath = path.join(ROOT, 'bench', 'results', `${new Date().toISOString().slice(0, 10)}-head.json`);
+    await writeFile(jsonPath, `${JSON.stringify(result, null, 2)}\n`);
+    log(`results: ${path.relative(ROOT, jsonPath)}`);
+    console.log(
+      `\nHEAD, 32 clients: Freight ${headFreight.requestsPerSecond}/s (${headFreight.errors} errors, ${freightCpuMsPerRequest.toFixed(3)} ms server CPU each), bare ${headBare.requestsPerSecond}/s (${(headFreight.requestsPerSecond / Math.max(1, headBare.requestsPerSecond)).toFixed(2)}x bare)`,
+    );
   } finally {
     for (const server of servers) await server.stop();
     await runCleanups(cleanups);
@@ -485,7 +532,7 @@ async function main() {
   }
 }
 
-(args.staging ? stagingOnly() : args.load ? loadOnly() : main()).catch((error: unknown) => {
+(args.staging ? stagingOnly() : args.load ? loadOnly() : args.head ? headOnly() : main()).catch((error: unknown) => {
   console.error(error);
   process.exit(1);
 });

@@ -9,7 +9,9 @@ import { rowsOf, type Db } from './client.js';
 import { PartRepository } from './parts.js';
 import { RetentionRepository } from './retention.js';
 import { FinalsRepository } from './finals.js';
-import { OPEN_LIST, OPEN_SQL, insertWithinLimit, reporting } from './statements.js';
+import { WholeUploadRepository } from './whole-uploads.js';
+import { insertAdmitted } from './admission.js';
+import { OPEN_LIST, OPEN_SQL, reporting } from './statements.js';
 import { uploadSnapshot } from './webhook-outbox.js';
 import { TRANSITIONS, type Transition, type TransitionName } from '../lifecycle.js';
 import { ApprovalQueries } from './approvals.js';
@@ -66,6 +68,8 @@ export class UploadRepository {
   readonly finals: FinalsRepository;
   /** The queries of upload.progress events and of the pre-finish gate. */
   readonly approvals: ApprovalQueries;
+  /** Small uploads stored whole (src/tus/s3/whole.ts). */
+  readonly whole: WholeUploadRepository;
 
   constructor(
     private readonly db: Db,
@@ -77,6 +81,7 @@ export class UploadRepository {
     this.retention = new RetentionRepository(db, this.webhookEvents);
     this.finals = new FinalsRepository(db, this.webhookEvents);
     this.approvals = new ApprovalQueries(db, this.webhookEvents);
+    this.whole = new WholeUploadRepository(db, this.webhookEvents);
     this.byId = db
       .select()
       .from(fileUploads)
@@ -147,11 +152,12 @@ export class UploadRepository {
    * past their expiry as of `now`), or `keptLimit` uploads of any status (rows kept: completed ones, and ended ones
    * until they are pruned); then nothing is inserted and the count that is full is returned. A limit of 0: none.
    *
-   * Exact under concurrency: the counts and the insert run in one transaction that first takes an advisory lock
-   * of its own for the user, so a user's concurrent creates take turns (each sees the rows of those before it)
-   * while other users' creates never wait on it. A single INSERT … SELECT … WHERE (select count(*) …) < limit
-   * would not do: under READ COMMITTED each of N racing statements counts from its own snapshot, so all N could
-   * see limit - 1 and insert. The lock is released at commit or rollback, whatever happens to the connection.
+   * One statement, one round trip: the row's status comes from freight_admit_upload (drizzle/0006_admit_upload.sql),
+   * which first takes an advisory lock of the user's (held until the statement commits), then counts with a
+   * snapshot taken after it, and raises when a bound is full. So a user's concurrent creates take turns (each
+   * counts the rows of those before it) while other users' creates never wait on it. A single INSERT … SELECT …
+   * WHERE (select count(*) …) < limit would not do: under READ COMMITTED each of N racing statements counts from
+   * its own snapshot, taken before any lock, so all N could see limit - 1 and insert.
    */
   async insertUploadWithinLimit(
     row: NewFileUpload,
@@ -159,7 +165,7 @@ export class UploadRepository {
     now: Date,
     keptLimit = 0,
   ): Promise<{ created: FileUpload } | { open: number } | { kept: number }> {
-    return this.db.transaction((tx) => insertWithinLimit(tx, this.webhookEvents, row, { limit, now, keptLimit }));
+    return insertAdmitted(this.db, this.webhookEvents, row, { limit, now, keptLimit });
   }
 
   /**

@@ -44,7 +44,7 @@ export async function reporting(
 }
 
 /** The class of the per-user advisory locks taken to count open uploads (two int4 keys: class, hash of the user). */
-const OPEN_UPLOADS_LOCK = 0x4f50454e; // "OPEN"
+export const OPEN_UPLOADS_LOCK = 0x4f50454e; // "OPEN"
 
 /**
  * Inside the transaction `tx`: inserts the upload unless its user already has `limit` open uploads (not past their

@@ -19,7 +19,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { isTransientStorageError } from '../errors.js';
 import type { NewObject } from './multipart.js';
-import { objectHeaders } from './object-headers.js';
+import { objectHeaders, taggingHeader } from './object-headers.js';
 
 /** Bytes to send: a temp file (read in 1 MiB chunks) or, for a few KiB, memory. */
 export interface FileBody {
@@ -104,6 +104,33 @@ export class S3Objects {
         { abortSignal: signal },
       ),
     );
+  }
+
+  /**
+   * A whole upload as one object (the small-upload path): with the headers CreateMultipartUpload gives an upload's
+   * object (object-headers.ts: its name and type, or what the pre-create hook shaped), and `tags` (replacing the
+   * shape's, which they should include) in the same call. Returns its ETag.
+   */
+  async putWhole(
+    key: string,
+    body: Buffer,
+    object: NewObject,
+    tags?: Readonly<Record<string, string>>,
+    signal?: AbortSignal,
+  ): Promise<string> {
+    const headers = objectHeaders(object.filename, object.shape);
+    if (tags !== undefined) {
+      if (Object.keys(tags).length > 0) headers.Tagging = taggingHeader(tags);
+      else delete headers.Tagging;
+    }
+    const sent = await this.sendBody(body, signal, (stream) =>
+      this.bodyClient.send(
+        new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: stream, ContentLength: body.length, ...headers }),
+        { abortSignal: signal },
+      ),
+    );
+    if (!sent.ETag) throw new Error(`PutObject ${key} answered without an ETag`);
+    return sent.ETag;
   }
 
   /** The object's bytes as a stream (a stall half-way fails it after S3_REQUEST_TIMEOUT). */

@@ -6,6 +6,7 @@
  */
 import { badRequest, conflict, FreightError, gone, offsetMismatch, partsMismatch } from '../errors.js';
 import type { StoredAdvance } from '../db/repository.js';
+import type { WholeCompletion } from '../db/whole-uploads.js';
 import type { FileUpload } from '../db/schema.js';
 import type { StoredPart } from '../storage/multipart.js';
 import { hasEnded, isCompleted, isOpen } from '../lifecycle.js';
@@ -208,5 +209,35 @@ export class PartsLedger {
 
   async listParts(id: string) {
     return this.context.repo.parts.listParts(id);
+  }
+
+  /**
+   * Whether completing `record` asks the pre-finish check first (WEBHOOK_PRE_FINISH; a partial upload of
+   * concatenation is never asked): such a completion goes through complete(), not completeWhole().
+   */
+  asksBeforeCompleting(record: FileUpload): boolean {
+    return this.context.options.preFinish !== undefined && record.concat !== 'partial';
+  }
+
+  /**
+   * A tus upload whose every byte one request brought, stored by S3 as one object (src/tus/s3/whole.ts): its offset,
+   * its one part and its completion recorded in one statement, once its digest was verified. Only from offset 0:
+   * if another request moved the upload meanwhile it is 409 (the client asks for the offset); if it ended
+   * meanwhile, undefined (the caller removes the object and answers 410).
+   */
+  async completeWhole(
+    upload: FileUpload,
+    whole: Omit<WholeCompletion, 'completedAt'>,
+  ): Promise<FileUpload | undefined> {
+    const { repo, options } = this.context;
+    if (await repo.whole.completeWhole(upload.id, { ...whole, completedAt: this.context.now() })) {
+      options.metrics?.tusBytesReceived.inc(whole.size);
+      return this.context.counted('completed', { ...upload, status: 'completed' });
+    }
+    const current = await repo.findUpload(upload.id);
+    if (current && hasEnded(current.status)) return undefined;
+    throw offsetMismatch(
+      `the upload moved on to offset ${current?.storedOffset} while this request wrote from 0; ask for its offset (HEAD) and resume`,
+    );
   }
 }

@@ -22,6 +22,7 @@ import { MainUploadLost, StagedBytesLost, completionFailure, joinedAsRecorded, s
 import { once } from './part-staging.js';
 import { PatchWrite, type WriterDeps } from './writer.js';
 import { copyPlan, joinInS3, type JoinDeps } from './join.js';
+import { MemoryBudget, WHOLE_BUDGET, type WholeDeps, mayBeWhole, writeWhole } from './whole.js';
 import { FreightStore, liveRecord, tusUpload, type WriteOptions } from '../upload-record.js';
 
 export interface FreightS3StoreOptions extends WriterDeps {
@@ -41,8 +42,12 @@ const newObject = (record: FileUpload): NewObject => ({
 });
 
 export class FreightS3Store extends FreightStore {
+  /** What the small-upload path (whole.ts) works with; its memory budget is this process's. */
+  private readonly wholeDeps: WholeDeps;
+
   constructor(private readonly options: FreightS3StoreOptions) {
     super();
+    this.wholeDeps = { ...options, budget: new MemoryBudget(WHOLE_BUDGET) };
   }
 
   /** The part size of a new upload: its parts are this size whatever its PATCHes are. */
@@ -68,6 +73,20 @@ export class FreightS3Store extends FreightStore {
       await this.finish(id);
       return offset;
     }
+    if (mayBeWhole(record)) {
+      const end = await writeWhole(this.wholeDeps, record, stream, options, {
+        // Not a whole upload after all (the body ended early, stalled or was stopped): what arrived, as always.
+        ordinary: (bytes) => this.writeParts(bytes, record, { limit: options.limit, checksum: options.checksum }),
+        discard: (upload) => this.discard(upload),
+      });
+      if (end !== undefined) return end;
+    }
+    return this.writeParts(stream, record, options);
+  }
+
+  /** The ordinary write path: the body cut into parts, staged where it ends (writer.ts), assembled when complete. */
+  private async writeParts(stream: Readable, record: FileUpload, options: WriteOptions): Promise<number> {
+    const id = record.id;
     const write = new PatchWrite(
       this.options,
       record,
@@ -331,6 +350,9 @@ export class FreightS3Store extends FreightStore {
       if (record.staging?.uploadId)
         await multipart.abort(stagingKey(key, record.staging.partNumber), record.staging.uploadId);
       await objects.deletePrefix(stagingPrefix(key));
+      // The object a whole upload's PutObject left when its process died before recording it (whole.ts).
+      if (record.completedAt === null && mayBeWhole({ ...record, storedOffset: 0, staging: null, s3UploadId: null }))
+        await objects.deleteObjects([key]);
     } catch (error) {
       log.warn({ err: error, uploadId: record.id }, 'could not remove the storage of an abandoned upload');
     }
