@@ -109,7 +109,7 @@ Options:
     try {
       const repository = new UploadRepository(database.db);
       if (id === undefined) {
-        const uploads = await repository.listUploads({ userId: values.user, status, limit });
+        const uploads = await repository.listings.listUploads({ userId: values.user, status, limit });
         process.stdout.write(values.json ? `${JSON.stringify(uploads.map(detail), null, 2)}\n` : listText(uploads));
         return 0;
       }

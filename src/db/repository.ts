@@ -3,7 +3,7 @@
  * final uploads of tus concatenation in finals.ts, reached through `parts`, `retention` and `finals`). Status changes are single guarded UPDATEs built from the lifecycle
  * table (`where status in (<from>)`), so two racing requests cannot both make the same transition.
  */
-import { and, desc, eq, getTableColumns, inArray, isNull, lt, or, sql } from 'drizzle-orm';
+import { and, eq, getTableColumns, inArray, isNull, lt, or, sql } from 'drizzle-orm';
 import { isUploadId, uploadLockKey } from './ids.js';
 import { rowsOf, type Db } from './client.js';
 import { PartRepository } from './parts.js';
@@ -15,6 +15,7 @@ import { OPEN_LIST, OPEN_SQL, reporting } from './statements.js';
 import { uploadSnapshot } from './webhook-outbox.js';
 import { TRANSITIONS, type Transition, type TransitionName } from '../lifecycle.js';
 import { ApprovalQueries } from './approvals.js';
+import { ListingRepository } from './listings.js';
 import {
   fileUploads,
   uploadParts,
@@ -70,6 +71,8 @@ export class UploadRepository {
   readonly approvals: ApprovalQueries;
   /** Small uploads stored whole (src/tus/s3/whole.ts). */
   readonly whole: WholeUploadRepository;
+  /** The listings (an owner's pages, the operator's `freight uploads`). */
+  readonly listings: ListingRepository;
 
   constructor(
     private readonly db: Db,
@@ -82,6 +85,7 @@ export class UploadRepository {
     this.finals = new FinalsRepository(db, this.webhookEvents);
     this.approvals = new ApprovalQueries(db, this.webhookEvents);
     this.whole = new WholeUploadRepository(db, this.webhookEvents);
+    this.listings = new ListingRepository(db);
     this.byId = db
       .select()
       .from(fileUploads)
@@ -210,50 +214,6 @@ export class UploadRepository {
       .from(fileUploads)
       .where(and(eq(fileUploads.s3UploadId, s3UploadId), eq(fileUploads.userId, userId)));
     return row;
-  }
-
-  /** The user's uploads, newest first, one page after `cursor`. */
-  async listOwnedUploads(
-    userId: string,
-    options: { status?: UploadStatus | undefined; limit: number; after?: ListCursor | undefined },
-  ): Promise<FileUpload[]> {
-    const { status, limit, after } = options;
-    return this.db
-      .select()
-      .from(fileUploads)
-      .where(
-        and(
-          eq(fileUploads.userId, userId),
-          status ? eq(fileUploads.status, status) : undefined,
-          after
-            ? or(
-                lt(fileUploads.createdAt, after.createdAt),
-                and(eq(fileUploads.createdAt, after.createdAt), lt(fileUploads.id, after.id)),
-              )
-            : undefined,
-        ),
-      )
-      .orderBy(desc(fileUploads.createdAt), desc(fileUploads.id))
-      .limit(limit);
-  }
-
-  /** Any user's uploads, newest first (the operator's `freight uploads`), by owner and status when given. */
-  async listUploads(filter: {
-    userId?: string | undefined;
-    status?: UploadStatus | undefined;
-    limit: number;
-  }): Promise<FileUpload[]> {
-    return this.db
-      .select()
-      .from(fileUploads)
-      .where(
-        and(
-          filter.userId === undefined ? undefined : eq(fileUploads.userId, filter.userId),
-          filter.status === undefined ? undefined : eq(fileUploads.status, filter.status),
-        ),
-      )
-      .orderBy(desc(fileUploads.createdAt), desc(fileUploads.id))
-      .limit(filter.limit);
   }
 
   /**

@@ -100,7 +100,7 @@ export class UploadAccess {
     );
   }
 
-  async list(userId: string, options: Parameters<UploadRepository['listOwnedUploads']>[1]) {
-    return this.context.repo.listOwnedUploads(userId, options);
+  async list(userId: string, options: Parameters<UploadRepository['listings']['listOwnedUploads']>[1]) {
+    return this.context.repo.listings.listOwnedUploads(userId, options);
   }
 }

@@ -26,7 +26,7 @@ export function createUploadService(
     config.databaseTimeoutMs,
     { insertUpload: undoLateCreation, insertUploadWithinLimit: undoLateCreation, insertFinalUpload: undoLateCreation },
     options.metrics?.queryObserver(),
-    ['parts', 'retention', 'finals', 'approvals', 'whole'],
+    ['parts', 'retention', 'finals', 'approvals', 'whole', 'listings'],
   );
   return new UploadService(repository, {
     ...options,

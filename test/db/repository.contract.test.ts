@@ -105,7 +105,7 @@ describe.each([
     expect(racing.filter((result) => 'open' in result)).toEqual(Array.from({ length: 9 }, () => ({ open: 3 })));
 
     // Finished uploads and open ones past their expiry do not count; other users are not limited by this one.
-    const [first] = await repo.listOwnedUploads(user, { limit: 1 });
+    const [first] = await repo.listings.listOwnedUploads(user, { limit: 1 });
     await repo.transition(first!.id, 'complete');
     const expiring = await repo.insertUploadWithinLimit(
       newUpload(user, { expiresAt: new Date(now.getTime() + 1000) }),
@@ -233,7 +233,7 @@ describe.each([
     const seen: string[] = [];
     let after: { createdAt: Date; id: string } | undefined;
     for (;;) {
-      const page = await repo.listOwnedUploads(user, { limit: 2, after });
+      const page = await repo.listings.listOwnedUploads(user, { limit: 2, after });
       seen.push(...page.map((row) => row.id));
       const last = page.at(-1);
       if (page.length < 2 || !last) break;
@@ -241,14 +241,14 @@ describe.each([
     }
     expect(seen).toHaveLength(5);
     expect(new Set(seen)).toEqual(new Set(ids));
-    const all = await repo.listOwnedUploads(user, { limit: 10 });
+    const all = await repo.listings.listOwnedUploads(user, { limit: 10 });
     expect(all.map((row) => row.id)).toEqual(seen);
     expect(all.map((row) => row.createdAt.getTime())).toEqual(
       [...all.map((row) => row.createdAt.getTime())].sort((a, b) => b - a),
     );
-    expect((await repo.listOwnedUploads(user, { limit: 10, status: 'completed' })).map((row) => row.id)).toEqual([
-      ids[4],
-    ]);
+    expect(
+      (await repo.listings.listOwnedUploads(user, { limit: 10, status: 'completed' })).map((row) => row.id),
+    ).toEqual([ids[4]]);
   });
 
   describe('webhook events, written in the statement that makes the change', () => {
