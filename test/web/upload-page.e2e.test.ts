@@ -30,6 +30,7 @@ import {
 } from '../helpers/harness.js';
 import { throttlingProxy, type ThrottlingProxy } from '../helpers/throttle.js';
 import { launchChromium } from './browser.js';
+import { testDatabaseUrl } from '../helpers/file-database.js';
 
 const SIZE = 56 * MiB + 123;
 /** Slow enough that an upload of SIZE takes about 4 s: a test can act half-way on any machine. */
@@ -341,7 +342,7 @@ describe('Download on the page', () => {
   let fileStore: RunningFreight;
   beforeAll(async () => {
     fileStore = await startFreight({
-      DATABASE_URL: inject('databaseUrl'),
+      DATABASE_URL: testDatabaseUrl(),
       AUTH_JWT_SECRET: JWT_SECRET,
       LOG_LEVEL: 'silent',
     });
