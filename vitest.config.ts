@@ -38,7 +38,7 @@ export default defineConfig({
           setupFiles: ['test/e2e-setup.ts'],
           // A bound on a hang, not a wait: the slowest e2e test takes about 20 s on a loaded machine.
           testTimeout: 60_000,
-          hookTimeout: 240_000,
+          hookTimeout: 120_000,
         },
       },
     ],
