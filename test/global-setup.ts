@@ -7,6 +7,7 @@
  * stops.
  */
 import { execFile } from 'node:child_process';
+import postgres from 'postgres';
 import { promisify } from 'node:util';
 import type { TestProject } from 'vitest/node';
 import { openPostgres } from '../src/db/client.js';
@@ -43,6 +44,8 @@ export default async function setup(project: TestProject) {
       // The upload page, served from dist/web by every Freight the tests start.
       run('npx', ['vite', 'build', '--config', 'web/vite.config.ts'], { cwd: repoRoot() }),
     ]);
+    // Run first at the end: the files' own databases that a crashed worker could not drop.
+    cleanups.push(() => dropFileDatabases(databaseUrl));
     // After the gateway: both may install Debian packages, and apt takes one installer at a time.
     const chromium = await ensureChromium();
     // test/docker-compose.e2e.test.ts validates docker-compose.yml with it (no Docker engine needed).
@@ -55,6 +58,26 @@ export default async function setup(project: TestProject) {
     throw error;
   }
   return () => runCleanups(cleanups);
+}
+
+/** Drops what is left of the databases test/e2e-setup.ts made from the template (named `<template>_<8 hex>`). */
+async function dropFileDatabases(templateUrl: string): Promise<void> {
+  const admin = new URL(templateUrl);
+  const template = decodeURIComponent(admin.pathname.slice(1));
+  admin.pathname = '/postgres';
+  const sql = postgres(admin.toString(), { max: 1, onnotice: () => {} });
+  try {
+    const left = await sql<
+      { datname: string }[]
+    >`select datname from pg_database where datname like ${`${template}_%`}`;
+    for (const { datname } of left) {
+      if (new RegExp(`^${template}_[0-9a-f]{8}$`).test(datname)) {
+        await sql.unsafe(`drop database if exists "${datname}" with (force)`);
+      }
+    }
+  } finally {
+    await sql.end();
+  }
 }
 
 /** Applies the migrations once, so that each file's copy starts migrated; closes every connection to it. */
