@@ -179,7 +179,8 @@ describe.each([
   });
 
   // One PostgreSQL session per instance holds its tus locks; PGlite has one session, and its locks live in memory.
-  test.skipIf(_name !== 'PostgreSQL')(
+  // Declared for PostgreSQL only rather than skipped on PGlite: there is nothing of it to check there.
+  (_name === 'PostgreSQL' ? test : () => {})(
     'an upload whose tus lock another session holds is not expired until it is released',
     async () => {
       const stale = await repo.insertUpload(newUpload('held-1', { expiresAt: new Date('2000-01-01T00:00:00Z') }));
