@@ -162,14 +162,36 @@ export const CHROMIUM = '/usr/bin/chromium';
 
 /** Installs Debian's `chromium` package when it is missing (root, as scripts/s3-local.sh installs its gateway). */
 export async function ensureChromium(): Promise<string> {
-  if (existsSync(CHROMIUM)) return CHROMIUM;
+  await ensureDebianPackages({ chromium: CHROMIUM }, { recommends: true });
+  return CHROMIUM;
+}
+
+/**
+ * Installs the Debian packages (name → a file each provides: an absolute path, or a command on PATH) whose file is
+ * missing, in one apt-get run (root). `recommends`: with the packages Debian recommends (Chromium's fonts); without
+ * them docker-compose does not pull in a Docker engine. A test never skips itself for want of one of them.
+ */
+export async function ensureDebianPackages(
+  packages: Record<string, string>,
+  options: { recommends: boolean } = { recommends: false },
+): Promise<void> {
+  const missing = Object.entries(packages).filter(([, file]) => !isInstalled(file));
+  if (missing.length === 0) return;
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   await run('apt-get', ['update', '-qq'], { env, timeout: 300_000 });
-  await run('apt-get', ['-o', 'DPkg::Lock::Timeout=600', 'install', '-y', '-qq', 'chromium'], {
+  const install = ['-o', 'DPkg::Lock::Timeout=600', 'install', '-y', '-qq'];
+  if (!options.recommends) install.push('--no-install-recommends');
+  await run('apt-get', [...install, ...missing.map(([name]) => name)], {
     env,
     timeout: 600_000,
     maxBuffer: 64 * 1024 * 1024,
   });
-  if (!existsSync(CHROMIUM)) throw new Error(`apt-get install chromium left no ${CHROMIUM}`);
-  return CHROMIUM;
+  for (const [name, file] of missing) {
+    if (!isInstalled(file)) throw new Error(`apt-get install ${name} left no ${file}`);
+  }
+}
+
+function isInstalled(file: string): boolean {
+  if (path.isAbsolute(file)) return existsSync(file);
+  return (process.env.PATH ?? '/usr/bin:/bin').split(':').some((dir) => dir && existsSync(path.join(dir, file)));
 }

@@ -30,6 +30,8 @@ export interface DelivererDeps {
   config: WebhookConfig;
   log: FastifyBaseLogger;
   random?: () => number;
+  /** The clock that says how old an event is (ms since the epoch; tests move it). Default: the wall clock. */
+  now?: () => number;
   /** Told of each attempt's outcome (GET /metrics). */
   onAttempt?: ((event: WebhookOutboxRow['event'], delivered: boolean) => void) | undefined;
 }
@@ -106,7 +108,7 @@ export class WebhookDeliverer {
       attempt: row.attempts,
       failure,
     };
-    if (Date.now() - row.createdAt.getTime() > GIVE_UP_AFTER_MS) {
+    if ((this.deps.now ?? Date.now)() - row.createdAt.getTime() > GIVE_UP_AFTER_MS) {
       log.error(context, 'webhooks: giving up on an event undelivered for 24 h (kept in webhook_outbox)');
       return outbox.giveUp(row.id, failure);
     }
@@ -116,6 +118,8 @@ export class WebhookDeliverer {
   }
 
   private pause(ms: number): Promise<void> {
+    // Stopped while an attempt was in flight: no pause before the loop sees it.
+    if (this.stopping.signal.aborted) return Promise.resolve();
     return new Promise((resolve) => {
       const timer = setTimeout(done, ms);
       function done() {

@@ -1,14 +1,15 @@
 /** The app checks every token with the configured issuer, audience and clock tolerance, on tus and the API alike. */
 import { SignJWT } from 'jose';
-import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { JWT_SECRET, startFreight, type RunningFreight } from '../helpers/harness.js';
+import { testDatabaseUrl } from '../helpers/file-database.js';
 
 let freight: RunningFreight;
 
 beforeAll(async () => {
   // The test database and local files: authentication needs no S3.
   freight = await startFreight({
-    DATABASE_URL: inject('databaseUrl'),
+    DATABASE_URL: testDatabaseUrl(),
     AUTH_JWT_SECRET: JWT_SECRET,
     AUTH_JWT_ISSUER: 'https://id.example.com',
     AUTH_JWT_AUDIENCE: 'freight',

@@ -20,6 +20,7 @@ import {
   uniqueUser,
   type RunningFreight,
 } from '../helpers/harness.js';
+import { testDatabaseUrl } from '../helpers/file-database.js';
 
 const TUS = { 'Tus-Resumable': '1.0.0' };
 const NAMES = ['plain report.txt', 'отчёт 2026.pdf', '報告書.txt', 'two\r\nlines.txt'];
@@ -204,7 +205,7 @@ describe('on the local file store: the file streamed, with ranges', () => {
   let freight: RunningFreight;
   beforeAll(async () => {
     freight = await startFreight({
-      DATABASE_URL: inject('databaseUrl'),
+      DATABASE_URL: testDatabaseUrl(),
       AUTH_JWT_SECRET: JWT_SECRET,
       LOG_LEVEL: 'silent',
     });

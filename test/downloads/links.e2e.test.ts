@@ -18,6 +18,7 @@ import {
   uniqueUser,
   type RunningFreight,
 } from '../helpers/harness.js';
+import { testDatabaseUrl } from '../helpers/file-database.js';
 
 const TUS = { 'Tus-Resumable': '1.0.0' };
 
@@ -135,7 +136,7 @@ describe('on the local file store: a link signed by Freight, served with ranges'
   let freight: RunningFreight;
   beforeAll(async () => {
     freight = await startFreight(
-      { DATABASE_URL: inject('databaseUrl'), AUTH_JWT_SECRET: JWT_SECRET, LOG_LEVEL: 'silent', PRESIGN_EXPIRES: '10m' },
+      { DATABASE_URL: testDatabaseUrl(), AUTH_JWT_SECRET: JWT_SECRET, LOG_LEVEL: 'silent', PRESIGN_EXPIRES: '10m' },
       { now: clock.now },
     );
   });

@@ -25,6 +25,9 @@ import { s3ClientFor, s3EnvFor } from '../../scripts/services.js';
 import { buildApp, type AppDeps } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config/index.js';
 
+export { testDatabaseUrl } from './file-database.js';
+import { testDatabaseUrl } from './file-database.js';
+
 export const JWT_SECRET = 'freight-test-secret-0123456789abcdef';
 
 type Env = Record<string, string | undefined>;
@@ -32,7 +35,7 @@ type Env = Record<string, string | undefined>;
 /** The environment of a Freight on real Postgres and real S3 (a fresh bucket), plus `overrides`. */
 export function serviceEnv(bucket: string, overrides: Env = {}): Env {
   return {
-    DATABASE_URL: inject('databaseUrl'),
+    DATABASE_URL: testDatabaseUrl(),
     ...s3EnvFor(inject('s3'), bucket),
     AUTH_JWT_SECRET: JWT_SECRET,
     LOG_LEVEL: 'silent',
@@ -185,7 +188,7 @@ export async function isolatedDatabase(prefix: string): Promise<{ url: string; d
   const admin = testSql();
   const name = `${prefix}_${randomUUID().slice(0, 8)}`.replace(/[^a-z0-9_]/g, '_');
   await admin.unsafe(`create database "${name}"`);
-  const url = new URL(inject('databaseUrl'));
+  const url = new URL(testDatabaseUrl());
   url.pathname = `/${name}`;
   return {
     url: url.toString(),
@@ -201,7 +204,7 @@ export const randomData = (size: number): Buffer<ArrayBuffer> => randomBytes(siz
 
 /** Direct access to the test database, to look at the rows Freight wrote. */
 export function testSql() {
-  return postgres(inject('databaseUrl'), { max: 2, onnotice: () => {} });
+  return postgres(testDatabaseUrl(), { max: 2, onnotice: () => {} });
 }
 
 export const MiB = 1024 * 1024;

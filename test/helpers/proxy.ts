@@ -13,17 +13,30 @@ export interface HoldingProxy {
   readonly url: string;
   readonly port: number;
   readonly mode: ProxyMode;
-  /** Bytes relayed so far each way, over every connection: what the client sent the target, and back. */
+  /** Bytes forwarded so far each way, over every connection (not what a hold keeps back): client to target, and back. */
   readonly relayed: { readonly toTarget: number; readonly fromTarget: number };
   /** Relays again (listening on the same port as before). */
   up(): Promise<void>;
   /** Closes the listener and every relayed socket: new connections get ECONNREFUSED, open ones are reset. */
   down(): Promise<void>;
-  /** Keeps accepting connections and keeps every socket open, but forwards nothing either way: a hung server. */
+  /**
+   * Keeps accepting connections and keeps every socket open, but forwards nothing either way: a hung server. What
+   * arrives meanwhile is read (up to HOLD_READ_BYTES a socket, then left to TCP) so that a test can see it come.
+   */
   hold(): Promise<void>;
+  /**
+   * Resolves once a client's byte reached the relay while it holds (since the current hold() began): the request
+   * the test waits for is in the relay. An event, not a poll.
+   */
+  heldArrival(): Promise<void>;
+  /** Calls `listener` with every chunk a client sends towards the target (held or not); returns the unsubscribe. */
+  watch(listener: (chunk: Buffer) => void): () => void;
   /** Back to relaying. What was sent while held is then forwarded late, as from a server that woke up. */
   release(): Promise<void>;
 }
+
+/** What a held relay reads from each socket (and keeps, in order) before it leaves the rest to TCP. */
+const HOLD_READ_BYTES = 64 * 1024;
 
 const DEFAULT_PORTS: Record<string, number> = { 'http:': 80, 'https:': 443, 'postgres:': 5432, 'postgresql:': 5432 };
 
@@ -45,17 +58,48 @@ export async function holdingProxy(target: string): Promise<HoldingProxy> {
   let listenPort = 0;
   const relayed = { toTarget: 0, fromTarget: 0 };
 
+  const watchers = new Set<(chunk: Buffer) => void>();
+  /** Resolvers of heldArrival(), called at the first client byte that comes while held. */
+  const arrivalWaiters: Array<() => void> = [];
+  let arrivedWhileHeld = false;
+  /** Flushes of what each direction read while held, run (in order) when the relay is up again. */
+  const flushes = new Set<() => void>();
+
   // One direction of a pair. Not stream.pipe(): pipe() resumes its source on the destination's 'drain', which would
-  // undo a hold; here the flow only resumes when the relay is up.
+  // undo a hold; here the flow only resumes when the relay is up. While held, what arrives is queued in order.
   const relay = (from: net.Socket, to: net.Socket, direction: keyof typeof relayed) => {
-    from.on('data', (chunk: Buffer) => {
+    const queue: Buffer[] = [];
+    let queued = 0;
+    let ended = false;
+    const forward = (chunk: Buffer) => {
       relayed[direction] += chunk.length;
       if (!to.write(chunk)) from.pause();
+    };
+    const flush = () => {
+      for (const chunk of queue.splice(0)) forward(chunk);
+      queued = 0;
+      if (ended) to.end();
+    };
+    flushes.add(flush);
+    from.on('close', () => flushes.delete(flush));
+    from.on('data', (chunk: Buffer) => {
+      if (direction === 'toTarget') for (const watcher of watchers) watcher(chunk);
+      if (mode === 'up' && queue.length === 0) return forward(chunk);
+      queue.push(chunk);
+      queued += chunk.length;
+      if (direction === 'toTarget' && mode === 'held' && !arrivedWhileHeld) {
+        arrivedWhileHeld = true;
+        for (const resolve of arrivalWaiters.splice(0)) resolve();
+      }
+      if (queued >= HOLD_READ_BYTES) from.pause();
     });
     to.on('drain', () => {
       if (mode === 'up') from.resume();
     });
-    from.on('end', () => to.end());
+    from.on('end', () => {
+      ended = true;
+      if (mode === 'up' && queue.length === 0) to.end();
+    });
   };
 
   const accept = (client: net.Socket) => {
@@ -71,7 +115,7 @@ export async function holdingProxy(target: string): Promise<HoldingProxy> {
         upstream.destroy();
         pairs.delete(pair);
       });
-      if (mode !== 'up') socket.pause();
+      // Held: reading goes on into the queues (see relay); nothing is forwarded.
     }
     relay(client, upstream, 'toTarget');
     relay(upstream, client, 'fromTarget');
@@ -91,10 +135,10 @@ export async function holdingProxy(target: string): Promise<HoldingProxy> {
     });
 
   const setFlow = (flowing: boolean) => {
+    if (flowing) for (const flush of flushes) flush();
     for (const { client, upstream } of pairs) {
       for (const socket of [client, upstream]) {
         if (flowing) socket.resume();
-        else socket.pause();
       }
     }
   };
@@ -122,8 +166,8 @@ export async function holdingProxy(target: string): Promise<HoldingProxy> {
 
   const hold = async () => {
     await listen();
+    if (mode !== 'held') arrivedWhileHeld = false;
     mode = 'held';
-    setFlow(false);
   };
 
   await up();
@@ -144,5 +188,13 @@ export async function holdingProxy(target: string): Promise<HoldingProxy> {
     down,
     hold,
     release: up,
+    heldArrival: () =>
+      arrivedWhileHeld && mode === 'held'
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => arrivalWaiters.push(resolve)),
+    watch: (listener) => {
+      watchers.add(listener);
+      return () => watchers.delete(listener);
+    },
   };
 }

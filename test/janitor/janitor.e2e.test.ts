@@ -5,7 +5,8 @@
  * never run it at once. The janitor sees every upload of its database, so this file has a database of its own.
  *
  * UPLOAD_EXPIRY cannot be under a minute in the configuration: stale uploads are made so by moving expires_at
- * into the past, and the janitor that judges unrecorded multipart uploads by age is built with a 2 s expiry.
+ * into the past, and the janitor that judges unrecorded multipart uploads by age is built with a 2 s expiry and
+ * a clock moved past it (JanitorDeps.now): nothing here waits for time to pass.
  */
 import { randomUUID } from 'node:crypto';
 import {
@@ -75,7 +76,11 @@ const statusOf = async (id: string) =>
   (await sql`select status from file_uploads where id = ${id}`)[0]?.status as string | undefined;
 const makeStale = (id: string) =>
   sql`update file_uploads set expires_at = now() - interval '1 minute' where id = ${id}`;
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** The 2 s-expiry janitor, its clock moved past the expiry of anything made until now (as if it had passed). */
+const afterShortExpiry = (): JanitorDeps => {
+  const movedBy = SHORT_EXPIRY_MS + 1_500;
+  return { ...short.deps, now: () => new Date(Date.now() + movedBy) };
+};
 
 /** The multipart uploads S3 holds under an upload's keys (its own, and its staging uploads). */
 const openInS3 = async (id: string) =>
@@ -196,8 +201,7 @@ describe('the janitor', () => {
     expect(actionsFor(young, own)).toEqual([]);
     expect(await openInS3(own)).toEqual([own]);
 
-    await sleep(SHORT_EXPIRY_MS + 1_500);
-    const report = await runJanitor(short.deps);
+    const report = await runJanitor(afterShortExpiry());
     expect(report.orphanMultipartUploadsAborted).toBeGreaterThanOrEqual(2);
     expect(report.actions).toEqual(
       expect.arrayContaining([
@@ -242,9 +246,8 @@ describe('the janitor', () => {
         .done,
     );
     const doneDirect = await completedDirect(user);
-    await sleep(SHORT_EXPIRY_MS + 1_500);
 
-    const report = await runJanitor(short.deps);
+    const report = await runJanitor(afterShortExpiry());
     for (const id of [fresh.id, freshDirect, doneId, doneDirect]) expect(actionsFor(report, id)).toEqual([]);
     expect(await statusOf(fresh.id)).toBe('uploading');
     expect(await openInS3(fresh.id)).toEqual([fresh.id, `${fresh.id}.staging/part-2`]);
@@ -277,16 +280,16 @@ describe('the janitor', () => {
     await sql`update file_uploads set status = 'expired' where id = ${upload.id}`;
     const orphan = randomUUID();
     await createOrphan(orphan);
-    await sleep(SHORT_EXPIRY_MS + 1_500);
+    const later = afterShortExpiry();
 
-    const dry = await runJanitor(short.deps, { dryRun: true });
+    const dry = await runJanitor(later, { dryRun: true });
     const dryActions = [...actionsFor(dry, upload.id), ...actionsFor(dry, orphan)];
     expect(dryActions).toHaveLength(4);
     expect(await openInS3(upload.id)).toHaveLength(2);
     expect(await stagedObjects(upload.id)).toBe(1);
     expect(await openInS3(orphan)).toEqual([orphan]);
 
-    const real = await runJanitor(short.deps);
+    const real = await runJanitor(later);
     expect([...actionsFor(real, upload.id), ...actionsFor(real, orphan)]).toEqual(dryActions);
     expect(await openInS3(upload.id)).toEqual([]);
     expect(await openInS3(orphan)).toEqual([]);

@@ -8,6 +8,10 @@
  * byte-identical, the offsets the client sent never went back, every answer on the way was one a tus client
  * retries, and the server is still up. The bytes the client sent beyond the file's size (re-sent because of the
  * outage) are counted and printed, as are the times the server took to answer while the dependency was out.
+ *
+ * Every outage is driven by events the test controls, never by the clock: the client's second PATCH waits at a gate
+ * until the outage has begun, the outage lasts until that PATCH (or a retry of it) has failed, and what the server
+ * asked of a silent dependency is seen in the relay in front of it. Timeouts only bound a hang.
  */
 import { Readable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
@@ -46,8 +50,29 @@ const OCTETS = { 'Content-Type': 'application/offset+octet-stream' };
 
 type Sql = ReturnType<typeof postgres>;
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** The longest a resume check waits for a running writer (src/tus/routes/head.ts), LOCK_TIMEOUT being longer. */
+const WRITER_WAIT_MS = 10_000;
+/** What a loaded machine may add to a bound the server keeps. */
+const SLACK_MS = 3_000;
+
 const log = (line: string) => console.info(`[outages] ${line}`);
+
+/** `promise`, or a failure naming `what` after `ms`: a bound on a hang, never a wait. */
+function within<T>(what: string, promise: Promise<T>, ms = 30_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const bound = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`not within ${ms} ms: ${what}`)), ms);
+  });
+  return Promise.race([promise, bound]).finally(() => clearTimeout(timer));
+}
+
+function deferred(): { promise: Promise<void>; resolve(): void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((done) => {
+    resolve = done;
+  });
+  return { promise, resolve };
+}
 
 // ---------------------------------------------------------------------------------------------------------------
 // tus-js-client with every request and every PATCH body byte counted
@@ -73,11 +98,34 @@ const failedSince = (e: Exchange, since: number): boolean =>
 /**
  * The Node HTTP stack of tus-js-client, unchanged, except that a PATCH body goes out as a stream that counts what
  * the request consumed: bytes handed to the socket, so a PATCH cut off half-way counts only what it sent.
+ *
+ * It also holds the client's first PATCH past offset 0 at a gate (`gate.reached` once the client wants to send it,
+ * sent on `gate.open()`): an outage begun meanwhile is certain to meet the client's next request.
  */
 class CountingHttpStack implements HttpStack {
   private readonly inner = new DefaultHttpStack({});
   private readonly started = performance.now();
   readonly exchanges: Exchange[] = [];
+  private readonly reached = deferred();
+  private readonly opened = deferred();
+  private gated = false;
+  readonly gate = { reached: this.reached.promise, open: () => this.opened.resolve() };
+  private readonly waiters = new Set<{ matches: (exchange: Exchange) => boolean; resolve(): void }>();
+
+  /** Resolves once an exchange that `matches` has ended (answered or failed), including one that already has. */
+  settled(matches: (exchange: Exchange) => boolean): Promise<void> {
+    if (this.exchanges.some((exchange) => exchange.outcome !== 'pending' && matches(exchange)))
+      return Promise.resolve();
+    return new Promise((resolve) => this.waiters.add({ matches, resolve }));
+  }
+
+  private ended(exchange: Exchange): void {
+    for (const waiter of this.waiters) {
+      if (!waiter.matches(exchange)) continue;
+      this.waiters.delete(waiter);
+      waiter.resolve();
+    }
+  }
 
   /** ms since the upload started, the clock of `Exchange.at`. */
   elapsed(): number {
@@ -96,6 +144,11 @@ class CountingHttpStack implements HttpStack {
     const request = this.inner.createRequest(method, url);
     const send = request.send.bind(request);
     request.send = async (body: unknown): Promise<HttpResponse> => {
+      if (!this.gated && request.getMethod() === 'PATCH' && Number(request.getHeader('Upload-Offset')) > 0) {
+        this.gated = true;
+        this.reached.resolve();
+        await this.opened.promise;
+      }
       const exchange: Exchange = {
         at: this.elapsed(),
         method: request.getMethod(),
@@ -117,6 +170,7 @@ class CountingHttpStack implements HttpStack {
         throw error;
       } finally {
         exchange.ms = this.elapsed() - exchange.at;
+        this.ended(exchange);
       }
     };
     return request;
@@ -179,16 +233,11 @@ function startCountedUpload(freight: RunningFreight, token: string, data: Buffer
   return counted;
 }
 
-/** The upload's id once tus-js-client has created it and storage holds some of its bytes (per `sql`). */
-async function onceBytesStored(run: CountedUpload, sql: Sql): Promise<{ id: string; storedOffset: number }> {
-  return eventually(async () => {
-    if (!run.upload.url) return undefined;
-    const id = uploadIdOf(run.upload.url);
-    const [row] = await sql`select stored_offset from file_uploads where id = ${id}`;
-    const storedOffset = Number(row?.stored_offset ?? 0);
-    return storedOffset > 0 ? { id, storedOffset } : undefined;
-  }, 30_000);
-}
+/** The paths of the HTTP/1.1 requests that start in `chunk` (what a relay in front of S3 sees of them). */
+const requestPaths = (chunk: Buffer): string[] =>
+  [...chunk.toString('latin1').matchAll(/(?:GET|PUT|POST|HEAD|DELETE) (\/\S*) HTTP\/1\.1\r\n/g)].map(
+    (match) => match[1]!,
+  );
 
 /** Statuses a retrying tus client may meet in an outage without losing anything (errors: a connection cut). */
 const HARMLESS = new Set<number | string>([200, 201, 204, 409, 423, 503, 'ECONNRESET', 'EPIPE']);
@@ -256,31 +305,56 @@ async function expectSurvived(options: {
   return resent;
 }
 
+/** What an outage case is given: the client's upload, and the client to let go and watch. */
+interface OutageContext {
+  id: string;
+  user: string;
+  /** What storage held when the outage began: the client's first PATCH. */
+  storedOffset: number;
+  /** Lets the client's held PATCH go (call it once the outage has begun). */
+  letClientGo(): void;
+  /** Resolves once one of the client's requests answered since the outage began has failed: it met the outage. */
+  felt(): Promise<void>;
+  /** ms on the clock of the client's exchanges (`Exchange.at`). */
+  clientClock(): number;
+}
+
 /**
- * The flow of every client case: tus-js-client uploads a new file to `freight` (recording in `sql`); once storage holds some of it,
- * `outage` runs (it starts an outage, probes what it likes, and ends it); then the upload must have survived.
+ * The flow of every client case: tus-js-client uploads a new file to `freight` (recording in `sql`); its first PATCH
+ * is stored, its second waits at the gate while `outage` begins an outage, lets the client go, probes what it likes
+ * and ends the outage (typically once the client has felt it); then the upload must have survived.
  */
 async function throughOutage(
   label: string,
   freight: RunningFreight,
   /** The database Freight records in. */
   sql: Sql,
-  outage: (upload: { id: string; user: string; storedOffset: number; felt(): Promise<void> }) => Promise<void>,
+  outage: (context: OutageContext) => Promise<void>,
+  check: (run: CountedUpload) => void = () => {},
 ): Promise<number> {
   const user = uniqueUser(label.replace(/\W+/g, '-').toLowerCase());
   const data = randomData(FILE_SIZE);
   const run = startCountedUpload(freight, await tokenFor(user), data);
-  const { id, storedOffset } = await onceBytesStored(run, sql);
+  await within('the client wanting to send its second PATCH', run.stack.gate.reached);
+  const id = uploadIdOf(run.upload.url!);
+  const [row] = await sql`select stored_offset from file_uploads where id = ${id}`;
+  const storedOffset = Number(row?.stored_offset);
+  expect(storedOffset).toBe(CHUNK_SIZE);
   const outageStartedAt = run.stack.elapsed();
-  // Until one of the client's requests met the outage (on a loaded machine it may take longer than planned to
-  // send one): an outage nobody felt would prove nothing.
-  const felt = () =>
-    eventually(
-      async () => (run.stack.exchanges.some((e) => failedSince(e, outageStartedAt)) ? true : undefined),
-      30_000,
-    ).then(() => {});
-  await outage({ id, user, storedOffset, felt });
+  await outage({
+    id,
+    user,
+    storedOffset,
+    letClientGo: run.stack.gate.open,
+    felt: () =>
+      within(
+        "one of the client's requests failing in the outage",
+        run.stack.settled((e) => failedSince(e, outageStartedAt)),
+      ),
+    clientClock: () => run.stack.elapsed(),
+  });
   const url = await run.done;
+  check(run);
   return expectSurvived({
     label,
     run,
@@ -400,11 +474,12 @@ describe('S3 outages (Freight reaches S3 through a relay that goes down or silen
     }
   });
 
-  test('S3 restarts (refused for 4 s): the client resumes the same upload', async () => {
+  test('S3 restarts (refused until the client has met it): the client resumes the same upload', async () => {
     try {
-      await throughOutage('S3 down 4 s', freight, sql, async ({ felt }) => {
+      await throughOutage('S3 down', freight, sql, async ({ letClientGo, felt }) => {
         await s3Proxy.down();
-        await Promise.all([sleep(4_000), felt()]);
+        letClientGo();
+        await felt();
         await s3Proxy.up();
       });
     } finally {
@@ -412,34 +487,85 @@ describe('S3 outages (Freight reaches S3 through a relay that goes down or silen
     }
   });
 
-  test('S3 stops answering (held longer than S3_REQUEST_TIMEOUT): HEAD answers from Postgres, PATCH 503 in bounded time, the client resumes', async () => {
-    try {
-      // A second user's upload for the raw PATCH: a PATCH of the client's own upload would take its lock away.
-      const prober = uniqueUser('s3-held-probe');
-      const probeUrl = await createUpload(freight, prober, 16 * MiB);
-      await throughOutage('S3 held', freight, sql, async ({ id, user, storedOffset, felt }) => {
-        const heldSince = performance.now();
-        await s3Proxy.hold();
-
-        const resume = await head(`${freight.url}/files/${id}`, user);
-        log(describeAnswer('S3 held: HEAD', resume));
-        expect(resume.status).toBe(200);
-        expect(Number(resume.offset)).toBeGreaterThanOrEqual(storedOffset);
-        expect(resume.ms).toBeLessThan(1_000);
-
-        // The staged 64 KiB go to S3 as one object: three attempts of S3_REQUEST_TIMEOUT of silence each, with the
-        // backoff between them (7.3 s here alone, 8.2 s beside another test file); the rest is slack for 2 cores.
-        const write = await patch(probeUrl, prober, 0, randomData(64 * 1024));
-        log(describeAnswer('S3 held: PATCH', write));
-        expect(write).toMatchObject({ status: 503, retryAfter: RETRY_AFTER });
-        expect(write.body).toMatch(/retry later$/);
-        expect(write.ms).toBeLessThan(3 * S3_REQUEST_TIMEOUT_MS + BODY_RETRY_BACKOFF_MS + 3_000);
-
-        await Promise.all([sleep(Math.max(0, 5_000 - (performance.now() - heldSince))), felt()]);
-        await s3Proxy.release();
-        log(`S3 held for ${Math.round(performance.now() - heldSince)} ms`);
+  test('S3 stops answering (held longer than S3_REQUEST_TIMEOUT): HEAD of an idle upload answers from Postgres, HEAD of the upload being written waits for its writer (bounded), PATCH 503 in bounded time, the client resumes', async () => {
+    // The paths of the S3 requests Freight makes, seen in the relay whether it forwards them or not.
+    const s3Requests: string[] = [];
+    const unwatch = s3Proxy.watch((chunk) => s3Requests.push(...requestPaths(chunk)));
+    /** Resolves at the next S3 request whose path `matches`. */
+    const nextS3Request = (matches: (path: string) => boolean) =>
+      new Promise<void>((resolve) => {
+        const stop = s3Proxy.watch((chunk) => {
+          if (!requestPaths(chunk).some(matches)) return;
+          stop();
+          resolve();
+        });
       });
+    // A second user's upload, idle, with bytes stored: a PATCH of the client's own upload would take its lock away.
+    const prober = uniqueUser('s3-held-probe');
+    const probeUrl = await createUpload(freight, prober, 16 * MiB);
+    const probeId = uploadIdOf(probeUrl);
+    expect((await patch(probeUrl, prober, 0, randomData(MiB))).status).toBe(204);
+    let resume: Answer | undefined;
+    let resumeAnsweredAt = 0;
+    try {
+      await throughOutage(
+        'S3 held',
+        freight,
+        sql,
+        async ({ id, user, storedOffset, letClientGo, felt, clientClock }) => {
+          await s3Proxy.hold();
+          const writing = nextS3Request((path) => path.includes(id));
+          letClientGo();
+          // The client's PATCH is being written: its S3 request is in the relay, which answers nothing.
+          await within("Freight's S3 request for the client's PATCH reaching the silent relay", writing);
+
+          // An idle upload's resume check needs no S3: it answers from Postgres at once, asking S3 nothing.
+          const askedBefore = s3Requests.length;
+          const idle = await head(probeUrl, prober);
+          log(describeAnswer('S3 held: HEAD of an idle upload', idle));
+          expect(idle).toMatchObject({ status: 200, offset: String(MiB) });
+          expect(idle.ms).toBeLessThan(1_000);
+          expect(s3Requests.slice(askedBefore).filter((path) => path.includes(probeId))).toEqual([]);
+
+          // Both at once (different uploads): the resume check of the upload being written, and a write.
+          // The upload being written: its writer is asked to stop and the answer waits for it (it cannot store
+          // while S3 is silent, so it ends when its S3 calls time out), at most WRITER_WAIT_MS; then 423, which
+          // clients retry. A 200 carries an offset no writer will move.
+          // The write: its staged bytes go to S3 as one object: three attempts of S3_REQUEST_TIMEOUT of silence
+          // each, with the backoff between them (7.3 s here alone, 8.2 s beside another test file).
+          const [checked, write] = await Promise.all([
+            head(`${freight.url}/files/${id}`, user).then((answer) => {
+              resumeAnsweredAt = clientClock();
+              return answer;
+            }),
+            patch(probeUrl, prober, MiB, randomData(64 * 1024)),
+          ]);
+          resume = checked;
+          log(describeAnswer('S3 held: HEAD of the upload being written', checked));
+          if (checked.status === 423) expect(checked.retryAfter).toBe(RETRY_AFTER);
+          else {
+            expect(checked.status).toBe(200);
+            expect(Number(checked.offset)).toBeGreaterThanOrEqual(storedOffset);
+          }
+          expect(checked.ms).toBeLessThan(WRITER_WAIT_MS + SLACK_MS);
+
+          log(describeAnswer('S3 held: PATCH', write));
+          expect(write).toMatchObject({ status: 503, retryAfter: RETRY_AFTER });
+          expect(write.body).toMatch(/retry later$/);
+          expect(write.ms).toBeLessThan(3 * S3_REQUEST_TIMEOUT_MS + BODY_RETRY_BACKOFF_MS + SLACK_MS);
+
+          await felt();
+          await s3Proxy.release();
+        },
+        (run) => {
+          // The offset a 200 gave did not move: the client's first PATCH after it starts there.
+          if (resume?.status !== 200) return;
+          const next = run.stack.exchanges.find((e) => e.method === 'PATCH' && e.at >= resumeAnsweredAt);
+          expect(next?.offset).toBe(resume.offset);
+        },
+      );
     } finally {
+      unwatch();
       await relayUp();
     }
   });
@@ -494,15 +620,18 @@ describe('PostgreSQL outages (a throwaway cluster of this file, never the machin
     }
   });
 
-  test('Postgres restarts (down ~4 s plus its start): the client resumes the same upload', async () => {
+  test('Postgres restarts (down until the client has met it, plus its start): the client resumes the same upload', async () => {
     const freight = await startFreight(
       serviceEnv(bucket.bucket, { DATABASE_URL: cluster.url, DATABASE_TIMEOUT: '3s' }),
     );
     try {
-      await throughOutage('Postgres restart', freight, sql, async () => {
+      await throughOutage('Postgres restart', freight, sql, async ({ letClientGo, felt }) => {
         const restarting = performance.now();
-        await cluster.restart(4_000);
-        log(`Postgres restart took ${Math.round(performance.now() - restarting)} ms`);
+        await cluster.stop();
+        letClientGo();
+        await felt();
+        await cluster.start();
+        log(`Postgres was down for ${Math.round(performance.now() - restarting)} ms`);
       });
     } finally {
       await cluster.start();
@@ -510,7 +639,7 @@ describe('PostgreSQL outages (a throwaway cluster of this file, never the machin
     }
   });
 
-  test('Postgres stops answering (held 5 s, DATABASE_TIMEOUT 2 s): HEAD 423, PATCH 503 within the timeout, the client resumes', async () => {
+  test('Postgres stops answering (held until the client has met it, DATABASE_TIMEOUT 2 s): HEAD 423, PATCH 503 within the timeout, the client resumes', async () => {
     const pgProxy = await holdingProxy(cluster.url);
     const freight = await startFreight(
       serviceEnv(bucket.bucket, { DATABASE_URL: pgProxy.url, DATABASE_TIMEOUT: '2s' }),
@@ -518,9 +647,12 @@ describe('PostgreSQL outages (a throwaway cluster of this file, never the machin
     try {
       const prober = uniqueUser('pg-held-probe');
       const probeUrl = await createUpload(freight, prober, 16 * MiB);
-      await throughOutage('Postgres held', freight, sql, async ({ id, user }) => {
+      await throughOutage('Postgres held', freight, sql, async ({ id, user, letClientGo, felt }) => {
         const heldSince = performance.now();
         await pgProxy.hold();
+        letClientGo();
+        // The client's PATCH asks the database for its upload and its lock: that query is in the silent relay.
+        await within("Freight's query for the client's PATCH reaching the silent relay", pgProxy.heldArrival());
 
         const resume = await head(`${freight.url}/files/${id}`, user);
         log(describeAnswer('Postgres held: HEAD', resume));
@@ -533,7 +665,7 @@ describe('PostgreSQL outages (a throwaway cluster of this file, never the machin
         expect(write.body).toMatch(/^ERR_DATABASE_UNAVAILABLE: the database did not answer within 2 s; retry later$/);
         expect(write.ms).toBeLessThan(2_000 + 1_500);
 
-        await sleep(Math.max(0, 5_000 - (performance.now() - heldSince)));
+        await felt();
         await pgProxy.release();
         log(`Postgres held for ${Math.round(performance.now() - heldSince)} ms`);
       });
@@ -554,6 +686,16 @@ describe('PostgreSQL outages (a throwaway cluster of this file, never the machin
       // A connection in the pool, as on any server that has served a request: the INSERT goes out on it.
       await createUpload(freight, uniqueUser('pg-held-warm'), 8 * MiB);
       const newcomer = uniqueUser('pg-held-post');
+      // Every INSERT and DELETE of an upload row, as it happens (the throwaway cluster is this file's own).
+      await sql.unsafe(`
+        create table if not exists outage_audit (op text not null, user_id text not null);
+        create or replace function outage_audit() returns trigger language plpgsql as $$
+        begin
+          insert into outage_audit (op, user_id) values (tg_op, coalesce(new.user_id, old.user_id));
+          return null;
+        end $$;
+        create or replace trigger outage_audit after insert or delete on file_uploads
+          for each row execute function outage_audit();`);
       await pgProxy.hold();
       const creation = await ask(`${freight.url}/files/`, {
         method: 'POST',
@@ -564,9 +706,17 @@ describe('PostgreSQL outages (a throwaway cluster of this file, never the machin
       await pgProxy.release();
       // Once Postgres answers again, whatever was sent to it has run, and the late creation has been undone.
       expect((await fetch(`${freight.url}/readyz`)).status).toBe(200);
-      // The held INSERT runs as soon as the relay forwards again, its undo right after; give both a moment, then
-      // nothing may be left (without the undo, the row is there: this case ran as test.fails before the fix).
-      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      // The held INSERT runs as soon as the relay forwards again, its undo (a DELETE) right after: wait until the
+      // audit trigger has seen both, then nothing may be left (without the undo, the row is there and the wait
+      // fails: this case ran as test.fails before the fix).
+      const releasedAt = performance.now();
+      await eventually(async () => {
+        const ops = await sql`select op from outage_audit where user_id = ${newcomer}`;
+        return ops.some((row) => row.op === 'INSERT') && ops.some((row) => row.op === 'DELETE') ? true : undefined;
+      }, 30_000).catch((error: unknown) => {
+        throw new Error(`the held creation landing and being undone: ${(error as Error).message}`);
+      });
+      log(`the held creation landed and was undone ${Math.round(performance.now() - releasedAt)} ms after the release`);
       expect(await sql`select id, status from file_uploads where user_id = ${newcomer}`).toEqual([]);
     } finally {
       await freight.close();

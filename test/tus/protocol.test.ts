@@ -2,7 +2,7 @@ import { ERRORS } from '@tus/utils';
 import { describe, expect, test } from 'vitest';
 import { type FreightError, toHttpAnswer } from '../../src/errors.js';
 import { parseUploadMetadata } from '../../src/tus/metadata.js';
-import { checkTusRequest } from '../../src/tus/protocol.js';
+import { checkTusRequest, parseUploadConcat } from '../../src/tus/protocol.js';
 import { fromTusUtils } from '../../src/tus/reply.js';
 
 const status = (fn: () => void): number | undefined => {
@@ -51,6 +51,104 @@ describe('tus request checks', () => {
     expect(status(() => checkTusRequest('POST', { ...TUS, 'upload-length': '101' }, 100))).toBe(413);
     expect(status(() => checkTusRequest('POST', { ...TUS, 'upload-length': '0x10' }, 100))).toBe(400);
     expect(status(() => checkTusRequest('POST', { ...TUS }, 100))).toBe(400);
+  });
+});
+
+describe('tus request checks, each spec sentence', () => {
+  const TUS = { 'tus-resumable': '1.0.0' };
+  const PATCH = { ...TUS, 'content-type': 'application/offset+octet-stream', 'upload-offset': '0' };
+  const message = (fn: () => void): string | undefined => {
+    try {
+      fn();
+      return undefined;
+    } catch (error) {
+      return (error as FreightError).message;
+    }
+  };
+
+  test('"The Tus-Resumable header MUST be included in every request": missing is 412 too, saying so', () => {
+    for (const method of ['HEAD', 'POST', 'PATCH', 'DELETE']) {
+      expect(status(() => checkTusRequest(method, {}, 100))).toBe(412);
+      expect(message(() => checkTusRequest(method, {}, 100))).toBe('Tus-Resumable header required');
+    }
+    expect(status(() => checkTusRequest('HEAD', TUS, 100))).toBeUndefined();
+    expect(status(() => checkTusRequest('DELETE', TUS, 100))).toBeUndefined();
+  });
+
+  test('PATCH Content-Type: the media type counts, not its case or parameters', () => {
+    expect(
+      status(() => checkTusRequest('PATCH', { ...PATCH, 'content-type': 'Application/Offset+Octet-Stream' }, 100)),
+    ).toBeUndefined();
+    expect(
+      status(() => checkTusRequest('PATCH', { ...PATCH, 'content-type': 'application/offset+octet-stream; x=1' }, 100)),
+    ).toBeUndefined();
+    expect(status(() => checkTusRequest('PATCH', { ...PATCH, 'content-type': 'application/octet-stream' }, 100))).toBe(
+      415,
+    );
+  });
+
+  test('Upload-Offset "MUST be a non-negative integer": no sign, no fraction, nothing past 2^53', () => {
+    for (const offset of ['-1', '+1', '1.5', ' 1', '', '9007199254740993']) {
+      expect(
+        status(() => checkTusRequest('PATCH', { ...PATCH, 'upload-offset': offset }, 100)),
+        offset,
+      ).toBe(400);
+    }
+    expect(
+      status(() => checkTusRequest('PATCH', { ...PATCH, 'upload-offset': '9007199254740991' }, 100)),
+    ).toBeUndefined();
+  });
+
+  test('creation-defer-length: the PATCH that declares the length is held to the maximum like a POST', () => {
+    expect(status(() => checkTusRequest('PATCH', { ...PATCH, 'upload-length': '100' }, 100))).toBeUndefined();
+    expect(status(() => checkTusRequest('PATCH', { ...PATCH, 'upload-length': '-5' }, 100))).toBe(400);
+  });
+
+  test('POST: not both Upload-Length and Upload-Defer-Length; Upload-Defer-Length "MUST be 1"', () => {
+    expect(
+      status(() => checkTusRequest('POST', { ...TUS, 'upload-length': '5', 'upload-defer-length': '1' }, 100)),
+    ).toBe(400);
+    expect(status(() => checkTusRequest('POST', { ...TUS, 'upload-defer-length': '0' }, 100))).toBe(400);
+    expect(status(() => checkTusRequest('POST', { ...TUS, 'upload-defer-length': 'true' }, 100))).toBe(400);
+    expect(status(() => checkTusRequest('POST', { ...TUS, 'upload-length': '0' }, 100))).toBeUndefined();
+    expect(status(() => checkTusRequest('POST', { ...TUS, 'upload-length': '100' }, 100))).toBeUndefined();
+  });
+
+  test('POST Upload-Metadata is checked at creation, and its sha256 must be a SHA-256 in hex', () => {
+    const withMetadata = (value: string) => ({ ...TUS, 'upload-length': '5', 'upload-metadata': value });
+    const hex = Buffer.from('a'.repeat(64)).toString('base64');
+    expect(status(() => checkTusRequest('POST', withMetadata(`sha256 ${hex}`), 100))).toBeUndefined();
+    expect(
+      status(() => checkTusRequest('POST', withMetadata(`sha256 ${Buffer.from('abc').toString('base64')}`), 100)),
+    ).toBe(400);
+    expect(
+      status(() =>
+        checkTusRequest('POST', withMetadata(`sha256 ${Buffer.from('g'.repeat(64)).toString('base64')}`), 100),
+      ),
+    ).toBe(400);
+    expect(status(() => checkTusRequest('POST', withMetadata('a Y Q'), 100))).toBe(400);
+  });
+
+  test('concatenation: "partial", or "final;" and the partial URLs; a final takes no length of its own', () => {
+    expect(parseUploadConcat(undefined)).toBeUndefined();
+    expect(parseUploadConcat('partial')).toEqual({ kind: 'partial' });
+    expect(parseUploadConcat('final;/files/a /files/b')).toEqual({ kind: 'final', urls: ['/files/a', '/files/b'] });
+    expect(parseUploadConcat('final; /files/a  /files/b ')).toEqual({ kind: 'final', urls: ['/files/a', '/files/b'] });
+    for (const value of ['final;', 'final; ', 'final', 'partial;x', 'whole']) {
+      expect(
+        status(() => parseUploadConcat(value)),
+        value,
+      ).toBe(400);
+    }
+    const final = { ...TUS, 'upload-concat': 'final;/files/a /files/b' };
+    expect(status(() => checkTusRequest('POST', final, 100))).toBeUndefined();
+    expect(status(() => checkTusRequest('POST', { ...final, 'upload-length': '10' }, 100))).toBe(400);
+    expect(status(() => checkTusRequest('POST', { ...final, 'upload-defer-length': '1' }, 100))).toBe(400);
+    // A partial upload is created like any other: with its length.
+    expect(status(() => checkTusRequest('POST', { ...TUS, 'upload-concat': 'partial' }, 100))).toBe(400);
+    expect(
+      status(() => checkTusRequest('POST', { ...TUS, 'upload-concat': 'partial', 'upload-length': '5' }, 100)),
+    ).toBeUndefined();
   });
 });
 

@@ -30,6 +30,7 @@ import {
 } from '../helpers/harness.js';
 import { throttlingProxy, type ThrottlingProxy } from '../helpers/throttle.js';
 import { launchChromium } from './browser.js';
+import { testDatabaseUrl } from '../helpers/file-database.js';
 
 const SIZE = 56 * MiB + 123;
 /** Slow enough that an upload of SIZE takes about 4 s: a test can act half-way on any machine. */
@@ -124,8 +125,11 @@ describe('the upload page', () => {
       await page.screenshot({ path: path.join(SCREENSHOTS, 'upload-page-tus-uploading.png'), fullPage: true });
       await context.setOffline(true);
       front.cut();
+      // The page has noticed: the file waits for the network (or its client already reports the cut).
+      await expect
+        .poll(() => transfer(page, name).getAttribute('data-state'), { timeout: 10_000 })
+        .toMatch(/^(waiting for the network|failed)$/);
       await page.screenshot({ path: path.join(SCREENSHOTS, 'upload-page-tus-offline.png') });
-      await new Promise((resolve) => setTimeout(resolve, 1_500));
       front.restore();
       await context.setOffline(false);
       await expect.poll(() => transfer(page, name).getAttribute('data-state'), { timeout: 60_000 }).toBe('completed');
@@ -155,7 +159,8 @@ describe('the upload page', () => {
       await whenSent(s3Relay, before, 24 * MiB);
       await context.setOffline(true);
       s3Relay.cut();
-      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      // Uppy marks the file failed after a cut in S3 mode; the page retries it once the browser is back online.
+      await expect.poll(() => transfer(page, name).getAttribute('data-state'), { timeout: 10_000 }).toBe('failed');
       s3Relay.restore();
       await context.setOffline(false);
       await expect.poll(() => transfer(page, name).getAttribute('data-state'), { timeout: 60_000 }).toBe('completed');
@@ -341,7 +346,7 @@ describe('Download on the page', () => {
   let fileStore: RunningFreight;
   beforeAll(async () => {
     fileStore = await startFreight({
-      DATABASE_URL: inject('databaseUrl'),
+      DATABASE_URL: testDatabaseUrl(),
       AUTH_JWT_SECRET: JWT_SECRET,
       LOG_LEVEL: 'silent',
     });

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import type { WebhookOutboxRow } from '../../src/db/schema.js';
 import type { WebhookOutbox } from '../../src/db/webhook-outbox.js';
 import { WebhookDeliverer } from '../../src/webhooks/deliverer.js';
-import { eventually, silentLogger } from '../helpers/harness.js';
+import { silentLogger } from '../helpers/harness.js';
 import { startReceiver, type Receiver } from './receiver.js';
 
 let receiver: Receiver;
@@ -23,17 +23,29 @@ type Outcome =
   | { retry: number; delayMs: number; error: string }
   | { gaveUp: number; error: string };
 
-/** An outbox holding `rows`, each claimed once, recording what the deliverer decided. */
+/** An outbox holding `rows`, each claimed once, recording what the deliverer decided; `settled` once all are. */
 function outboxOf(rows: WebhookOutboxRow[]) {
+  const count = rows.length;
   const outcomes: Outcome[] = [];
+  let settle!: () => void;
+  const settled = new Promise<void>((resolve) => {
+    settle = resolve;
+  });
+  const record = (outcome: Outcome) => {
+    outcomes.push(outcome);
+    if (outcomes.length === count) settle();
+  };
   const outbox = {
     claimDue: async () => rows.splice(0).map((row) => ({ ...row, attempts: row.attempts + 1 })),
-    markDelivered: async (id: number) => void outcomes.push({ delivered: id }),
-    retryLater: async (id: number, delayMs: number, error: string) => void outcomes.push({ retry: id, delayMs, error }),
-    giveUp: async (id: number, error: string) => void outcomes.push({ gaveUp: id, error }),
+    markDelivered: async (id: number) => record({ delivered: id }),
+    retryLater: async (id: number, delayMs: number, error: string) => record({ retry: id, delayMs, error }),
+    giveUp: async (id: number, error: string) => record({ gaveUp: id, error }),
   };
-  return { outbox: outbox as unknown as WebhookOutbox, outcomes };
+  return { outbox: outbox as unknown as WebhookOutbox, outcomes, settled };
 }
+
+/** The deliverer's clock in these tests: events are made `ageMs` before it. */
+const NOW = Date.parse('2026-06-01T12:00:00Z');
 
 const row = (id: number, attempts: number, ageMs = 0): WebhookOutboxRow => ({
   id,
@@ -46,15 +58,23 @@ const row = (id: number, attempts: number, ageMs = 0): WebhookOutboxRow => ({
     updated_at: '2026-01-01T00:00:00Z',
   },
   attempts,
-  nextAttemptAt: new Date(),
+  nextAttemptAt: new Date(NOW),
   deliveredAt: null,
   lastError: null,
-  createdAt: new Date(Date.now() - ageMs),
+  createdAt: new Date(NOW - ageMs),
 });
 
+/** Waits for `what` (a bound on a hang only: each outcome comes within the receiver's 1 s timeout). */
+const within = <T>(what: string, promise: Promise<T>, ms = 5_000): Promise<T> => {
+  let timer: NodeJS.Timeout | undefined;
+  const bound = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, bound]).finally(() => clearTimeout(timer));
+};
+
 async function deliver(rows: WebhookOutboxRow[], random = () => 0.999) {
-  const count = rows.length;
-  const { outbox, outcomes } = outboxOf(rows);
+  const { outbox, outcomes, settled } = outboxOf(rows);
   const deliverer = new WebhookDeliverer({
     outbox,
     config: {
@@ -68,9 +88,10 @@ async function deliver(rows: WebhookOutboxRow[], random = () => 0.999) {
     },
     log: silentLogger(),
     random,
+    now: () => NOW,
   });
   deliverer.start();
-  await eventually(async () => (outcomes.length === count ? true : undefined), 5_000).finally(() => deliverer.stop());
+  await within('the deliverer deciding on every event', settled).finally(() => deliverer.stop());
   return outcomes;
 }
 
@@ -96,6 +117,9 @@ test('an unreachable or silent receiver is a failure like a 5xx; after 24 h the 
   receiver.answer = () => ({ status: 410 });
   const old = await deliver([row(7, 40, 25 * 3_600_000)]);
   expect(old).toEqual([{ gaveUp: 7, error: 'the receiver answered 410' }]);
+  // Just under 24 h old: retried still.
+  const young = await deliver([row(9, 40, 24 * 3_600_000 - 1)]);
+  expect(young).toEqual([expect.objectContaining({ retry: 9, error: 'the receiver answered 410' })]);
   receiver.answer = () => ({ status: 204 });
 });
 
@@ -114,9 +138,13 @@ test('stop cancels an attempt in flight and makes the event due again at once', 
       events: [],
     },
     log: silentLogger(),
+    now: () => NOW,
   });
   deliverer.start();
-  await eventually(async () => (receiver.received.some((request) => request.json.id === 8) ? true : undefined));
+  await within(
+    'the event reaching the receiver',
+    receiver.next((request) => request.json.id === 8),
+  );
   await deliverer.stop();
   expect(outcomes).toEqual([
     { retry: 8, delayMs: 0, error: 'the receiver: the delivery was cancelled (Freight is stopping)' },

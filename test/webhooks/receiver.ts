@@ -17,6 +17,8 @@ export type Answer = { status: number; body?: string; contentType?: string } | '
 export interface Receiver {
   readonly url: string;
   readonly received: Received[];
+  /** The first request (received already, or the next to come) that `matches`: an event to wait for, not a poll. */
+  next(matches: (request: Received) => boolean): Promise<Received>;
   /** How the next requests are answered (default: 204). */
   answer: (request: Received) => Answer;
   down(): Promise<void>;
@@ -26,6 +28,7 @@ export interface Receiver {
 
 export async function startReceiver(): Promise<Receiver> {
   const received: Received[] = [];
+  const waiting = new Set<{ matches: (request: Received) => boolean; resolve: (request: Received) => void }>();
   const hanging = new Set<http.ServerResponse>();
   let port = 0;
   let server: http.Server | undefined;
@@ -35,6 +38,11 @@ export async function startReceiver(): Promise<Receiver> {
       return `http://127.0.0.1:${port}/hooks/freight`;
     },
     received,
+    next(matches) {
+      const already = received.find(matches);
+      if (already) return Promise.resolve(already);
+      return new Promise((resolve) => waiting.add({ matches, resolve }));
+    },
     answer: () => ({ status: 204 }),
     async down() {
       for (const response of hanging) response.destroy();
@@ -54,6 +62,11 @@ export async function startReceiver(): Promise<Receiver> {
           const raw = Buffer.concat(chunks).toString('utf8');
           const entry: Received = { headers: request.headers, raw, json: JSON.parse(raw) };
           received.push(entry);
+          for (const waiter of waiting) {
+            if (!waiter.matches(entry)) continue;
+            waiting.delete(waiter);
+            waiter.resolve(entry);
+          }
           const answer = receiver.answer(entry);
           if (answer === 'hang') {
             hanging.add(response);

@@ -3,7 +3,7 @@
  * and sleep until the lock changes hands, the holder is asked once to let go, and a wait ends at the stop signal
  * or after `acquireTimeoutMs` (ERR_LOCK_TIMEOUT, answered 423). @tus/server's MemoryLocker, which this replaces,
  * polls with setImmediate for as long as it waits (a busy loop of up to LOCK_TIMEOUT) and asks the holder again on
- * every turn. Both pass the same locker contract (test/tus/lockers/locker.contract.test.ts).
+ * every turn. Both pass the same locker contract (test/tus/lockers/locker.contract.e2e.test.ts).
  */
 import { ERRORS, type Lock, type RequestRelease } from '@tus/utils';
 import type { UploadLocker } from './locker.js';

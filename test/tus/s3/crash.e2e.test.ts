@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startServerProcess, type ServerProcess } from '../../helpers/faults.js';
 import {
   createTestBucket,
+  eventually,
   MiB,
   randomData,
   serviceEnv,
@@ -18,6 +19,7 @@ import {
   tokenFor,
   uniqueUser,
 } from '../../helpers/harness.js';
+import { scrape } from '../../helpers/metrics.js';
 import { pausingPatch, startTusUpload, uploadIdOf } from '../../helpers/tus-client.js';
 import { expectStoredUpTo, stagedShape } from './stored-state.js';
 
@@ -82,7 +84,10 @@ describe('kill -9 while the end of a part is staged', () => {
       [inFlight.data.subarray(inFlight.sent, inFlight.sent + 3 * MiB), inFlight.data.subarray(inFlight.sent + 3 * MiB)],
       async (index) => {
         if (index !== 0) return;
-        await new Promise((resolve) => setTimeout(resolve, 300));
+        // Killed once the server is writing this PATCH (its body on the way), not before it has seen it.
+        await eventually(async () =>
+          (await scrape(running.url))('freight_tus_writes_in_progress') >= 1 ? true : undefined,
+        );
         await running.kill('SIGKILL');
       },
     ).then(

@@ -16,6 +16,7 @@ import {
   tokenFor,
   uniqueUser,
 } from '../../helpers/harness.js';
+import { scrape } from '../../helpers/metrics.js';
 import { startTusUpload, uploadIdOf } from '../../helpers/tus-client.js';
 import { expectStoredUpTo, storedUpload } from './stored-state.js';
 
@@ -112,8 +113,12 @@ describe('part slots', () => {
         return { token, url, run: trickle(url, token, 10 * MiB, TRICKLED, STALL_WINDOW_MS + 5_000) };
       }),
     );
-    // Every trickler's first byte is in: a server handing out slots for bytes would have given both away by now.
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    // Every trickler's PATCH is being written, its first byte in: a server handing out slots for bytes would have
+    // given both away by now.
+    await eventually(async () => {
+      const writing = (await scrape(ctx.freight.url))('freight_tus_writes_in_progress');
+      return writing >= trickling.length ? true : undefined;
+    });
 
     const data = randomData(32 * MiB);
     const started = performance.now();

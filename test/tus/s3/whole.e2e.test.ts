@@ -26,7 +26,7 @@ import {
 import { scrape } from '../../helpers/metrics.js';
 import { createRawUpload, pausingPatch, startTusUpload, uploadIdOf } from '../../helpers/tus-client.js';
 import { createHash } from 'node:crypto';
-import { inject } from 'vitest';
+import { testDatabaseUrl } from '../../helpers/file-database.js';
 
 const ctx = freightOnS3('freight-whole', { S3_PART_SIZE: '8MiB' });
 const TUS = { 'Tus-Resumable': '1.0.0' };
@@ -160,7 +160,7 @@ describe('kill -9 around the PutObject of a whole upload', () => {
 
   beforeAll(async () => {
     bucket = await createTestBucket(s3, 'freight-whole-crash');
-    database = await holdingProxy(inject('databaseUrl'));
+    database = await holdingProxy(testDatabaseUrl());
   });
   afterAll(async () => {
     await server?.stop();

@@ -2,7 +2,7 @@
  * The writer sends a PATCH's parts to S3 in parallel but moves the stored offset strictly in order: when part k
  * fails after part k + 1 is stored, the offset stops at the start of part k, never past the hole.
  *
- * The S3 store is built outside the app (as test/tus/datastore.contract.test.ts does) on the test S3 gateway and
+ * The S3 store is built outside the app (as test/tus/datastore.contract.e2e.test.ts does) on the test S3 gateway and
  * PostgreSQL. One thing is not real: the client that S3Objects sends bodies with fails UploadPart of one part of
  * one upload, with a 500 InternalError, each time only once the next part of the same write is stored. The
  * store's own retries of a body (src/storage/objects.ts) run against it, and fail too.
@@ -13,7 +13,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { S3Client, UploadPartCommand } from '@aws-sdk/client-s3';
 import { Upload } from '@tus/utils';
-import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { loadConfig, type Config } from '../../../src/config/index.js';
 import { openPostgres, type Database } from '../../../src/db/client.js';
 import { UploadRepository } from '../../../src/db/repository.js';
@@ -33,6 +33,7 @@ import {
   testSql,
 } from '../../helpers/harness.js';
 import { expectStoredUpTo, storedUpload } from './stored-state.js';
+import { testDatabaseUrl } from '../../helpers/file-database.js';
 
 /**
  * UploadPart of part `partNumber` of `key` fails (500 InternalError) while `armed`, every attempt, each only
@@ -109,7 +110,7 @@ describe('offsets without holes', () => {
     bucket = await createTestBucket(s3, 'freight-writer');
     tempDir = await mkdtemp(path.join(os.tmpdir(), 'freight-writer-'));
     config = loadConfig({ ...serviceEnv(bucket.bucket, { S3_PART_SIZE: '5MiB' }), DATA_DIR: tempDir });
-    database = await openPostgres(inject('databaseUrl'));
+    database = await openPostgres(testDatabaseUrl());
   });
   afterAll(async () => {
     for (const client of clients) client.destroy();

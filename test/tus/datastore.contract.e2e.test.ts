@@ -6,7 +6,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Upload } from '@tus/utils';
-import { inject } from 'vitest';
 import { S3Client } from '@aws-sdk/client-s3';
 import { loadConfig, type Config } from '../../src/config/index.js';
 import { openPglite, openPostgres, type Database } from '../../src/db/client.js';
@@ -17,6 +16,7 @@ import type { FreightStore } from '../../src/tus/upload-record.js';
 import { UploadService } from '../../src/uploads/service.js';
 import { createTestBucket, serviceEnv, silentLogger, testS3Client } from '../helpers/harness.js';
 import { UPLOAD_EXPIRY_MS, dataStoreContract, type StoreUnderTest } from './datastore.contract.js';
+import { testDatabaseUrl } from '../helpers/file-database.js';
 
 /** The store under test, as the app builds it (src/app.ts). */
 function buildStore(config: Config, uploads: UploadService, tempDir: string): { store: FreightStore; close(): void } {
@@ -81,7 +81,7 @@ dataStoreContract('S3 store (Ceph RGW) and PostgreSQL', async () => {
   const dataDir = await tempDataDir();
   // 5 MiB parts (S3's minimum): the contract's 12 MiB uploads are written as several parts.
   const config = configFor({ ...serviceEnv(bucket.bucket, { S3_PART_SIZE: '5MiB' }), DATA_DIR: dataDir });
-  return storeOver(config, await openPostgres(inject('databaseUrl')), async () => {
+  return storeOver(config, await openPostgres(testDatabaseUrl()), async () => {
     await bucket.drop();
     s3.destroy();
     await rm(dataDir, { recursive: true, force: true });

@@ -18,6 +18,7 @@ import {
   type ThrowawayPostgres,
 } from './faults.js';
 import { createTestBucket, eventually, serviceEnv, testS3Client, tokenFor, uniqueUser } from './harness.js';
+import { testDatabaseUrl } from './file-database.js';
 
 /** How long `work` takes, logged so that the run shows what the tools cost. */
 async function timed<T>(label: string, work: () => Promise<T>): Promise<T> {
@@ -121,7 +122,7 @@ describe('holdingProxy', () => {
   });
 
   test('relays PostgreSQL the same way', async () => {
-    const proxy = await holdingProxy(inject('databaseUrl'));
+    const proxy = await holdingProxy(testDatabaseUrl());
     const sql = postgres(proxy.url, { max: 1, connect_timeout: 2, onnotice: () => {} });
     try {
       expect(await sql`select 1 as one`).toEqual([{ one: 1 }]);

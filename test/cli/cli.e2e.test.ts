@@ -5,7 +5,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { jwtVerify } from 'jose';
-import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
   JWT_SECRET,
   randomData,
@@ -15,6 +15,7 @@ import {
   uniqueUser,
   type RunningFreight,
 } from '../helpers/harness.js';
+import { testDatabaseUrl } from '../helpers/file-database.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
 const CLI = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
@@ -39,7 +40,7 @@ function freight(args: string[], extra?: Record<string, string>) {
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
-const onPostgres = () => ({ DATABASE_URL: inject('databaseUrl'), AUTH_JWT_SECRET: JWT_SECRET });
+const onPostgres = () => ({ DATABASE_URL: testDatabaseUrl(), AUTH_JWT_SECRET: JWT_SECRET });
 
 describe('help and mistakes', () => {
   test('freight --help lists every command; no command is a usage error', () => {
@@ -119,7 +120,7 @@ describe('freight migrate', () => {
   const name = `freight_cli_${randomUUID().slice(0, 8)}`;
   const sql = testSql();
   const url = () => {
-    const parsed = new URL(inject('databaseUrl'));
+    const parsed = new URL(testDatabaseUrl());
     parsed.pathname = `/${name}`;
     return parsed.toString();
   };

@@ -8,11 +8,12 @@ import net from 'node:net';
 import { MemoryLocker as TusServerMemoryLocker } from '@tus/server';
 import { ERRORS, type Locker } from '@tus/utils';
 import postgres from 'postgres';
-import { afterAll, beforeAll, describe, expect, inject, test, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import type { UploadLocker } from '../../../src/tus/lockers/locker.js';
 import { MemoryLocker } from '../../../src/tus/lockers/memory-locker.js';
 import { PostgresLocker, type PostgresLockerOptions } from '../../../src/tus/lockers/postgres-locker.js';
 import { uploadLockKey } from '../../../src/db/ids.js';
+import { testDatabaseUrl } from '../../helpers/file-database.js';
 
 // Each case settles in well under a second: a broken locker should fail a case in seconds, not hang it for the
 // suite's default two minutes.
@@ -42,7 +43,7 @@ afterAll(async () => {
 
 async function postgresLocker(options: Partial<PostgresLockerOptions> = {}): Promise<PostgresLocker> {
   const locker = await PostgresLocker.create({
-    url: inject('databaseUrl'),
+    url: testDatabaseUrl(),
     queryTimeoutMs: 2_000,
     log: { warn: ignore, error: ignore },
     ...options,
@@ -181,7 +182,7 @@ describe.each<[string, () => Promise<UploadLocker>]>([
 describe('PostgresLocker across instances', () => {
   let admin: postgres.Sql;
   beforeAll(() => {
-    admin = postgres(inject('databaseUrl'), { max: 1, onnotice: ignore });
+    admin = postgres(testDatabaseUrl(), { max: 1, onnotice: ignore });
     cleanups.push(() => admin.end());
   });
 
@@ -304,7 +305,7 @@ describe('PostgresLocker across instances', () => {
   });
 
   test('a database that stops answering, then goes away: holders are told, lock() fails with DATABASE_UNAVAILABLE in bounded time', async () => {
-    const relay = await tcpRelay(inject('databaseUrl'));
+    const relay = await tcpRelay(testDatabaseUrl());
     cleanups.push(relay.down);
     const locker = await postgresLocker({ url: relay.url, queryTimeoutMs: 500, heartbeatMs: 100 });
     const id = randomUUID();

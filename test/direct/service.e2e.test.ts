@@ -11,6 +11,7 @@ import { DirectUploads } from '../../src/direct/service.js';
 import { S3MultipartStorage, type MultipartStorage } from '../../src/storage/multipart.js';
 import { UploadService } from '../../src/uploads/service.js';
 import { MiB, createTestBucket, randomData, testS3Client, uniqueUser } from '../helpers/harness.js';
+import { testDatabaseUrl } from '../helpers/file-database.js';
 
 let s3: S3Client;
 let bucket: { bucket: string; drop(): Promise<void> };
@@ -20,7 +21,7 @@ let uploads: UploadService;
 beforeAll(async () => {
   s3 = testS3Client();
   bucket = await createTestBucket(s3, 'freight-direct-service');
-  database = await openPostgres(inject('databaseUrl'));
+  database = await openPostgres(testDatabaseUrl());
   uploads = new UploadService(new UploadRepository(database.db), { expiryMs: 3_600_000 });
 });
 afterAll(async () => {
