@@ -65,6 +65,20 @@ export class RetentionRepository {
       .where(and(eq(fileUploads.id, id), inArray(fileUploads.status, OPEN_LIST)));
   }
 
+  /**
+   * Those of `ids` whose tus lock a session holds now, on any instance (a writer is at them): the same probe as
+   * expireIdleUploads', taken and let go within this statement.
+   */
+  async heldByWriters(ids: readonly string[]): Promise<string[]> {
+    const valid = ids.filter(isUploadId);
+    if (valid.length === 0) return [];
+    const rows = await this.db
+      .select({ id: fileUploads.id })
+      .from(fileUploads)
+      .where(and(inArray(fileUploads.id, valid), sql`not pg_try_advisory_xact_lock(${rowLockKey})`));
+    return rows.map((row) => row.id);
+  }
+
   private pastExpiry(now: Date) {
     return and(
       inArray(fileUploads.status, OPEN_LIST),

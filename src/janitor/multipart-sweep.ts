@@ -4,11 +4,12 @@
  * .staging/part-<n>`, keys.ts) is held against that upload's row: the open upload's own and its recorded staging
  * upload are kept; those of uploads that ended or completed are aborted (this finishes a termination or an expiry
  * whose S3 call failed); those no row records (a creation undone after an outage, a writer that lost a race, an
- * upload whose row was pruned) are aborted once older than UPLOAD_EXPIRY, if their key is named as Freight names
+ * upload whose row was pruned) are aborted once older than UPLOAD_EXPIRY and while no writer holds their upload, if their key is named as Freight names
  * its own. Keys that are not Freight's, and anything outside the prefix, are left alone.
  */
 import { multipartKeyOwner, namedByFreight } from './keys.js';
 import { multipartUploadFate } from '../uploads/fates.js';
+import { isOpen } from '../lifecycle.js';
 import { nowOf, type JanitorDeps, type S3Parts } from './deps.js';
 import { recordAction, type JanitorReport } from './report.js';
 
@@ -28,6 +29,10 @@ export async function sweepMultipartUploads(
       return owner ? [{ listed, owner }] : [];
     });
     const rows = await uploads.access.findManyByStorageKey(owners.map(({ owner }) => owner.key));
+    // An open upload's writer records the multipart upload it opens right after S3 answers: not yet recorded is
+    // not an orphan while that writer holds the upload (however slow the database is to record it).
+    const open = [...rows.values()].filter((upload) => isOpen(upload.status)).map((upload) => upload.id);
+    const writing = await uploads.states.beingWritten(open);
     for (const { listed, owner } of owners) {
       const upload = rows.get(owner.key);
       if (!upload && !namedByFreight(owner.key, prefix)) continue;
@@ -38,7 +43,7 @@ export async function sweepMultipartUploads(
           : { uploadId: listed.uploadId, own: false, stagingPart: owner.stagingPart },
       );
       const old = listed.initiated !== undefined && listed.initiated.getTime() < oldBefore;
-      if (fate === 'keep' || (fate === 'abort-if-old' && !old)) continue;
+      if (fate === 'keep' || (fate === 'abort-if-old' && (!old || (upload && writing.has(upload.id))))) continue;
       const reason = upload
         ? `the upload is ${upload.status}${fate === 'abort-if-old' ? ' and does not record it' : ''}`
         : 'no upload records it';

@@ -324,6 +324,16 @@ export class UploadStates implements ApprovalRecords {
     return expired;
   }
 
+  /** Those of `ids` a writer holds now: their tus lock is held, here (in memory) or by any session (in SQL). */
+  async beingWritten(ids: readonly string[]): Promise<Set<string>> {
+    if (ids.length === 0) return new Set();
+    const inSql = await this.context.repo.retention.heldByWriters(ids);
+    const here = this.context.options.locks
+      ? await this.context.options.locks.excluding(async (held) => ids.filter((id) => held.has(id)))
+      : [];
+    return new Set([...inSql, ...here]);
+  }
+
   /**
    * Open uploads of `protocol` idle past their expiry, now marked expired (the caller removes their storage); those
    * a writer holds or a request is completing are left alone.

@@ -22,6 +22,7 @@ import type { JanitorDeps } from '../../src/janitor/deps.js';
 import { JANITOR_LOCK_KEY, runJanitor } from '../../src/janitor/janitor.js';
 import type { JanitorReport } from '../../src/janitor/report.js';
 import { openJanitorDeps } from '../../src/janitor/wiring.js';
+import { uploadLockKey } from '../../src/db/ids.js';
 import {
   MiB,
   createTestBucket,
@@ -212,6 +213,33 @@ describe('the janitor', () => {
     expect(await openInS3(own)).toEqual([]);
     expect(await openInS3(staging)).toEqual([]);
     expect(await openInS3('someone-else/')).toHaveLength(1);
+  });
+
+  test('leaves the multipart upload a writer opened but has not recorded yet while it holds the upload; aborts it once let go', async () => {
+    const upload = await createRawUpload(freight.url, await auth(uniqueUser('slow-writer')), randomData(20 * MiB));
+    // What a writer leaves between S3's answer to CreateMultipartUpload and the row learning its UploadId: on a
+    // loaded database that can outlast a short UPLOAD_EXPIRY, while the writer holds the upload's tus lock.
+    const opened = await createOrphan(upload.id);
+    const writer = await sql.reserve();
+    try {
+      await writer`select pg_advisory_lock(${uploadLockKey(upload.id).toString()}::bigint)`;
+      const held = await runJanitor(afterShortExpiry());
+      expect(actionsFor(held, upload.id)).toEqual([]);
+      expect(await openInS3(upload.id)).toEqual([upload.id]);
+      await writer`select pg_advisory_unlock(${uploadLockKey(upload.id).toString()}::bigint)`;
+    } finally {
+      writer.release();
+    }
+    const letGo = await runJanitor(afterShortExpiry());
+    expect(actionsFor(letGo, upload.id)).toEqual([
+      {
+        kind: 'abort-multipart-upload',
+        key: upload.id,
+        multipartUploadId: opened,
+        reason: 'the upload is pending and does not record it',
+      },
+    ]);
+    expect(await openInS3(upload.id)).toEqual([]);
   });
 
   test('finishes a termination whose S3 call failed: an aborted upload whose multipart uploads still exist loses them at once', async () => {
