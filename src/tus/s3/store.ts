@@ -76,7 +76,14 @@ export class FreightS3Store extends FreightStore {
     if (mayBeWhole(record)) {
       const end = await writeWhole(this.wholeDeps, record, stream, options, {
         // Not a whole upload after all (the body ended early, stalled or was stopped): what arrived, as always.
-        ordinary: (bytes) => this.writeParts(bytes, record, { limit: options.limit, checksum: options.checksum }),
+        // It keeps the request's stop signal and connection: a slot is still never waited for once either ends.
+        ordinary: (bytes) =>
+          this.writeParts(
+            bytes,
+            record,
+            { stop: options.stop, limit: options.limit, checksum: options.checksum },
+            stream,
+          ),
         discard: (upload) => this.discard(upload),
       });
       if (end !== undefined) return end;
@@ -85,7 +92,12 @@ export class FreightS3Store extends FreightStore {
   }
 
   /** The ordinary write path: the body cut into parts, staged where it ends (writer.ts), assembled when complete. */
-  private async writeParts(stream: Readable, record: FileUpload, options: WriteOptions): Promise<number> {
+  private async writeParts(
+    stream: Readable,
+    record: FileUpload,
+    options: WriteOptions,
+    request: Readable = stream,
+  ): Promise<number> {
     const id = record.id;
     const write = new PatchWrite(
       this.options,
@@ -94,7 +106,7 @@ export class FreightS3Store extends FreightStore {
     );
     let end: number;
     try {
-      end = await write.run(stream, options);
+      end = await write.run(stream, options, request);
     } catch (error) {
       if (error instanceof StagedBytesLost) await this.rewind(record, error);
       if (error instanceof MainUploadLost) throw await this.options.uploads.states.markLost(id, error.message);

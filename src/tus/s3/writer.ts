@@ -90,13 +90,16 @@ export class PatchWrite {
     this.layout = new PartLayout(upload.partSize, upload.totalSize);
   }
 
-  /** Reads the body to its end (or until it stalls, is stopped, or a step fails) and returns the offset now stored. */
-  async run(source: Readable, options: WriteOptions = {}): Promise<number> {
+  /**
+   * Reads the body to its end (or until it stalls, is stopped, or a step fails) and returns the offset now stored.
+   * `request`: the HTTP request the body came with, when `source` holds bytes already read from it.
+   */
+  async run(source: Readable, options: WriteOptions = {}, request: Readable = source): Promise<number> {
     const digest = hashes(this.deps.hashing, this.upload.metadata)
       ? await RunningDigest.resume(this.upload.hashState, this.committed)
       : undefined;
     // The request's connection: once it closes, nobody waits for the answer, and no slot is waited for.
-    const socket = (source as Readable & { socket?: Socket }).socket;
+    const socket = (request as Readable & { socket?: Socket }).socket;
     const gone = new AbortController();
     const onClose = () => gone.abort(new Error('the client went away'));
     if (socket?.destroyed) onClose();
