@@ -9,11 +9,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import { FreightError } from '../errors.js';
 import type { FileUpload } from '../db/schema.js';
 import type { UploadStates } from '../uploads/states.js';
-
-/** Uploads claimed (and asked about concurrently) at once. */
-const BATCH = 16;
-/** How often an idle loop looks for due asks. */
-const POLL_MS = 1_000;
+import { BATCH, PollingLoop } from './polling-loop.js';
 
 export interface ApprovalLoopDeps {
   uploads: Pick<UploadStates, 'claimAwaitingApproval' | 'askAgain'>;
@@ -21,21 +17,9 @@ export interface ApprovalLoopDeps {
   log: FastifyBaseLogger;
 }
 
-export class ApprovalLoop {
-  private readonly stopping = new AbortController();
-  private running: Promise<void> | undefined;
-  private wake: (() => void) | undefined;
-
-  constructor(private readonly deps: ApprovalLoopDeps) {}
-
-  start(): void {
-    this.running ??= this.loop();
-  }
-
-  async stop(): Promise<void> {
-    this.stopping.abort();
-    this.wake?.();
-    await this.running;
+export class ApprovalLoop extends PollingLoop {
+  constructor(private readonly deps: ApprovalLoopDeps) {
+    super();
   }
 
   /** One round: asks about every due upload (up to BATCH); returns how many were asked. */
@@ -59,26 +43,11 @@ export class ApprovalLoop {
     return due.length;
   }
 
-  private async loop(): Promise<void> {
-    while (!this.stopping.signal.aborted) {
-      let asked = 0;
-      try {
-        asked = await this.askDue();
-      } catch (error) {
-        this.deps.log.warn({ err: error }, 'pre-finish: could not look for uploads awaiting approval; trying again');
-      }
-      if (asked < BATCH) await this.pause(POLL_MS);
-    }
+  protected round(): Promise<number> {
+    return this.askDue();
   }
 
-  private pause(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.wake = done;
-    });
+  protected roundFailed(error: unknown): void {
+    this.deps.log.warn({ err: error }, 'pre-finish: could not look for uploads awaiting approval; trying again');
   }
 }

@@ -12,6 +12,7 @@ import type { WebhookOutboxRow } from '../db/schema.js';
 import type { WebhookOutbox } from '../db/webhook-outbox.js';
 import { eventBody } from './event.js';
 import { postSigned } from './post.js';
+import { BATCH, PollingLoop } from './polling-loop.js';
 
 /**
  * The retry schedule: before attempt n + 1 (after n failed), a uniformly random wait in
@@ -20,10 +21,6 @@ import { postSigned } from './post.js';
 export const RETRY = { baseMs: 5_000, capMs: 3_600_000 } as const;
 /** An event still undelivered this long after it happened is given up on (kept, with its last error). */
 export const GIVE_UP_AFTER_MS = 24 * 3_600_000;
-/** Events claimed (and sent concurrently) at once. */
-const BATCH = 16;
-/** How often an idle deliverer looks for due events. */
-const POLL_MS = 1_000;
 
 export interface DelivererDeps {
   outbox: WebhookOutbox;
@@ -36,38 +33,23 @@ export interface DelivererDeps {
   onAttempt?: ((event: WebhookOutboxRow['event'], delivered: boolean) => void) | undefined;
 }
 
-export class WebhookDeliverer {
-  private readonly stopping = new AbortController();
-  private running: Promise<void> | undefined;
-  private wake: (() => void) | undefined;
-
-  constructor(private readonly deps: DelivererDeps) {}
-
-  start(): void {
-    this.running ??= this.loop();
+export class WebhookDeliverer extends PollingLoop {
+  constructor(private readonly deps: DelivererDeps) {
+    super();
   }
 
-  /** Stops claiming; attempts in flight are cancelled and made due again at once (for whichever instance is up). */
-  async stop(): Promise<void> {
-    this.stopping.abort();
-    this.wake?.();
-    await this.running;
-  }
-
-  private async loop(): Promise<void> {
-    const { outbox, config, log } = this.deps;
+  /** One round: claims the due events (up to BATCH) and sends them; stop() cancels attempts in flight. */
+  protected async round(): Promise<number> {
+    const { outbox, config } = this.deps;
     // Past the attempt's own bound: an attempt cut short by a crash is made again after this.
     const leaseMs = config.timeoutMs + 30_000;
-    while (!this.stopping.signal.aborted) {
-      let claimed: WebhookOutboxRow[] = [];
-      try {
-        claimed = await outbox.claimDue(BATCH, leaseMs);
-      } catch (error) {
-        log.warn({ err: error }, 'webhooks: could not read the outbox; trying again');
-      }
-      await Promise.all(claimed.map((row) => this.deliver(row)));
-      if (claimed.length < BATCH) await this.pause(POLL_MS);
-    }
+    const claimed = await outbox.claimDue(BATCH, leaseMs);
+    await Promise.all(claimed.map((row) => this.deliver(row)));
+    return claimed.length;
+  }
+
+  protected roundFailed(error: unknown): void {
+    this.deps.log.warn({ err: error }, 'webhooks: could not read the outbox; trying again');
   }
 
   private async deliver(row: WebhookOutboxRow): Promise<void> {
@@ -115,18 +97,5 @@ export class WebhookDeliverer {
     const delayMs = backoffDelay(row.attempts - 1, { ...RETRY, random });
     log.warn({ ...context, retryInMs: delayMs }, 'webhooks: delivery failed; retrying');
     return outbox.retryLater(row.id, delayMs, failure);
-  }
-
-  private pause(ms: number): Promise<void> {
-    // Stopped while an attempt was in flight: no pause before the loop sees it.
-    if (this.stopping.signal.aborted) return Promise.resolve();
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.wake = done;
-    });
   }
 }
