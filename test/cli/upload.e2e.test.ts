@@ -63,18 +63,12 @@ async function whenStored(run: CliRun, stored: () => Promise<number>, bytes: num
 }
 
 /**
- * What `stored()` says once it has stopped moving: a part whose whole body reached S3 before the relay was held
- * is still being stored for a moment after the command is gone.
+ * What `stored()` says once S3 is done with every request of the departed command: a part whose whole body reached
+ * S3 before the relay was held is still being stored for a moment after the command is gone.
  */
-async function settled(stored: () => Promise<number>): Promise<number> {
-  let last = await stored();
-  for (let same = 0; same < 3; ) {
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    const now = await stored();
-    same = now === last ? same + 1 : 0;
-    last = now;
-  }
-  return last;
+async function settled(proxy: HoldingProxy, stored: () => Promise<number>): Promise<number> {
+  await proxy.idle();
+  return stored();
 }
 
 /** Holds the relay, stops the command with `signal`, and lets the relay flow again once it is gone. */
@@ -159,8 +153,9 @@ describe('freight upload over tus', () => {
         '--json',
       ]);
       await whenStored(run, offset, 12 * MiB);
-      await proxy.down();
-      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      // The outage lasts until the command has tried again and been turned away, however fast it is.
+      await proxy.refuse();
+      await proxy.refusedArrival();
       await proxy.up();
       expect(await run.exited, run.stderr()).toBe(0);
       expect(JSON.parse(run.stdout()) as JsonResult).toMatchObject({
@@ -193,9 +188,9 @@ describe('freight upload --direct', () => {
   let s3Proxy: HoldingProxy;
   let freight: RunningFreight;
   beforeAll(async () => {
-    // Part URLs are signed for the relay, so the test can hold the bytes going to S3.
+    // Part URLs are signed for the relay, so the test can hold the bytes going to S3; only the command's go through it.
     s3Proxy = await holdingProxy(inject('s3').endpoint);
-    freight = await startFreight(serviceEnv(ctx.bucket.bucket, { S3_ENDPOINT: s3Proxy.url }));
+    freight = await startFreight(serviceEnv(ctx.bucket.bucket, { S3_PUBLIC_ENDPOINT: s3Proxy.url }));
   });
   afterAll(async () => {
     await freight?.close();
@@ -229,13 +224,13 @@ describe('freight upload --direct', () => {
     const first = cli(args);
     await whenStored(first, storedParts, 15 * MiB);
     expect(await interrupt(first, s3Proxy, 'SIGINT')).toBe(130);
-    const afterCtrlC = await settled(storedParts);
+    const afterCtrlC = await settled(s3Proxy, storedParts);
 
     // Listing parts under load can lag the upload by several parts: aim the second cut at what is left.
     const second = cli(args);
     await whenStored(second, storedParts, afterCtrlC + Math.min(10 * MiB, Math.floor((data.length - afterCtrlC) / 2)));
     expect(await interrupt(second, s3Proxy, 'SIGKILL')).toBeNull();
-    const afterKill = await settled(storedParts);
+    const afterKill = await settled(s3Proxy, storedParts);
 
     const third = cli(args);
     expect(await third.exited, third.stderr()).toBe(0);

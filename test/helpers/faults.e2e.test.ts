@@ -1,5 +1,6 @@
 /** Each fault tool does what the fault tests will rely on it to do. */
 import { mkdtemp, rm } from 'node:fs/promises';
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -143,6 +144,59 @@ describe('holdingProxy', () => {
     } finally {
       await sql.end({ timeout: 1 });
       await proxy.down();
+    }
+  });
+
+  test('refuse(): every new connection is reset, and refusedArrival() says when the first one came', async () => {
+    const proxy = await holdingProxy(inject('s3').endpoint);
+    try {
+      await proxy.refuse();
+      let arrived = false;
+      const arrival = proxy.refusedArrival().then(() => (arrived = true));
+      expect(arrived).toBe(false);
+      const attempt = failure(fetch(`${proxy.url}/`, { signal: AbortSignal.timeout(5_000) }));
+      await arrival;
+      expect(['ECONNRESET', 'UND_ERR_SOCKET']).toContain(codeOf(await attempt));
+      await proxy.up();
+      expect([200, 403]).toContain((await fetch(`${proxy.url}/`)).status);
+    } finally {
+      await proxy.down();
+    }
+  });
+
+  test('idle(): a client that left while held is gone for the target only once the target has answered', async () => {
+    // A target that holds its answer until the test lets it go: the request it had whole is still in hand.
+    let answer: () => void = () => {};
+    const answered = new Promise<void>((resolve) => (answer = resolve));
+    let receivedWhole: () => void = () => {};
+    const received = new Promise<void>((resolve) => (receivedWhole = resolve));
+    const target = http.createServer((request, response) => {
+      request.resume();
+      request.on('end', () => {
+        receivedWhole();
+        void answered.then(() => response.end('done'));
+      });
+    });
+    await new Promise<void>((resolve) => target.listen(0, '127.0.0.1', resolve));
+    const proxy = await holdingProxy(`http://127.0.0.1:${(target.address() as net.AddressInfo).port}`);
+    try {
+      const client = net.connect(proxy.port, '127.0.0.1');
+      client.on('error', () => {});
+      client.write('PUT /part HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello');
+      await received;
+      await proxy.hold();
+      client.destroy();
+      let gone = false;
+      const idle = proxy.idle().then(() => (gone = true));
+      // Only the target's own close ends the wait: nothing the test does on a timer.
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(gone).toBe(false);
+      answer();
+      await idle;
+      expect(gone).toBe(true);
+    } finally {
+      await proxy.down();
+      await new Promise((resolve) => target.close(resolve));
     }
   });
 });

@@ -6,7 +6,7 @@
  */
 import net from 'node:net';
 
-export type ProxyMode = 'up' | 'down' | 'held';
+export type ProxyMode = 'up' | 'down' | 'held' | 'refusing';
 
 export interface HoldingProxy {
   /** `target` with its host and port replaced by the relay's (user, database and path are kept). */
@@ -33,6 +33,20 @@ export interface HoldingProxy {
   watch(listener: (chunk: Buffer) => void): () => void;
   /** Back to relaying. What was sent while held is then forwarded late, as from a server that woke up. */
   release(): Promise<void>;
+  /**
+   * Gone, but watched: like down() (every relayed socket is cut), except that the port still accepts, and resets
+   * each new connection at once (the client sees ECONNRESET). A test can then see the client try again.
+   */
+  refuse(): Promise<void>;
+  /** Resolves once a connection has been reset by refuse() since it began: the client tried during the outage. */
+  refusedArrival(): Promise<void>;
+  /**
+   * Resolves once the relay holds no connection: every client has gone, and every connection whose client left
+   * while held has been closed by its target. Such a connection is half-closed towards the target (what the hold kept
+   * back is dropped), so the target finishes a request it had whole, answers into nothing and closes: after this,
+   * the target is done with every request that came through the relay.
+   */
+  idle(): Promise<void>;
 }
 
 /** What a held relay reads from each socket (and keeps, in order) before it leaves the rest to TCP. */
@@ -53,6 +67,15 @@ export async function holdingProxy(target: string): Promise<HoldingProxy> {
   if (!targetPort) throw new Error(`holdingProxy: no port in ${target}`);
 
   const pairs = new Set<Pair>();
+  /** Target sockets whose client left while held, until the target closes them. */
+  const orphans = new Set<net.Socket>();
+  const idleWaiters: Array<() => void> = [];
+  const isIdle = () => pairs.size === 0 && orphans.size === 0;
+  const maybeIdle = () => {
+    if (isIdle()) for (const resolve of idleWaiters.splice(0)) resolve();
+  };
+  let refusedSinceRefuse = false;
+  const refusalWaiters: Array<() => void> = [];
   let mode: ProxyMode = 'down';
   let server: net.Server | undefined;
   let listenPort = 0;
@@ -103,6 +126,12 @@ export async function holdingProxy(target: string): Promise<HoldingProxy> {
   };
 
   const accept = (client: net.Socket) => {
+    if (mode === 'refusing') {
+      client.resetAndDestroy();
+      refusedSinceRefuse = true;
+      for (const resolve of refusalWaiters.splice(0)) resolve();
+      return;
+    }
     // The target is connected even while held: a hung server's kernel still completes the handshake.
     const upstream = net.connect(targetPort, targetHost);
     const pair = { client, upstream };
@@ -111,9 +140,17 @@ export async function holdingProxy(target: string): Promise<HoldingProxy> {
       // A reset on either side ends both (the client sees what it would see if the server dropped it).
       socket.on('error', () => {});
       socket.on('close', () => {
+        pairs.delete(pair);
+        if (socket === client && mode === 'held' && !upstream.destroyed) {
+          // A client that left a hung server: the server still has what reached it before the hold.
+          orphans.add(upstream);
+          upstream.end();
+          return;
+        }
         client.destroy();
         upstream.destroy();
-        pairs.delete(pair);
+        orphans.delete(upstream);
+        maybeIdle();
       });
       // Held: reading goes on into the queues (see relay); nothing is forwarded.
     }
@@ -149,14 +186,20 @@ export async function holdingProxy(target: string): Promise<HoldingProxy> {
     setFlow(true);
   };
 
+  const cut = (next: ProxyMode) => {
+    mode = next;
+    for (const { client, upstream } of pairs) {
+      client.destroy();
+      upstream.destroy();
+    }
+    pairs.clear();
+    for (const upstream of orphans) upstream.destroy();
+    maybeIdle();
+  };
+
   const down = () =>
     new Promise<void>((resolve) => {
-      mode = 'down';
-      for (const { client, upstream } of pairs) {
-        client.destroy();
-        upstream.destroy();
-      }
-      pairs.clear();
+      cut('down');
       const closing = server;
       server = undefined;
       // close() stops accepting at once and calls back once the (already destroyed) connections are gone.
@@ -168,6 +211,12 @@ export async function holdingProxy(target: string): Promise<HoldingProxy> {
     await listen();
     if (mode !== 'held') arrivedWhileHeld = false;
     mode = 'held';
+  };
+
+  const refuse = async () => {
+    await listen();
+    if (mode !== 'refusing') refusedSinceRefuse = false;
+    cut('refusing');
   };
 
   await up();
@@ -192,6 +241,12 @@ export async function holdingProxy(target: string): Promise<HoldingProxy> {
       arrivedWhileHeld && mode === 'held'
         ? Promise.resolve()
         : new Promise<void>((resolve) => arrivalWaiters.push(resolve)),
+    refuse,
+    refusedArrival: () =>
+      refusedSinceRefuse && mode === 'refusing'
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => refusalWaiters.push(resolve)),
+    idle: () => (isIdle() ? Promise.resolve() : new Promise<void>((resolve) => idleWaiters.push(resolve))),
     watch: (listener) => {
       watchers.add(listener);
       return () => watchers.delete(listener);
