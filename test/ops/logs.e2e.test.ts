@@ -134,6 +134,23 @@ describe('logs on a working server', () => {
     const directCompletions = lines.filter((line) => completed(line) && line.uploadId === direct.id);
     // create, sign × 1 (the first batch comes with the create), parts, complete
     expect(directCompletions.length).toBeGreaterThanOrEqual(3);
+    // A request with a body has a first and a last line; a bodiless one (the download) one line, with its request.
+    const linesOf = (reqId: unknown) => lines.filter((line) => line.reqId === reqId).map((line) => line.msg);
+    const firstLines = lines.filter((line) => line.msg === 'incoming request');
+    const methodsAt = (level: number) =>
+      [
+        ...new Set(
+          firstLines.filter((line) => line.level === level).map((line) => (line.req as { method?: string }).method),
+        ),
+      ].sort();
+    expect(methodsAt(30)).toEqual(['PATCH', 'POST']);
+    expect(methodsAt(20)).toEqual(['GET']);
+    const downloadLine = lines.find(
+      (line) => completed(line) && (line.res as { statusCode?: number }).statusCode === 302,
+    );
+    expect(downloadLine?.req).toMatchObject({ method: 'GET', url: `/files/${tusId}` });
+    expect(linesOf(downloadLine?.reqId)).toEqual(['incoming request', 'request completed']);
+    expect(lines.filter((line) => line.reqId === downloadLine?.reqId).map((line) => line.level)).toEqual([20, 30]);
     const refusedLine = lines.find(
       (line) => completed(line) && (line.res as { statusCode?: number }).statusCode === 401,
     );

@@ -3,6 +3,7 @@
  * defaults (local files + PGlite, what `npm start` uses on a bare machine). Only what a client can observe is
  * asserted: the tus answers, the bytes read back, and the state in GET /api/uploads/:id.
  */
+import http from 'node:http';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
@@ -135,6 +136,59 @@ describe.each([
     expect(second.requests.find((r) => r.method === 'PATCH')?.uploadOffset).toBe(String(6 * MiB));
     expect((await api(user, id)).status).toBe('completed');
     expect(sha256(await download(user, url))).toBe(sha256(data));
+  });
+
+  test("resume checks keep a Node client's connection: Content-Length is what a GET would send", async () => {
+    const user = uniqueUser('cal');
+    const headers = { Authorization: `Bearer ${await tokenFor(user)}`, 'Tus-Resumable': '1.0.0' };
+    const data = randomData(1000);
+    const created = await fetch(`${freight.url}/files/`, {
+      method: 'POST',
+      headers: { ...headers, 'Upload-Length': String(data.length) },
+    });
+    const url = created.headers.get('location')!;
+    // node:http is what tus-js-client uses on Node: it keeps a connection after a HEAD answer only if the answer
+    // says where it ends (nodejs/node#28438).
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const head = () =>
+      new Promise<{ contentLength: string | undefined; offset: string | undefined; reused: boolean }>(
+        (resolve, reject) => {
+          const req = http.request(url, { method: 'HEAD', agent, headers }, (res) => {
+            res.resume();
+            res.on('end', () =>
+              resolve({
+                contentLength: res.headers['content-length'],
+                offset: res.headers['upload-offset'] as string | undefined,
+                reused: req.reusedSocket,
+              }),
+            );
+          });
+          req.on('error', reject);
+          req.end();
+        },
+      );
+    try {
+      // Unfinished: GET has no content to send (it refuses), so 0.
+      expect(await head()).toEqual({ contentLength: '0', offset: '0', reused: false });
+      // The agent hands the socket back after 'end'; the next check goes out on it.
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(await head()).toEqual({ contentLength: '0', offset: '0', reused: true });
+
+      const patched = await fetch(url, {
+        method: 'PATCH',
+        headers: { ...headers, 'Upload-Offset': '0', 'Content-Type': 'application/offset+octet-stream' },
+        body: data,
+      });
+      expect(patched.status).toBe(204);
+      // Completed: GET streams the bytes from local files (their length) and redirects to S3 (no content).
+      const get = await fetch(url, { headers, redirect: 'manual' });
+      const getContent = get.status === 200 ? String(data.length) : '0';
+      await get.arrayBuffer();
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(await head()).toEqual({ contentLength: getContent, offset: String(data.length), reused: true });
+    } finally {
+      agent.destroy();
+    }
   });
 
   test('a terminated upload is aborted and gone', async () => {

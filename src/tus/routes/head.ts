@@ -69,9 +69,25 @@ export function headRoute(app: FastifyInstance, deps: TusDeps): void {
     }
     return reply
       .code(200)
-      .headers(resumeCheckHeaders(upload, (partial) => deps.urlOf(request, partial)))
+      .headers({
+        ...resumeCheckHeaders(upload, (partial) => deps.urlOf(request, partial)),
+        'Content-Length': String(contentOfGet(upload, deps.downloads.kind)),
+      })
       .send();
   });
+}
+
+/**
+ * The Content-Length of a resume check: what a GET of the same URL would send as content (RFC 9110 8.6: "a server
+ * MUST NOT send Content-Length in such a response unless its field value equals the decimal number of octets that
+ * would have been sent in the content of a response if the same request had used the GET method"): the bytes of a
+ * completed upload where GET streams them (the file store), and none otherwise (GET redirects to S3, or refuses an
+ * upload that is not complete). Sent because without it Node's HTTP client cannot tell where a HEAD answer ends and
+ * drops the connection after each one (nodejs/node#28438): tus-js-client on Node and `freight upload` would open a
+ * new connection for every resume check.
+ */
+function contentOfGet(upload: FileUpload, downloads: 'redirect' | 'stream'): number {
+  return isCompleted(upload.status) && downloads === 'stream' ? (upload.totalSize ?? 0) : 0;
 }
 
 function resumeCheckHeaders(upload: FileUpload, urlOf: (id: string) => string): Record<string, string> {
