@@ -28,27 +28,58 @@ function boundFull(error: unknown): { open: number } | { kept: number } | undefi
   return undefined;
 }
 
-/** The upload inserted with its status from freight_admit_upload, or the bound that is full (nothing inserted). */
-export async function insertAdmitted(
+type Limits = { limit: number; now: Date; keptLimit: number };
+type Admission = { created: FileUpload } | { open: number } | { kept: number };
+
+/** The INSERT itself: the refusal is thrown (SQLSTATE FRL01), which aborts the transaction it runs in. */
+async function insertOrRefuse(
   db: Db,
   webhookEvents: ReadonlySet<WebhookEvent>,
   row: NewFileUpload,
-  { limit, now, keptLimit }: { limit: number; now: Date; keptLimit: number },
-): Promise<{ created: FileUpload } | { open: number } | { kept: number }> {
+  { limit, now, keptLimit }: Limits,
+): Promise<{ created: FileUpload }> {
   const status = sql`freight_admit_upload(${row.userId}::text, ${now.toISOString()}::timestamptz, ${limit}::integer,
     ${keptLimit}::integer, ${OPEN_ARRAY}, ${OPEN_UPLOADS_LOCK}::integer, ${row.status ?? 'pending'}::upload_status)`;
+  const [created] = await reporting(db, webhookEvents, 'upload.created', (tx) =>
+    tx
+      .insert(fileUploads)
+      .values({ ...row, status })
+      .returning(),
+  );
+  if (!created) throw new Error(`insert of upload ${row.id} returned no row`);
+  return { created };
+}
+
+/** The refusal as a value: the bound that is full. */
+async function refusalAsValue(insert: () => Promise<{ created: FileUpload }>): Promise<Admission> {
   try {
-    const [created] = await reporting(db, webhookEvents, 'upload.created', (tx) =>
-      tx
-        .insert(fileUploads)
-        .values({ ...row, status })
-        .returning(),
-    );
-    if (!created) throw new Error(`insert of upload ${row.id} returned no row`);
-    return { created };
+    return await insert();
   } catch (error) {
     const full = boundFull(error);
     if (full) return full;
     throw error;
   }
+}
+
+/** The upload inserted with its status from freight_admit_upload, or the bound that is full (nothing inserted). */
+export function insertAdmitted(
+  db: Db,
+  webhookEvents: ReadonlySet<WebhookEvent>,
+  row: NewFileUpload,
+  limits: Limits,
+): Promise<Admission> {
+  return refusalAsValue(() => insertOrRefuse(db, webhookEvents, row, limits));
+}
+
+/**
+ * insertAdmitted inside the transaction `tx`, which goes on after a refusal: the insert runs under a savepoint, so
+ * the refusal rolls back only the savepoint, not what `tx` did before (locks it holds until it commits).
+ */
+export function insertAdmittedIn(
+  tx: Db,
+  webhookEvents: ReadonlySet<WebhookEvent>,
+  row: NewFileUpload,
+  limits: Limits,
+): Promise<Admission> {
+  return refusalAsValue(() => tx.transaction((savepoint) => insertOrRefuse(savepoint, webhookEvents, row, limits)));
 }

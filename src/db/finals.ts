@@ -5,7 +5,8 @@
 import { and, asc, eq, inArray, sql } from 'drizzle-orm';
 import type { Db } from './client.js';
 import { fileUploads, type FileUpload, type NewFileUpload, type UploadStatus, type WebhookEvent } from './schema.js';
-import { OPEN_LIST, insertWithinLimit, rowLockKey } from './statements.js';
+import { insertAdmittedIn } from './admission.js';
+import { OPEN_LIST, rowLockKey } from './statements.js';
 
 /** The class of the advisory locks taken on partial uploads while a final upload naming them is recorded. */
 const PARTIALS_LOCK = 0x50415254; // "PART"
@@ -49,7 +50,7 @@ export class FinalsRepository {
         const partial = partials.find((id) => holder.partials?.includes(id)) ?? partials[0]!;
         return { held: { final: holder.id, partial } };
       }
-      return insertWithinLimit(tx, this.webhookEvents, row, limits);
+      return insertAdmittedIn(tx, this.webhookEvents, row, limits);
     });
   }
 

@@ -2,10 +2,10 @@
  * What the repositories' statements share: the lifecycle's groups as SQL guards, the key of a row's tus lock, and
  * the webhook outbox written in the same statement as the change it reports.
  */
-import { and, count, eq, gt, inArray, isNull, or, type getTableColumns, sql } from 'drizzle-orm';
+import { type getTableColumns, sql } from 'drizzle-orm';
 import type { TypedQueryBuilder } from 'drizzle-orm/query-builders/query-builder';
 import type { Db } from './client.js';
-import { fileUploads, type FileUpload, type NewFileUpload, type WebhookEvent, webhookOutbox } from './schema.js';
+import { fileUploads, type FileUpload, type WebhookEvent, webhookOutbox } from './schema.js';
 import { uploadSnapshot } from './webhook-outbox.js';
 import { ENDED, OPEN } from '../lifecycle.js';
 
@@ -45,37 +45,3 @@ export async function reporting(
 
 /** The class of the per-user advisory locks taken to count open uploads (two int4 keys: class, hash of the user). */
 export const OPEN_UPLOADS_LOCK = 0x4f50454e; // "OPEN"
-
-/**
- * Inside the transaction `tx`: inserts the upload unless its user already has `limit` open uploads (not past their
- * expiry as of `now`) or `keptLimit` rows of any status (0: no limit); then the count that is full is returned. With
- * a limit, the counts and the insert take turns per user on an advisory lock of their own (see
- * UploadRepository.insertUploadWithinLimit for why a single statement would not do).
- */
-export async function insertWithinLimit(
-  tx: Db,
-  webhookEvents: ReadonlySet<WebhookEvent>,
-  row: NewFileUpload,
-  { limit, now, keptLimit }: { limit: number; now: Date; keptLimit: number },
-): Promise<{ created: FileUpload } | { open: number } | { kept: number }> {
-  if (limit > 0 || keptLimit > 0) {
-    await tx.execute(sql`select pg_advisory_xact_lock(${OPEN_UPLOADS_LOCK}::integer, hashtext(${row.userId}))`);
-    const isOpen = and(
-      inArray(fileUploads.status, OPEN_LIST),
-      or(isNull(fileUploads.expiresAt), gt(fileUploads.expiresAt, now)),
-    );
-    const [counted] = await tx
-      .select({ open: sql<number>`(count(*) filter (where ${isOpen}))::int`, kept: count() })
-      .from(fileUploads)
-      .where(eq(fileUploads.userId, row.userId));
-    const open = counted?.open ?? 0;
-    const kept = counted?.kept ?? 0;
-    if (limit > 0 && open >= limit) return { open };
-    if (keptLimit > 0 && kept >= keptLimit) return { kept };
-  }
-  const [created] = await reporting(tx, webhookEvents, 'upload.created', (db) =>
-    db.insert(fileUploads).values(row).returning(),
-  );
-  if (!created) throw new Error(`insert of upload ${row.id} returned no row`);
-  return { created };
-}

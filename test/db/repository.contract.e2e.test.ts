@@ -12,6 +12,7 @@ import { fileUploads, webhookOutbox, type NewFileUpload } from '../../src/db/sch
 import { uploadOfSnapshot } from '../../src/db/webhook-outbox.js';
 import { uploadLockKey } from '../../src/db/ids.js';
 import { violatesUnique } from '../../src/db/availability.js';
+import { HOLDING_PARTIALS } from '../../src/lifecycle.js';
 import { testDatabaseUrl } from '../helpers/file-database.js';
 
 describe.each([
@@ -119,6 +120,29 @@ describe.each([
     });
     expect(await repo.insertUploadWithinLimit(newUpload(`${user}-other`), 3, now)).toEqual({
       created: expect.any(Object),
+    });
+  });
+
+  test('a final upload is inserted within the same bounds; a refused one leaves its transaction whole, even racing', async () => {
+    const user = `final-limited-${randomUUID()}`;
+    const now = new Date();
+    const partial = () => repo.insertUpload(newUpload(user, { concat: 'partial', status: 'completed' }));
+    const final = async (partials: string[]) =>
+      repo.insertFinalUpload({ ...newUpload(user, { concat: 'final' }), concatPartials: partials }, HOLDING_PARTIALS, {
+        limit: 2,
+        now,
+        keptLimit: 0,
+      });
+    const partials = await Promise.all(Array.from({ length: 6 }, partial));
+    const racing = await Promise.all([0, 2, 4].map((i) => final([partials[i]!.id, partials[i + 1]!.id])));
+    expect(racing.filter((result) => 'created' in result)).toHaveLength(2);
+    expect(racing.filter((result) => 'open' in result)).toEqual([{ open: 2 }]);
+    // The refused final's partials are free: once a slot is, the same final is taken.
+    const refused = [0, 2, 4].find((_, index) => 'open' in racing[index]!)!;
+    const [taken] = racing.filter((result) => 'created' in result) as Array<{ created: { id: string } }>;
+    await repo.transition(taken!.created.id, 'complete');
+    expect(await final([partials[refused]!.id, partials[refused + 1]!.id])).toEqual({
+      created: expect.objectContaining({ userId: user, concat: 'final' }),
     });
   });
 
