@@ -127,6 +127,9 @@ osd_objectstore = bluestore
 bluestore_block_create = true
 bluestore_block_size = $BLOCK_SIZE
 bluestore_fsck_on_mkfs = false
+# best fit, always: the space of deleted objects is taken again before new space, so that the sparse block file
+# grows only as far as the data kept at once (with first fit it creeps forward to its full size over many uploads)
+bluestore_avl_alloc_bf_free_pct = 100
 osd_memory_target = 1G
 osd_op_num_shards = 2
 osd_op_num_threads_per_shard = 2
