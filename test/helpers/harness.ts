@@ -199,6 +199,38 @@ export async function isolatedDatabase(prefix: string): Promise<{ url: string; d
   };
 }
 
+/** A database and a bucket of one test file's own, and clients of both. */
+export interface IsolatedServices {
+  /** The file's database (isolatedDatabase): the first Freight started on it applies the migrations. */
+  database: { url: string; drop(): Promise<void> };
+  s3: S3Client;
+  bucket: { bucket: string; drop(): Promise<void> };
+  /** A client of the file's database. */
+  sql: ReturnType<typeof testSql>;
+}
+
+/**
+ * A database and a bucket of the file's own, made before its tests and removed after them (after the file's own
+ * afterAll hooks, which run first), for tests of what acts on every upload of a database: the janitor, the webhook
+ * deliverer, the per-user bounds. The fields are set once the file's tests run.
+ */
+export function isolatedServices(prefix: string): IsolatedServices {
+  const shared = {} as IsolatedServices;
+  beforeAll(async () => {
+    shared.database = await isolatedDatabase(prefix.replaceAll('-', '_'));
+    shared.s3 = testS3Client();
+    shared.bucket = await createTestBucket(shared.s3, prefix);
+    shared.sql = postgres(shared.database.url, { max: 2, onnotice: () => {} });
+  });
+  afterAll(async () => {
+    await shared.sql?.end();
+    await shared.bucket?.drop();
+    shared.s3?.destroy();
+    await shared.database?.drop();
+  });
+  return shared;
+}
+
 /** Random bytes (typed over a plain ArrayBuffer so they can be a fetch body as well as a tus-js-client input). */
 export const randomData = (size: number): Buffer<ArrayBuffer> => randomBytes(size) as Buffer<ArrayBuffer>;
 

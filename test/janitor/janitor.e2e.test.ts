@@ -14,9 +14,7 @@ import {
   HeadObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
-  type S3Client,
 } from '@aws-sdk/client-s3';
-import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { JanitorDeps } from '../../src/janitor/deps.js';
 import { JANITOR_LOCK_KEY, runJanitor } from '../../src/janitor/janitor.js';
@@ -25,39 +23,33 @@ import { openJanitorDeps } from '../../src/janitor/wiring.js';
 import { uploadLockKey } from '../../src/db/ids.js';
 import {
   MiB,
-  createTestBucket,
   eventually,
-  isolatedDatabase,
   listMultipartUploads,
   randomData,
   serviceEnv,
   silentLogger,
   startFreight,
-  testS3Client,
   tokenFor,
   uniqueUser,
   type RunningFreight,
+  isolatedServices,
 } from '../helpers/harness.js';
 import { holdingProxy, type HoldingProxy } from '../helpers/proxy.js';
 import { createRawUpload, startTusUpload, uploadIdOf } from '../helpers/tus-client.js';
 
+const ctx = isolatedServices('freight-janitor');
+
 const SHORT_EXPIRY_MS = 2_000;
 
-let database: Awaited<ReturnType<typeof isolatedDatabase>>;
-let s3: S3Client;
-let bucket: Awaited<ReturnType<typeof createTestBucket>>;
 let freight: RunningFreight;
-let sql: postgres.Sql;
 /** A janitor with UPLOAD_EXPIRY 2 s, and one with the server's 24 h. */
 let short: { deps: JanitorDeps; close(): Promise<void> };
 let long: { deps: JanitorDeps; close(): Promise<void> };
 
 beforeAll(async () => {
-  database = await isolatedDatabase('freight_janitor');
-  s3 = testS3Client();
-  bucket = await createTestBucket(s3, 'freight-janitor');
-  freight = await startFreight(serviceEnv(bucket.bucket, { DATABASE_URL: database.url, JANITOR_INTERVAL: '0' }));
-  sql = postgres(database.url, { max: 2, onnotice: () => {} });
+  freight = await startFreight(
+    serviceEnv(ctx.bucket.bucket, { DATABASE_URL: ctx.database.url, JANITOR_INTERVAL: '0' }),
+  );
   short = await openJanitorDeps({ ...freight.config, uploadExpiryMs: SHORT_EXPIRY_MS }, silentLogger());
   long = await openJanitorDeps(freight.config, silentLogger());
 });
@@ -66,17 +58,13 @@ afterAll(async () => {
   await short?.close();
   await long?.close();
   await freight?.close();
-  await sql?.end();
-  await bucket?.drop();
-  s3?.destroy();
-  await database?.drop();
 });
 
 const auth = async (user: string) => ({ Authorization: `Bearer ${await tokenFor(user)}` });
 const statusOf = async (id: string) =>
-  (await sql`select status from file_uploads where id = ${id}`)[0]?.status as string | undefined;
+  (await ctx.sql`select status from file_uploads where id = ${id}`)[0]?.status as string | undefined;
 const makeStale = (id: string) =>
-  sql`update file_uploads set expires_at = now() - interval '1 minute' where id = ${id}`;
+  ctx.sql`update file_uploads set expires_at = now() - interval '1 minute' where id = ${id}`;
 /** The 2 s-expiry janitor, its clock moved past the expiry of anything made until now (as if it had passed). */
 const afterShortExpiry = (): JanitorDeps => {
   const movedBy = SHORT_EXPIRY_MS + 1_500;
@@ -85,14 +73,14 @@ const afterShortExpiry = (): JanitorDeps => {
 
 /** The multipart uploads S3 holds under an upload's keys (its own, and its staging uploads). */
 const openInS3 = async (id: string) =>
-  (await listMultipartUploads(s3, bucket.bucket))
+  (await listMultipartUploads(ctx.s3, ctx.bucket.bucket))
     .filter((upload) => upload.key.startsWith(id))
     .map((upload) => upload.key)
     .sort();
 const stagedObjects = async (id: string) =>
-  (await s3.send(new ListObjectsV2Command({ Bucket: bucket.bucket, Prefix: `${id}.staging/` }))).KeyCount ?? 0;
+  (await ctx.s3.send(new ListObjectsV2Command({ Bucket: ctx.bucket.bucket, Prefix: `${id}.staging/` }))).KeyCount ?? 0;
 const objectExists = (key: string) =>
-  s3.send(new HeadObjectCommand({ Bucket: bucket.bucket, Key: key })).then(
+  ctx.s3.send(new HeadObjectCommand({ Bucket: ctx.bucket.bucket, Key: key })).then(
     () => true,
     () => false,
   );
@@ -138,7 +126,7 @@ async function completedDirect(user: string) {
 }
 
 async function createOrphan(key: string): Promise<string> {
-  const created = await s3.send(new CreateMultipartUploadCommand({ Bucket: bucket.bucket, Key: key }));
+  const created = await ctx.s3.send(new CreateMultipartUploadCommand({ Bucket: ctx.bucket.bucket, Key: key }));
   return created.UploadId!;
 }
 
@@ -220,7 +208,7 @@ describe('the janitor', () => {
     // What a writer leaves between S3's answer to CreateMultipartUpload and the row learning its UploadId: on a
     // loaded database that can outlast a short UPLOAD_EXPIRY, while the writer holds the upload's tus lock.
     const opened = await createOrphan(upload.id);
-    const writer = await sql.reserve();
+    const writer = await ctx.sql.reserve();
     try {
       await writer`select pg_advisory_lock(${uploadLockKey(upload.id).toString()}::bigint)`;
       const held = await runJanitor(afterShortExpiry());
@@ -246,7 +234,7 @@ describe('the janitor', () => {
     const upload = await tusWithStagedBytes(uniqueUser('quitter'));
     const id = await directWithPart(uniqueUser('quitter'));
     // What a DELETE leaves when S3 refuses after the row was marked: the row ended, S3 still holds everything.
-    await sql`update file_uploads set status = 'aborted' where id in ${sql([upload.id, id])}`;
+    await ctx.sql`update file_uploads set status = 'aborted' where id in ${ctx.sql([upload.id, id])}`;
 
     // No waiting for the expiry: an upload that ended needs none of it.
     const report = await runJanitor(long.deps);
@@ -294,7 +282,9 @@ describe('the janitor', () => {
     const user = uniqueUser('messy');
     const upload = await createRawUpload(freight.url, await auth(user), randomData(100));
     expect((await upload.patch(0, 100)).status).toBe(204);
-    await s3.send(new PutObjectCommand({ Bucket: bucket.bucket, Key: `${upload.id}.staging/tail-0-5`, Body: 'hello' }));
+    await ctx.s3.send(
+      new PutObjectCommand({ Bucket: ctx.bucket.bucket, Key: `${upload.id}.staging/tail-0-5`, Body: 'hello' }),
+    );
     const report = await runJanitor(long.deps);
     expect(actionsFor(report, upload.id)).toEqual([
       { kind: 'remove-staged-objects', prefix: `${upload.id}.staging/`, objects: 1, reason: 'the upload is completed' },
@@ -305,7 +295,7 @@ describe('the janitor', () => {
 
   test('a dry run reports what a run would do and changes nothing', async () => {
     const upload = await tusWithStagedBytes(uniqueUser('dreamer'));
-    await sql`update file_uploads set status = 'expired' where id = ${upload.id}`;
+    await ctx.sql`update file_uploads set status = 'expired' where id = ${upload.id}`;
     const orphan = randomUUID();
     await createOrphan(orphan);
     const later = afterShortExpiry();
@@ -329,7 +319,7 @@ describe('the janitor on several instances', () => {
   let held: RunningFreight;
 
   beforeAll(async () => {
-    const env = serviceEnv(bucket.bucket, { DATABASE_URL: database.url, JANITOR_INTERVAL: '0' });
+    const env = serviceEnv(ctx.bucket.bucket, { DATABASE_URL: ctx.database.url, JANITOR_INTERVAL: '0' });
     proxy = await holdingProxy(env.S3_ENDPOINT!);
     held = await startFreight({ ...env, S3_ENDPOINT: proxy.url });
   });
@@ -341,13 +331,13 @@ describe('the janitor on several instances', () => {
 
   const lockHeld = async () =>
     (
-      await sql`select count(*)::int as n from pg_locks
+      await ctx.sql`select count(*)::int as n from pg_locks
         where locktype = 'advisory' and objsubid = 2 and objid = ${JANITOR_LOCK_KEY} and granted`
     )[0]!.n > 0;
 
   test('two instances never run it at once: while one runs, the other does nothing; then it runs again', async () => {
     const upload = await tusWithStagedBytes(uniqueUser('shared'));
-    await sql`update file_uploads set status = 'aborted' where id = ${upload.id}`;
+    await ctx.sql`update file_uploads set status = 'aborted' where id = ${upload.id}`;
 
     // The first instance takes the lock, then hangs on S3 (its relay holds every byte).
     await proxy.hold();

@@ -5,21 +5,20 @@
  * webhook events and whatever S3 still holds under their keys; completed rows are kept. Real PostgreSQL (a database
  * of its own: the janitor prunes every row of its database) and S3; the janitor's clock is moved, not waited for.
  */
-import { HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import postgres from 'postgres';
+import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
-  createTestBucket,
   errorCodeOf,
-  isolatedDatabase,
   serviceEnv,
   startFreight,
-  testS3Client,
   tokenFor,
   uniqueUser,
   type RunningFreight,
+  isolatedServices,
 } from '../helpers/harness.js';
 import { createRawUpload } from '../helpers/tus-client.js';
+
+const ctx = isolatedServices('freight-bounds');
 
 const KiB = 1024;
 const DAY = 86_400_000;
@@ -29,19 +28,12 @@ const KEPT = 3;
 let shiftMs = 0;
 const now = () => new Date(Date.now() + shiftMs);
 
-let database: Awaited<ReturnType<typeof isolatedDatabase>>;
-let s3: S3Client;
-let bucket: Awaited<ReturnType<typeof createTestBucket>>;
 let freight: RunningFreight;
-let sql: postgres.Sql;
 
 beforeAll(async () => {
-  database = await isolatedDatabase('freight_bounds');
-  s3 = testS3Client();
-  bucket = await createTestBucket(s3, 'freight-bounds');
   freight = await startFreight(
-    serviceEnv(bucket.bucket, {
-      DATABASE_URL: database.url,
+    serviceEnv(ctx.bucket.bucket, {
+      DATABASE_URL: ctx.database.url,
       JANITOR_INTERVAL: '0',
       USER_MAX_UPLOADS: String(KEPT),
       // Webhooks on, so that uploads have events in the outbox (nobody listens: they stay undelivered).
@@ -52,14 +44,9 @@ beforeAll(async () => {
     }),
     { now },
   );
-  sql = postgres(database.url, { max: 2, onnotice: () => {} });
 });
 afterAll(async () => {
   await freight?.close();
-  await sql?.end();
-  await bucket?.drop();
-  s3?.destroy();
-  await database?.drop();
 });
 
 const auth = async (user: string) => ({ Authorization: `Bearer ${await tokenFor(user)}` });
@@ -102,7 +89,7 @@ describe('metadata', () => {
     // Within the bounds it is kept as sent (a key without a value as an empty one).
     const fine = await tusCreate(user, `filename ${base64('a.bin')},note ${base64('x'.repeat(4 * KiB))},flag`);
     expect(fine.status).toBe(201);
-    const [row] = await sql`select metadata from file_uploads where user_id = ${user}`;
+    const [row] = await ctx.sql`select metadata from file_uploads where user_id = ${user}`;
     expect(row?.metadata).toEqual({ filename: 'a.bin', note: 'x'.repeat(4 * KiB), flag: '' });
   });
 
@@ -119,7 +106,7 @@ describe('metadata', () => {
     const fine = await directCreate(user, { note: 'é'.repeat(2 * KiB), relativePath: null });
     expect(fine.status).toBe(201);
     const { id } = (await fine.json()) as { id: string };
-    expect((await sql`select metadata from file_uploads where id = ${id}`)[0]?.metadata).toEqual({
+    expect((await ctx.sql`select metadata from file_uploads where id = ${id}`)[0]?.metadata).toEqual({
       note: 'é'.repeat(2 * KiB),
       relativePath: null,
     });
@@ -136,7 +123,7 @@ describe('metadata', () => {
       await companionCreate(user, { size: 12 }),
     ];
     expect(refused.map((res) => res.status)).toEqual([400, 400, 400, 400]);
-    expect(Number((await sql`select count(*) from file_uploads where user_id = ${user}`)[0]?.count)).toBe(0);
+    expect(Number((await ctx.sql`select count(*) from file_uploads where user_id = ${user}`)[0]?.count)).toBe(0);
     const uppy = await companionCreate(user, { name: 'a.bin', type: 'application/octet-stream', relativePath: null });
     expect(uppy.status).toBe(200);
   });
@@ -146,7 +133,7 @@ describe('rows kept per user (USER_MAX_UPLOADS) and pruning (UPLOAD_RETENTION)',
   test('zero-length creations count: the fourth upload of a user is 429 on every path, saying why', async () => {
     const user = uniqueUser('zero');
     for (let i = 0; i < KEPT; i++) expect((await tusCreate(user, undefined, 0)).status).toBe(201);
-    expect((await sql`select status from file_uploads where user_id = ${user}`).map((row) => row.status)).toEqual([
+    expect((await ctx.sql`select status from file_uploads where user_id = ${user}`).map((row) => row.status)).toEqual([
       'completed',
       'completed',
       'completed',
@@ -176,22 +163,22 @@ describe('rows kept per user (USER_MAX_UPLOADS) and pruning (UPLOAD_RETENTION)',
       (await fetch(aborted.url, { method: 'DELETE', headers: { ...headers, 'Tus-Resumable': '1.0.0' } })).status,
     ).toBe(204);
     const expired = await createRawUpload(freight.url, headers, data);
-    await sql`update file_uploads set status = 'expired' where id = ${expired.id}`;
-    await s3.send(new PutObjectCommand({ Bucket: bucket.bucket, Key: expired.id, Body: 'left behind' }));
+    await ctx.sql`update file_uploads set status = 'expired' where id = ${expired.id}`;
+    await ctx.s3.send(new PutObjectCommand({ Bucket: ctx.bucket.bucket, Key: expired.id, Body: 'left behind' }));
     expect((await tusCreate(user)).status).toBe(429);
 
     const ids = [done.id, aborted.id, expired.id];
-    await sql`update webhook_outbox set delivered_at = now() where upload_id = ${aborted.id} and event = 'upload.created'`;
+    await ctx.sql`update webhook_outbox set delivered_at = now() where upload_id = ${aborted.id} and event = 'upload.created'`;
     const eventsOf = async (id: string) =>
       (
-        await sql`select event, delivered_at is not null as delivered from webhook_outbox where upload_id = ${id} order by id`
+        await ctx.sql`select event, delivered_at is not null as delivered from webhook_outbox where upload_id = ${id} order by id`
       ).map((row) => `${row.event}${row.delivered ? ' (delivered)' : ''}`);
     expect(await eventsOf(aborted.id)).toEqual(['upload.created (delivered)', 'upload.aborted']);
 
     // A day before the retention has passed: nothing goes.
     shiftMs = 29 * DAY;
     expect((await freight.app.janitor.run()).uploadsPruned).toBe(0);
-    const kept = async () => (await sql`select id, status from file_uploads where id in ${sql(ids)}`).length;
+    const kept = async () => (await ctx.sql`select id, status from file_uploads where id in ${ctx.sql(ids)}`).length;
     expect(await kept()).toBe(3);
     // (The other tests' open uploads expired in that run: they are pruned beside these, so counts are at least.)
     shiftMs = 31 * DAY;
@@ -202,13 +189,15 @@ describe('rows kept per user (USER_MAX_UPLOADS) and pruning (UPLOAD_RETENTION)',
     expect(report.actions).toContainEqual({ kind: 'prune-uploads', uploads: report.uploadsPruned });
     expect(report.failures).toBe(0);
 
-    const left = await sql`select id, status from file_uploads where id in ${sql(ids)}`;
+    const left = await ctx.sql`select id, status from file_uploads where id in ${ctx.sql(ids)}`;
     expect(left.map((row) => [row.id, row.status])).toEqual([[done.id, 'completed']]);
-    expect(Number((await sql`select count(*) from upload_parts where upload_id = ${aborted.id}`)[0]?.count)).toBe(0);
+    expect(Number((await ctx.sql`select count(*) from upload_parts where upload_id = ${aborted.id}`)[0]?.count)).toBe(
+      0,
+    );
     // The delivered event went with its upload; the one still to deliver stays (its payload carries the upload).
     expect(await eventsOf(aborted.id)).toEqual(['upload.aborted']);
     const objectExists = (key: string) =>
-      s3.send(new HeadObjectCommand({ Bucket: bucket.bucket, Key: key })).then(
+      ctx.s3.send(new HeadObjectCommand({ Bucket: ctx.bucket.bucket, Key: key })).then(
         () => true,
         () => false,
       );

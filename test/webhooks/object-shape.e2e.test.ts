@@ -14,51 +14,40 @@ import {
   GetObjectTaggingCommand,
   HeadObjectCommand,
   PutObjectCommand,
-  type S3Client,
 } from '@aws-sdk/client-s3';
-import postgres from 'postgres';
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { uploadDirect } from '../../src/client/direct-upload.js';
 import { bufferSource } from '../../src/client/sources.js';
 import { runJanitor } from '../../src/janitor/janitor.js';
 import { openJanitorDeps } from '../../src/janitor/wiring.js';
 import {
   MiB,
-  createTestBucket,
   eventually,
-  isolatedDatabase,
   listMultipartUploads,
   randomData,
   serviceEnv,
   sha256,
   silentLogger,
   startFreight,
-  testS3Client,
   tokenFor,
   uniqueUser,
   type RunningFreight,
+  isolatedServices,
 } from '../helpers/harness.js';
 import { createRawUpload, startTusUpload, uploadIdOf } from '../helpers/tus-client.js';
-import { startReceiver, type Answer, type Received, type Receiver } from './receiver.js';
+import { receiverForFile, type Answer, type Received } from './receiver.js';
+
+const ctx = isolatedServices('freight-shape');
+const receiver = receiverForFile();
 
 const PREFIX = 'uploads/';
 
-let database: Awaited<ReturnType<typeof isolatedDatabase>>;
-let bucket: Awaited<ReturnType<typeof createTestBucket>>;
-let s3: S3Client;
-let sql: postgres.Sql;
-let receiver: Receiver;
 let freight: RunningFreight;
 
 beforeAll(async () => {
-  database = await isolatedDatabase('freight_shape');
-  s3 = testS3Client();
-  bucket = await createTestBucket(s3, 'freight-shape');
-  sql = postgres(database.url, { max: 2, onnotice: () => {} });
-  receiver = await startReceiver();
   freight = await startFreight(
-    serviceEnv(bucket.bucket, {
-      DATABASE_URL: database.url,
+    serviceEnv(ctx.bucket.bucket, {
+      DATABASE_URL: ctx.database.url,
       WEBHOOK_URL: receiver.url,
       WEBHOOK_SECRET: 'shape-test-secret-0123456789abcdefgh',
       WEBHOOK_TIMEOUT: '5s',
@@ -70,14 +59,6 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await freight?.close();
-  await receiver?.close();
-  await sql?.end();
-  await bucket?.drop();
-  s3?.destroy();
-  await database?.drop();
-});
-afterEach(() => {
-  receiver.answer = () => ({ status: 204 });
 });
 
 /** The receiver answers every pre-create check with this `object` (other events: 204). */
@@ -89,19 +70,18 @@ function shapeWith(object: (request: Received) => unknown): void {
 }
 
 const auth = async (user: string) => ({ Authorization: `Bearer ${await tokenFor(user)}` });
-const head = (key: string) => s3.send(new HeadObjectCommand({ Bucket: bucket.bucket, Key: key }));
+const head = (key: string) => ctx.s3.send(new HeadObjectCommand({ Bucket: ctx.bucket.bucket, Key: key }));
 const tagsOf = async (key: string) =>
   Object.fromEntries(
-    ((await s3.send(new GetObjectTaggingCommand({ Bucket: bucket.bucket, Key: key }))).TagSet ?? []).map((tag) => [
-      tag.Key,
-      tag.Value,
-    ]),
+    ((await ctx.s3.send(new GetObjectTaggingCommand({ Bucket: ctx.bucket.bucket, Key: key }))).TagSet ?? []).map(
+      (tag) => [tag.Key, tag.Value],
+    ),
   );
 const rowOf = async (id: string) =>
-  (await sql`select storage_key, object_shape, status from file_uploads where id = ${id}`)[0] as
+  (await ctx.sql`select storage_key, object_shape, status from file_uploads where id = ${id}`)[0] as
     | { storage_key: string; object_shape: unknown; status: string }
     | undefined;
-const rowsOf = async (user: string) => (await sql`select id from file_uploads where user_id = ${user}`).length;
+const rowsOf = async (user: string) => (await ctx.sql`select id from file_uploads where user_id = ${user}`).length;
 
 /** A shape per upload, keyed by a name the test chooses (the client's file name reaches the receiver). */
 const SHAPE = (name: string) => ({
@@ -238,7 +218,7 @@ describe('the object as the pre-create answer shapes it', () => {
       return row?.status === 'completed' ? row : undefined;
     });
     expect(final.storage_key).toBe(key);
-    const partials = await sql`select storage_key from file_uploads where user_id = ${user} and concat = 'partial'`;
+    const partials = await ctx.sql`select storage_key from file_uploads where user_id = ${user} and concat = 'partial'`;
     expect(partials.map((partial) => partial.storage_key)).toEqual([
       expect.stringMatching(new RegExp(`^${PREFIX}parts/[0-9a-f-]{36}$`)),
       expect.stringMatching(new RegExp(`^${PREFIX}parts/[0-9a-f-]{36}$`)),
@@ -330,7 +310,9 @@ describe('an answer Freight refuses is 502 to the client, and creates nothing', 
     shapeWith(() => ({ key: 'taken/open.bin' }));
     const open = await createRawUpload(freight.url, await auth(uniqueUser('second')), randomData(10));
     expect((await rowOf(open.id))?.storage_key).toBe(`${PREFIX}taken/open.bin`);
-    await s3.send(new PutObjectCommand({ Bucket: bucket.bucket, Key: `${PREFIX}foreign/x.bin`, Body: 'theirs' }));
+    await ctx.s3.send(
+      new PutObjectCommand({ Bucket: ctx.bucket.bucket, Key: `${PREFIX}foreign/x.bin`, Body: 'theirs' }),
+    );
   });
 
   const refusals: Array<[string, Answer, RegExp]> = [
@@ -447,7 +429,7 @@ describe('the janitor with custom keys and a prefix', () => {
     const done = uploadIdOf(await startTusUpload(randomData(100), { endpoint: `${freight.url}/files/`, headers }).done);
     const doneKey = `${PREFIX}kept/done.bin`;
     const leftover = `${doneKey}.staging/tail-0-100`;
-    await s3.send(new PutObjectCommand({ Bucket: bucket.bucket, Key: leftover, Body: 'left' }));
+    await ctx.s3.send(new PutObjectCommand({ Bucket: ctx.bucket.bucket, Key: leftover, Body: 'left' }));
     // An open direct upload at a custom key: its multipart upload is kept.
     shapeWith(() => ({ key: 'open/going.bin' }));
     const open = (await (
@@ -467,22 +449,23 @@ describe('the janitor with custom keys and a prefix', () => {
         body: JSON.stringify({ filename: 'gone.bin', size: 10 * MiB }),
       })
     ).json()) as { id: string; key: string };
-    await sql`update file_uploads set status = 'aborted' where id = ${ended.id}`;
+    await ctx.sql`update file_uploads set status = 'aborted' where id = ${ended.id}`;
     // Multipart uploads no row records: under the prefix and named as Freight names keys (its orphan), under the
     // prefix and named otherwise (not Freight's), and outside the prefix, named as Freight would without one.
     const orphanKey = `${PREFIX}${randomUUID()}`;
     const foreignKey = `${PREFIX}foreign/thing.bin`;
     const outsideKey = randomUUID();
     for (const key of [orphanKey, foreignKey, outsideKey])
-      await s3.send(new CreateMultipartUploadCommand({ Bucket: bucket.bucket, Key: key }));
+      await ctx.s3.send(new CreateMultipartUploadCommand({ Bucket: ctx.bucket.bucket, Key: key }));
     const outsideStaged = `${randomUUID()}.staging/tail-0-4`;
-    await s3.send(new PutObjectCommand({ Bucket: bucket.bucket, Key: outsideStaged, Body: 'out!' }));
+    await ctx.s3.send(new PutObjectCommand({ Bucket: ctx.bucket.bucket, Key: outsideStaged, Body: 'out!' }));
 
     const janitor = await openJanitorDeps(freight.config, silentLogger());
     try {
       const now = await runJanitor(janitor.deps);
       expect(now.failures).toBe(0);
-      const keys = async () => (await listMultipartUploads(s3, bucket.bucket)).map((upload) => upload.key).sort();
+      const keys = async () =>
+        (await listMultipartUploads(ctx.s3, ctx.bucket.bucket)).map((upload) => upload.key).sort();
       // Today: the ended upload's multipart upload is aborted, the completed upload's leftover removed.
       expect(await keys()).toEqual([orphanKey, foreignKey, open.key, outsideKey].sort());
       await expect(head(leftover)).rejects.toMatchObject({ name: 'NotFound' });
@@ -498,10 +481,10 @@ describe('the janitor with custom keys and a prefix', () => {
       expect((await head(doneKey)).ContentLength).toBe(100);
     } finally {
       await janitor.close();
-      for (const upload of await listMultipartUploads(s3, bucket.bucket)) {
+      for (const upload of await listMultipartUploads(ctx.s3, ctx.bucket.bucket)) {
         if (upload.key === open.key) continue;
-        await s3.send(
-          new AbortMultipartUploadCommand({ Bucket: bucket.bucket, Key: upload.key, UploadId: upload.uploadId }),
+        await ctx.s3.send(
+          new AbortMultipartUploadCommand({ Bucket: ctx.bucket.bucket, Key: upload.key, UploadId: upload.uploadId }),
         );
       }
     }

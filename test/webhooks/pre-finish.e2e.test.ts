@@ -7,35 +7,30 @@
  * the test moves the server's clock instead of waiting).
  */
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
-import postgres from 'postgres';
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { verifySignature } from '../../src/webhooks/signature.js';
 import {
   MiB,
-  createTestBucket,
   eventually,
-  isolatedDatabase,
   listMultipartUploads,
   randomData,
   serviceEnv,
   sha256,
   sha256OfObject,
   startFreight,
-  testS3Client,
   tokenFor,
   uniqueUser,
+  isolatedServices,
   type RunningFreight,
 } from '../helpers/harness.js';
 import { createRawUpload, startTusUpload, uploadIdOf } from '../helpers/tus-client.js';
-import { startReceiver, type Received, type Receiver } from './receiver.js';
+import { receiverForFile, type Received, type Receiver } from './receiver.js';
+
+const ctx = isolatedServices('freight-pre-finish');
+const receiver = receiverForFile();
 
 const SECRET = 'webhook-test-secret-0123456789abcdef';
 
-let database: Awaited<ReturnType<typeof isolatedDatabase>>;
-let bucket: Awaited<ReturnType<typeof createTestBucket>>;
-let s3: ReturnType<typeof testS3Client>;
-let sql: postgres.Sql;
-let receiver: Receiver;
 let freight: RunningFreight;
 /** The server's clock: still unless a test moves it. */
 const started = Date.now();
@@ -43,14 +38,9 @@ let moved = 0;
 const now = () => new Date(started + moved);
 
 beforeAll(async () => {
-  database = await isolatedDatabase('freight_pre_finish');
-  s3 = testS3Client();
-  bucket = await createTestBucket(s3, 'freight-pre-finish');
-  sql = postgres(database.url, { max: 2, onnotice: () => {} });
-  receiver = await startReceiver();
   freight = await startFreight(
-    serviceEnv(bucket.bucket, {
-      DATABASE_URL: database.url,
+    serviceEnv(ctx.bucket.bucket, {
+      DATABASE_URL: ctx.database.url,
       WEBHOOK_URL: receiver.url,
       WEBHOOK_SECRET: SECRET,
       WEBHOOK_TIMEOUT: '1s',
@@ -63,14 +53,6 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await freight?.close();
-  await receiver?.close();
-  await sql?.end();
-  await bucket?.drop();
-  s3?.destroy();
-  await database?.drop();
-});
-afterEach(() => {
-  receiver.answer = () => ({ status: 204 });
 });
 
 const auth = async (user: string) => ({ Authorization: `Bearer ${await tokenFor(user)}` });
@@ -93,7 +75,7 @@ const api = async (user: string, id: string) =>
 const head = async (user: string, id: string) =>
   fetch(`${freight.url}/files/${id}`, { method: 'HEAD', headers: { ...(await auth(user)), 'Tus-Resumable': '1.0.0' } });
 const objectExists = (key: string) =>
-  s3.send(new HeadObjectCommand({ Bucket: bucket.bucket, Key: key })).then(
+  ctx.s3.send(new HeadObjectCommand({ Bucket: ctx.bucket.bucket, Key: key })).then(
     () => true,
     (error: { name?: string }) => (error.name === 'NotFound' ? false : Promise.reject(error)),
   );
@@ -101,7 +83,7 @@ const objectExists = (key: string) =>
 async function eventsOf(id: string, count: number): Promise<Received[]> {
   await eventually(async () => {
     const [row] =
-      await sql`select count(*)::int as n, count(delivered_at)::int as delivered from webhook_outbox where upload_id = ${id}`;
+      await ctx.sql`select count(*)::int as n, count(delivered_at)::int as delivered from webhook_outbox where upload_id = ${id}`;
     return row!.n === count && row!.delivered === count ? true : undefined;
   }, 30_000);
   const seen = new Map<number, Received>();
@@ -170,7 +152,7 @@ async function uppyUpload(user: string, data: Buffer<ArrayBuffer>, filename: str
     parts.push({ PartNumber: n, ETag: put.headers.get('etag')! });
   }
   const complete = () => call('POST', `/multipart/${encodeURIComponent(created.uploadId)}/complete${query}`, { parts });
-  const [row] = await sql`select id from file_uploads where s3_upload_id = ${created.uploadId}`;
+  const [row] = await ctx.sql`select id from file_uploads where s3_upload_id = ${created.uploadId}`;
   return {
     ...created,
     id: row!.id as string,
@@ -204,7 +186,7 @@ describe('tus-js-client through the gate', () => {
     });
     const upload = await api(user, result.id);
     expect(upload).toMatchObject({ status: 'completed', sha256: sha256(data), error: null });
-    expect(await sha256OfObject(s3, bucket.bucket, upload.storageKey)).toBe(sha256(data));
+    expect(await sha256OfObject(ctx.s3, ctx.bucket.bucket, upload.storageKey)).toBe(sha256(data));
     const events = await eventsOf(result.id, 2);
     expect(events.map((request) => [request.json.event, request.json.upload.status])).toEqual([
       ['upload.created', 'pending'],
@@ -235,9 +217,9 @@ describe('tus-js-client through the gate', () => {
       error: 'the pre-finish check refused it: malware found: EICAR-Test-File',
     });
     expect(await objectExists(upload.storageKey)).toBe(false);
-    expect((await listMultipartUploads(s3, bucket.bucket)).filter((found) => found.key === upload.storageKey)).toEqual(
-      [],
-    );
+    expect(
+      (await listMultipartUploads(ctx.s3, ctx.bucket.bucket)).filter((found) => found.key === upload.storageKey),
+    ).toEqual([]);
     const gone = await head(user, result.id);
     expect(gone.status).toBe(410);
     const events = await eventsOf(result.id, 2);
@@ -285,7 +267,7 @@ describe('tus-js-client through the gate', () => {
     });
     expect(done).toMatchObject({ error: null, sha256: sha256(data) });
     expect(preFinishesOf('scan.pdf').length).toBeGreaterThanOrEqual(2);
-    expect(await sha256OfObject(s3, bucket.bucket, done.storageKey)).toBe(sha256(data));
+    expect(await sha256OfObject(ctx.s3, ctx.bucket.bucket, done.storageKey)).toBe(sha256(data));
     expect((await head(user, result.id)).headers.get('freight-upload-status')).toBeNull();
     const events = await eventsOf(result.id, 2);
     expect(events.map((request) => request.json.event)).toEqual(['upload.created', 'upload.completed']);
@@ -303,7 +285,7 @@ describe("Uppy's S3 multipart path through the gate", () => {
     expect(await completed.json()).toEqual({
       location: expect.stringContaining(upload.key),
       key: upload.key,
-      bucket: bucket.bucket,
+      bucket: ctx.bucket.bucket,
     });
     expect(preFinishesOf('u-ok.pdf')[0]!.json.upload).toMatchObject({
       id: upload.id,
@@ -312,7 +294,7 @@ describe("Uppy's S3 multipart path through the gate", () => {
       bytesReceived: data.length,
     });
     expect((await api(user, upload.id)).status).toBe('completed');
-    expect(await sha256OfObject(s3, bucket.bucket, upload.key)).toBe(sha256(data));
+    expect(await sha256OfObject(ctx.s3, ctx.bucket.bucket, upload.key)).toBe(sha256(data));
   });
 
   test('refused: complete answers the receiver status (Uppy fails the file) with its message; the object is gone', async () => {
@@ -343,7 +325,7 @@ describe("Uppy's S3 multipart path through the gate", () => {
     expect(await completed.json()).toEqual({
       location: expect.stringContaining(upload.key),
       key: upload.key,
-      bucket: bucket.bucket,
+      bucket: ctx.bucket.bucket,
     });
     const waiting = await api(user, upload.id);
     expect(waiting).toMatchObject({ status: 'awaiting_approval', expiresAt: null });
@@ -364,7 +346,7 @@ describe("Uppy's S3 multipart path through the gate", () => {
     moved += 3_600_000;
     await freight.app.approvals.askDue();
     await eventually(async () => ((await api(user, upload.id)).status === 'completed' ? true : undefined));
-    expect(await sha256OfObject(s3, bucket.bucket, upload.key)).toBe(sha256(data));
+    expect(await sha256OfObject(ctx.s3, ctx.bucket.bucket, upload.key)).toBe(sha256(data));
     const again = await fetch(`${freight.url}/api/multipart/${upload.id}/complete`, {
       method: 'POST',
       headers: { ...(await auth(user)), 'content-type': 'application/json' },

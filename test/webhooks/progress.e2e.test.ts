@@ -5,42 +5,33 @@
  * the number of parts; a receiver that never takes them (it hangs until WEBHOOK_TIMEOUT) has at most one waiting
  * per upload at the end, not a backlog. WEBHOOK_EVENTS leaves the events it does not name unrecorded.
  */
-import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
   MiB,
-  createTestBucket,
   eventually,
-  isolatedDatabase,
   randomData,
   serviceEnv,
   startFreight,
-  testS3Client,
   tokenFor,
   uniqueUser,
   type RunningFreight,
+  isolatedServices,
 } from '../helpers/harness.js';
 import { startTusUpload, uploadIdOf } from '../helpers/tus-client.js';
-import { startReceiver, type Receiver } from './receiver.js';
+import { receiverForFile } from './receiver.js';
+
+const ctx = isolatedServices('freight-progress');
+const receiver = receiverForFile();
 
 const SECRET = 'webhook-test-secret-0123456789abcdef';
 
-let database: Awaited<ReturnType<typeof isolatedDatabase>>;
-let bucket: Awaited<ReturnType<typeof createTestBucket>>;
-let s3: ReturnType<typeof testS3Client>;
-let sql: postgres.Sql;
-let receiver: Receiver;
-
 beforeAll(async () => {
-  database = await isolatedDatabase('freight_progress');
-  s3 = testS3Client();
-  bucket = await createTestBucket(s3, 'freight-progress');
-  sql = postgres(database.url, { max: 2, onnotice: () => {} });
-  receiver = await startReceiver();
   // Every progress event written, counted beside the outbox (coalescing deletes the ones it replaces).
-  const first = await startFreight(serviceEnv(bucket.bucket, { DATABASE_URL: database.url, JANITOR_INTERVAL: '0' }));
+  const first = await startFreight(
+    serviceEnv(ctx.bucket.bucket, { DATABASE_URL: ctx.database.url, JANITOR_INTERVAL: '0' }),
+  );
   await first.close();
-  await sql.unsafe(`
+  await ctx.sql.unsafe(`
     create table progress_written (upload_id uuid not null, bytes bigint not null);
     create function count_progress() returns trigger language plpgsql as $$
       begin
@@ -50,18 +41,11 @@ beforeAll(async () => {
     create trigger count_progress after insert on webhook_outbox
       for each row when (new.event = 'upload.progress') execute function count_progress();`);
 });
-afterAll(async () => {
-  await receiver?.close();
-  await sql?.end();
-  await bucket?.drop();
-  s3?.destroy();
-  await database?.drop();
-});
 
 const freightWith = (extra: Record<string, string>, now?: () => Date) =>
   startFreight(
-    serviceEnv(bucket.bucket, {
-      DATABASE_URL: database.url,
+    serviceEnv(ctx.bucket.bucket, {
+      DATABASE_URL: ctx.database.url,
       WEBHOOK_URL: receiver.url,
       WEBHOOK_SECRET: SECRET,
       WEBHOOK_TIMEOUT: '1s',
@@ -103,7 +87,7 @@ describe('upload.progress', () => {
     const id = uploadIdOf(await run.done);
     expect(patches).toBe(25);
     // The offset moved at 0 s, 10 s … 240 s of the server's clock: every 30 s at most one event, none at the end.
-    const written = await sql`select bytes from progress_written where upload_id = ${id} order by bytes`;
+    const written = await ctx.sql`select bytes from progress_written where upload_id = ${id} order by bytes`;
     expect(written.length).toBeGreaterThanOrEqual(2);
     expect(written.length).toBeLessThanOrEqual(Math.floor(240 / 30) + 1);
     expect(written.map((row) => Number(row.bytes))).toEqual(
@@ -112,10 +96,10 @@ describe('upload.progress', () => {
 
     // Coalesced: however many were written, at most one is waiting for the receiver.
     const waiting =
-      await sql`select count(*)::int as n from webhook_outbox where upload_id = ${id} and event = 'upload.progress' and delivered_at is null`;
+      await ctx.sql`select count(*)::int as n from webhook_outbox where upload_id = ${id} and event = 'upload.progress' and delivered_at is null`;
     expect(waiting[0]!.n).toBeLessThanOrEqual(1);
     const kept =
-      await sql`select count(*)::int as n from webhook_outbox where upload_id = ${id} and event = 'upload.progress'`;
+      await ctx.sql`select count(*)::int as n from webhook_outbox where upload_id = ${id} and event = 'upload.progress'`;
     expect(kept[0]!.n).toBeLessThanOrEqual(1);
 
     // What reached the receiver carries bytes received and the total, and the upload as the API shows it.
@@ -130,7 +114,7 @@ describe('upload.progress', () => {
     // The completion is delivered as ever.
     await eventually(async () => {
       const [row] =
-        await sql`select delivered_at from webhook_outbox where upload_id = ${id} and event = 'upload.completed'`;
+        await ctx.sql`select delivered_at from webhook_outbox where upload_id = ${id} and event = 'upload.completed'`;
       return row?.delivered_at ? true : undefined;
     }, 30_000);
   }, 300_000);
@@ -169,7 +153,7 @@ describe('WEBHOOK_EVENTS', () => {
       ).toBe(204);
       const recorded = async () =>
         (
-          await sql`select upload_id, event, delivered_at from webhook_outbox where upload_id in (${completed}, ${aborted}) order by id`
+          await ctx.sql`select upload_id, event, delivered_at from webhook_outbox where upload_id in (${completed}, ${aborted}) order by id`
         ).map((row) => [row.upload_id, row.event, row.delivered_at !== null]);
       await eventually(async () => ((await recorded()).every(([, , delivered]) => delivered) ? true : undefined));
       expect(await recorded()).toEqual([

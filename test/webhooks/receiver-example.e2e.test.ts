@@ -9,34 +9,28 @@ import path from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { signatureHeader } from '../../src/webhooks/signature.js';
 import {
-  createTestBucket,
   eventually,
-  isolatedDatabase,
   randomData,
   serviceEnv,
   startFreight,
-  testS3Client,
   tokenFor,
   uniqueUser,
   type RunningFreight,
+  isolatedServices,
 } from '../helpers/harness.js';
 import { startTusUpload, uploadIdOf } from '../helpers/tus-client.js';
+
+const ctx = isolatedServices('freight-receiver-example');
 
 const SECRET = 'example-receiver-secret-0123456789abcdef';
 const script = path.resolve(import.meta.dirname, '..', '..', 'examples', 'webhook-receiver.mjs');
 
-let database: Awaited<ReturnType<typeof isolatedDatabase>>;
-let bucket: Awaited<ReturnType<typeof createTestBucket>>;
-let s3: ReturnType<typeof testS3Client>;
 let receiver: ChildProcess;
 let output = '';
 let url: string;
 let freight: RunningFreight;
 
 beforeAll(async () => {
-  database = await isolatedDatabase('freight_receiver_example');
-  s3 = testS3Client();
-  bucket = await createTestBucket(s3, 'freight-receiver-example');
   receiver = spawn(process.execPath, [script], {
     env: { ...process.env, WEBHOOK_SECRET: SECRET, PORT: '0' },
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -46,8 +40,8 @@ beforeAll(async () => {
   });
   url = await eventually(async () => /listening on (\S+)/.exec(output)?.[1]);
   freight = await startFreight(
-    serviceEnv(bucket.bucket, {
-      DATABASE_URL: database.url,
+    serviceEnv(ctx.bucket.bucket, {
+      DATABASE_URL: ctx.database.url,
       WEBHOOK_URL: url,
       WEBHOOK_SECRET: SECRET,
       WEBHOOK_PRE_FINISH: 'true',
@@ -58,9 +52,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await freight?.close();
   receiver?.kill('SIGTERM');
-  await bucket?.drop();
-  s3?.destroy();
-  await database?.drop();
 });
 
 const post = (body: string, signature: string | undefined) =>

@@ -4,6 +4,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 
 export interface Received {
   headers: http.IncomingHttpHeaders;
@@ -83,4 +84,43 @@ export async function startReceiver(): Promise<Receiver> {
   };
   await receiver.up();
   return receiver;
+}
+
+/**
+ * A receiver for the tests of one file: started before them, closed after them, and back to answering 204 after
+ * each test. What it returns stands for that receiver once the file's tests run.
+ */
+export function receiverForFile(): Receiver {
+  let current: Receiver | undefined;
+  const started = (): Receiver => {
+    if (!current) throw new Error('the receiver is started before the tests (beforeAll)');
+    return current;
+  };
+  beforeAll(async () => {
+    current = await startReceiver();
+  });
+  afterEach(() => {
+    if (current) current.answer = () => ({ status: 204 });
+  });
+  afterAll(async () => {
+    await current?.close();
+  });
+  return {
+    get url() {
+      return started().url;
+    },
+    get received() {
+      return started().received;
+    },
+    next: (matches) => started().next(matches),
+    get answer() {
+      return started().answer;
+    },
+    set answer(answer) {
+      started().answer = answer;
+    },
+    down: () => started().down(),
+    up: () => started().up(),
+    close: () => started().close(),
+  };
 }

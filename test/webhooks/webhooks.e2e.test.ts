@@ -4,55 +4,31 @@
  * as the API shows it; a receiver that fails gets the event again; events outlive a restart of Freight; and the
  * pre-create check's answer becomes the client's (its 4xx and message, or 503 when it cannot decide).
  */
-import postgres from 'postgres';
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { verifySignature } from '../../src/webhooks/signature.js';
 import {
-  createTestBucket,
   eventually,
-  isolatedDatabase,
   randomData,
   serviceEnv,
   startFreight,
-  testS3Client,
   tokenFor,
   uniqueUser,
   type RunningFreight,
+  isolatedServices,
 } from '../helpers/harness.js';
 import { startTusUpload, uploadIdOf } from '../helpers/tus-client.js';
-import { startReceiver, type Received, type Receiver } from './receiver.js';
+import { receiverForFile, type Received } from './receiver.js';
+
+const ctx = isolatedServices('freight-webhooks');
+const receiver = receiverForFile();
 
 const SECRET = 'webhook-test-secret-0123456789abcdef';
-
-let database: Awaited<ReturnType<typeof isolatedDatabase>>;
-let bucket: Awaited<ReturnType<typeof createTestBucket>>;
-let s3: ReturnType<typeof testS3Client>;
-let sql: postgres.Sql;
-let receiver: Receiver;
-
-beforeAll(async () => {
-  database = await isolatedDatabase('freight_webhooks');
-  s3 = testS3Client();
-  bucket = await createTestBucket(s3, 'freight-webhooks');
-  sql = postgres(database.url, { max: 2, onnotice: () => {} });
-  receiver = await startReceiver();
-});
-afterAll(async () => {
-  await receiver?.close();
-  await sql?.end();
-  await bucket?.drop();
-  s3?.destroy();
-  await database?.drop();
-});
-afterEach(() => {
-  receiver.answer = () => ({ status: 204 });
-});
 
 /** A Freight on this file's database and bucket, sending webhooks to the receiver. */
 const freightWithWebhooks = (extra: Record<string, string> = {}) =>
   startFreight(
-    serviceEnv(bucket.bucket, {
-      DATABASE_URL: database.url,
+    serviceEnv(ctx.bucket.bucket, {
+      DATABASE_URL: ctx.database.url,
       WEBHOOK_URL: receiver.url,
       WEBHOOK_SECRET: SECRET,
       WEBHOOK_TIMEOUT: '2s',
@@ -68,7 +44,7 @@ const eventsOf = (id: string) =>
 async function deliveredFor(id: string, count: number): Promise<Received[]> {
   await eventually(async () => {
     const [row] =
-      await sql`select count(*)::int as n, count(delivered_at)::int as delivered from webhook_outbox where upload_id = ${id}`;
+      await ctx.sql`select count(*)::int as n, count(delivered_at)::int as delivered from webhook_outbox where upload_id = ${id}`;
     return row!.n === count && row!.delivered === count ? true : undefined;
   }, 30_000);
   return eventsOf(id);
@@ -112,7 +88,7 @@ describe('events', () => {
     const stale = (await (
       await postJson(freight, user, '/api/multipart', { filename: 's.bin', size: 100 })
     ).json()) as { id: string };
-    await sql`update file_uploads set expires_at = now() - interval '1 minute' where id = ${stale.id}`;
+    await ctx.sql`update file_uploads set expires_at = now() - interval '1 minute' where id = ${stale.id}`;
     await freight.app.janitor.run();
 
     const expected: Array<[string, string[]]> = [
@@ -176,7 +152,7 @@ describe('events', () => {
     expect(second).toBeDefined();
     expect(second!.raw).toBe(first!.raw);
     expect(verifySignature(SECRET, second!.raw, String(second!.headers['freight-signature']))).toBe(true);
-    const [row] = await sql`select attempts, last_error from webhook_outbox where upload_id = ${created.id}`;
+    const [row] = await ctx.sql`select attempts, last_error from webhook_outbox where upload_id = ${created.id}`;
     expect(row).toEqual({ attempts: 2, last_error: null });
   });
 });
@@ -196,7 +172,8 @@ describe('across a restart', () => {
       id = uploadIdOf(res.headers.get('location')!);
       // It was tried, and failed.
       const failed = await eventually(async () => {
-        const [row] = await sql`select attempts, last_error, delivered_at from webhook_outbox where upload_id = ${id}`;
+        const [row] =
+          await ctx.sql`select attempts, last_error, delivered_at from webhook_outbox where upload_id = ${id}`;
         return row && row.attempts >= 1 && row.last_error ? row : undefined;
       });
       expect(failed.last_error).toMatch(/unreachable/);
@@ -228,7 +205,7 @@ describe('the pre-create check', () => {
 
   const preCreates = () => receiver.received.filter((request) => request.json.event === 'upload.pre-create');
   const rowsOf = async (user: string) =>
-    (await sql`select count(*)::int as n from file_uploads where user_id = ${user}`)[0]!.n;
+    (await ctx.sql`select count(*)::int as n from file_uploads where user_id = ${user}`)[0]!.n;
   const tusUpload = async (user: string) => {
     try {
       await startTusUpload(randomData(10), {
