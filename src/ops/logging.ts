@@ -88,7 +88,10 @@ function uploadIdIn(request: FastifyRequest): string | undefined {
   return typeof candidate === 'string' && isUploadId(candidate) ? candidate : undefined;
 }
 
-/** Methods whose requests carry no body here: they end quickly, so their one line is written when they end. */
+/**
+ * Methods whose requests carry no body: their one line is written when they end (a download from local files, which
+ * may stream for long, included: its line says how long it took).
+ */
 const BODILESS = new Set(['HEAD', 'GET', 'OPTIONS', 'DELETE']);
 
 /**
