@@ -63,19 +63,15 @@ async function whenStored(run: CliRun, stored: () => Promise<number>, bytes: num
 }
 
 /**
- * What `stored()` says once S3 is done with every request of the departed command: a part whose whole body reached
- * S3 before the relay was held is still being stored for a moment after the command is gone.
+ * Holds the relay, stops the command with `signal`, waits until the target is done with every request of the
+ * departed command (a part whose whole body reached S3 before the hold is still stored after the command is gone;
+ * what the hold kept back is dropped), then lets the relay flow again.
  */
-async function settled(proxy: HoldingProxy, stored: () => Promise<number>): Promise<number> {
-  await proxy.idle();
-  return stored();
-}
-
-/** Holds the relay, stops the command with `signal`, and lets the relay flow again once it is gone. */
 async function interrupt(run: CliRun, proxy: HoldingProxy, signal: NodeJS.Signals): Promise<number | null> {
   await proxy.hold();
   run.child.kill(signal);
   const code = await run.exited;
+  await proxy.idle();
   await proxy.up();
   return code;
 }
@@ -224,13 +220,13 @@ describe('freight upload --direct', () => {
     const first = cli(args);
     await whenStored(first, storedParts, 15 * MiB);
     expect(await interrupt(first, s3Proxy, 'SIGINT')).toBe(130);
-    const afterCtrlC = await settled(s3Proxy, storedParts);
+    const afterCtrlC = await storedParts();
 
     // Listing parts under load can lag the upload by several parts: aim the second cut at what is left.
     const second = cli(args);
     await whenStored(second, storedParts, afterCtrlC + Math.min(10 * MiB, Math.floor((data.length - afterCtrlC) / 2)));
     expect(await interrupt(second, s3Proxy, 'SIGKILL')).toBeNull();
-    const afterKill = await settled(s3Proxy, storedParts);
+    const afterKill = await storedParts();
 
     const third = cli(args);
     expect(await third.exited, third.stderr()).toBe(0);

@@ -44,7 +44,8 @@ export interface HoldingProxy {
    * Resolves once the relay holds no connection: every client has gone, and every connection whose client left
    * while held has been closed by its target. Such a connection is half-closed towards the target (what the hold kept
    * back is dropped), so the target finishes a request it had whole, answers into nothing and closes: after this,
-   * the target is done with every request that came through the relay.
+   * the target is done with every request that came through the relay. Called while held, it reads the clients'
+   * sockets on (keeping what they send, as the hold does), so that a client that had filled the hold is seen to go.
    */
   idle(): Promise<void>;
 }
@@ -74,6 +75,8 @@ export async function holdingProxy(target: string): Promise<HoldingProxy> {
   const maybeIdle = () => {
     if (isIdle()) for (const resolve of idleWaiters.splice(0)) resolve();
   };
+  /** Set by idle() while held: clients' sockets are read to their end (a paused socket would never show its close). */
+  let readingClientsToEnd = false;
   let refusedSinceRefuse = false;
   const refusalWaiters: Array<() => void> = [];
   let mode: ProxyMode = 'down';
@@ -114,7 +117,7 @@ export async function holdingProxy(target: string): Promise<HoldingProxy> {
         arrivedWhileHeld = true;
         for (const resolve of arrivalWaiters.splice(0)) resolve();
       }
-      if (queued >= HOLD_READ_BYTES) from.pause();
+      if (queued >= HOLD_READ_BYTES && !(direction === 'toTarget' && readingClientsToEnd)) from.pause();
     });
     to.on('drain', () => {
       if (mode === 'up') from.resume();
@@ -181,6 +184,7 @@ export async function holdingProxy(target: string): Promise<HoldingProxy> {
   };
 
   const up = async () => {
+    readingClientsToEnd = false;
     await listen();
     mode = 'up';
     setFlow(true);
@@ -208,6 +212,7 @@ export async function holdingProxy(target: string): Promise<HoldingProxy> {
     });
 
   const hold = async () => {
+    readingClientsToEnd = false;
     await listen();
     if (mode !== 'held') arrivedWhileHeld = false;
     mode = 'held';
@@ -246,7 +251,15 @@ export async function holdingProxy(target: string): Promise<HoldingProxy> {
       refusedSinceRefuse && mode === 'refusing'
         ? Promise.resolve()
         : new Promise<void>((resolve) => refusalWaiters.push(resolve)),
-    idle: () => (isIdle() ? Promise.resolve() : new Promise<void>((resolve) => idleWaiters.push(resolve))),
+    idle: () => {
+      if (isIdle()) return Promise.resolve();
+      if (mode === 'held') {
+        // A client that filled the hold is paused: read on (and keep what comes, as the hold does) to see it leave.
+        readingClientsToEnd = true;
+        for (const { client } of pairs) client.resume();
+      }
+      return new Promise<void>((resolve) => idleWaiters.push(resolve));
+    },
     watch: (listener) => {
       watchers.add(listener);
       return () => watchers.delete(listener);
