@@ -18,7 +18,15 @@ import {
   type ServerProcess,
   type ThrowawayPostgres,
 } from './faults.js';
-import { createTestBucket, eventually, serviceEnv, testS3Client, tokenFor, uniqueUser } from './harness.js';
+import {
+  createTestBucket,
+  eventually,
+  rejectionOf,
+  serviceEnv,
+  testS3Client,
+  tokenFor,
+  uniqueUser,
+} from './harness.js';
 import { testDatabaseUrl } from './file-database.js';
 
 /** How long `work` takes, logged so that the run shows what the tools cost. */
@@ -41,15 +49,6 @@ function codeOf(error: unknown): string | undefined {
  * cut (whether it has noticed depends on timing), ECONNREFUSED once it has to connect anew.
  */
 const CONNECTION_ERRORS = ['ECONNREFUSED', 'CONNECTION_CLOSED', 'ECONNRESET'];
-
-async function failure(work: Promise<unknown>): Promise<unknown> {
-  try {
-    await work;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a failure');
-}
 
 /** Resolves 'pending' if `work` has not settled within `ms`. */
 const settlesWithin = (work: Promise<unknown>, ms: number) =>
@@ -90,7 +89,7 @@ describe('throwawayPostgres', () => {
       // restart() is what fault tests use: stop, an outage of `downMs`, start.
       const restarting = timed('cluster restart (1 s down)', () => cluster!.restart(1_000));
       await eventually(async () => ((await connectionRefused(cluster!.port)) ? true : undefined), 5_000);
-      expect(CONNECTION_ERRORS).toContain(codeOf(await failure(sql`select 1`)));
+      expect(CONNECTION_ERRORS).toContain(codeOf(await rejectionOf(sql`select 1`)));
       await restarting;
       // The same client reconnects on its own: for it, the outage is over.
       expect(await sql`select 2 as two`).toEqual([{ two: 2 }]);
@@ -109,10 +108,10 @@ describe('holdingProxy', () => {
       expect([200, 403]).toContain((await ask()).status);
 
       await proxy.down();
-      expect(codeOf(await failure(ask()))).toBe('ECONNREFUSED');
+      expect(codeOf(await rejectionOf(ask()))).toBe('ECONNREFUSED');
 
       await proxy.hold();
-      const held = await failure(ask());
+      const held = await rejectionOf(ask());
       expect((held as Error).name).toBe('TimeoutError');
 
       await proxy.release();
@@ -137,8 +136,8 @@ describe('holdingProxy', () => {
 
       await proxy.down();
       // The first query may still go out on the connection being cut (CONNECTION_CLOSED); the next one must connect.
-      expect(CONNECTION_ERRORS).toContain(codeOf(await failure(sql`select 3`)));
-      expect(codeOf(await failure(sql`select 3`))).toBe('ECONNREFUSED');
+      expect(CONNECTION_ERRORS).toContain(codeOf(await rejectionOf(sql`select 3`)));
+      expect(codeOf(await rejectionOf(sql`select 3`))).toBe('ECONNREFUSED');
       await proxy.up();
       expect(await sql`select 4 as four`).toEqual([{ four: 4 }]);
     } finally {
@@ -154,7 +153,7 @@ describe('holdingProxy', () => {
       let arrived = false;
       const arrival = proxy.refusedArrival().then(() => (arrived = true));
       expect(arrived).toBe(false);
-      const attempt = failure(fetch(`${proxy.url}/`, { signal: AbortSignal.timeout(5_000) }));
+      const attempt = rejectionOf(fetch(`${proxy.url}/`, { signal: AbortSignal.timeout(5_000) }));
       await arrival;
       expect(['ECONNRESET', 'UND_ERR_SOCKET']).toContain(codeOf(await attempt));
       await proxy.up();
@@ -215,7 +214,7 @@ describe('pauseGateway / resumeGateway', () => {
     try {
       await s3.send(new ListBucketsCommand({}));
       await pauseGateway(rgwDir);
-      const timedOut = await failure(s3.send(new ListBucketsCommand({})));
+      const timedOut = await rejectionOf(s3.send(new ListBucketsCommand({})));
       expect((timedOut as Error).name).toBe('TimeoutError');
       await resumeGateway(rgwDir);
       await s3.send(new ListBucketsCommand({}));

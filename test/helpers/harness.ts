@@ -92,6 +92,16 @@ export function tokenFor(user: string, options: { expiresIn?: string; secret?: s
     .sign(new TextEncoder().encode(options.secret ?? JWT_SECRET));
 }
 
+/** What `work` was rejected with; fails the test if it settled otherwise. */
+export async function rejectionOf(work: Promise<unknown>): Promise<unknown> {
+  try {
+    await work;
+  } catch (error) {
+    return error;
+  }
+  throw new Error('expected a rejection, but it resolved');
+}
+
 export const uniqueUser = (name: string) => `${name}-${randomUUID().slice(0, 8)}`;
 
 export function testS3Client(): S3Client {

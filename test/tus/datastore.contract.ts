@@ -14,7 +14,7 @@ import { type DataStore, ERRORS, Upload } from '@tus/utils';
 import { afterAll, beforeAll, describe, expect, test, type TestContext } from 'vitest';
 import { toHttpAnswer } from '../../src/errors.js';
 import { fromTusUtils } from '../../src/tus/reply.js';
-import { MiB, eventually, randomData, sha256 } from '../helpers/harness.js';
+import { MiB, eventually, randomData, rejectionOf, sha256 } from '../helpers/harness.js';
 
 export interface StoreUnderTest {
   /** Built with an upload expiry of UPLOAD_EXPIRY_MS, so that the expiration cases can wait it out. */
@@ -86,15 +86,6 @@ async function readBack(store: DataStore, id: string): Promise<Buffer> {
 /** The HTTP status a client would get for `error` (Freight maps every error through one function). */
 const statusOf = (error: unknown): number => toHttpAnswer(fromTusUtils(error)).status;
 
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a rejection, but it resolved');
-}
-
 export function dataStoreContract(
   name: string,
   setup: () => Promise<StoreUnderTest>,
@@ -124,7 +115,7 @@ export function dataStoreContract(
     }
 
     async function expectGone(id: string): Promise<void> {
-      expect([404, 410]).toContain(statusOf(await rejection(sut.store.getUpload(id))));
+      expect([404, 410]).toContain(statusOf(await rejectionOf(sut.store.getUpload(id))));
     }
 
     async function expectReadsBack(id: string, data: Buffer): Promise<void> {
@@ -287,7 +278,7 @@ export function dataStoreContract(
       });
 
       knownCase('removing an upload that was never created rejects with 404', async () => {
-        expect(statusOf(await rejection(sut.store.remove(randomUUID())))).toBe(404);
+        expect(statusOf(await rejectionOf(sut.store.remove(randomUUID())))).toBe(404);
       });
     });
 
