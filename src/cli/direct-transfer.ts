@@ -61,7 +61,11 @@ export const directTransfer: Transfer = async ({ file, key, progress, signal }, 
           progress.update(bytes);
         },
       });
-      return { id: result.id, resumedFrom: result.resumedBytes };
+      return {
+        id: result.id,
+        resumedFrom: result.resumedBytes,
+        awaitingApproval: result.status === 'awaiting_approval',
+      };
     } catch (error) {
       if (
         saved?.id &&

@@ -11,7 +11,19 @@ const TTY_REDRAW_MS = 200;
 const LOG_EVERY_MS = 2_000;
 const BAR_WIDTH = 24;
 
-export type FileState = 'waiting' | 'uploading' | 'retrying' | 'completed' | 'failed' | 'interrupted';
+export type FileState =
+  | 'waiting'
+  | 'uploading'
+  | 'retrying'
+  | 'completed'
+  | 'awaiting approval'
+  | 'failed'
+  | 'interrupted';
+
+/** A file whose bytes are all on the server. */
+const STORED: ReadonlySet<FileState> = new Set(['completed', 'awaiting approval']);
+/** States a file does not leave in this run. */
+const ENDED: ReadonlySet<FileState> = new Set([...STORED, 'failed', 'interrupted']);
 
 export class FileProgress {
   state: FileState = 'waiting';
@@ -57,7 +69,7 @@ export function formatDuration(seconds: number | undefined): string {
 
 /** One line for a file: "name  [#####-----]  45%  1.2 GiB / 2.6 GiB  85.1 MiB/s  ETA 00:17". */
 export function progressLine(file: FileProgress, withBar: boolean, now = Date.now()): string {
-  const fraction = file.size > 0 ? Math.min(1, file.bytes / file.size) : file.state === 'completed' ? 1 : 0;
+  const fraction = file.size > 0 ? Math.min(1, file.bytes / file.size) : STORED.has(file.state) ? 1 : 0;
   const percent = `${Math.floor(fraction * 100)}%`.padStart(4);
   const filled = Math.round(fraction * BAR_WIDTH);
   const bar = withBar ? `[${'#'.repeat(filled)}${'-'.repeat(BAR_WIDTH - filled)}] ` : '';
@@ -119,8 +131,7 @@ export class ProgressBoard {
     for (const file of this.files) {
       if (file.hidden) continue;
       const last = this.lastLogged.get(file);
-      const ended = file.state === 'completed' || file.state === 'failed' || file.state === 'interrupted';
-      const entered = last?.state !== file.state && (ended || file.state === 'retrying');
+      const entered = last?.state !== file.state && (ENDED.has(file.state) || file.state === 'retrying');
       const due = file.state === 'uploading' && file.bytes > 0 && now - (last?.at ?? 0) >= LOG_EVERY_MS;
       if (entered || due) {
         this.out.write(`${progressLine(file, false, now)}\n`);

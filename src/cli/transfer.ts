@@ -37,6 +37,8 @@ export interface TransferResult {
   url?: string;
   /** Bytes the server already held when this run took the file up again; 0 for a new upload. */
   resumedFrom: number;
+  /** Stored whole and verified, but the server's pre-finish check has not approved it yet (WEBHOOK_PRE_FINISH). */
+  awaitingApproval: boolean;
 }
 
 export type Transfer = (job: TransferJob, settings: TransferSettings) => Promise<TransferResult>;

@@ -12,6 +12,7 @@ import { createReadStream } from 'node:fs';
 import { DetailedError, Upload, type HttpRequest } from 'tus-js-client';
 import { backoffDelay } from '../client/backoff.js';
 import { MiB } from '../config/units.js';
+import { UPLOAD_STATUS_HEADER } from '../tus/awaiting.js';
 import type { FileProgress } from './progress.js';
 import {
   TransferError,
@@ -135,24 +136,26 @@ async function attempt(
   });
 
   const url = upload.url!;
-  await confirmComplete(url, settings, file.size, signal);
+  const { awaitingApproval } = await confirmComplete(url, settings, file.size, signal);
   return {
     id: new URL(url).pathname.split('/').filter(Boolean).pop() ?? url,
     url,
     resumedFrom: firstOffset.bytes ?? file.size,
+    awaitingApproval,
   };
 }
 
 /**
  * Asks the server (HEAD, standard tus) whether it holds the whole upload: only then is the file counted as
- * completed. Freight answers a HEAD from the assembled upload's state, so this also tells the object exists.
+ * completed. Freight answers a HEAD from the assembled upload's state, so this also tells the object exists, and
+ * whether its pre-finish check still has to approve it (`Freight-Upload-Status: awaiting_approval`).
  */
 async function confirmComplete(
   url: string,
   settings: TransferSettings,
   size: number,
   signal: AbortSignal,
-): Promise<void> {
+): Promise<{ awaitingApproval: boolean }> {
   const authorization = authorizationFor(url, settings);
   const res = await fetch(url, {
     method: 'HEAD',
@@ -167,4 +170,5 @@ async function confirmComplete(
       retryableStatus(res.status),
     );
   }
+  return { awaitingApproval: res.headers.get(UPLOAD_STATUS_HEADER) === 'awaiting_approval' };
 }

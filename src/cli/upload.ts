@@ -2,7 +2,7 @@
  * `freight upload <file…> --endpoint URL [--token-file F] [--direct] [--parallel N] [--chunk-size S] [--json]`
  *
  * Uploads files with a progress bar each, resumably: Ctrl-C (or a crash), then the same command again, and each
- * file continues where the server's copy ends. Exit code 0 only when every file is completed on the server.
+ * file continues where the server's copy ends. Exit code 0 only when every file is on the server (completed, or awaiting its approval).
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -18,7 +18,8 @@ import { UploadState, fingerprint, localFile, type LocalFile } from './upload-st
 export const UPLOAD_USAGE = `usage: freight upload <file…> --endpoint URL [options]
 
 Uploads each file, resumably. Interrupted (Ctrl-C, a crash, a lost network)? Run the same command again: every
-file continues from what the server holds. Exits 0 only when every file is completed on the server.
+file continues from what the server holds. Exits 0 only when every file is on the server: completed, or stored
+and awaiting its approval where the server has a pre-finish check (said per file).
 
   --endpoint URL     the server: Freight's base URL (tus goes to URL/files/), or any tus 1.0 server's
                      creation URL when URL has a path (e.g. https://tusd.example/files/)
@@ -38,7 +39,7 @@ Resume state: one small file per upload under $XDG_STATE_HOME/freight (~/.local/
 the upload is completed. A file being uploaded by another run of this command (its state is locked) is left
 alone, with one line saying so.
 
-Exit codes: 0 every file completed; 1 a file failed or the token was refused; 2 a usage mistake; 75 nothing
+Exit codes: 0 every file completed (or awaiting the server's approval); 1 a file failed or the token was refused; 2 a usage mistake; 75 nothing
 failed, but another run is uploading some file (left alone: run again later); 130 interrupted.
 `;
 
@@ -53,7 +54,8 @@ interface FileOutcome {
   name: string;
   size: number;
   /** busy: another run of this command holds the file (its resume state is locked); nothing was sent. */
-  status: 'completed' | 'failed' | 'interrupted' | 'skipped' | 'busy';
+  /** awaiting_approval: stored whole and verified; the server's pre-finish check has not approved it yet. */
+  status: 'completed' | 'awaiting_approval' | 'failed' | 'interrupted' | 'skipped' | 'busy';
   protocol: 'tus' | 'direct';
   id?: string;
   url?: string;
@@ -271,9 +273,12 @@ function outcomeBefore(file: LocalFile, parsed: Parsed, busy: string | undefined
   };
 }
 
+/** Every byte on the server: completed, or awaiting the pre-finish check's approval (the run's part is done). */
+const isStored = (status: FileOutcome['status']) => status === 'completed' || status === 'awaiting_approval';
+
 /** --json: the results on stdout. */
 function printResults(outcomes: FileOutcome[]): void {
-  const ok = outcomes.every((outcome) => outcome.status === 'completed');
+  const ok = outcomes.every((outcome) => isStored(outcome.status));
   console.log(JSON.stringify({ ok, files: outcomes }, null, 2));
 }
 
@@ -321,8 +326,13 @@ async function transferAll(
         settings,
       );
       shown.update(file.size);
-      shown.state = 'completed';
-      Object.assign(outcome, { status: 'completed', id: result.id, url: result.url, resumedFrom: result.resumedFrom });
+      shown.state = result.awaitingApproval ? 'awaiting approval' : 'completed';
+      Object.assign(outcome, {
+        status: result.awaitingApproval ? 'awaiting_approval' : 'completed',
+        id: result.id,
+        url: result.url,
+        resumedFrom: result.resumedFrom,
+      });
       shown.note =
         result.resumedFrom > 0 ? `resumed at ${Math.floor((result.resumedFrom / Math.max(1, file.size)) * 100)}%` : '';
     } catch (error) {
@@ -358,8 +368,14 @@ async function transferAll(
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
 
-  const completed = outcomes.filter((outcome) => outcome.status === 'completed').length;
+  const completed = outcomes.filter((outcome) => isStored(outcome.status)).length;
+  const awaiting = outcomes.filter((outcome) => outcome.status === 'awaiting_approval').length;
   if (parsed.json) printResults(outcomes);
+  if (awaiting > 0) {
+    console.error(
+      `freight upload: ${awaiting} of ${files.length} stored and awaiting the server's approval (its pre-finish check); GET /api/uploads/<id> tells the outcome`,
+    );
+  }
   if (fatal) {
     console.error(`freight upload: refused: ${fatal.message}`);
     return EXIT.failed;

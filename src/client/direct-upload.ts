@@ -61,6 +61,11 @@ export interface DirectUploadResult {
   uploadedParts: number;
   /** Bytes found already stored in S3 and kept (a resumed upload); 0 for a new one. */
   resumedBytes: number;
+  /**
+   * completed, or (on a server with a pre-finish check, WEBHOOK_PRE_FINISH) stored and verified but not yet
+   * approved: 202 with `awaiting_approval`, decided later (GET /api/uploads/:id tells the outcome).
+   */
+  status: 'completed' | 'awaiting_approval';
 }
 
 interface SignedUrl {
@@ -101,11 +106,13 @@ export async function uploadDirect(options: DirectUploadOptions): Promise<Direct
     await options.source.close?.();
   }
   const parts = [...etags.entries()].sort(([a], [b]) => a - b).map(([partNumber, etag]) => ({ partNumber, etag }));
-  const completed = await api<{ id: string; key: string; location: string; size: number }>(
-    'POST',
-    `/api/multipart/${id}/complete`,
-    { parts },
-  );
+  const completed = await api<{
+    id: string;
+    key: string;
+    location: string;
+    size: number;
+    status: DirectUploadResult['status'];
+  }>('POST', `/api/multipart/${id}/complete`, { parts });
   return { ...completed, uploadedParts, resumedBytes: keptBytes };
 }
 
