@@ -28,7 +28,7 @@ export interface LoadResult {
   p50Ms: number;
   p99Ms: number;
   peakRss: number | null;
-  /** The most connections the database had open at once while the uploads ran (this sampler's own excluded). */
+  /** The most connections the server's process had open to the database at once while the uploads ran. */
   peakDbConnections: number | null;
   /** The first failures, for the log. */
   failures: string[];
@@ -115,8 +115,11 @@ function quantile(sorted: number[], q: number): number {
   return sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 }
 
-/** Polls the database's open connections while `running`; returns the most seen (its own excluded). */
-function connectionSampler(databaseUrl: string | undefined) {
+/**
+ * Polls the connections `server` has open to the database (by their application_name, the process's name; other
+ * benchmark processes share the database) while `running`; returns the most seen.
+ */
+function connectionSampler(databaseUrl: string | undefined, server: ServerProcess) {
   if (!databaseUrl) return { stop: async () => null };
   const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
   let peak = 0;
@@ -124,8 +127,9 @@ function connectionSampler(databaseUrl: string | undefined) {
   const loop = (async () => {
     while (running) {
       const [row] = await sql<{ open: number }[]>`
-        select count(*)::int as open from pg_stat_activity where datname = current_database()`;
-      peak = Math.max(peak, (row?.open ?? 1) - 1);
+        select count(*)::int as open from pg_stat_activity
+        where datname = current_database() and application_name = ${server.name}`;
+      peak = Math.max(peak, row?.open ?? 0);
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
   })();
@@ -155,7 +159,7 @@ function oneUpload(url: string, token: string | undefined, data: Buffer, name: s
 }
 
 /**
- * Runs the load against `server` (`databaseUrl`: the database whose connections to watch). Freight gets a token
+ * Runs the load against `server` (`databaseUrl`: the database where its connections are counted). Freight gets a token
  * per user; the bare server takes none.
  */
 export async function runLoad(
@@ -171,7 +175,7 @@ export async function runLoad(
   const failures: string[] = [];
   let next = 0;
   const rss = sample(server.pid, undefined, 100);
-  const connections = connectionSampler(options.databaseUrl);
+  const connections = connectionSampler(options.databaseUrl, server);
   const started = performance.now();
   await Promise.all(
     Array.from({ length: options.concurrency }, async () => {

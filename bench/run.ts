@@ -205,7 +205,8 @@ async function measureLoad(freight: ServerProcess, bare: ServerProcess, database
   await profiledLoad(freight, { ...warm, databaseUrl });
   await runLoad(bare, { ...warm, authenticated: false });
   const { result, profile } = await profiledLoad(freight, { ...LOAD, databaseUrl });
-  const bareResult = await runLoad(bare, { ...LOAD, authenticated: false, databaseUrl });
+  // Bare @tus/server has no database.
+  const bareResult = await runLoad(bare, { ...LOAD, authenticated: false });
   return { options: LOAD, rows: [result, bareResult], profile };
 }
 
@@ -375,9 +376,11 @@ async function main() {
       throw new Error(`--only names a row that does not exist (the rows: ${known})`);
     }
 
-    // One unrecorded upload each first, so that no contender is measured while its code is still being compiled.
+    // Unrecorded uploads first (one each, or its warmUps), so that no contender is measured while its code is still being compiled.
     const warmUp = await data.file(WORK, 32 * MiB);
-    for (const contender of contenders) await measure(contender, warmUp, 32 * MiB, 0, s3, bucket);
+    for (const contender of contenders) {
+      for (let i = 0; i < (contender.warmUps ?? 1); i++) await measure(contender, warmUp, 32 * MiB, 0, s3, bucket);
+    }
 
     const runs: Run[] = [];
     for (const size of sizes) {

@@ -129,6 +129,8 @@ export async function startFreightProcess(
       ...s3EnvFor(s3, bucket),
       DATA_DIR: dataDir,
       DATABASE_URL: databaseUrl,
+      // Its connections carry its name (postgres.js reads PGAPPNAME), so they can be told from other processes'.
+      PGAPPNAME: name,
       AUTH_JWT_SECRET: BENCH_SECRET,
       LOG_LEVEL: 'warn',
       ...tunablesSet(),
