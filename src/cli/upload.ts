@@ -2,7 +2,8 @@
  * `freight upload <file…> --endpoint URL [--token-file F] [--direct] [--parallel N] [--chunk-size S] [--json]`
  *
  * Uploads files with a progress bar each, resumably: Ctrl-C (or a crash), then the same command again, and each
- * file continues where the server's copy ends. Exit code 0 only when every file is on the server (completed, or awaiting its approval).
+ * file continues where the server's copy ends. Exit code 0 only when every file is on the server (completed, or
+ * awaiting its approval).
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -39,8 +40,9 @@ Resume state: one small file per upload under $XDG_STATE_HOME/freight (~/.local/
 the upload is completed. A file being uploaded by another run of this command (its state is locked) is left
 alone, with one line saying so.
 
-Exit codes: 0 every file completed (or awaiting the server's approval); 1 a file failed or the token was refused; 2 a usage mistake; 75 nothing
-failed, but another run is uploading some file (left alone: run again later); 130 interrupted.
+Exit codes: 0 every file completed (or awaiting the server's approval); 1 a file failed or the token was
+refused; 2 a usage mistake; 75 nothing failed, but another run is uploading some file (left alone: run again
+later); 130 interrupted.
 `;
 
 /**
