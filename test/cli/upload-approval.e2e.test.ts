@@ -18,7 +18,7 @@ import {
   uniqueUser,
   type RunningFreight,
 } from '../helpers/harness.js';
-import { receiverForFile } from '../webhooks/receiver.js';
+import { answerPreFinish, receiverForFile } from '../webhooks/receiver.js';
 import { runCli } from './cli-process.js';
 
 const ctx = isolatedServices('freight-cli-approval');
@@ -45,11 +45,6 @@ afterAll(async () => {
   await freight?.close();
   await rm(workDir, { recursive: true, force: true });
 });
-
-/** The receiver's answer to the pre-finish check of every upload; 204 to the other events. */
-const answerPreFinish = (status: number, body = '') => {
-  receiver.answer = (request) => (request.json.event === 'upload.pre-finish' ? { status, body } : { status: 204 });
-};
 
 interface JsonResult {
   ok: boolean;
@@ -80,7 +75,7 @@ async function upload(name: string, protocol: 'tus' | 'direct') {
 
 describe.each(['tus', 'direct'] as const)('freight upload over %s, the pre-finish check', (protocol) => {
   test('has not decided (503): the file is stored and awaits approval, said per file and in --json; exit 0', async () => {
-    answerPreFinish(503);
+    answerPreFinish(receiver, undefined, () => ({ status: 503 }));
     const { code, stderr, json, rows } = await upload(`waiting-${protocol}.bin`, protocol);
     expect(code, stderr).toBe(0);
     expect(json).toMatchObject({ ok: true, files: [{ status: 'awaiting_approval' }] });
@@ -90,7 +85,7 @@ describe.each(['tus', 'direct'] as const)('freight upload over %s, the pre-finis
   });
 
   test('approves: completed, as without a check; exit 0', async () => {
-    answerPreFinish(204);
+    answerPreFinish(receiver, undefined, () => ({ status: 204 }));
     const { code, stderr, json, rows } = await upload(`approved-${protocol}.bin`, protocol);
     expect(code, stderr).toBe(0);
     expect(json).toMatchObject({ ok: true, files: [{ status: 'completed' }] });
@@ -99,7 +94,7 @@ describe.each(['tus', 'direct'] as const)('freight upload over %s, the pre-finis
   });
 
   test("refuses (403): the file failed with the receiver's reason; exit 1", async () => {
-    answerPreFinish(403, 'not this one');
+    answerPreFinish(receiver, undefined, () => ({ status: 403, body: 'not this one' }));
     const { code, stderr, json, rows } = await upload(`refused-${protocol}.bin`, protocol);
     expect(code, stderr).toBe(1);
     expect(json.ok).toBe(false);

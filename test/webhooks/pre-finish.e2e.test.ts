@@ -24,7 +24,7 @@ import {
   type RunningFreight,
 } from '../helpers/harness.js';
 import { createRawUpload, startTusUpload, uploadIdOf } from '../helpers/tus-client.js';
-import { receiverForFile, type Received, type Receiver } from './receiver.js';
+import { answerPreFinish, receiverForFile, type Received } from './receiver.js';
 
 const ctx = isolatedServices('freight-pre-finish');
 const receiver = receiverForFile();
@@ -60,13 +60,6 @@ const preFinishesOf = (filename: string) =>
   receiver.received.filter(
     (request) => request.json.event === 'upload.pre-finish' && request.json.upload.filename === filename,
   );
-/** The receiver's answer to the pre-finish check of uploads named `filename`; 204 to everything else. */
-const answerPreFinish = (filename: string, answer: Receiver['answer']) => {
-  receiver.answer = (request) =>
-    request.json.event === 'upload.pre-finish' && request.json.upload.filename === filename
-      ? answer(request)
-      : { status: 204 };
-};
 const api = async (user: string, id: string) =>
   (await (await fetch(`${freight.url}/api/uploads/${id}`, { headers: await auth(user) })).json()) as Record<
     string,
@@ -166,7 +159,7 @@ describe('tus-js-client through the gate', () => {
   test('approved: the receiver is asked, signed, about the stored and verified upload; then it is completed', async () => {
     const user = uniqueUser('approved');
     const data = randomData(7 * MiB + 3);
-    answerPreFinish('ok.pdf', () => ({ status: 200 }));
+    answerPreFinish(receiver, 'ok.pdf', () => ({ status: 200 }));
     const result = await tusUpload(user, data, 'ok.pdf');
     expect(result).toMatchObject({ ok: true, last: { status: 204, uploadStatus: undefined } });
 
@@ -196,7 +189,7 @@ describe('tus-js-client through the gate', () => {
 
   test('refused: the last PATCH gets the receiver status and message (not retried), the object is gone, the upload rejected', async () => {
     const user = uniqueUser('refused');
-    answerPreFinish('eicar.pdf', () => ({
+    answerPreFinish(receiver, 'eicar.pdf', () => ({
       status: 422,
       contentType: 'application/json',
       body: JSON.stringify({ message: 'malware found: EICAR-Test-File' }),
@@ -232,7 +225,7 @@ describe('tus-js-client through the gate', () => {
   test('no answer: the client is done (204, Freight-Upload-Status), HEAD and the API show awaiting_approval, it never expires; asked again later, approved, completed', async () => {
     const user = uniqueUser('patient');
     const data = randomData(2 * MiB);
-    answerPreFinish('scan.pdf', () => 'hang');
+    answerPreFinish(receiver, 'scan.pdf', () => 'hang');
     const result = await tusUpload(user, data, 'scan.pdf');
     expect(result).toMatchObject({ ok: true, last: { status: 204, uploadStatus: 'awaiting_approval' } });
 
@@ -259,7 +252,7 @@ describe('tus-js-client through the gate', () => {
     expect((await api(user, result.id)).status).toBe('awaiting_approval');
 
     // The receiver answers now: the next ask (the server's own loop, or this) completes it.
-    answerPreFinish('scan.pdf', () => ({ status: 204 }));
+    answerPreFinish(receiver, 'scan.pdf', () => ({ status: 204 }));
     await freight.app.approvals.askDue();
     const done = await eventually(async () => {
       const upload = await api(user, result.id);
@@ -278,7 +271,7 @@ describe("Uppy's S3 multipart path through the gate", () => {
   test('approved: complete answers 200 with the location, as before', async () => {
     const user = uniqueUser('uppy-ok');
     const data = randomData(6 * MiB);
-    answerPreFinish('u-ok.pdf', () => ({ status: 200 }));
+    answerPreFinish(receiver, 'u-ok.pdf', () => ({ status: 200 }));
     const upload = await uppyUpload(user, data, 'u-ok.pdf');
     const completed = await upload.complete();
     expect(completed.status).toBe(200);
@@ -299,7 +292,7 @@ describe("Uppy's S3 multipart path through the gate", () => {
 
   test('refused: complete answers the receiver status (Uppy fails the file) with its message; the object is gone', async () => {
     const user = uniqueUser('uppy-no');
-    answerPreFinish('u-no.pdf', () => ({ status: 403, contentType: 'text/plain', body: 'not a PDF' }));
+    answerPreFinish(receiver, 'u-no.pdf', () => ({ status: 403, contentType: 'text/plain', body: 'not a PDF' }));
     const upload = await uppyUpload(user, randomData(5 * MiB + 10), 'u-no.pdf');
     const completed = await upload.complete();
     expect(completed.status).toBe(403);
@@ -317,7 +310,7 @@ describe("Uppy's S3 multipart path through the gate", () => {
   test('no answer: complete answers 202 with the location (Uppy: done), the API shows awaiting_approval; approved later', async () => {
     const user = uniqueUser('uppy-wait');
     const data = randomData(5 * MiB + 1);
-    answerPreFinish('u-wait.pdf', () => ({ status: 503, body: 'scanner busy' }));
+    answerPreFinish(receiver, 'u-wait.pdf', () => ({ status: 503, body: 'scanner busy' }));
     const upload = await uppyUpload(user, data, 'u-wait.pdf');
     const completed = await upload.complete();
     expect(completed.status).toBe(202);
@@ -342,7 +335,7 @@ describe("Uppy's S3 multipart path through the gate", () => {
     expect(await direct.json()).toMatchObject({ id: upload.id, status: 'awaiting_approval', size: data.length });
     expect(preFinishesOf('u-wait.pdf')).toHaveLength(1);
 
-    answerPreFinish('u-wait.pdf', () => ({ status: 200 }));
+    answerPreFinish(receiver, 'u-wait.pdf', () => ({ status: 200 }));
     moved += 3_600_000;
     await freight.app.approvals.askDue();
     await eventually(async () => ((await api(user, upload.id)).status === 'completed' ? true : undefined));
@@ -358,10 +351,10 @@ describe("Uppy's S3 multipart path through the gate", () => {
 
   test('no answer, then refused on a later ask: the object goes, the upload is rejected (the client learns it from the API)', async () => {
     const user = uniqueUser('uppy-late-no');
-    answerPreFinish('u-late.pdf', () => 'hang');
+    answerPreFinish(receiver, 'u-late.pdf', () => 'hang');
     const upload = await uppyUpload(user, randomData(5 * MiB), 'u-late.pdf');
     expect((await upload.complete()).status).toBe(202);
-    answerPreFinish('u-late.pdf', () => ({ status: 451, body: 'unavailable for legal reasons' }));
+    answerPreFinish(receiver, 'u-late.pdf', () => ({ status: 451, body: 'unavailable for legal reasons' }));
     moved += 3_600_000;
     await freight.app.approvals.askDue();
     const rejected = await eventually(async () => {
@@ -393,7 +386,7 @@ describe('tus concatenation through the gate', () => {
       expect((await api(user, partial.id)).status).toBe('completed');
       partials.push(partial.id);
     }
-    answerPreFinish('joined.bin', () => 'hang');
+    answerPreFinish(receiver, 'joined.bin', () => 'hang');
     const created = await fetch(`${freight.url}/files/`, {
       method: 'POST',
       headers: {

@@ -124,3 +124,14 @@ export function receiverForFile(): Receiver {
     close: () => started().close(),
   };
 }
+
+/**
+ * How `receiver` answers Freight's pre-finish check (WEBHOOK_PRE_FINISH) of uploads named `filename`, or of every
+ * upload when `filename` is undefined; every other request is answered 204.
+ */
+export function answerPreFinish(receiver: Receiver, filename: string | undefined, answer: Receiver['answer']): void {
+  receiver.answer = (request) =>
+    request.json.event === 'upload.pre-finish' && (filename === undefined || request.json.upload.filename === filename)
+      ? answer(request)
+      : { status: 204 };
+}
