@@ -376,7 +376,8 @@ async function main() {
       throw new Error(`--only names a row that does not exist (the rows: ${known})`);
     }
 
-    // Unrecorded uploads first (one each, or its warmUps), so that no contender is measured while its code is still being compiled.
+    // Unrecorded uploads first (one each, or the contender's warmUps), so that no contender is measured while its
+    // code is still being compiled.
     const warmUp = await data.file(WORK, 32 * MiB);
     for (const contender of contenders) {
       for (let i = 0; i < (contender.warmUps ?? 1); i++) await measure(contender, warmUp, 32 * MiB, 0, s3, bucket);

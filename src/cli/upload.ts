@@ -370,7 +370,7 @@ async function transferAll(
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
 
-  const completed = outcomes.filter((outcome) => isStored(outcome.status)).length;
+  const stored = outcomes.filter((outcome) => isStored(outcome.status)).length;
   const awaiting = outcomes.filter((outcome) => outcome.status === 'awaiting_approval').length;
   if (parsed.json) printResults(outcomes);
   if (awaiting > 0) {
@@ -384,12 +384,12 @@ async function transferAll(
   }
   if (controller.signal.aborted) {
     console.error(
-      `freight upload: interrupted; ${completed} of ${files.length} completed. Run the same command again to resume.`,
+      `freight upload: interrupted; ${stored} of ${files.length} completed. Run the same command again to resume.`,
     );
     return EXIT.interrupted;
   }
-  if (completed + busy.size < files.length) {
-    console.error(`freight upload: ${files.length - busy.size - completed} of ${files.length} failed`);
+  if (stored + busy.size < files.length) {
+    console.error(`freight upload: ${files.length - busy.size - stored} of ${files.length} failed`);
     return EXIT.failed;
   }
   return busy.size > 0 ? EXIT.busy : EXIT.ok;
