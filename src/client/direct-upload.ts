@@ -13,6 +13,7 @@ import { createHash } from 'node:crypto';
 import { putStream } from './stream-put.js';
 import type { PartSource } from './sources.js';
 import { DEFAULT_BACKOFF, retrying, type BackoffOptions } from './backoff.js';
+import { MAX_SIGN_BATCH, PartRate, nextSignBatch } from './sign-batches.js';
 
 export class DirectUploadError extends Error {
   constructor(
@@ -71,6 +72,8 @@ export interface DirectUploadResult {
 interface SignedUrl {
   partNumber: number;
   url: string;
+  /** When S3 stops taking the URL (ISO 8601, the server's clock). */
+  expiresAt: string;
   headers: Record<string, string>;
 }
 
@@ -86,6 +89,9 @@ async function partMd5(source: PartSource, start: number, end: number, encoding:
 }
 
 const bareEtag = (etag: string) => etag.replace(/"/g, '');
+
+/** A URL with less time than this left is signed again before its part is sent (clocks differ by a few seconds). */
+const EXPIRY_MARGIN_MS = 15_000;
 
 /** Uploads `options.source` to S3 through Freight's direct API: start (or resume), send the parts, complete. */
 export async function uploadDirect(options: DirectUploadOptions): Promise<DirectUploadResult> {
@@ -285,18 +291,29 @@ async function sendParts(run: PartRun, todo: readonly number[], etags: Map<numbe
 
 /**
  * The parts to send, in order, prepared a batch ahead of the uploads: one sign request per batch keeps the
- * server's share of the work to a few requests per GiB.
+ * server's share of the work to a few requests per GiB. Batches of a source read twice grow as the upload goes
+ * (sign-batches.ts); those of a stream, whose parts are held in memory until sent, stay at twice `concurrency`.
  */
 async function* preparedParts(run: PartRun, todo: readonly number[], concurrency: number): AsyncGenerator<Prepared> {
   const { source } = run.options;
-  const batchSize = Math.min(1000, source.rereadable ? Math.max(32, concurrency * 8) : concurrency * 2);
-  let ahead: Promise<Prepared[]> | undefined = prepareBatch(run, todo.slice(0, batchSize));
-  for (let from = 0; ahead; from += batchSize) {
+  const first = Math.min(MAX_SIGN_BATCH, source.rereadable ? Math.max(32, concurrency * 8) : concurrency * 2);
+  const rate = new PartRate(concurrency);
+  let size = first;
+  let from = 0;
+  let ahead: Promise<Prepared[]> | undefined = prepareBatch(run, todo.slice(0, size));
+  while (ahead) {
     const batch: Prepared[] = await ahead;
-    const next = from + batchSize;
-    ahead = next < todo.length ? prepareBatch(run, todo.slice(next, next + batchSize)) : undefined;
+    from += batch.length;
+    if (source.rereadable) {
+      const lifetimeMs = Math.max(0, Date.parse(batch[0]!.signed.expiresAt) - Date.now());
+      size = nextSignBatch({ current: size, partsPerSecond: rate.perSecond(), lifetimeMs, least: concurrency });
+    }
+    ahead = from < todo.length ? prepareBatch(run, todo.slice(from, from + size)) : undefined;
     ahead?.catch(() => {}); // awaited in its turn
-    yield* batch;
+    for (const part of batch) {
+      rate.handOut();
+      yield part;
+    }
   }
 }
 
@@ -346,9 +363,10 @@ async function putPart(run: PartRun, part: Prepared): Promise<string> {
   };
   return retrying(
     async (attempt) => {
-      // A retry gets a fresh URL: the old one may have expired while the part waited or failed.
-      const signed =
-        attempt === 0 ? part.signed : (await run.sign([{ partNumber: part.partNumber, md5: part.md5 }]))[0]!;
+      // A retry gets a fresh URL: the old one may have expired while the part waited or failed. So does a part
+      // whose URL is about to expire (a batch signed for a faster link than this one turned out to be).
+      const fresh = attempt === 0 && Date.parse(part.signed.expiresAt) - Date.now() > EXPIRY_MARGIN_MS;
+      const signed = fresh ? part.signed : (await run.sign([{ partNumber: part.partNumber, md5: part.md5 }]))[0]!;
       const { status, etag, text } = await put(signed.url, signed.headers);
       if (status < 200 || status > 299)
         throw new DirectUploadError(
