@@ -164,8 +164,9 @@ export function directContender(server: ServerProcess, token: string): Contender
     name: 'freight direct',
     server,
     // Four requests per upload: one warm-up leaves its code interpreted, and its CPU per upload (tens of ms) is
-    // then mostly the compiler's. A server that has taken a few uploads is what is measured.
-    warmUps: 10,
+    // then mostly the compiler's. A server that has taken a few uploads is what is measured: a 512 MiB upload
+    // took ~100 ms of server CPU after 10 warm-ups, ~85 ms after 60 and after 150 (2026-12-07, medians of 8).
+    warmUps: 50,
     async upload(file) {
       let requests = 0;
       const counting: typeof fetch = (input, init) => {
