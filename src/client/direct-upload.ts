@@ -365,7 +365,9 @@ async function putPart(run: PartRun, part: Prepared): Promise<string> {
     async (attempt) => {
       // A retry gets a fresh URL: the old one may have expired while the part waited or failed. So does a part
       // whose URL is about to expire (a batch signed for a faster link than this one turned out to be).
-      const fresh = attempt === 0 && Date.parse(part.signed.expiresAt) - Date.now() > EXPIRY_MARGIN_MS;
+      // (An expiry that does not parse says nothing: the URL is tried.)
+      const left = Date.parse(part.signed.expiresAt) - Date.now();
+      const fresh = attempt === 0 && !(left <= EXPIRY_MARGIN_MS);
       const signed = fresh ? part.signed : (await run.sign([{ partNumber: part.partNumber, md5: part.md5 }]))[0]!;
       const { status, etag, text } = await put(signed.url, signed.headers);
       if (status < 200 || status > 299)

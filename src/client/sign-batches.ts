@@ -16,7 +16,7 @@ export interface BatchState {
   current: number;
   /** Parts sent per second so far; undefined while it cannot be told (every worker still on its first part). */
   partsPerSecond: number | undefined;
-  /** How long the URLs of the last batch stayed valid from when they were signed. */
+  /** How long the URLs of the last batch stay valid from when they were signed; NaN when the answer did not say. */
   lifetimeMs: number;
   /** The smallest batch worth a request: enough to keep every worker busy. */
   least: number;
@@ -24,7 +24,7 @@ export interface BatchState {
 
 /** The size of the next batch (before the parts left to send cut it). */
 export function nextSignBatch({ current, partsPerSecond, lifetimeMs, least }: BatchState): number {
-  if (partsPerSecond === undefined) return current;
+  if (partsPerSecond === undefined || !Number.isFinite(lifetimeMs)) return current;
   const usedInTime = Math.floor((partsPerSecond * lifetimeMs) / 2000) - current;
   return Math.max(least, Math.min(current * SIGN_BATCH_GROWTH, MAX_SIGN_BATCH, usedInTime));
 }

@@ -10,6 +10,10 @@ describe('the size of the next sign batch', () => {
     expect(nextSignBatch({ current: 32, partsPerSecond: undefined, lifetimeMs: 15 * MINUTE, least: 4 })).toBe(32);
   });
 
+  test('stays the same when the URLs did not say when they expire', () => {
+    expect(nextSignBatch({ current: 32, partsPerSecond: 1000, lifetimeMs: Number.NaN, least: 4 })).toBe(32);
+  });
+
   test('grows fourfold at most, and never past the API bound', () => {
     const fast = { partsPerSecond: 1000, lifetimeMs: 15 * MINUTE, least: 4 };
     expect(nextSignBatch({ current: 32, ...fast })).toBe(128);
@@ -42,7 +46,7 @@ describe('the rate of parts', () => {
  * The client against a scripted API: each sign request's part count, and the part numbers sent with URLs that were
  * signed again. A PUT answers at once with an ETag; `expiresInMs` is how long each signed URL is good for.
  */
-async function scriptedUpload(parts: number, expiresInMs: number) {
+async function scriptedUpload(parts: number, expiresInMs: number | undefined) {
   const signs: number[][] = [];
   const signedAt = new Map<number, number>();
   const data = new Uint8Array(parts);
@@ -54,7 +58,7 @@ async function scriptedUpload(parts: number, expiresInMs: number) {
       return {
         partNumber,
         url: `http://s3.test/part/${partNumber}`,
-        expiresAt: new Date(Date.now() + expiresInMs).toISOString(),
+        expiresAt: expiresInMs === undefined ? '' : new Date(Date.now() + expiresInMs).toISOString(),
         headers: {},
       };
     }),
@@ -89,6 +93,12 @@ describe('sign batches of a direct upload', () => {
     expect(batches).toEqual([32, 32, 128, 508]);
     expect(signedAgain).toEqual([]);
     expect(partsSigned).toBe(700);
+  });
+
+  test('without an expiry in the answers, batches keep their first size and each part is signed once', async () => {
+    const { batches, signedAgain } = await scriptedUpload(100, undefined);
+    expect(batches).toEqual([32, 32, 32, 4]);
+    expect(signedAgain).toEqual([]);
   });
 
   test('a URL about to expire is signed again before its part is sent, not sent to fail', async () => {
