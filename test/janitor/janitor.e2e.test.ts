@@ -329,10 +329,13 @@ describe('the janitor on several instances', () => {
     await proxy?.down();
   });
 
+  // Advisory locks are per database, but pg_locks lists every database's: the Freights of other test files run
+  // their janitors (same key) on their own databases, and one of theirs must not pass for this one's.
   const lockHeld = async () =>
     (
       await ctx.sql`select count(*)::int as n from pg_locks
-        where locktype = 'advisory' and objsubid = 2 and objid = ${JANITOR_LOCK_KEY} and granted`
+        where locktype = 'advisory' and objsubid = 2 and objid = ${JANITOR_LOCK_KEY} and granted
+          and database = (select oid from pg_database where datname = current_database())`
     )[0]!.n > 0;
 
   test('two instances never run it at once: while one runs, the other does nothing; then it runs again', async () => {
