@@ -93,6 +93,9 @@ const bareEtag = (etag: string) => etag.replace(/"/g, '');
 /** A URL with less time than this left is signed again before its part is sent (clocks differ by a few seconds). */
 const EXPIRY_MARGIN_MS = 15_000;
 
+/** How long a signed URL is still good for, by this machine's clock (NaN when its answer did not say). */
+const timeLeftMs = (signed: SignedUrl): number => Date.parse(signed.expiresAt) - Date.now();
+
 /** Uploads `options.source` to S3 through Freight's direct API: start (or resume), send the parts, complete. */
 export async function uploadDirect(options: DirectUploadOptions): Promise<DirectUploadResult> {
   const api = freightApi(options);
@@ -296,16 +299,15 @@ async function sendParts(run: PartRun, todo: readonly number[], etags: Map<numbe
  */
 async function* preparedParts(run: PartRun, todo: readonly number[], concurrency: number): AsyncGenerator<Prepared> {
   const { source } = run.options;
-  const first = Math.min(MAX_SIGN_BATCH, source.rereadable ? Math.max(32, concurrency * 8) : concurrency * 2);
   const rate = new PartRate(concurrency);
-  let size = first;
+  let size = Math.min(MAX_SIGN_BATCH, source.rereadable ? Math.max(32, concurrency * 8) : concurrency * 2);
   let from = 0;
   let ahead: Promise<Prepared[]> | undefined = prepareBatch(run, todo.slice(0, size));
   while (ahead) {
     const batch: Prepared[] = await ahead;
     from += batch.length;
     if (source.rereadable) {
-      const lifetimeMs = Math.max(0, Date.parse(batch[0]!.signed.expiresAt) - Date.now());
+      const lifetimeMs = timeLeftMs(batch[0]!.signed);
       size = nextSignBatch({ current: size, partsPerSecond: rate.perSecond(), lifetimeMs, least: concurrency });
     }
     ahead = from < todo.length ? prepareBatch(run, todo.slice(from, from + size)) : undefined;
@@ -366,8 +368,7 @@ async function putPart(run: PartRun, part: Prepared): Promise<string> {
       // A retry gets a fresh URL: the old one may have expired while the part waited or failed. So does a part
       // whose URL is about to expire (a batch signed for a faster link than this one turned out to be).
       // (An expiry that does not parse says nothing: the URL is tried.)
-      const left = Date.parse(part.signed.expiresAt) - Date.now();
-      const fresh = attempt === 0 && !(left <= EXPIRY_MARGIN_MS);
+      const fresh = attempt === 0 && !(timeLeftMs(part.signed) <= EXPIRY_MARGIN_MS);
       const signed = fresh ? part.signed : (await run.sign([{ partNumber: part.partNumber, md5: part.md5 }]))[0]!;
       const { status, etag, text } = await put(signed.url, signed.headers);
       if (status < 200 || status > 299)
