@@ -6,7 +6,7 @@
  * only grow while that stays within half the lifetime at the rate the parts have been going.
  */
 
-/** The API's bound on the parts of one sign request (POST /api/multipart/:id/sign). */
+/** The API's bound on the parts of one sign request (POST /api/multipart/:id/sign): direct/service.ts's too. */
 export const MAX_SIGN_BATCH = 1000;
 /** Each batch is at most this many times the one before. */
 export const SIGN_BATCH_GROWTH = 4;

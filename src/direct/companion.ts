@@ -10,7 +10,7 @@ import { badRequest } from '../errors.js';
 import { Filename, Metadata, MimeType, PartNumber } from './routes.js';
 import { bindUploadId } from '../ops/logging.js';
 import { metadataOfJson } from '../uploads/metadata.js';
-import type { DirectUploads } from './service.js';
+import { MAX_SIGN_BATCH, type DirectUploads } from './service.js';
 
 const KeyQuery = { type: 'object', properties: { key: { type: 'string', minLength: 1 } }, required: ['key'] } as const;
 const UploadIdParams = {
@@ -122,7 +122,7 @@ export const companionRoutes: FastifyPluginAsyncJsonSchemaToTs<{ Options: { dire
     async (request) => {
       const upload = await find(request.user.id, request.params.uploadId, request.query.key);
       const partNumbers = request.query.partNumbers.split(',').map(Number);
-      if (partNumbers.length > 1000) throw badRequest('at most 1000 parts per request');
+      if (partNumbers.length > MAX_SIGN_BATCH) throw badRequest(`at most ${MAX_SIGN_BATCH} parts per request`);
       const signed = await direct.sign(
         request.user.id,
         upload.id,

@@ -12,7 +12,7 @@ import { S3_LIMITS } from '../config/index.js';
 import { ErrorBody, IdParams } from '../http/schemas.js';
 import { bindUploadId } from '../ops/logging.js';
 import { MAX_METADATA_KEYS, MAX_METADATA_KEY_SIZE, metadataOfJson } from '../uploads/metadata.js';
-import type { DirectUploads } from './service.js';
+import { MAX_SIGN_BATCH, type DirectUploads } from './service.js';
 
 /** A file name, not a path: no separators, no control characters. */
 export const Filename = {
@@ -65,7 +65,7 @@ const CreateBody = {
     partSize: { type: 'integer', minimum: S3_LIMITS.minPartSize, maximum: S3_LIMITS.maxPartSize },
     metadata: Metadata,
     /** Parts to sign with the answer (with their MD5s); default the first 20; [] for none. */
-    parts: { type: 'array', items: PartToSign, maxItems: 1000 },
+    parts: { type: 'array', items: PartToSign, maxItems: MAX_SIGN_BATCH },
   },
   required: ['filename', 'size'],
   additionalProperties: false,
@@ -88,7 +88,7 @@ const Created = {
 
 const SignBody = {
   type: 'object',
-  properties: { parts: { type: 'array', items: PartToSign, minItems: 1, maxItems: 1000 } },
+  properties: { parts: { type: 'array', items: PartToSign, minItems: 1, maxItems: MAX_SIGN_BATCH } },
   required: ['parts'],
   additionalProperties: false,
 } as const;

@@ -16,6 +16,8 @@ import { hasEnded, isAssembled, isOpen, wasTerminated } from '../lifecycle.js';
 
 /** Parts signed with the creation answer; the client asks for the rest as it goes. */
 export const FIRST_BATCH = 20;
+/** The most parts one request may have signed (create, sign, Companion's batch). */
+export const MAX_SIGN_BATCH = 1000;
 /** How long a complete or abort may hold the upload before another request may take over. */
 const CLAIM_MS = 5 * 60_000;
 
