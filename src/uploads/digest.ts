@@ -10,6 +10,7 @@
  * checkout whose native build is missing fails here, at start, saying how to build it: there is no slower
  * fallback to drift from it.
  */
+import { BufferPool } from './buffer-pool.js';
 import { nativeSha256 } from './sha256/native.js';
 import { decodeState, encodeState } from './sha256/state.js';
 
@@ -23,12 +24,11 @@ const BACKLOG = 4 * BATCH;
 const IN_PLACE = 64 * 1024;
 /** Batch buffers kept for the next digests (the rest are left to the GC): bounded, whatever the load. */
 const SPARES_KEPT = 16;
-const spares: Buffer[] = [];
+/** The batches of every digest of this process (none kept once the digests stop; see buffer-pool.ts). */
+export const batches = new BufferPool(SPARES_KEPT * BATCH);
 
-const takeBatch = (): Buffer => spares.pop() ?? Buffer.allocUnsafeSlow(BATCH);
-const giveBack = (batch: Buffer): void => {
-  if (spares.length < SPARES_KEPT) spares.push(batch);
-};
+const takeBatch = (): Buffer => batches.take(BATCH);
+const giveBack = (batch: Buffer): void => batches.give(batch);
 
 /** A stored state that does not load (another format, or not of the bytes stored). */
 const unusable = (error: unknown): Error =>

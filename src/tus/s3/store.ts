@@ -23,6 +23,7 @@ import { once } from './part-staging.js';
 import { PatchWrite, type WriterDeps } from './writer.js';
 import { copyPlan, joinInS3, type JoinDeps } from './join.js';
 import { MemoryBudget, WHOLE_BUDGET, type WholeDeps, mayBeWhole, writeWhole } from './whole.js';
+import { BufferPool } from '../../uploads/buffer-pool.js';
 import { FreightStore, liveRecord, tusUpload, type WriteOptions } from '../upload-record.js';
 
 export interface FreightS3StoreOptions extends WriterDeps {
@@ -47,7 +48,7 @@ export class FreightS3Store extends FreightStore {
 
   constructor(private readonly options: FreightS3StoreOptions) {
     super();
-    this.wholeDeps = { ...options, budget: new MemoryBudget(WHOLE_BUDGET) };
+    this.wholeDeps = { ...options, budget: new MemoryBudget(WHOLE_BUDGET), bodies: new BufferPool(WHOLE_BUDGET) };
   }
 
   /** The part size of a new upload: its parts are this size whatever its PATCHes are. */

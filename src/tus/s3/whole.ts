@@ -25,6 +25,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { FileUpload } from '../../db/schema.js';
 import { checksumMismatch, gone } from '../../errors.js';
 import type { S3Objects } from '../../storage/objects.js';
+import type { BufferPool } from '../../uploads/buffer-pool.js';
 import { hashes } from '../../uploads/digest.js';
 import type { UploadService } from '../../uploads/service.js';
 import { BodyReader, BodyStalled, type StallRule } from '../body.js';
@@ -120,6 +121,8 @@ export interface WholeDeps {
   /** S3_TAGGING: the SHA-256 goes on the object as a tag. */
   tagging: boolean;
   budget: MemoryBudget;
+  /** The buffers the bodies are read into, reused (at most WHOLE_BUDGET of them kept). */
+  bodies: BufferPool;
   log: FastifyBaseLogger;
 }
 
@@ -166,7 +169,7 @@ export async function writeWhole(
   const release = await deps.budget.take(size, waited);
   if (!release) return undefined;
   try {
-    const bytes = Buffer.allocUnsafe(size);
+    const bytes = deps.bodies.take(size);
     const reader = new BodyReader(source, {
       ...options,
       limit: Math.min(options.limit ?? size, size),
@@ -204,6 +207,8 @@ export async function writeWhole(
       }
     }
     const etag = await put(deps, record, bytes, sha256);
+    // Stored: nothing reads these bytes any more (on the other ways out they are left to the collector).
+    deps.bodies.give(bytes);
     const completed = await deps.uploads.ledger.completeWhole(record, { size, etag, sha256, hashState: null });
     if (!completed) {
       // Ended while its bytes were on their way (terminated, or expired after its writer lost the lock): nothing
