@@ -1,6 +1,7 @@
 /** Microbenchmarks: resume checks under load, creating uploads, signing part URLs. */
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
+import { cpuSeconds } from './proc.js';
 
 const TUS = { 'Tus-Resumable': '1.0.0' };
 const auth = (token: string | undefined): Record<string, string> => (token ? { Authorization: `Bearer ${token}` } : {});
@@ -36,8 +37,8 @@ async function createTus(url: string, token: string | undefined, length: number)
 export async function headThroughput(
   url: string,
   token: string | undefined,
-  options: { clients: number; seconds: number; uploads: number },
-): Promise<{ requestsPerSecond: number; requests: number; errors: number }> {
+  options: { clients: number; seconds: number; uploads: number; pid?: number | undefined },
+): Promise<{ requestsPerSecond: number; requests: number; errors: number; serverCpuMsPerRequest?: number }> {
   const body = randomBytes(6 * 1024 * 1024);
   const locations: string[] = [];
   for (let i = 0; i < options.uploads; i++) {
@@ -64,6 +65,8 @@ export async function headThroughput(
   let requests = 0;
   let errors = 0;
   const deadline = Date.now() + options.seconds * 1000;
+  // The server's CPU over the HEADs alone (not the uploads made above, with their digests and S3 writes).
+  const cpuBefore = options.pid === undefined ? undefined : cpuSeconds(options.pid);
   const started = performance.now();
   await Promise.all(
     Array.from({ length: options.clients }, async (_, client) => {
@@ -74,8 +77,14 @@ export async function headThroughput(
     }),
   );
   const elapsed = (performance.now() - started) / 1000;
+  const cpuMs = cpuBefore === undefined ? undefined : (cpuSeconds(options.pid!) - cpuBefore) * 1000;
   agent.destroy();
-  return { requestsPerSecond: Math.round(requests / elapsed), requests, errors };
+  return {
+    requestsPerSecond: Math.round(requests / elapsed),
+    requests,
+    errors,
+    ...(cpuMs === undefined ? {} : { serverCpuMsPerRequest: round(cpuMs / Math.max(1, requests), 3) }),
+  };
 }
 
 export async function tusCreateLatency(url: string, token: string | undefined, count: number): Promise<Latency> {

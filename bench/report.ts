@@ -138,7 +138,7 @@ export interface BenchResult {
   runs: Run[];
   summaries: Summary[];
   micro: {
-    headFreight?: { requestsPerSecond: number };
+    headFreight?: { requestsPerSecond: number; serverCpuMsPerRequest?: number };
     headBare?: { requestsPerSecond: number };
     createTusFreight?: { medianMs: number; p95Ms: number };
     createTusBare?: { medianMs: number; p95Ms: number };
@@ -248,7 +248,7 @@ export function evaluateTargets(result: BenchResult): Target[] {
   if (result.micro.headFreight) {
     targets.push({
       target: 'HEAD ≥ 5,000 requests/s (32 concurrent clients, state in Postgres)',
-      measured: `${result.micro.headFreight.requestsPerSecond} requests/s (bare @tus/server: ${result.micro.headBare?.requestsPerSecond ?? '—'})`,
+      measured: `${result.micro.headFreight.requestsPerSecond} requests/s (bare @tus/server: ${result.micro.headBare?.requestsPerSecond ?? '—'})${headCpu(result.micro.headFreight)}`,
       met: result.micro.headFreight.requestsPerSecond >= 5000,
     });
   }
@@ -406,7 +406,7 @@ export function benchmarksPage(
     lines.push(
       '| what | Freight | bare @tus/server |',
       '|---|---:|---:|',
-      `| HEAD (resume check), 32 concurrent clients on 32 uploads with parts stored | ${micro.headFreight.requestsPerSecond} req/s | ${micro.headBare?.requestsPerSecond ?? '—'} req/s |`,
+      `| HEAD (resume check), 32 concurrent clients on 32 uploads with parts stored | ${micro.headFreight.requestsPerSecond} req/s${headCpu(micro.headFreight)} | ${micro.headBare?.requestsPerSecond ?? '—'} req/s |`,
       `| creating a tus upload (POST), median / p95 | ${micro.createTusFreight?.medianMs} / ${micro.createTusFreight?.p95Ms} ms | ${micro.createTusBare?.medianMs} / ${micro.createTusBare?.p95Ms} ms |`,
       `| creating a direct upload (POST /api/multipart), median / p95 | ${micro.createDirectFreight?.medianMs} / ${micro.createDirectFreight?.p95Ms} ms | — |`,
       `| planning 10,000 parts (POST /api/multipart, 10,000 part rows) | ${micro.sign10k?.createMs.toFixed(0)} ms | — |`,
@@ -452,4 +452,11 @@ export function benchmarksPage(
     '',
   );
   return lines.join('\n');
+}
+
+/** Freight's server CPU per resume check, over the HEADs alone (the client shares the machine's cores). */
+function headCpu(head: { serverCpuMsPerRequest?: number }): string {
+  return head.serverCpuMsPerRequest === undefined
+    ? ''
+    : `, ${head.serverCpuMsPerRequest.toFixed(3)} ms of server CPU each`;
 }

@@ -255,9 +255,8 @@ async function headOnly(): Promise<void> {
     // A first short round each, unrecorded: the code paths compiled before they are measured.
     await headThroughput(freight.url, token, { ...options, seconds: 1 });
     await headThroughput(bare.url, undefined, { ...options, seconds: 1 });
-    const cpu0 = cpuSeconds(freight.pid);
-    const headFreight = await headThroughput(freight.url, token, options);
-    const freightCpuMsPerRequest = ((cpuSeconds(freight.pid) - cpu0) * 1000) / Math.max(1, headFreight.requests);
+    const headFreight = await headThroughput(freight.url, token, { ...options, pid: freight.pid });
+    const freightCpuMsPerRequest = headFreight.serverCpuMsPerRequest ?? Number.NaN;
     const headBare = await headThroughput(bare.url, undefined, options);
     const result = {
       date: new Date().toISOString(),
@@ -444,7 +443,12 @@ async function main() {
     if (!args['no-micro']) {
       log('microbenchmarks');
       micro = {
-        headFreight: await headThroughput(freight.url, token, { clients: 32, seconds: 5, uploads: 32 }),
+        headFreight: await headThroughput(freight.url, token, {
+          clients: 32,
+          seconds: 5,
+          uploads: 32,
+          pid: freight.pid,
+        }),
         headBare: await headThroughput(bare.url, undefined, { clients: 32, seconds: 5, uploads: 32 }),
         createTusFreight: await tusCreateLatency(freight.url, token, 200),
         createTusBare: await tusCreateLatency(bare.url, undefined, 200),
