@@ -25,7 +25,7 @@ const IN_PLACE = 64 * 1024;
 /** Batch buffers kept for the next digests (the rest are left to the GC): bounded, whatever the load. */
 const SPARES_KEPT = 16;
 /** The batches of every digest of this process (none kept once the digests stop; see buffer-pool.ts). */
-export const batches = new BufferPool(SPARES_KEPT * BATCH);
+const batches = new BufferPool(SPARES_KEPT * BATCH);
 
 const takeBatch = (): Buffer => batches.take(BATCH);
 const giveBack = (batch: Buffer): void => batches.give(batch);
