@@ -27,9 +27,6 @@ const SPARES_KEPT = 16;
 /** The batches of every digest of this process (none kept once the digests stop; see buffer-pool.ts). */
 const batches = new BufferPool(SPARES_KEPT * BATCH);
 
-const takeBatch = (): Buffer => batches.take(BATCH);
-const giveBack = (batch: Buffer): void => batches.give(batch);
-
 /** A stored state that does not load (another format, or not of the bytes stored). */
 const unusable = (error: unknown): Error =>
   new Error(`hashing failed: ${error instanceof Error ? error.message : String(error)}`);
@@ -78,7 +75,7 @@ export class RunningDigest {
     if (this.failure) return Promise.reject(this.failure);
     let offset = 0;
     while (offset < bytes.length) {
-      this.batch ??= takeBatch();
+      this.batch ??= batches.take(BATCH);
       const take = Math.min(bytes.length - offset, BATCH - this.batched);
       this.batch.set(bytes.subarray(offset, offset + take), this.batched);
       this.batched += take;
@@ -103,7 +100,7 @@ export class RunningDigest {
 
   /** Done feeding: the steps already asked for still run (each holds what it needs); bytes not saved are dropped. */
   close(): void {
-    if (this.batch) giveBack(this.batch);
+    if (this.batch) batches.give(this.batch);
     this.batch = undefined;
     this.batched = 0;
   }
@@ -145,7 +142,7 @@ export class RunningDigest {
     this.batched = 0;
     if (this.pending === 0 && length <= IN_PLACE) {
       sha.update(this.context, batch.subarray(0, length));
-      giveBack(batch);
+      batches.give(batch);
       return;
     }
     this.pending++;
@@ -164,7 +161,7 @@ export class RunningDigest {
       .then(() => {
         this.pending--;
         this.queued -= length;
-        giveBack(batch);
+        batches.give(batch);
         if (this.caughtUp && this.queued <= this.caughtUp.below) {
           this.caughtUp.resolve();
           this.caughtUp = undefined;
